@@ -1,0 +1,345 @@
+"""The environments (dev, staging, prod) as plain frozen dataclasses: the one source of truth.
+
+Nothing here imports cdktf, reads environment variables or touches the network, so the local runtime, the jobs and
+the tests can import it freely. Every other module loops over ``ENVIRONMENTS``; no environment name is typed again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Literal, NoReturn
+
+Cloud = Literal["azure", "aws", "gcp"]
+RunMode = Literal["disabled", "dry_run", "enabled"]
+DataScientistAccess = Literal["write", "read", "none"]
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+_AZURE_HOST = re.compile(r"^https://adb-(\d+)\.\d+\.azuredatabricks\.net/?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_QUARTZ_FIELDS = (6, 7)
+_APPLICATION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the environment and the field."""
+
+
+def _fail(env: str, field_name: str, problem: str) -> NoReturn:
+    raise ConfigError(f"environment {env!r}: field {field_name!r} {problem}")
+
+
+@dataclass(frozen=True)
+class AzureWorkspaceSpec:
+    """Parameters to create an Azure Databricks workspace in the optional `workspaces` stack."""
+
+    resource_group: str
+    location: str
+    metastore_id: str
+    sku: str = "premium"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """An existing workspace (host + numeric id), or one the `workspaces` stack creates (``create`` set)."""
+
+    host: str | None = None
+    workspace_id: int | None = None
+    create: AzureWorkspaceSpec | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """The Databricks account (account console host and id); account-level identities live here."""
+
+    host: str = "https://accounts.azuredatabricks.net"
+    account_id: str = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class CiFederation:
+    """Workload identity federation: CI exchanges its OIDC token for a Databricks token; no stored secret."""
+
+    issuer: str = "https://token.actions.githubusercontent.com"
+    repository: str = "example-org/mlops-databricks"
+
+    def subject(self, env: str) -> str:
+        return f"repo:{self.repository}:environment:{env}"
+
+
+@dataclass(frozen=True)
+class StateBackend:
+    """Remote Terraform state in an Azure storage container (one key per stack); CI authenticates by OIDC."""
+
+    resource_group: str
+    storage_account: str
+    container: str = "tfstate"
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Serverless job environment by default; a job cluster governed by the cluster policy as the alternative."""
+
+    serverless: bool = True
+    serverless_environment_version: str = "3"
+    spark_version: str = "16.4.x-cpu-ml-scala2.12"
+    num_workers: int = 1
+    node_types: MappingProxyType = field(
+        default_factory=lambda: MappingProxyType(
+            {"azure": "Standard_D4ds_v5", "aws": "m6gd.xlarge", "gcp": "n2-standard-4"}
+        )
+    )
+    max_workers: int = 4
+
+
+@dataclass(frozen=True)
+class Schedule:
+    quartz_cron: str
+    timezone: str = "UTC"
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Gates a new model version must pass before it becomes the Challenger."""
+
+    run_mode: RunMode = "enabled"
+    min_roc_auc: float = 0.62
+    min_slice_roc_auc: float = 0.55
+    min_slice_rows: int = 200
+    max_relative_drop_vs_champion: float = 0.05
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Challenger vs Champion: promote when challenger >= champion - margin on ``metric``."""
+
+    metric: str = "roc_auc"
+    margin: float = 0.0
+    business_threshold: float = 0.62
+
+
+@dataclass(frozen=True)
+class Serving:
+    endpoint_name: str = "flight-delay"
+    workload_size: str = "Small"
+    scale_to_zero: bool = True
+    challenger_traffic_percent: int = 0
+    consumers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """Thresholds for the quality monitor and its SQL alerts."""
+
+    granularity: str = "1 day"
+    min_accuracy: float = 0.70
+    max_drift_psi: float = 0.2
+    schedule: Schedule = field(default_factory=lambda: Schedule("0 0 6 * * ?"))
+
+
+@dataclass(frozen=True)
+class Alerts:
+    emails: tuple[str, ...] = ()
+    webhook_destination_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    catalog: str
+    workspace: Workspace
+    account: Account = field(default_factory=Account)
+    ci_federation: CiFederation | None = field(default_factory=CiFederation)
+    # None keeps state in a local file (fine for a try-out); set it for anything shared.
+    state_backend: StateBackend | None = None
+    cloud: Cloud = "azure"
+    schemas: tuple[str, ...] = ("raw", "features", "ml", "monitoring")
+    data_scientists_group: str = "data-scientists"
+    ml_engineers_group: str = "ml-engineers"
+    data_scientist_access: DataScientistAccess = "read"
+    service_principal: str = ""
+    # Catalogs of this environment that another environment's workspace may read (bound BINDING_TYPE_READ_ONLY).
+    read_only_from: tuple[str, ...] = ()
+    compute: Compute = field(default_factory=Compute)
+    training_schedule: Schedule | None = None
+    model_name: str = "flight_delay"
+    experiment_dir: str = "/Shared/mlops"
+    validation: Validation = field(default_factory=Validation)
+    promotion: Promotion = field(default_factory=Promotion)
+    serving: Serving = field(default_factory=Serving)
+    monitoring: Monitoring = field(default_factory=Monitoring)
+    alerts: Alerts = field(default_factory=Alerts)
+    job_retries: int = 1
+    sql_warehouse_size: str = "2X-Small"
+
+    def __post_init__(self) -> None:
+        env = self.name
+        if not _IDENTIFIER.match(env):
+            _fail(env, "name", "must be lowercase letters, digits and underscores, starting with a letter")
+        if not _IDENTIFIER.match(self.catalog):
+            _fail(env, "catalog", f"must be a lowercase identifier, got {self.catalog!r}")
+        if not self.schemas:
+            _fail(env, "schemas", "must not be empty")
+        for schema in self.schemas:
+            if not _IDENTIFIER.match(schema):
+                _fail(env, "schemas", f"has an invalid schema name {schema!r}")
+        if "ml" not in self.schemas:
+            _fail(env, "schemas", "must contain 'ml' (the registered model lives there)")
+        if len(set(self.schemas)) != len(self.schemas):
+            _fail(env, "schemas", "has duplicates")
+        if not _IDENTIFIER.match(self.model_name):
+            _fail(env, "model_name", f"must be a lowercase identifier, got {self.model_name!r}")
+        if not self.service_principal:
+            _fail(env, "service_principal", "must name the service principal that runs the jobs")
+        if self.data_scientists_group == self.ml_engineers_group:
+            _fail(env, "ml_engineers_group", "must differ from data_scientists_group")
+        self._check_workspace()
+        if self.cloud not in ("azure", "aws", "gcp"):
+            _fail(env, "cloud", f"must be azure, aws or gcp, got {self.cloud!r}")
+        if self.cloud not in self.compute.node_types:
+            _fail(env, "compute.node_types", f"has no node type for cloud {self.cloud!r}")
+        if self.compute.num_workers < 0 or self.compute.max_workers < max(1, self.compute.num_workers):
+            _fail(env, "compute.num_workers", "must be >= 0 and <= compute.max_workers")
+        if self.training_schedule is not None:
+            _check_cron(env, "training_schedule", self.training_schedule.quartz_cron)
+        _check_cron(env, "monitoring.schedule", self.monitoring.schedule.quartz_cron)
+        if self.validation.run_mode not in ("disabled", "dry_run", "enabled"):
+            _fail(env, "validation.run_mode", f"must be disabled, dry_run or enabled, got {self.validation.run_mode!r}")
+        for name in ("min_roc_auc", "min_slice_roc_auc", "max_relative_drop_vs_champion"):
+            value = getattr(self.validation, name)
+            if not 0.0 <= value <= 1.0:
+                _fail(env, f"validation.{name}", f"must be between 0 and 1, got {value}")
+        if self.validation.min_slice_rows < 1:
+            _fail(env, "validation.min_slice_rows", "must be >= 1")
+        if not 0.0 <= self.promotion.business_threshold <= 1.0:
+            _fail(env, "promotion.business_threshold", "must be between 0 and 1")
+        if not 0.0 <= self.promotion.margin < 1.0:
+            _fail(env, "promotion.margin", "must be in [0, 1)")
+        if not 0 <= self.serving.challenger_traffic_percent <= 50:
+            _fail(env, "serving.challenger_traffic_percent", "must be between 0 and 50")
+        if not re.match(r"^[a-z][a-z0-9-]*$", self.serving.endpoint_name):
+            _fail(env, "serving.endpoint_name", "must be lowercase letters, digits and dashes")
+        if not 0.0 <= self.monitoring.min_accuracy <= 1.0:
+            _fail(env, "monitoring.min_accuracy", "must be between 0 and 1")
+        if self.monitoring.max_drift_psi <= 0:
+            _fail(env, "monitoring.max_drift_psi", "must be > 0")
+        for email in self.alerts.emails:
+            if not _EMAIL.match(email):
+                _fail(env, "alerts.emails", f"has an invalid address {email!r}")
+        if not self.alerts.emails and not self.alerts.webhook_destination_name:
+            _fail(env, "alerts", "needs at least one email or a webhook destination")
+        if self.job_retries < 0:
+            _fail(env, "job_retries", "must be >= 0")
+        if not _APPLICATION_ID.match(self.account.account_id):
+            _fail(env, "account.account_id", f"must be a UUID, got {self.account.account_id!r}")
+        if self.ci_federation is not None and not self.ci_federation.issuer.startswith("https://"):
+            _fail(env, "ci_federation.issuer", "must be an https URL")
+        if self.ci_federation is not None and self.ci_federation.repository.count("/") != 1:
+            _fail(env, "ci_federation.repository", "must be <owner>/<repo>")
+        if env in self.read_only_from:
+            _fail(env, "read_only_from", "must not contain the environment itself")
+
+    def _check_workspace(self) -> None:
+        ws = self.workspace
+        if ws.create is None:
+            if not ws.host:
+                _fail(self.name, "workspace.host", "is required unless workspace.create is set")
+            match = _AZURE_HOST.match(ws.host) if self.cloud == "azure" else None
+            if self.cloud == "azure" and not match:
+                _fail(self.name, "workspace.host", f"must look like https://adb-<id>.<n>.azuredatabricks.net, got {ws.host!r}")
+            if ws.workspace_id is None and match is None:
+                _fail(self.name, "workspace.workspace_id", "is required when it cannot be read from the host")
+            if match and ws.workspace_id is not None and int(match.group(1)) != ws.workspace_id:
+                _fail(self.name, "workspace.workspace_id", f"{ws.workspace_id} does not match the host's id {match.group(1)}")
+        else:
+            if self.cloud != "azure":
+                _fail(self.name, "workspace.create", "is only supported on azure")
+            if ws.host:
+                _fail(self.name, "workspace.host", "must be empty when workspace.create is set")
+            if not ws.create.metastore_id:
+                _fail(self.name, "workspace.create.metastore_id", "is required to assign the Unity Catalog metastore")
+
+    # Names derived from config: one place, so stacks, jobs and tests agree.
+    @property
+    def workspace_id(self) -> int | None:
+        """The numeric id of an existing workspace (None when the `workspaces` stack creates it)."""
+        if self.workspace.create is not None:
+            return None
+        if self.workspace.workspace_id is not None:
+            return self.workspace.workspace_id
+        match = _AZURE_HOST.match(self.workspace.host or "")
+        return int(match.group(1)) if match else None
+
+    @property
+    def registered_model(self) -> str:
+        return f"{self.catalog}.ml.{self.model_name}"
+
+    @property
+    def experiment_name(self) -> str:
+        return f"{self.experiment_dir}/{self.name}-{self.model_name}"
+
+    def table(self, schema: str, name: str) -> str:
+        if schema not in self.schemas:
+            raise ConfigError(f"environment {self.name!r}: field 'schemas' has no schema {schema!r}")
+        return f"{self.catalog}.{schema}.{name}"
+
+
+def _check_cron(env: str, field_name: str, expression: str) -> None:
+    if len(expression.split()) not in _QUARTZ_FIELDS:
+        _fail(env, field_name, f"must be a Quartz cron expression with 6 or 7 fields, got {expression!r}")
+
+
+def _build() -> dict[str, Environment]:
+    # The shared base: what every environment has unless it overrides it.
+    base = Environment(
+        name="base",
+        catalog="base",
+        workspace=Workspace(host="https://adb-1000000000000000.0.azuredatabricks.net"),
+        service_principal="mlops-base",
+        state_backend=StateBackend(resource_group="rg-mlops-tfstate", storage_account="mlopstfstate"),
+        alerts=Alerts(emails=("ml-team@example.com",)),
+    )
+    overrides: dict[str, dict] = {
+        "dev": dict(
+            workspace=Workspace(host="https://adb-1111111111111111.11.azuredatabricks.net"),
+            data_scientist_access="write",
+            validation=Validation(run_mode="dry_run"),
+            job_retries=0,
+        ),
+        "staging": dict(
+            workspace=Workspace(host="https://adb-2222222222222222.12.azuredatabricks.net"),
+            data_scientist_access="read",
+            read_only_from=("dev",),
+        ),
+        "prod": dict(
+            workspace=Workspace(host="https://adb-3333333333333333.13.azuredatabricks.net"),
+            data_scientist_access="read",
+            read_only_from=("dev",),
+            training_schedule=Schedule("0 0 3 ? * MON"),
+            serving=Serving(challenger_traffic_percent=10, consumers=("ml-engineers", "mlops-prod")),
+            alerts=Alerts(emails=("ml-oncall@example.com",), webhook_destination_name="ml-oncall-webhook"),
+            job_retries=2,
+        ),
+    }
+    envs = {
+        name: replace(base, **{"name": name, "catalog": name, "service_principal": f"mlops-{name}", **values})
+        for name, values in overrides.items()
+    }
+    for env in envs.values():
+        for other in env.read_only_from:
+            if other not in envs:
+                _fail(env.name, "read_only_from", f"names an unknown environment {other!r}")
+    return envs
+
+
+ENVIRONMENTS: MappingProxyType[str, Environment] = MappingProxyType(_build())
+
+
+def get_environment(name: str) -> Environment:
+    """The environment called ``name``, or a ValueError listing the known ones."""
+    try:
+        return ENVIRONMENTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown environment {name!r}; known: {', '.join(ENVIRONMENTS)}") from None

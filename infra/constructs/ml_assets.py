@@ -1,0 +1,80 @@
+"""What the ML work needs in an environment: the MLflow experiment, the Unity Catalog registered model (with its
+grants), the serverless SQL warehouse the alerts run on, and the cluster policy job clusters must use."""
+
+from __future__ import annotations
+
+import json
+
+from cdktf_cdktf_provider_databricks.cluster_policy import ClusterPolicy
+from cdktf_cdktf_provider_databricks.grants import Grants, GrantsGrant
+from cdktf_cdktf_provider_databricks.mlflow_experiment import MlflowExperiment
+from cdktf_cdktf_provider_databricks.registered_model import RegisteredModel
+from cdktf_cdktf_provider_databricks.sql_endpoint import SqlEndpoint
+from constructs import Construct
+
+from infra import access
+from infra.config import Environment
+
+
+def cluster_policy_definition(env: Environment) -> dict:
+    """Job clusters: the ML runtime, the configured node type, bounded size, tagged with the environment."""
+    return {
+        "spark_version": {"type": "fixed", "value": env.compute.spark_version},
+        "node_type_id": {"type": "fixed", "value": env.compute.node_types[env.cloud]},
+        "num_workers": {"type": "range", "maxValue": env.compute.max_workers, "defaultValue": env.compute.num_workers},
+        "data_security_mode": {"type": "fixed", "value": "SINGLE_USER"},
+        "custom_tags.environment": {"type": "fixed", "value": env.name},
+        "cluster_type": {"type": "fixed", "value": "job"},
+    }
+
+
+class MlAssets(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env: Environment,
+        catalog_name: str,
+        schema_name: str,
+        service_principal_id: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.experiment = MlflowExperiment(
+            self,
+            "experiment",
+            name=env.experiment_name,
+            description=f"Training runs of {env.registered_model}",
+        )
+        self.model = RegisteredModel(
+            self,
+            "registered_model",
+            catalog_name=catalog_name,
+            schema_name=schema_name,
+            name=env.model_name,
+            comment="Predicts whether a flight arrives more than 15 minutes late",
+            # The jobs' service principal owns the model: it registers versions and moves aliases.
+            owner=service_principal_id,
+        )
+        self.model_grants = Grants(
+            self,
+            "model_grants",
+            model=self.model.id,
+            grant=[GrantsGrant(principal=g.principal, privileges=list(g.privileges)) for g in access.model_grants(env)],
+        )
+        self.warehouse = SqlEndpoint(
+            self,
+            "sql_warehouse",
+            name=f"mlops-{env.name}-alerts",
+            cluster_size=env.sql_warehouse_size,
+            max_num_clusters=1,
+            auto_stop_mins=10,
+            enable_serverless_compute=True,
+            warehouse_type="PRO",
+        )
+        self.cluster_policy = ClusterPolicy(
+            self,
+            "cluster_policy",
+            name=f"mlops-{env.name}-job-clusters",
+            definition=json.dumps(cluster_policy_definition(env), sort_keys=True),
+        )

@@ -1,0 +1,68 @@
+"""One Terraform stack per environment: `cdktf deploy staging` deploys exactly the staging environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf import AzurermBackend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
+from constructs import Construct
+
+from infra.config import Environment
+from infra.constructs.governance import Governance
+from infra.constructs.identity import Identity
+from infra.constructs.ml_assets import MlAssets
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    """Where an environment's workspace is: literal values, or tokens from the `workspaces` stack."""
+
+    host: str
+    # A number for Terraform; ids above 2**53 lose precision as JS numbers, so literals pass as number tokens.
+    workspace_id: float
+
+
+class EnvironmentStack(TerraformStack):
+    """Declares everything one environment has. Credentials come from the usual DATABRICKS_* variables
+    (or Azure CLI / OIDC auth); nothing here reads them."""
+
+    def __init__(self, scope: Construct, env: Environment, *, workspaces: dict[str, WorkspaceRef]) -> None:
+        super().__init__(scope, env.name)
+        self.env = env
+        own = workspaces[env.name]
+        if env.state_backend is not None:
+            AzurermBackend(
+                self,
+                resource_group_name=env.state_backend.resource_group,
+                storage_account_name=env.state_backend.storage_account,
+                container_name=env.state_backend.container,
+                key=f"{env.name}.tfstate",
+                use_oidc=True,
+            )
+        DatabricksProvider(self, "databricks", host=own.host)
+        account = DatabricksProvider(
+            self, "databricks_account", alias="account", host=env.account.host, account_id=env.account.account_id
+        )
+        self.identity = Identity(self, "identity", env=env, account_provider=account, workspace_id=own.workspace_id)
+        sp_id = self.identity.application_id
+        self.governance = Governance(
+            self,
+            "governance",
+            env=env,
+            service_principal_id=sp_id,
+            workspace_ids={name: ref.workspace_id for name, ref in workspaces.items()},
+        )
+        self.ml = MlAssets(
+            self,
+            "ml",
+            env=env,
+            catalog_name=self.governance.catalog.name,
+            schema_name=self.governance.schemas["ml"].name,
+            service_principal_id=sp_id,
+        )
+        TerraformOutput(self, "catalog", value=self.governance.catalog.name)
+        TerraformOutput(self, "registered_model", value=env.registered_model)
+        TerraformOutput(self, "service_principal_application_id", value=sp_id)
+        TerraformOutput(self, "sql_warehouse_id", value=self.ml.warehouse.id)
+        TerraformOutput(self, "cluster_policy_id", value=self.ml.cluster_policy.id)

@@ -1,0 +1,43 @@
+"""Where the local runtime keeps its state: under ``.mlops/`` in the working directory, or ``$MLOPS_HOME``.
+
+Layout (one root for every environment, the catalog name keeps them apart, as one metastore does):
+    warehouse/<catalog>/<schema>/<table>   Delta tables (delta-rs)
+    mlflow.db                              MLflow tracking + model registry (SQLite)
+    mlartifacts/                           MLflow artifacts
+    runs/<run_id>/                         local workflow runs (status, task values)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def mlops_home() -> Path:
+    root = Path(os.environ.get("MLOPS_HOME", ".mlops")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def warehouse_dir() -> Path:
+    return mlops_home() / "warehouse"
+
+
+def table_path(full_name: str) -> Path:
+    """``catalog.schema.table`` -> its Delta directory; a clear error for anything else."""
+    parts = full_name.split(".")
+    if len(parts) != 3 or not all(p and p.replace("_", "").isalnum() for p in parts):
+        raise ValueError(f"table name must be catalog.schema.table with identifier parts, got {full_name!r}")
+    return warehouse_dir().joinpath(*parts)
+
+
+def mlflow_tracking_uri() -> str:
+    return f"sqlite:///{mlops_home() / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> str:
+    return (mlops_home() / "mlartifacts").as_uri()
+
+
+def runs_dir() -> Path:
+    return mlops_home() / "runs"
