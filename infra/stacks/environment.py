@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 
 from cdktf import AzurermBackend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
 from infra.config import Environment
+from infra.workflows import PACKAGE_NAME
 from infra.constructs.governance import Governance
 from infra.constructs.identity import Identity
+from infra.constructs.jobs import Jobs
 from infra.constructs.ml_assets import MlAssets
+from infra.constructs.notifications import Notifications
+
+
+def wheel_version() -> str:
+    """The version of this project's wheel the jobs install (from the installed distribution's metadata)."""
+    return metadata.version(PACKAGE_NAME)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,17 @@ class EnvironmentStack(TerraformStack):
             schema_name=self.governance.schemas["ml"].name,
             service_principal_id=sp_id,
         )
+        self.notifications = Notifications(self, "notifications", env=env)
+        self.jobs = Jobs(
+            self,
+            "jobs",
+            env=env,
+            service_principal_id=sp_id,
+            cluster_policy_id=self.ml.cluster_policy.id,
+            notifications=self.notifications,
+            wheel_version=wheel_version(),
+        )
+        self.jobs.volume.node.add_dependency(self.governance.schemas["ml"])
         TerraformOutput(self, "catalog", value=self.governance.catalog.name)
         TerraformOutput(self, "registered_model", value=env.registered_model)
         TerraformOutput(self, "service_principal_application_id", value=sp_id)

@@ -1,0 +1,187 @@
+"""Renders the job graphs of ``infra.workflows`` to `databricks_job` resources: one per graph per environment.
+
+Tasks run the project's wheel entry points (python_wheel_task) on a serverless environment by default, or on a job
+cluster governed by the cluster policy; jobs run as the environment's service principal and notify on failure.
+The wheel is uploaded to a Unity Catalog volume (`make wheel` builds it before `cdktf deploy`).
+"""
+
+from __future__ import annotations
+
+from cdktf import Token
+from cdktf_cdktf_provider_databricks.file import File
+from cdktf_cdktf_provider_databricks.job import (
+    Job,
+    JobEmailNotifications,
+    JobEnvironment,
+    JobEnvironmentSpec,
+    JobJobCluster,
+    JobJobClusterNewCluster,
+    JobParameter,
+    JobRunAs,
+    JobSchedule,
+    JobTask,
+    JobTaskConditionTask,
+    JobTaskDependsOn,
+    JobTaskLibrary,
+    JobTaskPythonWheelTask,
+    JobTaskRunJobTask,
+    JobWebhookNotifications,
+    JobWebhookNotificationsOnFailure,
+)
+from cdktf_cdktf_provider_databricks.volume import Volume
+from constructs import Construct
+
+from infra.config import Environment
+from infra.constructs.notifications import Notifications
+from infra.workflows import PACKAGE_NAME, ConditionTask, JobGraph, RunJobTask, WheelTask, job_graphs
+
+ENVIRONMENT_KEY = "default"
+JOB_CLUSTER_KEY = "job_cluster"
+
+
+def wheel_filename(version: str) -> str:
+    return f"{PACKAGE_NAME}-{version}-py3-none-any.whl"
+
+
+def job_name(env: Environment, graph: JobGraph) -> str:
+    return f"[{env.name}] {graph.name}"
+
+
+class Jobs(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env: Environment,
+        service_principal_id: str,
+        cluster_policy_id: str,
+        notifications: Notifications,
+        wheel_version: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.env = env
+        self.volume = Volume(
+            self,
+            "artifacts",
+            catalog_name=env.catalog,
+            schema_name="ml",
+            name="artifacts",
+            volume_type="MANAGED",
+            comment="the project's wheel, uploaded by cdktf deploy",
+        )
+        wheel = wheel_filename(wheel_version)
+        self.wheel_path = f"/Volumes/{env.catalog}/ml/artifacts/{wheel}"
+        self.wheel = File(
+            self,
+            "wheel",
+            path=self.wheel_path,
+            # cdktf.out/stacks/<env>/ is three levels below the repository root, where `make wheel` writes dist/.
+            source=f"${{path.module}}/../../../dist/{wheel}",
+            depends_on=[self.volume],
+        )
+        self._sp = service_principal_id
+        self._policy = cluster_policy_id
+        self._notifications = notifications
+        self.jobs: dict[str, Job] = {}
+        graphs = job_graphs(env)
+        # Children first, so run-job tasks can refer to their job ids.
+        for name in sorted(graphs, key=lambda n: _depth(graphs, n)):
+            self.jobs[name] = self._job(graphs[name])
+
+    def _job(self, graph: JobGraph) -> Job:
+        env = self.env
+        serverless = env.compute.serverless
+        webhook = self._notifications.webhook
+        return Job(
+            self,
+            graph.name.replace("-", "_"),
+            name=job_name(env, graph),
+            description=graph.description,
+            parameter=[JobParameter(name=k, default=v) for k, v in graph.parameters.items()],
+            task=[self._task(task, serverless) for task in graph.tasks],
+            environment=[
+                JobEnvironment(
+                    environment_key=ENVIRONMENT_KEY,
+                    spec=JobEnvironmentSpec(
+                        environment_version=env.compute.serverless_environment_version,
+                        dependencies=[self.wheel_path],
+                    ),
+                )
+            ]
+            if serverless
+            else None,
+            job_cluster=None
+            if serverless
+            else [
+                JobJobCluster(
+                    job_cluster_key=JOB_CLUSTER_KEY,
+                    new_cluster=JobJobClusterNewCluster(
+                        policy_id=self._policy,
+                        apply_policy_default_values=True,
+                        spark_version=env.compute.spark_version,
+                        node_type_id=env.compute.node_types[env.cloud],
+                        num_workers=env.compute.num_workers,
+                        data_security_mode="SINGLE_USER",
+                        single_user_name=self._sp,
+                    ),
+                )
+            ],
+            schedule=JobSchedule(
+                quartz_cron_expression=graph.schedule.quartz_cron,
+                timezone_id=graph.schedule.timezone,
+                pause_status="PAUSED" if graph.schedule.paused else "UNPAUSED",
+            )
+            if graph.schedule
+            else None,
+            run_as=JobRunAs(service_principal_name=self._sp),
+            email_notifications=JobEmailNotifications(on_failure=self._notifications.emails)
+            if self._notifications.emails
+            else None,
+            webhook_notifications=JobWebhookNotifications(on_failure=[JobWebhookNotificationsOnFailure(id=webhook.id)])
+            if webhook
+            else None,
+            timeout_seconds=graph.timeout_seconds,
+            max_concurrent_runs=graph.max_concurrent_runs,
+            tags=dict(graph.tags),
+            depends_on=[self.wheel],
+        )
+
+    def _task(self, task, serverless: bool) -> JobTask:
+        common = dict(
+            task_key=task.key,
+            description=task.description or None,
+            depends_on=[JobTaskDependsOn(task_key=d.task_key, outcome=d.outcome) for d in task.depends_on] or None,
+            run_if=task.run_if if task.depends_on else None,
+            timeout_seconds=task.timeout_seconds,
+        )
+        action = task.action
+        if isinstance(action, WheelTask):
+            return JobTask(
+                **common,
+                max_retries=task.max_retries,
+                min_retry_interval_millis=task.min_retry_interval_millis,
+                python_wheel_task=JobTaskPythonWheelTask(
+                    package_name=PACKAGE_NAME, entry_point=action.entry_point, parameters=list(action.parameters)
+                ),
+                environment_key=ENVIRONMENT_KEY if serverless else None,
+                job_cluster_key=None if serverless else JOB_CLUSTER_KEY,
+                library=None if serverless else [JobTaskLibrary(whl=self.wheel_path)],
+            )
+        if isinstance(action, ConditionTask):
+            return JobTask(**common, condition_task=JobTaskConditionTask(left=action.left, op=action.op, right=action.right))
+        if isinstance(action, RunJobTask):
+            return JobTask(
+                **common,
+                max_retries=task.max_retries,
+                min_retry_interval_millis=task.min_retry_interval_millis,
+                run_job_task=JobTaskRunJobTask(
+                    job_id=Token.as_number(self.jobs[action.job].id), job_parameters=dict(action.job_parameters)
+                ),
+            )
+        raise TypeError(f"unsupported task action {type(action).__name__}")
+
+
+def _depth(graphs: dict[str, JobGraph], name: str) -> int:
+    children = [t.action.job for t in graphs[name].tasks if isinstance(t.action, RunJobTask)]
+    return 1 + max((_depth(graphs, child) for child in children), default=0)

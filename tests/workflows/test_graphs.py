@@ -1,0 +1,91 @@
+"""Job graphs as data: the project's graphs are well formed, and malformed graphs are rejected with a reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config import ENVIRONMENTS
+from infra.workflows import (
+    ConditionTask,
+    Dependency,
+    JobGraph,
+    Task,
+    WheelTask,
+    WorkflowError,
+    job_graphs,
+    references,
+    resolve,
+)
+
+
+@pytest.mark.parametrize("name", list(ENVIRONMENTS))
+def test_model_training_runs_train_validate_condition_deploy_in_order(name):
+    graph = job_graphs(ENVIRONMENTS[name])["model-training"]
+    assert graph.topological_order() == ["refresh_features", "train", "validate", "validation_passed", "deploy"]
+    assert graph.task("deploy").depends_on == (Dependency("validation_passed", "true"),)
+    assert graph.task("validate").action.parameters == (
+        "--env", name, "--model-uri", "{{tasks.train.values.model_uri}}",
+        "--run-mode", ENVIRONMENTS[name].validation.run_mode,
+    )
+
+
+def test_only_prod_trains_on_a_schedule():
+    schedules = {name: job_graphs(env)["model-training"].schedule for name, env in ENVIRONMENTS.items()}
+    assert schedules["dev"] is None and schedules["staging"] is None
+    assert schedules["prod"].quartz_cron == "0 0 3 ? * MON"
+
+
+def test_references_and_resolution():
+    text = "{{tasks.train.values.model_uri}} at {{job.parameters.end_date}}"
+    assert references(text) == ["tasks.train.values.model_uri", "job.parameters.end_date"]
+    resolved = resolve(text, {"end_date": "2013-06-30"}, {"train": {"model_uri": "models:/dev.ml.m/1"}})
+    assert resolved == "models:/dev.ml.m/1 at 2013-06-30"
+    assert resolve("{{tasks.t.values.ok}}", {}, {"t": {"ok": True}}) == "true"
+
+
+def test_a_missing_task_value_is_an_error_naming_it():
+    with pytest.raises(WorkflowError, match=r"reference \{\{tasks.train.values.model_uri\}\} has no value"):
+        resolve("{{tasks.train.values.model_uri}}", {}, {"train": {}})
+
+
+def _wheel(*params):
+    return WheelTask("mlops-train", tuple(params))
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ((), "graph 'g': has no tasks"),
+        ((Task("a", _wheel()), Task("a", _wheel())), "graph 'g': duplicate task keys ['a']"),
+        ((Task("a", _wheel(), depends_on=(Dependency("b"),)),), "graph 'g': task 'a' depends on unknown 'b'"),
+        (
+            (Task("a", _wheel(), depends_on=(Dependency("b"),)), Task("b", _wheel(), depends_on=(Dependency("a"),))),
+            "graph 'g': dependency cycle among ['a', 'b']",
+        ),
+        (
+            (Task("a", _wheel("{{tasks.b.values.x}}")), Task("b", _wheel())),
+            "graph 'g': task 'a' references 'tasks.b.values.x', which is not a task value of an upstream task",
+        ),
+        ((Task("a", _wheel("{{job.parameters.nope}}")),), "graph 'g': task 'a' references unknown 'job.parameters.nope'"),
+        (
+            (Task("a", _wheel()), Task("b", _wheel(), depends_on=(Dependency("a", "true"),))),
+            "graph 'g': task 'b' uses an outcome of 'a', which is not a condition task",
+        ),
+    ],
+)
+def test_malformed_graphs_are_rejected(tasks, message):
+    with pytest.raises(WorkflowError) as error:
+        JobGraph(name="g", description="", tasks=tasks)
+    assert str(error.value) == message
+
+
+def test_condition_outcomes_are_allowed_on_condition_tasks():
+    graph = JobGraph(
+        name="g",
+        description="",
+        tasks=(
+            Task("check", ConditionTask("1", "EQUAL_TO", "1")),
+            Task("then", _wheel(), depends_on=(Dependency("check", "true"),)),
+        ),
+    )
+    assert graph.upstream("then") == {"check"}
