@@ -8,7 +8,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test test-unit test-integration lint synth demo policy clean
+.PHONY: setup test test-unit test-integration lint synth wheel demo policy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -36,6 +36,9 @@ lint: setup
 synth: setup
 	cdktf synth --output cdktf.out
 
+wheel: setup
+	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+
 demo: setup
 	$(BIN)/mlops demo
 
@@ -43,4 +46,4 @@ policy: setup
 	$(BIN)/mlops policy
 
 clean:
-	rm -rf cdktf.out .mlops .pytest_cache
+	rm -rf cdktf.out .mlops .pytest_cache dist

@@ -248,11 +248,19 @@ class Environment:
                 _fail(self.name, "workspace.host", "is required unless workspace.create is set")
             match = _AZURE_HOST.match(ws.host) if self.cloud == "azure" else None
             if self.cloud == "azure" and not match:
-                _fail(self.name, "workspace.host", f"must look like https://adb-<id>.<n>.azuredatabricks.net, got {ws.host!r}")
+                _fail(
+                    self.name,
+                    "workspace.host",
+                    f"must look like https://adb-<id>.<n>.azuredatabricks.net, got {ws.host!r}",
+                )
             if ws.workspace_id is None and match is None:
                 _fail(self.name, "workspace.workspace_id", "is required when it cannot be read from the host")
             if match and ws.workspace_id is not None and int(match.group(1)) != ws.workspace_id:
-                _fail(self.name, "workspace.workspace_id", f"{ws.workspace_id} does not match the host's id {match.group(1)}")
+                _fail(
+                    self.name,
+                    "workspace.workspace_id",
+                    f"{ws.workspace_id} does not match the host's id {match.group(1)}",
+                )
         else:
             if self.cloud != "azure":
                 _fail(self.name, "workspace.create", "is only supported on azure")

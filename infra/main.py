@@ -18,7 +18,9 @@ def build_app(environments: Mapping[str, Environment] = ENVIRONMENTS, outdir: st
         from infra.stacks.workspaces import WorkspacesStack
 
         workspaces = WorkspacesStack(app, to_create)
-        refs.update({env.name: WorkspaceRef(workspaces.host(env.name), workspaces.workspace_id(env.name)) for env in to_create})
+        refs.update(
+            {env.name: WorkspaceRef(workspaces.host(env.name), workspaces.workspace_id(env.name)) for env in to_create}
+        )
     for env in environments.values():
         if env.workspace.create is None:
             refs[env.name] = WorkspaceRef(env.workspace.host, Token.as_number(str(env.workspace_id)))

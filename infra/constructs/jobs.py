@@ -169,7 +169,9 @@ class Jobs(Construct):
                 library=None if serverless else [JobTaskLibrary(whl=self.wheel_path)],
             )
         if isinstance(action, ConditionTask):
-            return JobTask(**common, condition_task=JobTaskConditionTask(left=action.left, op=action.op, right=action.right))
+            return JobTask(
+                **common, condition_task=JobTaskConditionTask(left=action.left, op=action.op, right=action.right)
+            )
         if isinstance(action, RunJobTask):
             return JobTask(
                 **common,

@@ -199,8 +199,13 @@ class LocalRunner:
                 if attempt < task.max_retries:
                     self.sleep(min(task.min_retry_interval_millis / 1000, self.max_retry_wait_seconds))
         task_run.duration_seconds = round(self.clock() - started, 3)
-        log.info("task %s: %s after %d attempt(s), %.1fs", task.key, task_run.status, task_run.attempts,
-                 task_run.duration_seconds)
+        log.info(
+            "task %s: %s after %d attempt(s), %.1fs",
+            task.key,
+            task_run.status,
+            task_run.attempts,
+            task_run.duration_seconds,
+        )
 
     def _attempt(self, task: Task, task_run: TaskRun, run: WorkflowRun, run_dir: Path, values: dict) -> None:
         action = task.action

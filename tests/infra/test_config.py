@@ -47,17 +47,48 @@ def test_unknown_environment_lists_the_known_ones():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"catalog": "Prod-Catalog"}, "environment 'staging': field 'catalog' must be a lowercase identifier, got 'Prod-Catalog'"),
-        ({"schemas": ("raw", "features")}, "environment 'staging': field 'schemas' must contain 'ml' (the registered model lives there)"),
+        (
+            {"catalog": "Prod-Catalog"},
+            "environment 'staging': field 'catalog' must be a lowercase identifier, got 'Prod-Catalog'",
+        ),
+        (
+            {"schemas": ("raw", "features")},
+            "environment 'staging': field 'schemas' must contain 'ml' (the registered model lives there)",
+        ),
         ({"schemas": ("ml", "ml")}, "environment 'staging': field 'schemas' has duplicates"),
-        ({"service_principal": ""}, "environment 'staging': field 'service_principal' must name the service principal that runs the jobs"),
-        ({"workspace": Workspace(host="https://example.com")}, "environment 'staging': field 'workspace.host' must look like https://adb-<id>.<n>.azuredatabricks.net, got 'https://example.com'"),
-        ({"workspace": Workspace()}, "environment 'staging': field 'workspace.host' is required unless workspace.create is set"),
-        ({"training_schedule": Schedule("0 3 * * *")}, "environment 'staging': field 'training_schedule' must be a Quartz cron expression with 6 or 7 fields, got '0 3 * * *'"),
-        ({"validation": Validation(run_mode="sometimes")}, "environment 'staging': field 'validation.run_mode' must be disabled, dry_run or enabled, got 'sometimes'"),
-        ({"validation": Validation(min_roc_auc=1.5)}, "environment 'staging': field 'validation.min_roc_auc' must be between 0 and 1, got 1.5"),
-        ({"read_only_from": ("staging",)}, "environment 'staging': field 'read_only_from' must not contain the environment itself"),
-        ({"ml_engineers_group": "data-scientists"}, "environment 'staging': field 'ml_engineers_group' must differ from data_scientists_group"),
+        (
+            {"service_principal": ""},
+            "environment 'staging': field 'service_principal' must name the service principal that runs the jobs",
+        ),
+        (
+            {"workspace": Workspace(host="https://example.com")},
+            "environment 'staging': field 'workspace.host' must look like https://adb-<id>.<n>.azuredatabricks.net, got 'https://example.com'",
+        ),
+        (
+            {"workspace": Workspace()},
+            "environment 'staging': field 'workspace.host' is required unless workspace.create is set",
+        ),
+        (
+            {"training_schedule": Schedule("0 3 * * *")},
+            "environment 'staging': field 'training_schedule' must be a Quartz cron expression with 6 or 7 fields, "
+            "got '0 3 * * *'",
+        ),
+        (
+            {"validation": Validation(run_mode="sometimes")},
+            "environment 'staging': field 'validation.run_mode' must be disabled, dry_run or enabled, got 'sometimes'",
+        ),
+        (
+            {"validation": Validation(min_roc_auc=1.5)},
+            "environment 'staging': field 'validation.min_roc_auc' must be between 0 and 1, got 1.5",
+        ),
+        (
+            {"read_only_from": ("staging",)},
+            "environment 'staging': field 'read_only_from' must not contain the environment itself",
+        ),
+        (
+            {"ml_engineers_group": "data-scientists"},
+            "environment 'staging': field 'ml_engineers_group' must differ from data_scientists_group",
+        ),
     ],
 )
 def test_invalid_values_name_the_environment_and_the_field(changes, message):

@@ -54,8 +54,11 @@ def test_synthesized_jobs_have_the_local_graphs_tasks_dependencies_and_reference
             elif isinstance(task.action, ConditionTask):
                 assert rendered["condition_task"]["op"] == task.action.op
             elif isinstance(task.action, RunJobTask):
-                child = next(k for k, b in resources(synthesized[name], "databricks_job").items()
-                             if b["name"] == f"[{name}] {task.action.job}")
+                child = next(
+                    k
+                    for k, b in resources(synthesized[name], "databricks_job").items()
+                    if b["name"] == f"[{name}] {task.action.job}"
+                )
                 assert rendered["run_job_task"]["job_id"] == f"${{databricks_job.{child}.id}}"
                 assert rendered["run_job_task"]["job_parameters"] == dict(task.action.job_parameters)
 

@@ -75,13 +75,17 @@ def test_the_service_principal_writes_its_own_catalog_and_owns_the_model(synthes
 
 def test_prod_is_bound_read_write_to_prod_and_read_only_to_dev(synthesized):
     bindings = sorted(
-        (b["workspace_id"], b["binding_type"]) for b in resources(synthesized["prod"], "databricks_workspace_binding").values()
+        (b["workspace_id"], b["binding_type"])
+        for b in resources(synthesized["prod"], "databricks_workspace_binding").values()
     )
     assert bindings == [("1111111111111111", "BINDING_TYPE_READ_ONLY"), ("3333333333333333", "BINDING_TYPE_READ_WRITE")]
 
 
 def test_dev_is_bound_to_dev_only(synthesized):
-    bindings = [(b["workspace_id"], b["binding_type"]) for b in resources(synthesized["dev"], "databricks_workspace_binding").values()]
+    bindings = [
+        (b["workspace_id"], b["binding_type"])
+        for b in resources(synthesized["dev"], "databricks_workspace_binding").values()
+    ]
     assert bindings == [("1111111111111111", "BINDING_TYPE_READ_WRITE")]
 
 

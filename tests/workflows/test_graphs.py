@@ -24,8 +24,12 @@ def test_model_training_runs_train_validate_condition_deploy_in_order(name):
     assert graph.topological_order() == ["refresh_features", "train", "validate", "validation_passed", "deploy"]
     assert graph.task("deploy").depends_on == (Dependency("validation_passed", "true"),)
     assert graph.task("validate").action.parameters == (
-        "--env", name, "--model-uri", "{{tasks.train.values.model_uri}}",
-        "--run-mode", ENVIRONMENTS[name].validation.run_mode,
+        "--env",
+        name,
+        "--model-uri",
+        "{{tasks.train.values.model_uri}}",
+        "--run-mode",
+        ENVIRONMENTS[name].validation.run_mode,
     )
 
 
@@ -66,7 +70,10 @@ def _wheel(*params):
             (Task("a", _wheel("{{tasks.b.values.x}}")), Task("b", _wheel())),
             "graph 'g': task 'a' references 'tasks.b.values.x', which is not a task value of an upstream task",
         ),
-        ((Task("a", _wheel("{{job.parameters.nope}}")),), "graph 'g': task 'a' references unknown 'job.parameters.nope'"),
+        (
+            (Task("a", _wheel("{{job.parameters.nope}}")),),
+            "graph 'g': task 'a' references unknown 'job.parameters.nope'",
+        ),
         (
             (Task("a", _wheel()), Task("b", _wheel(), depends_on=(Dependency("a", "true"),))),
             "graph 'g': task 'b' uses an outcome of 'a', which is not a condition task",

@@ -41,12 +41,21 @@ class Script:
 def graph(**overrides) -> JobGraph:
     tasks = (
         Task("train", WheelTask("train", ("--window", "{{job.parameters.window}}")), max_retries=1),
-        Task("validate", WheelTask("validate", ("--model-uri", "{{tasks.train.values.model_uri}}")),
-             depends_on=(Dependency("train"),)),
-        Task("passed", ConditionTask("{{tasks.validate.values.status}}", "EQUAL_TO", "PASSED"),
-             depends_on=(Dependency("validate"),)),
-        Task("deploy", WheelTask("deploy", ("--version", "{{tasks.train.values.version}}")),
-             depends_on=(Dependency("passed", "true"),)),
+        Task(
+            "validate",
+            WheelTask("validate", ("--model-uri", "{{tasks.train.values.model_uri}}")),
+            depends_on=(Dependency("train"),),
+        ),
+        Task(
+            "passed",
+            ConditionTask("{{tasks.validate.values.status}}", "EQUAL_TO", "PASSED"),
+            depends_on=(Dependency("validate"),),
+        ),
+        Task(
+            "deploy",
+            WheelTask("deploy", ("--version", "{{tasks.train.values.version}}")),
+            depends_on=(Dependency("passed", "true"),),
+        ),
         Task("report", WheelTask("report"), depends_on=(Dependency("deploy"),), run_if="ALL_DONE"),
     )
     return JobGraph(name="g", description="", tasks=tasks, parameters=MappingProxyType({"window": "q1"}), **overrides)
@@ -57,10 +66,12 @@ def runner(tmp_path, script, graphs=None) -> LocalRunner:
 
 
 def test_task_values_flow_downstream_and_the_condition_gates_deploy(tmp_path):
-    script = Script({
-        "train": {"values": {"model_uri": "models:/dev.ml.m/7", "version": "7"}},
-        "validate": {"values": {"status": "PASSED"}},
-    })
+    script = Script(
+        {
+            "train": {"values": {"model_uri": "models:/dev.ml.m/7", "version": "7"}},
+            "validate": {"values": {"status": "PASSED"}},
+        }
+    )
     run = runner(tmp_path, script).run("g", {"window": "q2"})
     assert run.status == "SUCCESS"
     assert script.calls == [
@@ -70,17 +81,26 @@ def test_task_values_flow_downstream_and_the_condition_gates_deploy(tmp_path):
         ("report", []),
     ]
     assert run.tasks["passed"].outcome == "true"
-    assert load_run(run.run_id, home=tmp_path).tasks["train"].values == {"model_uri": "models:/dev.ml.m/7", "version": "7"}
+    assert load_run(run.run_id, home=tmp_path).tasks["train"].values == {
+        "model_uri": "models:/dev.ml.m/7",
+        "version": "7",
+    }
 
 
 def test_a_false_condition_excludes_deploy_but_all_done_still_runs(tmp_path):
-    script = Script({
-        "train": {"values": {"model_uri": "u", "version": "1"}},
-        "validate": {"values": {"status": "FAILED"}},
-    })
+    script = Script(
+        {
+            "train": {"values": {"model_uri": "u", "version": "1"}},
+            "validate": {"values": {"status": "FAILED"}},
+        }
+    )
     run = runner(tmp_path, script).run("g")
     assert {k: t.status for k, t in run.tasks.items()} == {
-        "train": "SUCCESS", "validate": "SUCCESS", "passed": "SUCCESS", "deploy": "EXCLUDED", "report": "SUCCESS",
+        "train": "SUCCESS",
+        "validate": "SUCCESS",
+        "passed": "SUCCESS",
+        "deploy": "EXCLUDED",
+        "report": "SUCCESS",
     }
     assert run.status == "SUCCESS"
 
@@ -96,8 +116,12 @@ def test_a_failed_task_stops_its_dependants_and_the_run_names_it(tmp_path):
 
 
 def test_retries_rerun_a_failed_attempt(tmp_path):
-    script = Script({"train": {"fail_times": 1, "values": {"model_uri": "u", "version": "1"}},
-                     "validate": {"values": {"status": "PASSED"}}})
+    script = Script(
+        {
+            "train": {"fail_times": 1, "values": {"model_uri": "u", "version": "1"}},
+            "validate": {"values": {"status": "PASSED"}},
+        }
+    )
     run = runner(tmp_path, script).run("g")
     assert (run.tasks["train"].status, run.tasks["train"].attempts) == ("SUCCESS", 2)
 
@@ -106,7 +130,9 @@ def test_retries_are_bounded(tmp_path):
     script = Script({"train": {"fail_times": 5}})
     run = runner(tmp_path, script).run("g")
     assert (run.tasks["train"].status, run.tasks["train"].attempts, run.tasks["train"].error) == (
-        "FAILED", 2, "train broke",
+        "FAILED",
+        2,
+        "train broke",
     )
 
 
@@ -118,11 +144,18 @@ def test_a_missing_task_value_fails_the_task_that_needs_it(tmp_path):
 
 
 def test_run_job_tasks_run_the_child_graph_as_a_linked_run(tmp_path):
-    child = JobGraph(name="child", description="", tasks=(Task("work", WheelTask("work", ("{{job.parameters.day}}",))),),
-                     parameters=MappingProxyType({"day": "mon"}))
-    parent = JobGraph(name="parent", description="", tasks=(
-        Task("refresh", RunJobTask("child", MappingProxyType({"day": "{{job.parameters.day}}"}))),
-    ), parameters=MappingProxyType({"day": "tue"}))
+    child = JobGraph(
+        name="child",
+        description="",
+        tasks=(Task("work", WheelTask("work", ("{{job.parameters.day}}",))),),
+        parameters=MappingProxyType({"day": "mon"}),
+    )
+    parent = JobGraph(
+        name="parent",
+        description="",
+        tasks=(Task("refresh", RunJobTask("child", MappingProxyType({"day": "{{job.parameters.day}}"}))),),
+        parameters=MappingProxyType({"day": "tue"}),
+    )
     script = Script({})
     run = runner(tmp_path, script, graphs={"child": child, "parent": parent}).run("parent")
     assert run.status == "SUCCESS"

@@ -1,0 +1,89 @@
+"""`mlops models --env ENV` lists the registered model's versions; `mlops rollback --env ENV` restores the
+previous champion."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from infra.config import ENVIRONMENTS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    models = subparsers.add_parser("models", help="list model versions with aliases and validation status")
+    models.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    models.set_defaults(func=_models)
+    rollback = subparsers.add_parser("rollback", help="move the champion alias back to the previous champion")
+    rollback.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    rollback.set_defaults(func=_rollback)
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    aliases: tuple[str, ...]
+    validation_status: str
+    reasons: str
+    created: str
+
+
+def list_versions(env_name: str) -> list[VersionRow]:
+    """Every version of the environment's registered model, newest first (empty when none is registered)."""
+    from datetime import UTC, datetime
+
+    from jobs.platform.registry import Registry, local_registry_config
+
+    registry = Registry(ENVIRONMENTS[env_name], local_registry_config())
+    name = registry.model_name
+    aliases: dict[str, list[str]] = {}
+    try:
+        model = registry.client.get_registered_model(name)
+    except Exception as error:  # noqa: BLE001 - only "not found" is expected; anything else is re-raised below
+        if "RESOURCE_DOES_NOT_EXIST" in str(error) or "not found" in str(error).lower():
+            return []
+        raise
+    for alias, version in (model.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    rows = []
+    for mv in registry.client.search_model_versions(f"name = '{name}'"):
+        tags = mv.tags or {}
+        rows.append(
+            VersionRow(
+                version=str(mv.version),
+                aliases=tuple(sorted(aliases.get(str(mv.version), []))),
+                validation_status=tags.get("model_validation_status", "-"),
+                reasons=tags.get("model_validation_reasons", ""),
+                created=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            )
+        )
+    return sorted(rows, key=lambda r: int(r.version), reverse=True)
+
+
+def print_versions(env_name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = list_versions(env_name)
+    table = Table(title=f"{ENVIRONMENTS[env_name].registered_model} ({len(rows)} versions)")
+    for column in ("version", "aliases", "model_validation_status", "created (UTC)", "reasons"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.version, ", ".join(row.aliases), row.validation_status, row.created, row.reasons[:80])
+    Console().print(table)
+
+
+def _models(args: argparse.Namespace) -> int:
+    print_versions(args.env)
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from jobs.deploy import rollback
+    from jobs.platform import build_platform
+
+    try:
+        version = rollback(build_platform(ENVIRONMENTS[args.env]))
+    except ValueError as error:
+        raise SystemExit(f"mlops rollback: {error}") from error
+    print(f"{ENVIRONMENTS[args.env].registered_model}: champion is version {version} again")
+    return 0

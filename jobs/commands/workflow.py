@@ -1,0 +1,66 @@
+"""`mlops run <workflow> --env ENV`: runs a job graph on the local engines and prints per-task status."""
+
+from __future__ import annotations
+
+import argparse
+
+from infra.config import ENVIRONMENTS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run a workflow (job graph) locally, as Databricks would run the job")
+    run.add_argument("workflow", help="the graph name, e.g. model-training or feature-pipeline")
+    run.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="override a job parameter (repeatable)"
+    )
+    run.set_defaults(func=_run)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"--param must be NAME=VALUE, got {pair!r}")
+        params[name] = value
+    return params
+
+
+def print_run(run) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{run.graph} in {run.env}: {run.status} (run {run.run_id}, {run.duration_seconds:.1f}s)")
+    for column in ("task", "status", "attempts", "seconds", "task values / outcome / error"):
+        table.add_column(column)
+    for task in run.tasks.values():
+        detail = (
+            task.error
+            or (f"outcome={task.outcome}" if task.outcome else "")
+            or ", ".join(f"{k}={v}" for k, v in task.values.items())
+        )
+        if task.child_run_id:
+            detail = f"child run {task.child_run_id} " + detail
+        table.add_row(task.task_key, task.status, str(task.attempts), f"{task.duration_seconds:.1f}", detail)
+    Console().print(table)
+
+
+def run_workflow(env_name: str, workflow: str, params: dict[str, str]):
+    from infra.workflows import WorkflowError
+    from jobs.local.runner import LocalRunner
+
+    try:
+        return LocalRunner(ENVIRONMENTS[env_name]).run(workflow, params)
+    except WorkflowError as error:
+        raise SystemExit(f"mlops run: {error}") from error
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        params = parse_params(args.param)
+    except argparse.ArgumentTypeError as error:
+        raise SystemExit(f"mlops run: {error}") from error
+    run = run_workflow(args.env, args.workflow, params)
+    print_run(run)
+    return 0 if run.status == "SUCCESS" else 1
