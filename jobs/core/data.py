@@ -1,0 +1,79 @@
+"""Flights -> labelled examples, known at scheduled departure.
+
+The label is ``arr_delay > 15`` minutes. Cancelled or diverted flights have no arrival delay: they are not
+examples (neither late nor on time). Only what the schedule says is kept: nothing measured after departure
+(``dep_time``, ``dep_delay``, ``arr_time``, ``air_time``, ``arr_delay`` itself) leaves this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+LABEL = "label"
+ARRIVAL_DELAY_THRESHOLD_MINUTES = 15
+SCHEDULED_DATE = "sched_date"
+# Scheduled departure hour (UTC timestamp), the key of the point-in-time join with hourly weather.
+DEPARTURE_HOUR = "time_hour"
+# Columns that identify a flight; used for deterministic sampling, not as features.
+FLIGHT_KEY = ("sched_date", "carrier", "flight", "origin", "dest", "time_hour")
+
+
+def scheduled_date(flights: DataFrame) -> Column:
+    """The local (New York) scheduled departure date of a raw flight row."""
+    return F.make_date(flights["year"].cast("int"), flights["month"].cast("int"), flights["day"].cast("int"))
+
+
+def prepare_flights(flights: DataFrame) -> DataFrame:
+    """Raw flights -> one row per flight that arrived, with the label and what the schedule tells."""
+    sched_date = scheduled_date(flights)
+    # Missing is null, or NaN when pandas data reached Spark without Arrow: both mean "did not arrive".
+    arrived = F.col("arr_delay").isNotNull() & ~F.isnan(F.col("arr_delay"))
+    return flights.where(arrived).select(
+        sched_date.alias(SCHEDULED_DATE),
+        F.col("time_hour").cast("timestamp").alias(DEPARTURE_HOUR),
+        F.col("carrier").cast("string").alias("carrier"),
+        F.col("flight").cast("long").alias("flight"),
+        F.col("origin").cast("string").alias("origin"),
+        F.col("dest").cast("string").alias("dest"),
+        F.col("distance").cast("double").alias("distance"),
+        F.col("hour").cast("int").alias("sched_hour"),
+        F.col("month").cast("int").alias("month"),
+        F.dayofweek(sched_date).alias("day_of_week"),
+        (F.col("arr_delay") > ARRIVAL_DELAY_THRESHOLD_MINUTES).cast("int").alias(LABEL),
+    )
+
+
+def between_dates(df: DataFrame, start: date, end: date, column: str = SCHEDULED_DATE) -> DataFrame:
+    """Rows whose ``column`` date lies in [start, end] (both inclusive)."""
+    if start > end:
+        raise ValueError(f"start date {start} is after end date {end}")
+    return df.where(F.col(column).between(F.lit(start), F.lit(end)))
+
+
+def deterministic_sample(df: DataFrame, max_rows: int, seed: int, key: tuple[str, ...] = FLIGHT_KEY) -> DataFrame:
+    """At most ``max_rows`` rows, chosen by a hash of the flight key: the same rows on every run and cluster."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    order = F.xxhash64(*[F.col(c) for c in key], F.lit(seed))
+    return df.withColumn("_sample_order", order).orderBy("_sample_order").limit(max_rows).drop("_sample_order")
+
+
+def held_out_start(daily_rows: Mapping[date, int], test_fraction: float) -> date:
+    """The first date of the held-out test period: the latest date such that the days from it on hold at least
+    ``test_fraction`` of the rows, and at least one earlier day is left for training."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+    days = sorted(d for d, n in daily_rows.items() if n > 0)
+    if len(days) < 2:
+        raise ValueError(f"a time-based split needs rows on at least 2 days, got {len(days)}")
+    total = sum(daily_rows[d] for d in days)
+    held_out = 0
+    for i in range(len(days) - 1, 0, -1):
+        held_out += daily_rows[days[i]]
+        if held_out >= test_fraction * total:
+            return days[i]
+    return days[1]

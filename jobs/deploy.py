@@ -1,0 +1,204 @@
+"""mlops-deploy: Champion versus Challenger, then the serving endpoint.
+
+Refuses (exit 1) a version whose ``model_validation_status`` is not PASSED. Otherwise it scores the version and
+the current ``champion`` on the same held-out rows (the version's ``test_start``..``test_end``), logs both to an
+MLflow run, and decides with ``promotion_decision``: promote when the Challenger is no worse than the Champion
+minus ``promotion.margin`` on ``promotion.metric``; with no Champion yet it must reach
+``promotion.business_threshold``. Promotion moves the alias ``champion`` to the version, points
+``previous_champion`` at the version it replaced and records it in the version tag ``previous_champion_version``
+(the rollback chain). Then the endpoint is set to serve the Champion, with ``serving.challenger_traffic_percent``
+of the traffic for a different validated Challenger (a version that passed validation but was not promoted keeps
+the alias ``challenger``).
+
+``rollback(platform)`` undoes the last promotion: ``champion`` back to ``previous_champion``.
+
+Task values: ``promoted`` ("true"/"false"), ``champion_version`` ("" when there is none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+
+from infra.config import get_environment
+from jobs.core import contract
+from jobs.core.data import LABEL
+from jobs.core.decisions import PASSED, Decision, promotion_decision, traffic_split
+from jobs.core.evaluation import classification_metrics
+from jobs.core.model import predict_proba
+from jobs.platform import Platform, ServedEntity, build_platform
+from jobs.platform.job import JobError, job_parser, positive_int, run_job
+from jobs.platform.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRef
+from jobs.validate import evaluation_frame, evaluation_period
+
+logger = logging.getLogger("jobs.deploy")
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    model: ModelRef
+    decision: Decision
+    champion_version: str | None
+    previous_champion_version: str | None
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+
+
+def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
+    import mlflow
+
+    env, registry = platform.env, platform.registry
+    if ref.name != registry.model_name:
+        raise JobError(f"{ref.uri} is not a version of {registry.model_name}, the model of {env.name}")
+    registry.use_experiment()
+    try:
+        version = registry.get_version(ref)
+    except ValueError as e:
+        raise JobError(str(e)) from e
+    tags = dict(version.tags or {})
+    champion = registry.alias_version(CHAMPION)
+    status = tags.get(contract.VALIDATION_STATUS)
+    if status != PASSED:
+        _set_values(platform, promoted=False, champion=champion)
+        raise JobError(
+            f"refusing to deploy {ref.uri}: its {contract.VALIDATION_STATUS} is {status!r}, not 'PASSED' "
+            "(run mlops-validate on it first)"
+        )
+
+    if champion == ref.version:
+        decision = Decision(False, f"version {ref.version} is already the champion")
+        challenger_metrics: dict[str, float] = {}
+        champion_metrics: dict[str, float] | None = None
+    else:
+        start, end = evaluation_period(tags, None, None, ref.uri)
+        data, lineage = evaluation_frame(platform, start, end)
+        features, y = data.drop(columns=[LABEL]), data[LABEL].to_numpy()
+        challenger_metrics = classification_metrics(y, predict_proba(mlflow.sklearn.load_model(ref.uri), features))
+        champion_metrics = None
+        if champion is not None:
+            champion_model = mlflow.sklearn.load_model(ModelRef(ref.name, champion).uri)
+            champion_metrics = classification_metrics(y, predict_proba(champion_model, features))
+        metric, promotion = env.promotion.metric, env.promotion
+        decision = promotion_decision(
+            challenger_metrics[metric],
+            None if champion_metrics is None else champion_metrics[metric],
+            metric,
+            promotion.margin,
+            promotion.business_threshold,
+        )
+        with mlflow.start_run(run_name=f"deploy {ref.name} v{ref.version}"):
+            mlflow.set_tags(
+                {
+                    "job": "mlops-deploy",
+                    "env": env.name,
+                    "model_name": ref.name,
+                    "challenger_version": ref.version,
+                    "champion_version": champion or "none",
+                    "eval_start": start.isoformat(),
+                    "eval_end": end.isoformat(),
+                    "promoted": str(decision.promote).lower(),
+                    "decision_reason": decision.reason,
+                    **lineage,
+                }
+            )
+            mlflow.log_params(
+                {"metric": metric, "margin": promotion.margin, "business_threshold": promotion.business_threshold}
+            )
+            mlflow.log_metrics({f"challenger_{k}": v for k, v in challenger_metrics.items()})
+            if champion_metrics is not None:
+                mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
+    logger.info("%s: promote=%s (%s)", ref.uri, decision.promote, decision.reason)
+
+    previous = None
+    if decision.promote:
+        if champion is not None:
+            previous = champion
+            registry.set_alias(PREVIOUS_CHAMPION, champion)
+            registry.set_version_tags(ref, {contract.PREVIOUS_CHAMPION_VERSION: champion})
+        registry.set_alias(CHAMPION, ref.version)
+        champion = ref.version
+    registry.set_version_tags(
+        ref,
+        {
+            contract.PROMOTION_DECISION: "promoted" if decision.promote else "not promoted",
+            contract.PROMOTION_REASON: contract.tag_value(decision.reason),
+        },
+    )
+    update_serving(platform)
+    _set_values(platform, promoted=decision.promote, champion=champion)
+    return DeployResult(ref, decision, champion, previous, challenger_metrics, champion_metrics)
+
+
+def served_entities(platform: Platform) -> list[ServedEntity]:
+    """What the endpoint should serve now, from the aliases: empty while there is no Champion."""
+    registry = platform.registry
+    routes = traffic_split(
+        registry.alias_version(CHAMPION),
+        registry.alias_version(CHALLENGER),
+        platform.env.serving.challenger_traffic_percent,
+    )
+    return [ServedEntity(r.role, registry.model_name, r.version, r.traffic_percent) for r in routes]
+
+
+def update_serving(platform: Platform) -> list[ServedEntity]:
+    served = served_entities(platform)
+    if served:
+        platform.serving.update_endpoint(platform.env, served)
+    else:
+        logger.info("no champion yet: the endpoint %s is left as it is", platform.env.serving.endpoint_name)
+    return served
+
+
+def rollback(platform: Platform) -> str:
+    """Make the previous Champion the Champion again and serve it; returns its version.
+
+    The rolled-back version loses the aliases ``champion`` (and ``challenger``) and is tagged ``rolled_back_to``;
+    ``previous_champion`` moves one step back along the chain of ``previous_champion_version`` tags, so a second
+    rollback goes further back. A ValueError when there is no previous Champion.
+    """
+    registry = platform.registry
+    previous = registry.alias_version(PREVIOUS_CHAMPION)
+    if previous is None:
+        raise ValueError(f"no previous champion of {registry.model_name} to roll back to")
+    current = registry.alias_version(CHAMPION)
+    registry.set_alias(CHAMPION, previous)
+    if current is not None and current != previous:
+        registry.set_version_tags(ModelRef(registry.model_name, current), {contract.ROLLED_BACK_TO: previous})
+        if registry.alias_version(CHALLENGER) == current:
+            registry.delete_alias(CHALLENGER)
+    older = registry.version_tags(ModelRef(registry.model_name, previous)).get(contract.PREVIOUS_CHAMPION_VERSION)
+    if older and older != previous:
+        registry.set_alias(PREVIOUS_CHAMPION, older)
+    else:
+        registry.delete_alias(PREVIOUS_CHAMPION)
+    logger.info("rolled back %s: champion %s -> %s", registry.model_name, current, previous)
+    update_serving(platform)
+    return previous
+
+
+def _set_values(platform: Platform, *, promoted: bool, champion: str | None) -> None:
+    platform.task_values.set("promoted", "true" if promoted else "false")
+    platform.task_values.set("champion_version", champion or "")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = job_parser("mlops-deploy", "Compare a validated version with the Champion, promote it, update serving.")
+    parser.add_argument("--model-name", required=True, help="<catalog>.ml.<model>")
+    parser.add_argument("--model-version", type=positive_int, required=True, help="the registered version")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def work() -> int:
+        platform = build_platform(get_environment(args.env))
+        deploy(platform, ModelRef(args.model_name, str(args.model_version)))
+        return 0
+
+    return run_job("mlops-deploy", work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""mlops-features: raw hourly weather -> the feature table ``<catalog>.features.weather_hourly``.
+
+One row per (origin, time_hour) with temp, dewp, humid, wind_speed, precip, pressure, visib: duplicate readings
+averaged, implausible wind speeds dropped, missing precipitation as 0, other gaps filled from the latest earlier
+reading of the same airport (at most 6 hours back; never from a later hour). Overwritten on each run.
+
+Task values: ``feature_table_version``, ``feature_rows``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+
+from infra.config import get_environment
+from jobs.core.features import weather_features
+from jobs.platform import Platform, build_platform
+from jobs.platform.job import JobError, job_parser, run_job
+
+logger = logging.getLogger("jobs.features")
+
+WEATHER_SOURCE = ("raw", "weather")
+FEATURE_TABLE = ("features", "weather_hourly")
+
+
+@dataclass(frozen=True)
+class FeaturesResult:
+    table: str
+    version: int
+    rows: int
+    source_version: int
+
+
+def build_features(platform: Platform) -> FeaturesResult:
+    env = platform.env
+    source, target = env.table(*WEATHER_SOURCE), env.table(*FEATURE_TABLE)
+    if not platform.tables.exists(source):
+        raise JobError(f"table {source!r} does not exist: run mlops-ingest --env {env.name} first")
+    source_version = platform.tables.version(source)
+    features = weather_features(platform.tables.read(source, version=source_version)).cache()
+    try:
+        rows = features.count()
+        if rows == 0:
+            raise JobError(f"table {source!r} (version {source_version}) has no weather rows; nothing was written")
+        version = platform.tables.write(features, target)
+    finally:
+        features.unpersist()
+    logger.info(
+        "wrote %s feature rows to %s (version %s) from %s version %s", rows, target, version, source, source_version
+    )
+    platform.task_values.set("feature_table_version", version)
+    platform.task_values.set("feature_rows", rows)
+    return FeaturesResult(target, version, rows, source_version)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = job_parser("mlops-features", "Compute the hourly weather feature table from the raw weather.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def work() -> int:
+        build_features(build_platform(get_environment(args.env)))
+        return 0
+
+    return run_job("mlops-features", work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""The common shape of a job entry point: an argparse parser with ``--env``, logging, and clear failures.
+
+A job's ``main(argv)`` parses its arguments (bad input: an argparse error, exit 2), builds the platform and calls
+its work function. A ``JobError`` (bad input found while working: an empty window, an unknown model version) is
+logged as one clear line and the job exits 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+from infra.config import ENVIRONMENTS
+
+logger = logging.getLogger("jobs")
+
+DISTRIBUTION = "mlops-databricks"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class JobError(ValueError):
+    """The job cannot do what it was asked; the message says what and how to fix it."""
+
+
+def iso_date(text: str) -> date:
+    """argparse type: a calendar date written YYYY-MM-DD."""
+    try:
+        if not _ISO_DATE.match(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--env", required=True, choices=list(ENVIRONMENTS), help="the environment to run in")
+    return parser
+
+
+def check_window(parser: argparse.ArgumentParser, start: date | None, end: date | None, what: str) -> None:
+    """An argparse error when a date window ends before it starts."""
+    if start is not None and end is not None and start > end:
+        parser.error(f"{what} start {start} is after its end {end}")
+
+
+def configure_logging() -> None:
+    """Log to stderr unless the host (pytest, a notebook, the runner) already configured logging."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
+    jobs_logger = logging.getLogger("jobs")
+    if jobs_logger.level == logging.NOTSET:
+        # What a job did (rows written, versions, decisions) is always worth telling.
+        jobs_logger.setLevel(logging.INFO)
+
+
+def run_job(name: str, work: Callable[[], int]) -> int:
+    """Run ``work``; a JobError becomes one logged line and exit code 1."""
+    configure_logging()
+    try:
+        return work()
+    except JobError as e:
+        logger.error("%s failed: %s", name, e)
+        return 1
+
+
+def git_commit() -> str | None:
+    """The commit of the code that runs, when it runs from a git checkout (not from an installed wheel)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
+
+
+def code_version() -> str:
+    """The installed package version of this project."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,290 @@
+"""mlops-train: train the flight delay model on a window of scheduled dates and register it.
+
+Spark builds the examples (flights that arrived, labelled ``arr_delay > 15``, with the weather of their origin
+at the latest hour not after scheduled departure, from the feature table). The last part of the window (about
+20 % of its rows, whole days) is held out as the test period. scikit-learn fits the model on the rest; MLflow
+records params, metrics, signature, input example, lineage (tables and their Delta versions), git commit and
+code version, and registers the model as ``<catalog>.ml.<model>`` with a description and version tags.
+
+Task values: ``model_uri``, ``model_name``, ``model_version``, ``test_start``, ``test_end``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from infra.config import get_environment
+from jobs.core import contract
+from jobs.core.data import LABEL, SCHEDULED_DATE, deterministic_sample, held_out_start
+from jobs.core.evaluation import classification_metrics
+from jobs.core.features import WEATHER_FEATURES, flight_examples
+from jobs.core.model import (
+    CATEGORICAL_FEATURES,
+    HYPERPARAMETERS,
+    NUMERIC_FEATURES,
+    build_model,
+    labels,
+    model_frame,
+    predict_proba,
+    shuffled,
+)
+from jobs.platform import Platform, build_platform
+from jobs.platform.job import (
+    JobError,
+    check_window,
+    code_version,
+    git_commit,
+    iso_date,
+    job_parser,
+    positive_int,
+    run_job,
+)
+from jobs.platform.registry import ModelRef
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger("jobs.train")
+
+FLIGHTS_TABLE = ("raw", "flights")
+FEATURE_TABLE = ("features", "weather_hourly")
+TEST_FRACTION = 0.2
+SEED = 42
+MODEL_ARTIFACT = "model"
+MODEL_DESCRIPTION = (
+    "Predicts whether a flight arrives more than 15 minutes late, from what is known at scheduled departure: "
+    "carrier, route, distance, scheduled hour, calendar, and the origin's weather at the latest hour not after "
+    "departure (feature table {features}). Output of predict: 1 = late, 0 = on time."
+)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Examples of one window, split in time, with the Delta versions they were read from."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    test_start: date
+    test_end: date
+    lineage: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: ModelRef
+    run_id: str
+    test_metrics: dict[str, float]
+    test_start: date
+    test_end: date
+
+
+def read_examples(platform: Platform, start: date, end: date) -> tuple[DataFrame, dict[str, str]]:
+    """The labelled examples of [start, end] (Spark, lazy) and the lineage of the tables they come from."""
+    env = platform.env
+    flights_table, features_table = env.table(*FLIGHTS_TABLE), env.table(*FEATURE_TABLE)
+    for table, job in ((flights_table, "mlops-ingest"), (features_table, "mlops-features")):
+        if not platform.tables.exists(table):
+            raise JobError(f"table {table!r} does not exist: run {job} --env {env.name} first")
+    flights_version = platform.tables.version(flights_table)
+    features_version = platform.tables.version(features_table)
+    examples = flight_examples(
+        platform.tables.read(flights_table, version=flights_version),
+        platform.tables.read(features_table, version=features_version),
+        start,
+        end,
+    )
+    lineage = {
+        contract.LINEAGE_FLIGHTS_TABLE: flights_table,
+        contract.LINEAGE_FLIGHTS_VERSION: str(flights_version),
+        contract.LINEAGE_FEATURES_TABLE: features_table,
+        contract.LINEAGE_FEATURES_VERSION: str(features_version),
+    }
+    return examples, lineage
+
+
+def load_training_data(
+    platform: Platform, start: date, end: date, max_rows: int | None, seed: int = SEED
+) -> TrainingData:
+    examples, lineage = read_examples(platform, start, end)
+    examples = examples.cache()
+    try:
+        daily = {row[SCHEDULED_DATE]: int(row["count"]) for row in examples.groupBy(SCHEDULED_DATE).count().collect()}
+        if not daily:
+            raise JobError(
+                f"no flights that arrived were scheduled between {start} and {end} in "
+                f"{lineage[contract.LINEAGE_FLIGHTS_TABLE]} (version {lineage[contract.LINEAGE_FLIGHTS_VERSION]}): "
+                "nothing was trained or registered"
+            )
+        try:
+            test_start = held_out_start(daily, TEST_FRACTION)
+        except ValueError as e:
+            raise JobError(f"training window {start}..{end} is too small to hold out a test period: {e}") from e
+        sampled = deterministic_sample(examples, max_rows, seed) if max_rows else examples
+        frame = sampled.toPandas()
+    finally:
+        examples.unpersist()
+    in_test = frame[SCHEDULED_DATE] >= test_start
+    train, test = frame[~in_test].reset_index(drop=True), frame[in_test].reset_index(drop=True)
+    if train.empty or test.empty:
+        raise JobError(f"--max-rows {max_rows} leaves no rows for training or for the test period from {test_start}")
+    if train[LABEL].nunique() < 2:
+        raise JobError(f"the training rows of {start}..{end} hold one class only: nothing to learn")
+    logger.info(
+        "examples %s..%s: %s training rows, %s test rows from %s (of %s rows in the window)",
+        start,
+        end,
+        len(train),
+        len(test),
+        test_start,
+        sum(daily.values()),
+    )
+    return TrainingData(train, test, test_start, max(daily), lineage)
+
+
+def train(
+    platform: Platform,
+    start: date,
+    end: date,
+    max_rows: int | None = None,
+    shuffle_labels: bool = False,
+    seed: int = SEED,
+) -> TrainResult:
+    import mlflow
+
+    env = platform.env
+    data = load_training_data(platform, start, end, max_rows, seed)
+    x_train, y_train = model_frame(data.train), labels(data.train)
+    x_test, y_test = model_frame(data.test), labels(data.test)
+    if shuffle_labels:
+        logger.warning("training on SHUFFLED labels (--shuffle-labels): this model is deliberately bad")
+        y_train = shuffled(y_train, seed)
+    model = build_model(seed).fit(x_train, y_train)
+    train_metrics = classification_metrics(y_train, predict_proba(model, x_train))
+    test_metrics = classification_metrics(y_test, predict_proba(model, x_test))
+    logger.info("test metrics: %s", {k: round(v, 4) for k, v in test_metrics.items()})
+
+    commit = git_commit()
+    version_tags = {
+        contract.TRAINING_START: start.isoformat(),
+        contract.TRAINING_END: end.isoformat(),
+        contract.TEST_START: data.test_start.isoformat(),
+        contract.TEST_END: data.test_end.isoformat(),
+        contract.CODE_VERSION: code_version(),
+        contract.GIT_COMMIT: commit or "unknown",
+        contract.SHUFFLED_LABELS: str(shuffle_labels).lower(),
+        **data.lineage,
+    }
+    platform.registry.use_experiment()
+    with mlflow.start_run(run_name=f"train {start}..{end}") as run:
+        mlflow.set_tags({**version_tags, "env": env.name, "job": "mlops-train"})
+        if commit:
+            mlflow.set_tag("mlflow.source.git.commit", commit)
+        mlflow.log_params(
+            {
+                **version_tags,
+                "test_fraction": TEST_FRACTION,
+                "max_rows": max_rows or "all",
+                "seed": seed,
+                "train_rows": len(data.train),
+                "test_rows": len(data.test),
+                "model": "OneHotEncoder+HistGradientBoostingClassifier",
+                **{f"hgb_{k}": v for k, v in HYPERPARAMETERS.items()},
+            }
+        )
+        mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
+        mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
+        if platform.on_databricks:
+            _log_delta_inputs(data.lineage)
+        example = x_train.dropna().head(5) if not x_train.dropna().empty else x_train.head(5)
+        signature = model_signature()
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            signature=signature,
+            input_example=example,
+            registered_model_name=env.registered_model,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        )
+    ref = ModelRef(env.registered_model, str(info.registered_model_version))
+    registry = platform.registry
+    registry.client.update_model_version(
+        ref.name,
+        ref.version,
+        description=(
+            MODEL_DESCRIPTION.format(features=data.lineage[contract.LINEAGE_FEATURES_TABLE])
+            + f" Trained on {start}..{end} (held out {data.test_start}..{data.test_end}); "
+            f"test roc_auc {test_metrics['roc_auc']:.4f}."
+        ),
+    )
+    registry.set_version_tags(ref, {**version_tags, contract.TRAINING_RUN_ID: run.info.run_id})
+    if not (registry.client.get_registered_model(ref.name).description or "").strip():
+        registry.client.update_registered_model(
+            ref.name, description=MODEL_DESCRIPTION.format(features=data.lineage[contract.LINEAGE_FEATURES_TABLE])
+        )
+    logger.info("registered %s (run %s)", ref.uri, run.info.run_id)
+
+    values = platform.task_values
+    values.set("model_uri", ref.uri)
+    values.set("model_name", ref.name)
+    values.set("model_version", ref.version)
+    values.set("test_start", data.test_start.isoformat())
+    values.set("test_end", data.test_end.isoformat())
+    return TrainResult(ref, run.info.run_id, test_metrics, data.test_start, data.test_end)
+
+
+def model_signature() -> ModelSignature:
+    """Inputs: the feature columns; weather may be missing (no reading within 6 hours). Output: 1 = late."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    inputs = [ColSpec("string", c) for c in CATEGORICAL_FEATURES]
+    inputs += [ColSpec("double", c, required=c not in WEATHER_FEATURES) for c in NUMERIC_FEATURES]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([TensorSpec(np.dtype("int64"), (-1,))]))
+
+
+def _log_delta_inputs(lineage: dict[str, str]) -> None:
+    """On Databricks, record the Delta tables as run inputs: Unity Catalog then shows table -> model lineage."""
+    import mlflow
+
+    pairs = (
+        (contract.LINEAGE_FLIGHTS_TABLE, contract.LINEAGE_FLIGHTS_VERSION),
+        (contract.LINEAGE_FEATURES_TABLE, contract.LINEAGE_FEATURES_VERSION),
+    )
+    for table_key, version_key in pairs:
+        dataset = mlflow.data.load_delta(table_name=lineage[table_key], version=int(lineage[version_key]))
+        mlflow.log_input(dataset, context="training")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = job_parser("mlops-train", "Train the flight delay model on a window and register it.")
+    parser.add_argument("--training-start", type=iso_date, required=True, help="first scheduled date (YYYY-MM-DD)")
+    parser.add_argument("--training-end", type=iso_date, required=True, help="last scheduled date, inclusive")
+    parser.add_argument("--max-rows", type=positive_int, help="train on a deterministic sample of this many rows")
+    # For tests and demos: a model that must fail validation.
+    parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    check_window(parser, args.training_start, args.training_end, "training window:")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def work() -> int:
+        platform = build_platform(get_environment(args.env))
+        train(platform, args.training_start, args.training_end, args.max_rows, args.shuffle_labels)
+        return 0
+
+    return run_job("mlops-train", work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

