@@ -47,3 +47,8 @@ policy: setup
 
 clean:
 	rm -rf cdktf.out .mlops .pytest_cache dist
+
+# The local serving gateway against `mlflow models serve` (loopback only; figures go to docs/BENCHMARKS.md).
+.PHONY: bench-serving
+bench-serving: setup
+	$(BIN)/python -m bench.serving

@@ -10,12 +10,13 @@ from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
 from infra.config import Environment
-from infra.workflows import PACKAGE_NAME
 from infra.constructs.governance import Governance
 from infra.constructs.identity import Identity
 from infra.constructs.jobs import Jobs
 from infra.constructs.ml_assets import MlAssets
 from infra.constructs.notifications import Notifications
+from infra.constructs.serving import Serving
+from infra.workflows import PACKAGE_NAME
 
 
 def wheel_version() -> str:
@@ -70,6 +71,7 @@ class EnvironmentStack(TerraformStack):
             schema_name=self.governance.schemas["ml"].name,
             service_principal_id=sp_id,
         )
+        self.serving = Serving(self, "serving", env=env, service_principal_id=sp_id, schemas=self.governance.schemas)
         self.notifications = Notifications(self, "notifications", env=env)
         self.jobs = Jobs(
             self,

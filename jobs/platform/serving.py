@@ -31,6 +31,10 @@ class ServedEntity:
     model_version: str
     traffic_percent: int
 
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.model_version}"
+
 
 def check_served(served: Sequence[ServedEntity]) -> None:
     """A ValueError unless the entities have unique names and their traffic adds up to 100 percent."""
@@ -75,46 +79,19 @@ class LocalServing:
 
 
 class DatabricksServing:
-    """A Model Serving endpoint, through the workspace client."""
+    """A Model Serving endpoint, through the workspace client: delegates to ``jobs.serving.databricks``, which
+    waits for an update in progress, creates a missing endpoint with its AI Gateway settings, and waits for the new
+    config to be ready (Databricks keeps serving the old one until then)."""
 
     def __init__(self, workspace_client: Callable[[], Any]) -> None:
         self._workspace_client = workspace_client
 
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
-        from databricks.sdk.errors import NotFound
-        from databricks.sdk.service.serving import (
-            EndpointCoreConfigInput,
-            Route,
-            ServedEntityInput,
-            TrafficConfig,
-        )
+        from jobs.serving.databricks import DatabricksServing as EndpointAdapter
 
         check_served(served)
-        entities = [
-            ServedEntityInput(
-                name=s.name,
-                entity_name=s.model_name,
-                entity_version=s.model_version,
-                workload_size=env.serving.workload_size,
-                scale_to_zero_enabled=env.serving.scale_to_zero,
-            )
-            for s in served
-        ]
-        traffic = TrafficConfig(
-            routes=[Route(served_model_name=s.name, traffic_percentage=s.traffic_percent) for s in served]
-        )
-        name = env.serving.endpoint_name
-        client = self._workspace_client()
-        try:
-            # The update is asynchronous; the endpoint keeps serving its old config until the new one is ready.
-            client.serving_endpoints.update_config(name=name, served_entities=entities, traffic_config=traffic)
-        except NotFound:
-            logger.info("serving endpoint %s does not exist yet: creating it", name)
-            client.serving_endpoints.create(
-                name=name,
-                config=EndpointCoreConfigInput(name=name, served_entities=entities, traffic_config=traffic),
-            )
-        logger.info("endpoint %s (%s) updating to serve %s", name, env.name, _describe(served))
+        EndpointAdapter(self._workspace_client(), env).deploy(served)
+        logger.info("endpoint %s (%s) serves %s", env.serving.endpoint_name, env.name, _describe(served))
 
 
 def _describe(served: Sequence[ServedEntity]) -> str:

@@ -402,54 +402,6 @@ def test_tables_version_every_write_and_read_any_version(mlops_home, spark):
 # ---- the Databricks adapters, against fakes of their clients ---------------------------------------------------------
 
 
-class FakeServingEndpoints:
-    def __init__(self, exists: bool) -> None:
-        self.exists = exists
-        self.calls: list[tuple[str, dict]] = []
-
-    def update_config(self, **kwargs):
-        from databricks.sdk.errors import NotFound
-
-        self.calls.append(("update_config", kwargs))
-        if not self.exists:
-            raise NotFound(f"endpoint {kwargs['name']} does not exist")
-
-    def create(self, **kwargs):
-        self.calls.append(("create", kwargs))
-
-
-@pytest.mark.parametrize("exists", [True, False])
-def test_databricks_serving_updates_the_endpoint_or_creates_it(exists):
-    from types import SimpleNamespace
-
-    from jobs.platform.serving import DatabricksServing
-
-    endpoints = FakeServingEndpoints(exists)
-    serving = DatabricksServing(lambda: SimpleNamespace(serving_endpoints=endpoints))
-
-    serving.update_endpoint(ENV, [ServedEntity("champion", MODEL, "3", 90), ServedEntity("challenger", MODEL, "4", 10)])
-
-    assert [name for name, _ in endpoints.calls] == (["update_config"] if exists else ["update_config", "create"])
-    sent = endpoints.calls[-1][1]
-    if exists:
-        body = {
-            "served_entities": [e.as_dict() for e in sent["served_entities"]],
-            "traffic_config": sent["traffic_config"].as_dict(),
-        }
-    else:
-        body = sent["config"].as_dict()
-    assert sent["name"] == ENV.serving.endpoint_name
-    assert [(e["name"], e["entity_name"], e["entity_version"]) for e in body["served_entities"]] == [
-        ("champion", MODEL, "3"),
-        ("challenger", MODEL, "4"),
-    ]
-    assert body["traffic_config"]["routes"] == [
-        {"served_model_name": "champion", "traffic_percentage": 90},
-        {"served_model_name": "challenger", "traffic_percentage": 10},
-    ]
-    assert {e["workload_size"] for e in body["served_entities"]} == {ENV.serving.workload_size}
-
-
 def test_databricks_task_values_go_to_dbutils():
     from types import SimpleNamespace
 

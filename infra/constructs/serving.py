@@ -1,0 +1,115 @@
+"""The environment's model serving endpoint, as far as Terraform can own it, and who may use it.
+
+The ordering problem: a custom-model endpoint serves registered model *versions*, and no version exists when an
+environment is first applied (the registered model is created empty by ``MlAssets``; versions come from the
+training job). Declaring ``config.served_entities`` with a bootstrap version therefore fails the first
+``cdktf deploy`` of every fresh environment, and afterwards Terraform and the deploy job would fight over versions.
+
+The split chosen here (provider 1.99 documents ``config`` as optional, "can be added and modified after creation",
+and an omitted ``config`` as "no change to the endpoint"):
+
+* Terraform creates the endpoint without ``config``: name, AI Gateway inference table, e-mail notifications, tags,
+  and the ``databricks_permissions`` on its ``serving_endpoint_id``. This applies on an empty environment.
+* The deploy job owns ``config`` (served entities and traffic routes) and sets it through databricks-sdk
+  (``jobs.serving.databricks``) once a champion exists, using the split from ``env.serving``.
+* ``lifecycle.ignore_changes = ["config"]`` states that ownership, so a later plan never proposes to undo a deploy.
+
+See docs/serving.md for the alternatives considered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cdktf import ITerraformDependable, TerraformResourceLifecycle
+from cdktf_cdktf_provider_databricks.model_serving import (
+    ModelServing,
+    ModelServingAiGateway,
+    ModelServingAiGatewayInferenceTableConfig,
+    ModelServingEmailNotifications,
+    ModelServingTags,
+)
+from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from constructs import Construct
+
+from infra.config import ConfigError, Environment
+
+INFERENCE_SCHEMA = "monitoring"
+
+
+def inference_table_prefix(env: Environment) -> str:
+    """Unity Catalog table names cannot carry the endpoint name's dashes unquoted: flight-delay -> flight_delay."""
+    return env.serving.endpoint_name.replace("-", "_")
+
+
+def endpoint_access(env: Environment, service_principal_id: str) -> list[PermissionsAccessControl]:
+    """CAN_MANAGE for the ml-engineers group and for the jobs' service principal (the deploy job updates the
+    endpoint's config); CAN_QUERY for each consumer that does not already manage it.
+
+    A consumer named like the environment's service principal means that principal (by application id);
+    any other consumer is a group. The stronger level wins when a principal appears twice.
+    """
+    managers = [
+        PermissionsAccessControl(group_name=env.ml_engineers_group, permission_level="CAN_MANAGE"),
+        PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_MANAGE"),
+    ]
+    consumers = [
+        PermissionsAccessControl(group_name=consumer, permission_level="CAN_QUERY")
+        for consumer in dict.fromkeys(env.serving.consumers)
+        if consumer not in (env.ml_engineers_group, env.service_principal)
+    ]
+    return managers + consumers
+
+
+class Serving(Construct):
+    """The serving endpoint shell (no served versions: see the module docstring) and its permissions.
+
+    ``schemas`` are the environment's schema resources by name; the endpoint waits for the one holding its
+    inference table.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env: Environment,
+        service_principal_id: str,
+        schemas: Mapping[str, ITerraformDependable],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if INFERENCE_SCHEMA not in schemas:
+            raise ConfigError(
+                f"environment {env.name!r}: field 'schemas' must contain {INFERENCE_SCHEMA!r} "
+                "(the serving endpoint's inference table lives there)"
+            )
+        self.endpoint = ModelServing(
+            self,
+            "endpoint",
+            name=env.serving.endpoint_name,
+            description=f"Serves the champion (and challenger) of {env.registered_model}",
+            ai_gateway=ModelServingAiGateway(
+                inference_table_config=ModelServingAiGatewayInferenceTableConfig(
+                    enabled=True,
+                    catalog_name=env.catalog,
+                    schema_name=INFERENCE_SCHEMA,
+                    table_name_prefix=inference_table_prefix(env),
+                )
+            ),
+            email_notifications=(
+                ModelServingEmailNotifications(on_update_failure=list(env.alerts.emails)) if env.alerts.emails else None
+            ),
+            tags=[
+                ModelServingTags(key="environment", value=env.name),
+                ModelServingTags(key="registered_model", value=env.registered_model),
+                ModelServingTags(key="managed-by", value="cdktf"),
+            ],
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["config"]),
+            depends_on=[schemas[INFERENCE_SCHEMA]],
+        )
+        self.permissions = Permissions(
+            self,
+            "endpoint_permissions",
+            serving_endpoint_id=self.endpoint.serving_endpoint_id,
+            access_control=endpoint_access(env, service_principal_id),
+        )

@@ -1,0 +1,163 @@
+"""The desired state of a serving endpoint: what the deploy job writes and what both serving adapters read.
+
+The local contract is a JSON file at ``$MLOPS_HOME/serving/<env>/<endpoint_name>.json``::
+
+    {"endpoint": "flight-delay", "env": "dev",
+     "served_entities": [{"name": "champion", "model_name": "dev.ml.flight_delay", "model_version": "3",
+                          "traffic_percent": 90},
+                         {"name": "challenger", "model_name": "dev.ml.flight_delay", "model_version": "4",
+                          "traffic_percent": 10}],
+     "updated_at": "2025-01-01T00:00:00+00:00"}
+
+Pure functions and frozen dataclasses only, apart from ``read_state`` / ``write_state``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra.config import Environment
+from jobs.platform.serving import ServedEntity
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_ENTITY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+_VERSION = re.compile(r"^[1-9][0-9]*$")
+
+
+class StateError(ValueError):
+    """A state file (or a config sent to the gateway) is invalid; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    endpoint: str
+    env: str
+    served_entities: tuple[ServedEntity, ...]
+    updated_at: str
+
+    def __post_init__(self) -> None:
+        where = f"endpoint {self.endpoint!r} (env {self.env!r})"
+        if not self.served_entities:
+            raise StateError(f"{where}: 'served_entities' must not be empty")
+        names = [e.name for e in self.served_entities]
+        if len(set(names)) != len(names):
+            raise StateError(f"{where}: served entity names must be unique, got {names}")
+        for entity in self.served_entities:
+            if not _ENTITY_NAME.match(entity.name):
+                raise StateError(f"{where}: served entity name {entity.name!r} must be letters, digits, - or _")
+            if not entity.model_name:
+                raise StateError(f"{where}: served entity {entity.name!r} has no model_name")
+            if not _VERSION.match(entity.model_version):
+                raise StateError(
+                    f"{where}: served entity {entity.name!r} model_version must be a positive integer string, "
+                    f"got {entity.model_version!r}"
+                )
+            if not 0 <= entity.traffic_percent <= 100:
+                raise StateError(f"{where}: served entity {entity.name!r} traffic_percent must be within 0..100")
+        total = sum(e.traffic_percent for e in self.served_entities)
+        if total != 100:
+            raise StateError(f"{where}: traffic_percent of the served entities must sum to 100, got {total}")
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["served_entities"] = [asdict(e) for e in self.served_entities]
+        return json.dumps(body, indent=2, sort_keys=False) + "\n"
+
+
+def desired_entities(
+    env: Environment, champion_version: str, challenger_version: str | None = None
+) -> tuple[ServedEntity, ...]:
+    """Champion (and challenger, when there is one and config gives it traffic) with the split from ``env.serving``.
+
+    Both the local gateway's state file and the Databricks ``traffic_config`` are built from this.
+    """
+    percent = env.serving.challenger_traffic_percent
+    if challenger_version is None or percent == 0 or challenger_version == champion_version:
+        return (ServedEntity(CHAMPION, env.registered_model, str(champion_version), 100),)
+    return (
+        ServedEntity(CHAMPION, env.registered_model, str(champion_version), 100 - percent),
+        ServedEntity(CHALLENGER, env.registered_model, str(challenger_version), percent),
+    )
+
+
+def state_path(serving_dir: Path, env_name: str, endpoint: str) -> Path:
+    return serving_dir / env_name / f"{endpoint}.json"
+
+
+def inference_table(env: Environment) -> str:
+    """``<catalog>.monitoring.<endpoint with _ for ->_payload``: the name AI Gateway inference tables get on
+    Databricks for the prefix Terraform configures (infra/constructs/serving.py); a synth test checks they agree."""
+    return env.table("monitoring", f"{env.serving.endpoint_name.replace('-', '_')}_payload")
+
+
+def parse_state(body: object, *, source: str = "state") -> EndpointState:
+    """A validated ``EndpointState`` from decoded JSON; ``StateError`` naming the field otherwise."""
+    if not isinstance(body, dict):
+        raise StateError(f"{source}: expected a JSON object, got {type(body).__name__}")
+    missing = [key for key in ("endpoint", "env", "served_entities") if key not in body]
+    if missing:
+        raise StateError(f"{source}: missing field(s) {', '.join(missing)}")
+    raw_entities = body["served_entities"]
+    if not isinstance(raw_entities, list):
+        raise StateError(f"{source}: 'served_entities' must be a list")
+    entities = []
+    for i, raw in enumerate(raw_entities):
+        if not isinstance(raw, dict):
+            raise StateError(f"{source}: served_entities[{i}] must be an object")
+        absent = [k for k in ("name", "model_name", "model_version", "traffic_percent") if k not in raw]
+        if absent:
+            raise StateError(f"{source}: served_entities[{i}] is missing {', '.join(absent)}")
+        traffic = raw["traffic_percent"]
+        if isinstance(traffic, bool) or not isinstance(traffic, int):
+            raise StateError(f"{source}: served_entities[{i}].traffic_percent must be an integer, got {traffic!r}")
+        entities.append(ServedEntity(str(raw["name"]), str(raw["model_name"]), str(raw["model_version"]), traffic))
+    return EndpointState(
+        endpoint=str(body["endpoint"]),
+        env=str(body["env"]),
+        served_entities=tuple(entities),
+        updated_at=str(body.get("updated_at", "")),
+    )
+
+
+def read_state(path: Path) -> EndpointState:
+    """The state file at ``path``; ``FileNotFoundError`` when there is none, ``StateError`` when it is invalid."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StateError(f"{path}: not valid JSON ({e})") from e
+    return parse_state(body, source=str(path))
+
+
+def write_state(path: Path, state: EndpointState) -> None:
+    """Atomically replace ``path``: readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(state.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def new_state(
+    env_name: str, endpoint: str, entities: Sequence[ServedEntity], now: datetime | None = None
+) -> EndpointState:
+    return EndpointState(
+        endpoint=endpoint,
+        env=env_name,
+        served_entities=tuple(entities),
+        updated_at=(now or datetime.now(UTC)).isoformat(),
+    )

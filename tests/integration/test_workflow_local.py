@@ -1,0 +1,94 @@
+"""`mlops run model-training` end to end: the local runner executes the real graph with the real entry points on
+the local engines, task values flow through `{{tasks.train.values.*}}`, and the model ends as champion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.config import ENVIRONMENTS
+from jobs.cli import main as mlops
+from jobs.commands.models import list_versions
+
+pytestmark = pytest.mark.integration
+
+ENV = ENVIRONMENTS["staging"]  # validation run_mode "enabled": a failed gate fails the run
+SLICE = [
+    "--param", "start_date=2013-01-01",
+    "--param", "end_date=2013-03-31",
+    "--param", "training_start=2013-01-01",
+    "--param", "training_end=2013-03-31",
+    "--param", "max_rows=15000",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(mlops_home, spark):
+    code = mlops(["run", "model-training", "--env", ENV.name, *SLICE])
+    runs = sorted((mlops_home / "runs").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+    records = [json.loads(p.read_text()) for p in runs]
+    return code, records
+
+
+def test_the_workflow_succeeds_and_runs_the_feature_pipeline_as_a_child_run(first_run):
+    code, records = first_run
+    assert code == 0
+    parent = next(r for r in records if r["graph"] == "model-training")
+    child = next(r for r in records if r["graph"] == "feature-pipeline")
+    assert parent["status"] == "SUCCESS"
+    assert {k: t["status"] for k, t in parent["tasks"].items()} == {
+        "refresh_features": "SUCCESS",
+        "train": "SUCCESS",
+        "validate": "SUCCESS",
+        "validation_passed": "SUCCESS",
+        "deploy": "SUCCESS",
+    }
+    assert parent["tasks"]["refresh_features"]["child_run_id"] == child["run_id"]
+    assert child["parent_run_id"] == parent["run_id"]
+    assert child["parameters"] == {"start_date": "2013-01-01", "end_date": "2013-03-31"}
+
+
+def test_task_values_are_resolved_into_downstream_parameters(first_run):
+    _, records = first_run
+    tasks = next(r for r in records if r["graph"] == "model-training")["tasks"]
+    train = tasks["train"]["values"]
+    assert train["model_uri"] == f"models:/{ENV.registered_model}/1"
+    assert (train["model_name"], train["model_version"]) == (ENV.registered_model, "1")
+    assert tasks["validate"]["parameters"] == [
+        "--env", ENV.name, "--model-uri", train["model_uri"], "--run-mode", "enabled",
+    ]  # fmt: skip
+    assert tasks["validation_passed"]["outcome"] == "true"
+    assert tasks["deploy"]["values"] == {"promoted": "true", "champion_version": "1"}
+
+
+def test_models_lists_version_1_as_champion_and_passed(first_run):
+    rows = list_versions(ENV.name)
+    assert [(r.version, r.aliases, r.validation_status) for r in rows] == [
+        ("1", ("challenger", "champion"), "PASSED")
+    ]
+
+
+def test_a_second_run_compares_with_the_champion_and_rollback_restores_it(first_run, mlops_home):
+    assert mlops(["run", "model-training", "--env", ENV.name, *SLICE]) == 0
+    rows = {r.version: r for r in list_versions(ENV.name)}
+    assert sorted(rows) == ["1", "2"]
+    assert "champion" in rows["2"].aliases  # same data, same seed: as good as the champion, so promoted
+    assert "previous_champion" in rows["1"].aliases
+    assert mlops(["rollback", "--env", ENV.name]) == 0
+    assert "champion" in {r.version: r for r in list_versions(ENV.name)}["1"].aliases
+
+
+def test_rollback_without_a_previous_champion_is_a_clear_error(first_run):
+    with pytest.raises(SystemExit) as exit_:
+        mlops(["rollback", "--env", ENV.name])
+    assert str(exit_.value) == f"mlops rollback: no previous champion of {ENV.registered_model} to roll back to"
+
+
+def test_bad_parameters_are_rejected_before_anything_runs(mlops_home):
+    with pytest.raises(SystemExit) as exit_:
+        mlops(["run", "model-training", "--env", ENV.name, "--param", "training_window=q1"])
+    assert str(exit_.value).startswith("mlops run: workflow 'model-training' has no parameter(s) ['training_window']")
+    with pytest.raises(SystemExit) as exit_:
+        mlops(["run", "model-training", "--env", ENV.name, "--param", "oops"])
+    assert str(exit_.value) == "mlops run: --param must be NAME=VALUE, got 'oops'"
