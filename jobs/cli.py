@@ -11,8 +11,17 @@ import importlib
 import logging
 import pkgutil
 import sys
+import warnings
 
 from jobs import commands
+
+
+def console():
+    """A rich console at least 120 columns wide, also when the output is a file or a CI log."""
+    from rich.console import Console
+
+    probe = Console()
+    return Console(width=max(probe.width, 120)) if not probe.is_terminal else probe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
         module.register(subparsers)
     return parser
@@ -33,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # Connection chatter of the Spark gateway and MLflow's schema hints drown the jobs' own log lines.
+        logging.getLogger("py4j").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", module="mlflow")
     return int(args.func(args) or 0)
 
 

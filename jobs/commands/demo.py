@@ -19,13 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from jobs.cli import console as cli_console
     from jobs.commands.infra import print_summary, synthesize
     from jobs.commands.models import print_versions
     from jobs.commands.workflow import print_run, run_workflow
 
-    console = Console()
+    console = cli_console()
     console.rule("1. Infrastructure: every environment synthesized to Terraform JSON")
     with tempfile.TemporaryDirectory(prefix="cdktf-") as tmp:
         print_summary(synthesize(Path(tmp)))
@@ -42,4 +41,68 @@ def _demo(args: argparse.Namespace) -> int:
     if failed:
         console.print(f"[red]model-training failed in: {', '.join(failed)}[/red]")
         return 1
-    return 0
+    serving_env = (args.env or list(ENVIRONMENTS))[0]
+    console.rule(f"3. Serving the {serving_env} champion: `mlops serve`, one request, the inference table")
+    return serve_one_request(serving_env, console)
+
+
+EXAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "examples" / "flight.json"
+
+
+def serve_one_request(env_name: str, console, timeout_seconds: float = 120.0) -> int:
+    """Starts the gateway as its own process (as a user would), sends the README's request, stops it, and counts
+    the rows its inference table received."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from deltalake import DeltaTable
+
+    from jobs.local.paths import mlops_home, table_path
+    from jobs.serving.auth import client_token
+    from jobs.serving.state import inference_table
+
+    env = ENVIRONMENTS[env_name]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve", "--env", env_name, "--port", str(port)])
+    try:
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                console.print(f"[red]the gateway did not become ready (exit code {server.poll()})[/red]")
+                return 1
+            time.sleep(0.5)
+        token = client_token(mlops_home() / "serving").value
+        response = httpx.post(
+            f"{base}/serving-endpoints/{env.serving.endpoint_name}/invocations",
+            content=EXAMPLE_REQUEST.read_bytes(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+        unauthenticated = httpx.post(f"{base}/serving-endpoints/{env.serving.endpoint_name}/invocations", json={})
+        console.print(f"POST /serving-endpoints/{env.serving.endpoint_name}/invocations with {EXAMPLE_REQUEST.name}:")
+        console.print(
+            f"  {response.status_code}, answered by {response.headers.get('served-model-name')} "
+            f"({response.headers.get('x-model-name')} v{response.headers.get('x-model-version')}): "
+            f"{json.dumps(response.json())}"
+        )
+        console.print(f"  the same without a token: {unauthenticated.status_code} {unauthenticated.json()}")
+    finally:
+        server.send_signal(signal.SIGINT)  # a clean shutdown flushes the inference log
+        server.wait(timeout=60)
+    table = inference_table(env)
+    rows = DeltaTable(str(table_path(table))).to_pyarrow_table(columns=["status_code"]).column("status_code")
+    console.print(f"inference table {table}: {len(rows)} rows, status codes {sorted(set(rows.to_pylist()))}")
+    return 0 if response.status_code == 200 else 1

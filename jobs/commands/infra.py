@@ -33,12 +33,12 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def print_summary(outdir: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from infra.summary import load_stacks, summarize
+    from jobs.cli import console as cli_console
 
-    console = Console()
+    console = cli_console()
     for name, stack in load_stacks(outdir).items():
         summary = summarize(name, stack)
         table = Table(title=f"stack {name}: {sum(summary.resource_counts.values())} resources", show_lines=False)

@@ -60,8 +60,9 @@ def list_versions(env_name: str) -> list[VersionRow]:
 
 
 def print_versions(env_name: str) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from jobs.cli import console
 
     rows = list_versions(env_name)
     table = Table(title=f"{ENVIRONMENTS[env_name].registered_model} ({len(rows)} versions)")
@@ -69,7 +70,7 @@ def print_versions(env_name: str) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(row.version, ", ".join(row.aliases), row.validation_status, row.created, row.reasons[:80])
-    Console().print(table)
+    console().print(table)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -28,8 +28,9 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def print_run(run) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from jobs.cli import console
 
     table = Table(title=f"{run.graph} in {run.env}: {run.status} (run {run.run_id}, {run.duration_seconds:.1f}s)")
     for column in ("task", "status", "attempts", "seconds", "task values / outcome / error"):
@@ -43,7 +44,7 @@ def print_run(run) -> None:
         if task.child_run_id:
             detail = f"child run {task.child_run_id} " + detail
         table.add_row(task.task_key, task.status, str(task.attempts), f"{task.duration_seconds:.1f}", detail)
-    Console().print(table)
+    console().print(table)
 
 
 def run_workflow(env_name: str, workflow: str, params: dict[str, str]):

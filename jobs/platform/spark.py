@@ -48,8 +48,10 @@ def _start_local_session() -> SparkSession:
     # Python workers must run the interpreter that runs the driver, or they lack the venv's packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # Loopback only, and no warning about the host name resolving to loopback.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     logger.info("starting local Spark session (%s)", LOCAL_MASTER)
-    return (
+    session = (
         SparkSession.builder.master(LOCAL_MASTER)
         .appName("mlops-local")
         .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
@@ -63,3 +65,6 @@ def _start_local_session() -> SparkSession:
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
+    # Spark's WARNs here are about local-mode internals (task sizes of in-memory data), not about the jobs.
+    session.sparkContext.setLogLevel("ERROR")
+    return session
