@@ -16,8 +16,10 @@ from pyspark.sql import functions as F
 LABEL = "label"
 ARRIVAL_DELAY_THRESHOLD_MINUTES = 15
 SCHEDULED_DATE = "sched_date"
-# Scheduled departure hour (UTC timestamp), the key of the point-in-time join with hourly weather.
+# Scheduled departure hour (UTC timestamp, on the hour): part of the flight key.
 DEPARTURE_HOUR = "time_hour"
+# Exact scheduled departure (UTC timestamp, to the minute): the time of the point-in-time join with hourly weather.
+SCHEDULED_DEPARTURE = "sched_departure"
 # Columns that identify a flight; used for deterministic sampling, not as features.
 FLIGHT_KEY = ("sched_date", "carrier", "flight", "origin", "dest", "time_hour")
 
@@ -25,6 +27,19 @@ FLIGHT_KEY = ("sched_date", "carrier", "flight", "origin", "dest", "time_hour")
 def scheduled_date(flights: DataFrame) -> Column:
     """The local (New York) scheduled departure date of a raw flight row."""
     return F.make_date(flights["year"].cast("int"), flights["month"].cast("int"), flights["day"].cast("int"))
+
+
+def scheduled_departure(flights: DataFrame) -> Column:
+    """The exact scheduled departure of a raw flight row (UTC timestamp): its scheduled hour ``time_hour`` plus the
+    minutes of ``sched_dep_time`` (local HHMM; New York is whole hours from UTC, so its minutes are the UTC ones).
+
+    Missing or impossible minutes give the start of the hour: never later than the real scheduled departure, so
+    the point-in-time join can only be stricter, never leak.
+    """
+    hhmm = F.nanvl(flights["sched_dep_time"].cast("double"), F.lit(None).cast("double"))
+    minute = F.floor(hhmm % 100)
+    minutes = F.when(minute.between(0, 59), minute).otherwise(F.lit(0)).cast("int")
+    return flights["time_hour"].cast("timestamp") + F.make_dt_interval(mins=minutes)
 
 
 def prepare_flights(flights: DataFrame) -> DataFrame:
@@ -35,6 +50,7 @@ def prepare_flights(flights: DataFrame) -> DataFrame:
     return flights.where(arrived).select(
         sched_date.alias(SCHEDULED_DATE),
         F.col("time_hour").cast("timestamp").alias(DEPARTURE_HOUR),
+        scheduled_departure(flights).alias(SCHEDULED_DEPARTURE),
         F.col("carrier").cast("string").alias("carrier"),
         F.col("flight").cast("long").alias("flight"),
         F.col("origin").cast("string").alias("origin"),

