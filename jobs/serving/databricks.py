@@ -28,7 +28,7 @@ from databricks.sdk.service.serving import (
 )
 
 from infra.config import Environment
-from jobs.serving.state import ServedEntity
+from jobs.serving.state import ServedEntity, check_entities, inference_table_config
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -58,15 +58,8 @@ def traffic_config(entities: Sequence[ServedEntity]) -> TrafficConfig:
 
 
 def ai_gateway(env: Environment) -> AiGatewayConfig:
-    """The same inference table Terraform declares: ``<catalog>.monitoring.<endpoint with _>_payload``."""
-    return AiGatewayConfig(
-        inference_table_config=AiGatewayInferenceTableConfig(
-            catalog_name=env.catalog,
-            schema_name="monitoring",
-            table_name_prefix=env.serving.endpoint_name.replace("-", "_"),
-            enabled=True,
-        )
-    )
+    """The inference table Terraform declares for the endpoint: ``env.inference_table``."""
+    return AiGatewayConfig(inference_table_config=AiGatewayInferenceTableConfig(**inference_table_config(env)))
 
 
 class DatabricksServing:
@@ -84,12 +77,12 @@ class DatabricksServing:
     def deploy(self, entities: Sequence[ServedEntity]) -> ServingEndpointDetailed:
         """Point the endpoint at ``entities`` with their traffic split; wait until the update is done.
 
-        Raises ``RuntimeError`` when the update fails or is canceled (Databricks keeps the previous config serving).
+        Raises ``StateError`` (a ``ValueError``) before any call when ``entities`` cannot be served, and
+        ``RuntimeError`` when the update fails or is canceled (Databricks keeps the previous config serving).
         """
-        if sum(e.traffic_percent for e in entities) != 100:
-            raise ValueError(f"traffic_percent of {[e.name for e in entities]} must sum to 100")
-        api = self._client.serving_endpoints
         name = self.endpoint_name
+        check_entities(entities, where=f"endpoint {name!r} (env {self._env.name!r})")
+        api = self._client.serving_endpoints
         try:
             current = api.get(name)
         except NotFound:

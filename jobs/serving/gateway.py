@@ -8,7 +8,8 @@ Routes (all but the probes need ``Authorization: Bearer <token>``):
     POST /serving-endpoints/{name}/reload                              re-read the deploy job's state file now
     GET  /health (process up), GET /ready (a config is live)
 
-Every invocation, failed ones included, is a row of the inference table ``<catalog>.monitoring.<endpoint>_payload``.
+Every invocation, failed ones included, is a row of the inference table ``env.inference_table``
+(``<catalog>.monitoring.<endpoint with _>_payload``, the name AI Gateway gives it on Databricks).
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from jobs.serving.auth import Token
 from jobs.serving.inference_log import InferenceLogger
 from jobs.serving.payload import CLIENT_REQUEST_ID, PayloadError, decode
 from jobs.serving.runtime import EndpointRuntime, LiveConfig, LoadedEntity, ModelLoader
-from jobs.serving.state import EndpointState, ServedEntity, StateError, inference_table, new_state, state_path
+from jobs.serving.state import (
+    EndpointState,
+    ServedEntity,
+    StateError,
+    inference_table_config,
+    new_state,
+    state_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +129,7 @@ class Gateway:
             self.endpoint,
             self.env.name,
             self.runtime.state_file,
-            inference_table(self.env),
+            self.env.inference_table,
             self.settings.table_dir,
             self.settings.token.source,
         )
@@ -254,17 +262,9 @@ class Gateway:
         return Response(content=content, status_code=status, media_type=JSON, headers=headers)
 
     def describe(self) -> dict[str, Any]:
-        prefix = self.endpoint.replace("-", "_")
         return self.runtime.describe(
-            ai_gateway={
-                "inference_table_config": {
-                    "catalog_name": self.env.catalog,
-                    "schema_name": "monitoring",
-                    "table_name_prefix": prefix,
-                    "enabled": True,
-                }
-            },
-            extra={"inference_table": inference_table(self.env), "inference_log": self.inference_log.stats()},
+            ai_gateway={"inference_table_config": inference_table_config(self.env)},
+            extra={"inference_table": self.env.inference_table, "inference_log": self.inference_log.stats()},
         )
 
     def state_from_config_body(self, body: bytes) -> EndpointState:
@@ -396,7 +396,7 @@ def build_gateway(env: Environment, *, token: Token | None = None, **overrides: 
     settings = GatewaySettings(
         env=env,
         serving_dir=serving_dir,
-        table_dir=table_path(inference_table(env)),
+        table_dir=table_path(env.inference_table),
         token=token or server_token(serving_dir),
         **overrides,
     )

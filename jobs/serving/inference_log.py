@@ -80,13 +80,15 @@ class InferenceLogger:
 
     def log(self, row: Mapping[str, Any]) -> None:
         """Queue one row; never blocks on I/O. Rows logged after ``close()`` are written synchronously."""
+        # Checking ``_closed`` and queueing under one lock, which ``close()`` holds while it queues the stop
+        # sentinel: a row is either queued before the sentinel (the writer drains it) or sees ``_closed``.
         with self._lock:
             self._accepted += 1
             closed = self._closed
+            if not closed:
+                self._queue.put(row)  # SimpleQueue.put never blocks
         if closed:
             self._write([dict(row)])
-        else:
-            self._queue.put(row)
 
     def close(self, timeout: float = 60.0) -> None:
         """Write everything queued so far, then stop the writer thread."""
@@ -94,10 +96,11 @@ class InferenceLogger:
             if self._closed:
                 return
             self._closed = True
+            if self._thread is not None:
+                self._queue.put(_STOP)
         if self._thread is None:
             self._drain_and_write()
             return
-        self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.error("inference log writer did not finish within %.0fs; rows may still be queued", timeout)
@@ -120,19 +123,22 @@ class InferenceLogger:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = None
-            if item is _STOP:
-                batch.extend(self._drain())
+            stopping = item is _STOP
+            if item is not None and not stopping:
+                batch.append(item)
+                rows, stopping = self._drain(self._batch_size - len(batch))
+                batch.extend(rows)
+            if stopping:
+                # Nothing follows the sentinel: close() queues it under the lock, after which log() writes itself.
                 self._write(batch)
                 return
-            if item is not None:
-                batch.append(item)
-                batch.extend(self._drain(self._batch_size - len(batch)))
             if len(batch) >= self._batch_size or time.monotonic() >= deadline:
                 self._write(batch)
                 batch = []
                 deadline = time.monotonic() + self._flush_interval
 
-    def _drain(self, limit: int | None = None) -> list[Mapping[str, Any]]:
+    def _drain(self, limit: int | None = None) -> tuple[list[Mapping[str, Any]], bool]:
+        """Up to ``limit`` queued rows without waiting, and whether the stop sentinel came next (it is consumed)."""
         rows: list[Mapping[str, Any]] = []
         while limit is None or len(rows) < limit:
             try:
@@ -140,12 +146,12 @@ class InferenceLogger:
             except queue.Empty:
                 break
             if item is _STOP:
-                continue
+                return rows, True
             rows.append(item)
-        return rows
+        return rows, False
 
     def _drain_and_write(self) -> None:
-        self._write(self._drain())
+        self._write(self._drain()[0])
 
     def _write(self, rows: list[Mapping[str, Any]]) -> None:
         if not rows:

@@ -157,11 +157,16 @@ class EndpointRuntime:
             return self._apply(state, reason)
 
     def update(self, state: EndpointState) -> UpdateResult:
-        """Write ``state`` to the state file (atomically) and swap it in: the admin API's path."""
+        """Load ``state`` and swap it in, then write it to the state file (atomically): the admin API's path.
+
+        The file is written only once the config serves, so a config that fails to load is never what a restart
+        (or the watcher) reads back: the file keeps the config that is live."""
         with self._reload_lock:
-            write_state(self.state_file, state)
-            self._seen_file = self._file_key()
-            return self._apply(state, "config update request")
+            result = self._apply(state, "config update request")
+            if result.ok:
+                write_state(self.state_file, state)
+                self._seen_file = self._file_key()
+            return result
 
     def _apply(self, state: EndpointState, reason: str) -> UpdateResult:
         if (state.env, state.endpoint) != (self.env_name, self.endpoint):

@@ -9,7 +9,10 @@ The local contract is a JSON file at ``$MLOPS_HOME/serving/<env>/<endpoint_name>
                           "traffic_percent": 10}],
      "updated_at": "2025-01-01T00:00:00+00:00"}
 
-Pure functions and frozen dataclasses only, apart from ``read_state`` / ``write_state``.
+Served entities are validated here only (``check_entities``, for the Databricks endpoint as well), and the file is
+built and written here only: the deploy job (``jobs.platform.serving.LocalServing``) and the gateway's
+``PUT .../config`` both go through ``new_state`` and ``write_state``. Pure functions and frozen dataclasses,
+apart from ``read_state`` / ``write_state``.
 """
 
 from __future__ import annotations
@@ -22,18 +25,59 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from infra.config import Environment
-from jobs.platform.serving import ServedEntity
+if TYPE_CHECKING:
+    from infra.config import Environment
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 _ENTITY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 
 
+@dataclass(frozen=True)
+class ServedEntity:
+    """One model version behind the endpoint and its share of the traffic (percent)."""
+
+    name: str
+    model_name: str
+    model_version: str
+    traffic_percent: int
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.model_version}"
+
+
 class StateError(ValueError):
     """A state file (or a config sent to the gateway) is invalid; the message says which field and why."""
+
+
+def check_entities(entities: Sequence[ServedEntity], *, where: str) -> None:
+    """``StateError`` (a ``ValueError``) naming ``where`` and the field unless ``entities`` can be served: at least
+    one, unique names, a model name, positive integer versions, and traffic that adds up to 100 percent."""
+    if not entities:
+        raise StateError(f"{where}: 'served_entities' must not be empty")
+    names = [e.name for e in entities]
+    if len(set(names)) != len(names):
+        raise StateError(f"{where}: served entity names must be unique, got {names}")
+    for entity in entities:
+        if not _ENTITY_NAME.match(entity.name):
+            raise StateError(f"{where}: served entity name {entity.name!r} must be letters, digits, - or _")
+        if not entity.model_name:
+            raise StateError(f"{where}: served entity {entity.name!r} has no model_name")
+        if not _VERSION.match(entity.model_version):
+            raise StateError(
+                f"{where}: served entity {entity.name!r} model_version must be a positive integer string, "
+                f"got {entity.model_version!r}"
+            )
+        if not 0 <= entity.traffic_percent <= 100:
+            raise StateError(
+                f"{where}: served entity {entity.name!r} traffic_percent must be within 0..100, "
+                f"got {entity.traffic_percent}"
+            )
+    total = sum(e.traffic_percent for e in entities)
+    if total != 100:
+        raise StateError(f"{where}: traffic_percent of the served entities must add up to 100 percent, got {total}")
 
 
 @dataclass(frozen=True)
@@ -44,27 +88,7 @@ class EndpointState:
     updated_at: str
 
     def __post_init__(self) -> None:
-        where = f"endpoint {self.endpoint!r} (env {self.env!r})"
-        if not self.served_entities:
-            raise StateError(f"{where}: 'served_entities' must not be empty")
-        names = [e.name for e in self.served_entities]
-        if len(set(names)) != len(names):
-            raise StateError(f"{where}: served entity names must be unique, got {names}")
-        for entity in self.served_entities:
-            if not _ENTITY_NAME.match(entity.name):
-                raise StateError(f"{where}: served entity name {entity.name!r} must be letters, digits, - or _")
-            if not entity.model_name:
-                raise StateError(f"{where}: served entity {entity.name!r} has no model_name")
-            if not _VERSION.match(entity.model_version):
-                raise StateError(
-                    f"{where}: served entity {entity.name!r} model_version must be a positive integer string, "
-                    f"got {entity.model_version!r}"
-                )
-            if not 0 <= entity.traffic_percent <= 100:
-                raise StateError(f"{where}: served entity {entity.name!r} traffic_percent must be within 0..100")
-        total = sum(e.traffic_percent for e in self.served_entities)
-        if total != 100:
-            raise StateError(f"{where}: traffic_percent of the served entities must sum to 100, got {total}")
+        check_entities(self.served_entities, where=f"endpoint {self.endpoint!r} (env {self.env!r})")
 
     def to_json(self) -> str:
         body = asdict(self)
@@ -72,30 +96,20 @@ class EndpointState:
         return json.dumps(body, indent=2, sort_keys=False) + "\n"
 
 
-def desired_entities(
-    env: Environment, champion_version: str, challenger_version: str | None = None
-) -> tuple[ServedEntity, ...]:
-    """Champion (and challenger, when there is one and config gives it traffic) with the split from ``env.serving``.
-
-    Both the local gateway's state file and the Databricks ``traffic_config`` are built from this.
-    """
-    percent = env.serving.challenger_traffic_percent
-    if challenger_version is None or percent == 0 or challenger_version == champion_version:
-        return (ServedEntity(CHAMPION, env.registered_model, str(champion_version), 100),)
-    return (
-        ServedEntity(CHAMPION, env.registered_model, str(champion_version), 100 - percent),
-        ServedEntity(CHALLENGER, env.registered_model, str(challenger_version), percent),
-    )
-
-
 def state_path(serving_dir: Path, env_name: str, endpoint: str) -> Path:
     return serving_dir / env_name / f"{endpoint}.json"
 
 
-def inference_table(env: Environment) -> str:
-    """``<catalog>.monitoring.<endpoint with _ for ->_payload``: the name AI Gateway inference tables get on
-    Databricks for the prefix Terraform configures (infra/constructs/serving.py); a synth test checks they agree."""
-    return env.table("monitoring", f"{env.serving.endpoint_name.replace('-', '_')}_payload")
+def inference_table_config(env: Environment) -> dict[str, Any]:
+    """AI Gateway's ``inference_table_config`` for ``env.inference_table``, as Terraform declares it
+    (infra/constructs/serving.py): Databricks names the table ``<catalog>.<schema>.<table_name_prefix>_payload``."""
+    catalog, schema, _ = env.inference_table.split(".")
+    return {
+        "catalog_name": catalog,
+        "schema_name": schema,
+        "table_name_prefix": env.inference_table_prefix,
+        "enabled": True,
+    }
 
 
 def parse_state(body: object, *, source: str = "state") -> EndpointState:

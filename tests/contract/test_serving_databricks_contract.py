@@ -16,9 +16,11 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound
 from databricks.sdk.service.serving import ServingEndpointsAPI
 
-from infra.config import ENVIRONMENTS
+from infra.config import ENVIRONMENTS, Environment
+from jobs.core.decisions import traffic_split
+from jobs.platform.serving import served_entities_for
 from jobs.serving.databricks import DatabricksServing
-from jobs.serving.state import ServedEntity, desired_entities
+from jobs.serving.state import ServedEntity
 
 pytestmark = pytest.mark.contract
 
@@ -50,6 +52,11 @@ def _client(answers: list[Any]) -> tuple[WorkspaceClient, FakeTransport]:
     return client, transport
 
 
+def _split(env: Environment, champion: str, challenger: str | None = None) -> list[ServedEntity]:
+    """What the deploy job serves for these aliases: the core traffic split with ``env``'s challenger share."""
+    return served_entities_for(env, traffic_split(champion, challenger, env.serving.challenger_traffic_percent))
+
+
 def _endpoint(config_update: str, ready: str = "READY") -> dict:
     return {"name": "flight-delay", "id": "e-1", "state": {"ready": ready, "config_update": config_update}}
 
@@ -57,7 +64,7 @@ def _endpoint(config_update: str, ready: str = "READY") -> dict:
 @pytest.mark.parametrize("name", list(ENVIRONMENTS))
 def test_existing_endpoint_gets_served_entities_and_routes_from_config(name):
     env = ENVIRONMENTS[name]
-    entities = desired_entities(env, "7", "8")
+    entities = _split(env, "7", "8")
     client, transport = _client([_endpoint("NOT_UPDATING"), _endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING")])
 
     result = DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(entities)
@@ -88,12 +95,12 @@ def test_existing_endpoint_gets_served_entities_and_routes_from_config(name):
 
 
 def test_prod_splits_ninety_ten_between_champion_and_challenger():
-    entities = desired_entities(ENVIRONMENTS["prod"], "3", "4")
-    assert [(e.name, e.model_version, e.traffic_percent) for e in entities] == [
-        ("champion", "3", 90),
-        ("challenger", "4", 10),
+    entities = _split(ENVIRONMENTS["prod"], "3", "4")
+    assert [(e.name, e.model_name, e.model_version, e.traffic_percent) for e in entities] == [
+        ("champion", "prod.ml.flight_delay", "3", 90),
+        ("challenger", "prod.ml.flight_delay", "4", 10),
     ]
-    assert [(e.name, e.traffic_percent) for e in desired_entities(ENVIRONMENTS["dev"], "3", "4")] == [("champion", 100)]
+    assert [(e.name, e.traffic_percent) for e in _split(ENVIRONMENTS["dev"], "3", "4")] == [("champion", 100)]
 
 
 def test_missing_endpoint_is_created_with_inference_table_and_notifications():
@@ -141,7 +148,7 @@ def test_an_update_in_progress_is_waited_for_before_the_new_config():
         [_endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING"), _endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING")]
     )
 
-    DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(desired_entities(env, "2"))
+    DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(_split(env, "2"))
 
     assert [c[0] for c in transport.calls] == ["GET", "GET", "PUT", "GET"]
 
@@ -151,20 +158,22 @@ def test_a_failed_update_raises_and_says_the_previous_config_keeps_serving():
     client, _ = _client([_endpoint("NOT_UPDATING"), _endpoint("IN_PROGRESS"), _endpoint("UPDATE_FAILED")])
 
     with pytest.raises(RuntimeError, match=r"flight-delay: the config update did not complete .*previous config"):
-        DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(desired_entities(env, "2"))
+        DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(_split(env, "2"))
 
 
 def test_a_split_that_does_not_sum_to_100_is_refused_before_any_call():
     client, transport = _client([])
     bad = (ServedEntity("champion", "dev.ml.flight_delay", "2", 80),)
 
-    with pytest.raises(ValueError, match="must sum to 100"):
+    with pytest.raises(
+        ValueError, match=r"endpoint 'flight-delay' \(env 'dev'\): .* must add up to 100 percent, got 80"
+    ):
         DatabricksServing(client, ENVIRONMENTS["dev"]).deploy(bad)
     assert transport.calls == []
 
 
 def test_query_sends_dataframe_records_to_the_invocations_path():
-    record = {"carrier": "UA", "origin": "EWR", "dest": "IAH", "distance": 1400, "hour": 5, "month": 1}
+    record = {"carrier": "UA", "origin": "EWR", "dest": "IAH", "distance": 1400, "sched_hour": 5, "month": 1}
     client, transport = _client([{"predictions": [[0.8, 0.2]]}])
 
     predictions = DatabricksServing(client, ENVIRONMENTS["dev"]).query([record])
@@ -194,7 +203,7 @@ def test_the_deploy_jobs_serving_port_sends_the_same_update():
     env = ENVIRONMENTS["prod"]
     client, transport = _client([_endpoint("NOT_UPDATING"), _endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING")])
 
-    ServingPort(lambda: client).update_endpoint(env, list(desired_entities(env, "7", "8")))
+    ServingPort(lambda: client).update_endpoint(env, _split(env, "7", "8"))
 
     assert [(method, path) for method, path, _ in transport.calls[:2]] == [
         ("GET", f"{BASE}/flight-delay"),

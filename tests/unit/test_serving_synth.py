@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 
 from infra.config import ENVIRONMENTS, ConfigError, Environment, Serving
-from jobs.serving.state import inference_table
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -78,10 +77,14 @@ def test_endpoint_is_declared_without_versions_and_with_inference_table_and_noti
 
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_inference_table_prefix_matches_the_local_gateway_table(stacks, name):
+    from jobs.serving.databricks import ai_gateway
+
     _, endpoint = _one(stacks[name], "databricks_model_serving", "serving/endpoint")
     table = endpoint["ai_gateway"]["inference_table_config"]
     rendered = f"{table['catalog_name']}.{table['schema_name']}.{table['table_name_prefix']}_payload"
-    assert rendered == inference_table(ENVIRONMENTS[name]) == f"{name}.monitoring.flight_delay_payload"
+    assert rendered == ENVIRONMENTS[name].inference_table == f"{name}.monitoring.flight_delay_payload"
+    # The deploy job creates a missing endpoint with the same settings.
+    assert endpoint["ai_gateway"] == ai_gateway(ENVIRONMENTS[name]).as_dict()
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
@@ -128,5 +131,7 @@ def test_an_environment_without_a_monitoring_schema_is_rejected_with_the_field_n
 
     env = replace(ENVIRONMENTS["dev"], schemas=("raw", "features", "ml"))
     stack = TerraformStack(App(), "t")
-    with pytest.raises(ConfigError, match=r"environment 'dev': field 'schemas' must contain 'monitoring'"):
+    with pytest.raises(ConfigError, match=r"^environment 'dev': field 'schemas' has no schema 'monitoring'$"):
         ServingConstruct(stack, "serving", env=env, service_principal_id="sp", schemas={})
+    with pytest.raises(ConfigError, match=r"environment 'dev': field 'schemas' must contain 'monitoring'"):
+        ServingConstruct(stack, "serving_no_schema", env=ENVIRONMENTS["dev"], service_principal_id="sp", schemas={})
