@@ -36,8 +36,11 @@ lint: setup
 synth: setup
 	cdktf synth --output cdktf.out
 
+# The wheel carries the commit it was built from (jobs/BUILD_COMMIT, inside the wheel only): lineage on Databricks;
+# dist/BUILD_COMMIT tells the stacks which folder to upload it to.
 wheel: setup
-	rm -rf dist && $(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+	rm -rf dist build && git rev-parse HEAD > jobs/BUILD_COMMIT
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist . ; status=$$?; mv jobs/BUILD_COMMIT dist/BUILD_COMMIT; exit $$status
 
 demo: setup
 	$(BIN)/mlops demo

@@ -51,10 +51,13 @@ class Workspace:
 
 @dataclass(frozen=True)
 class Account:
-    """The Databricks account (account console host and id); account-level identities live here."""
+    """The Databricks account (account console host and id); account-level identities live here.
+
+    With ``account_id`` None the stacks take it from the Terraform variable ``databricks_account_id``
+    (TF_VAR_databricks_account_id), so the id need not be committed."""
 
     host: str = "https://accounts.azuredatabricks.net"
-    account_id: str = "00000000-0000-0000-0000-000000000000"
+    account_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class Validation:
     min_slice_roc_auc: float = 0.55
     min_slice_rows: int = 200
     max_relative_drop_vs_champion: float = 0.05
+    # Custom metric: |share of flights predicted late - share that were late| at the model's threshold.
+    max_positive_rate_gap: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,7 @@ class Environment:
         _check_cron(env, "monitoring.schedule", self.monitoring.schedule.quartz_cron)
         if self.validation.run_mode not in ("disabled", "dry_run", "enabled"):
             _fail(env, "validation.run_mode", f"must be disabled, dry_run or enabled, got {self.validation.run_mode!r}")
-        for name in ("min_roc_auc", "min_slice_roc_auc", "max_relative_drop_vs_champion"):
+        for name in ("min_roc_auc", "min_slice_roc_auc", "max_relative_drop_vs_champion", "max_positive_rate_gap"):
             value = getattr(self.validation, name)
             if not 0.0 <= value <= 1.0:
                 _fail(env, f"validation.{name}", f"must be between 0 and 1, got {value}")
@@ -232,7 +237,7 @@ class Environment:
             _fail(env, "alerts", "needs at least one email or a webhook destination")
         if self.job_retries < 0:
             _fail(env, "job_retries", "must be >= 0")
-        if not _APPLICATION_ID.match(self.account.account_id):
+        if self.account.account_id is not None and not _APPLICATION_ID.match(self.account.account_id):
             _fail(env, "account.account_id", f"must be a UUID, got {self.account.account_id!r}")
         if self.ci_federation is not None and not self.ci_federation.issuer.startswith("https://"):
             _fail(env, "ci_federation.issuer", "must be an https URL")
@@ -287,6 +292,16 @@ class Environment:
     @property
     def experiment_name(self) -> str:
         return f"{self.experiment_dir}/{self.name}-{self.model_name}"
+
+    @property
+    def inference_table(self) -> str:
+        """The serving endpoint's inference table: AI Gateway names it ``<prefix>_payload`` in the schema Terraform
+        configures; the local gateway writes a Delta table of the same name."""
+        return self.table("monitoring", f"{self.inference_table_prefix}_payload")
+
+    @property
+    def inference_table_prefix(self) -> str:
+        return self.serving.endpoint_name.replace("-", "_")
 
     def table(self, schema: str, name: str) -> str:
         if schema not in self.schemas:

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 
 from cdktf import App, Token
 
 from infra.config import ENVIRONMENTS, Environment
 from infra.stacks.environment import EnvironmentStack, WorkspaceRef
 
+ROOT = Path(__file__).resolve().parents[1]
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
-def build_app(environments: Mapping[str, Environment] = ENVIRONMENTS, outdir: str | None = None) -> App:
+
+def current_code_version() -> str:
+    """The commit whose code the stacks deploy: the one the wheel in dist/ was built from (`make wheel`), else the
+    checkout's HEAD, else "local". The wheel is uploaded under it, so every commit's jobs install their own build."""
+    baked = ROOT / "dist" / "BUILD_COMMIT"
+    if baked.exists() and _COMMIT.match(baked.read_text().strip()):
+        return baked.read_text().strip()[:12]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "local"
+    commit = head.stdout.strip()
+    return commit[:12] if head.returncode == 0 and _COMMIT.match(commit) else "local"
+
+
+def build_app(
+    environments: Mapping[str, Environment] = ENVIRONMENTS,
+    outdir: str | None = None,
+    code_version: str | None = None,
+) -> App:
+    version = code_version or current_code_version()
     app = App(outdir=outdir) if outdir else App()
     refs: dict[str, WorkspaceRef] = {}
     to_create = [env for env in environments.values() if env.workspace.create is not None]
@@ -25,7 +50,7 @@ def build_app(environments: Mapping[str, Environment] = ENVIRONMENTS, outdir: st
         if env.workspace.create is None:
             refs[env.name] = WorkspaceRef(env.workspace.host, Token.as_number(str(env.workspace_id)))
     for env in environments.values():
-        EnvironmentStack(app, env, workspaces=refs)
+        EnvironmentStack(app, env, workspaces=refs, code_version=version)
     return app
 
 

@@ -69,6 +69,8 @@ class Task:
     max_retries: int = 0
     min_retry_interval_millis: int = 0
     timeout_seconds: int = 3600
+    # As on Databricks, a task that timed out is not retried unless this says so.
+    retry_on_timeout: bool = False
     description: str = ""
 
     def parameter_texts(self) -> tuple[str, ...]:

@@ -28,8 +28,9 @@ from jobs.core.decisions import PASSED, Decision, promotion_decision, traffic_sp
 from jobs.core.evaluation import classification_metrics
 from jobs.core.model import predict_proba
 from jobs.platform import Platform, ServedEntity, build_platform
-from jobs.platform.job import JobError, job_parser, positive_int, run_job
+from jobs.platform.job import JobError, exit_on_failure, job_parser, positive_int, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRef
+from jobs.platform.serving import served_entities_for
 from jobs.validate import evaluation_frame, evaluation_period
 
 logger = logging.getLogger("jobs.deploy")
@@ -67,56 +68,59 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
         )
 
     if champion == ref.version:
-        decision = Decision(False, f"version {ref.version} is already the champion")
-        challenger_metrics: dict[str, float] = {}
-        champion_metrics: dict[str, float] | None = None
-    else:
-        start, end = evaluation_period(tags, None, None, ref.uri)
-        data, lineage = evaluation_frame(platform, start, end)
-        features, y = data.drop(columns=[LABEL]), data[LABEL].to_numpy()
-        challenger_metrics = classification_metrics(y, predict_proba(mlflow.sklearn.load_model(ref.uri), features))
-        champion_metrics = None
-        if champion is not None:
-            champion_model = mlflow.sklearn.load_model(ModelRef(ref.name, champion).uri)
-            champion_metrics = classification_metrics(y, predict_proba(champion_model, features))
-        metric, promotion = env.promotion.metric, env.promotion
-        decision = promotion_decision(
-            challenger_metrics[metric],
-            None if champion_metrics is None else champion_metrics[metric],
-            metric,
-            promotion.margin,
-            promotion.business_threshold,
+        # A re-run (e.g. a repair after the endpoint update failed): nothing to decide, nothing to re-tag.
+        logger.info("%s is already the champion: only the serving endpoint is brought up to date", ref.uri)
+        update_serving(platform)
+        _set_values(platform, promoted=True, champion=champion)
+        return DeployResult(ref, Decision(True, "already the champion"), champion, None, {}, None)
+
+    start, end = evaluation_period(tags, None, None, ref.uri)
+    data, lineage = evaluation_frame(platform, start, end)
+    features, y = data.drop(columns=[LABEL]), data[LABEL].to_numpy()
+    challenger_metrics = classification_metrics(y, predict_proba(mlflow.sklearn.load_model(ref.uri), features))
+    champion_metrics = None
+    if champion is not None:
+        champion_model = mlflow.sklearn.load_model(ModelRef(ref.name, champion).uri)
+        champion_metrics = classification_metrics(y, predict_proba(champion_model, features))
+    metric, promotion = env.promotion.metric, env.promotion
+    decision = promotion_decision(
+        challenger_metrics[metric],
+        None if champion_metrics is None else champion_metrics[metric],
+        metric,
+        promotion.margin,
+        promotion.business_threshold,
+    )
+    with mlflow.start_run(run_name=f"deploy {ref.name} v{ref.version}"):
+        mlflow.set_tags(
+            {
+                "job": "mlops-deploy",
+                "env": env.name,
+                "model_name": ref.name,
+                "challenger_version": ref.version,
+                "champion_version": champion or "none",
+                "eval_start": start.isoformat(),
+                "eval_end": end.isoformat(),
+                "promoted": str(decision.promote).lower(),
+                "decision_reason": decision.reason,
+                **lineage,
+            }
         )
-        with mlflow.start_run(run_name=f"deploy {ref.name} v{ref.version}"):
-            mlflow.set_tags(
-                {
-                    "job": "mlops-deploy",
-                    "env": env.name,
-                    "model_name": ref.name,
-                    "challenger_version": ref.version,
-                    "champion_version": champion or "none",
-                    "eval_start": start.isoformat(),
-                    "eval_end": end.isoformat(),
-                    "promoted": str(decision.promote).lower(),
-                    "decision_reason": decision.reason,
-                    **lineage,
-                }
-            )
-            mlflow.log_params(
-                {"metric": metric, "margin": promotion.margin, "business_threshold": promotion.business_threshold}
-            )
-            mlflow.log_metrics({f"challenger_{k}": v for k, v in challenger_metrics.items()})
-            if champion_metrics is not None:
-                mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
+        mlflow.log_params(
+            {"metric": metric, "margin": promotion.margin, "business_threshold": promotion.business_threshold}
+        )
+        mlflow.log_metrics({f"challenger_{k}": v for k, v in challenger_metrics.items()})
+        if champion_metrics is not None:
+            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
     logger.info("%s: promote=%s (%s)", ref.uri, decision.promote, decision.reason)
 
     previous = None
     if decision.promote:
+        # Champion first: if anything fails after it, the rollback chain still points at the version it replaced.
+        registry.set_alias(CHAMPION, ref.version)
         if champion is not None:
             previous = champion
-            registry.set_alias(PREVIOUS_CHAMPION, champion)
             registry.set_version_tags(ref, {contract.PREVIOUS_CHAMPION_VERSION: champion})
-        registry.set_alias(CHAMPION, ref.version)
+            registry.set_alias(PREVIOUS_CHAMPION, champion)
         champion = ref.version
     registry.set_version_tags(
         ref,
@@ -138,7 +142,7 @@ def served_entities(platform: Platform) -> list[ServedEntity]:
         registry.alias_version(CHALLENGER),
         platform.env.serving.challenger_traffic_percent,
     )
-    return [ServedEntity(r.role, registry.model_name, r.version, r.traffic_percent) for r in routes]
+    return served_entities_for(platform.env, routes)
 
 
 def update_serving(platform: Platform) -> list[ServedEntity]:
@@ -198,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_job("mlops-deploy", work)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """The `mlops-deploy` console script: a failure exits non-zero, which fails the Databricks task."""
+    exit_on_failure(main(argv))
 
 
 if __name__ == "__main__":

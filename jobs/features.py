@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from infra.config import get_environment
 from jobs.core.features import weather_features
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, job_parser, run_job
+from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
 
 logger = logging.getLogger("jobs.features")
 
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_job("mlops-features", work)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """The `mlops-features` console script: a failure exits non-zero, which fails the Databricks task."""
+    exit_on_failure(main(argv))
 
 
 if __name__ == "__main__":

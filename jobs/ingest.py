@@ -18,7 +18,7 @@ import pandas as pd
 
 from infra.config import get_environment
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, check_window, iso_date, job_parser, run_job
+from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_parser, run_job
 
 logger = logging.getLogger("jobs.ingest")
 
@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_job("mlops-ingest", work)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """The `mlops-ingest` console script: a failure exits non-zero, which fails the Databricks task."""
+    exit_on_failure(main(argv))
 
 
 if __name__ == "__main__":

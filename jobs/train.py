@@ -40,6 +40,7 @@ from jobs.platform.job import (
     JobError,
     check_window,
     code_version,
+    exit_on_failure,
     git_commit,
     iso_date,
     job_parser,
@@ -284,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_job("mlops-train", work)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """The `mlops-train` console script: a failure exits non-zero, which fails the Databricks task."""
+    exit_on_failure(main(argv))
 
 
 if __name__ == "__main__":

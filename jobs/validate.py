@@ -43,10 +43,10 @@ from jobs.core.decisions import (
     roc_auc_gates,
     validation_decision,
 )
-from jobs.core.evaluation import SLICE_COLUMNS, slice_metrics
+from jobs.core.evaluation import SLICE_COLUMNS, positive_rate_gap, slice_metrics
 from jobs.core.model import labels, model_frame, predict_proba
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, check_window, iso_date, job_parser, run_job
+from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef, parse_model_uri
 from jobs.train import read_examples
 
@@ -113,7 +113,7 @@ def validate(
 
 
 def _record(platform: Platform, ref: ModelRef, outcome: ValidationOutcome, run_mode: str) -> None:
-    """Tags, alias, task values and (enabled mode, FAILED) a notification."""
+    """Tags, alias, task values and (FAILED, enabled or dry_run mode) a notification."""
     registry = platform.registry
     registry.set_version_tags(
         ref,
@@ -130,10 +130,11 @@ def _record(platform: Platform, ref: ModelRef, outcome: ValidationOutcome, run_m
         if registry.alias_version(CHALLENGER, name=ref.name) == ref.version:
             registry.delete_alias(CHALLENGER, name=ref.name)
         logger.warning("%s FAILED validation (%s): %s", ref.uri, run_mode, outcome.summary())
-        if run_mode == "enabled":
+        # dry_run does not fail the run, but a failure that blocks deployment must still reach someone.
+        if run_mode in ("enabled", "dry_run"):
             platform.notifier.notify(
                 "model_validation_failed",
-                f"{ref.uri} failed validation in {platform.env.name}: {outcome.summary()}",
+                f"{ref.uri} failed validation in {platform.env.name} ({run_mode}): {outcome.summary()}",
                 {"model_name": ref.name, "model_version": ref.version, "reasons": list(outcome.reasons)},
             )
     values = platform.task_values
@@ -203,6 +204,13 @@ def _run_checks(
         model_type="classifier",
         evaluators="default",
         evaluator_config={"log_model_explainability": False, "pos_label": 1},
+        extra_metrics=[
+            mlflow.models.make_metric(
+                eval_fn=lambda predictions, targets, metrics: positive_rate_gap(predictions, targets),
+                greater_is_better=False,
+                name="positive_rate_gap",
+            )
+        ],
     )
     with mlflow.start_run(run_name=f"validate {ref.name} v{ref.version}"):
         mlflow.set_tags(
@@ -231,6 +239,14 @@ def _run_checks(
                 mlflow.validate_evaluation_results(threshold, candidate)
             except ModelValidationFailedException:
                 failures.append(f"{gate.description}, got {float(candidate.metrics[gate.metric]):.4f}")
+        gap_gate = {"positive_rate_gap": MetricThreshold(threshold=cfg.max_positive_rate_gap, greater_is_better=False)}
+        try:
+            mlflow.validate_evaluation_results(gap_gate, candidate)
+        except ModelValidationFailedException:
+            failures.append(
+                f"positive_rate_gap must be <= {cfg.max_positive_rate_gap:.4f}, "
+                f"got {float(candidate.metrics['positive_rate_gap']):.4f}"
+            )
         model = mlflow.sklearn.load_model(ref.uri)
         features = data.drop(columns=[LABEL])
         slices = slice_metrics(
@@ -285,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         return result.exit_code
 
     return run_job("mlops-validate", work)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """The `mlops-validate` console script: a failure exits non-zero, which fails the Databricks task."""
+    exit_on_failure(main(argv))
 
 
 if __name__ == "__main__":

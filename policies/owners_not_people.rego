@@ -1,6 +1,7 @@
 # Rule: what the project owns is owned by a group or a service principal, never by a person. A principal name with
 # "@" is a person. Checked on:
-#   - every `owner` attribute (catalogs, schemas, registered models, volumes, tables, ...);
+#   - every `owner` attribute (catalogs, schemas, registered models, volumes, tables, ...), and catalogs, schemas and
+#     registered models must declare one (without it, whoever applies the plan becomes the owner);
 #   - `databricks_job.run_as`: `user_name` is a person, `service_principal_name` is fine;
 #   - `databricks_permissions`: IS_OWNER for a `user_name` (jobs, pipelines), CAN_MANAGE for a `user_name` on a
 #     serving endpoint (an endpoint has no owner field: whoever manages it owns it);
@@ -29,6 +30,22 @@ findings contains finding if {
 		"address": r.address,
 		"msg": concat("", [
 			r.address, " is owned by the person ", owner,
+			": set owner to a group or to the service principal's application id",
+		]),
+	}
+}
+
+# Unity Catalog securables without an owner are owned by whoever applies the plan: possibly a person.
+_must_declare_owner := {"databricks_catalog", "databricks_schema", "databricks_registered_model"}
+
+findings contains finding if {
+	some r in lib.resources
+	r.type in _must_declare_owner
+	not lib.is_set(object.get(r.values, "owner", null))
+	finding := {
+		"address": r.address,
+		"msg": concat("", [
+			r.address, " declares no owner, so whoever applies it owns it",
 			": set owner to a group or to the service principal's application id",
 		]),
 	}

@@ -24,6 +24,7 @@ class Identity(Construct):
         *,
         env: Environment,
         account_provider: TerraformProvider,
+        account_id: str,
         workspace_id: float,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -53,7 +54,7 @@ class Identity(Construct):
                 oidc_policy=ServicePrincipalFederationPolicyOidcPolicy(
                     issuer=env.ci_federation.issuer,
                     subject=env.ci_federation.subject(env.name),
-                    audiences=[env.account.account_id],
+                    audiences=[account_id],
                 ),
             )
         else:

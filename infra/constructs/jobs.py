@@ -2,7 +2,8 @@
 
 Tasks run the project's wheel entry points (python_wheel_task) on a serverless environment by default, or on a job
 cluster governed by the cluster policy; jobs run as the environment's service principal and notify on failure.
-The wheel is uploaded to a Unity Catalog volume (`make wheel` builds it before `cdktf deploy`).
+The wheel is uploaded to a Unity Catalog volume, one folder per commit (`make wheel` builds it before
+`cdktf deploy`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Jobs(Construct):
         cluster_policy_id: str,
         notifications: Notifications,
         wheel_version: str,
+        code_version: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.env = env
@@ -71,7 +73,9 @@ class Jobs(Construct):
             comment="the project's wheel, uploaded by cdktf deploy",
         )
         wheel = wheel_filename(wheel_version)
-        self.wheel_path = f"/Volumes/{env.catalog}/ml/artifacts/{wheel}"
+        # One folder per commit: a new commit's jobs install a new path, never a cached build of an older one.
+        self.wheel_path = f"/Volumes/{env.catalog}/ml/artifacts/{code_version}/{wheel}"
+        self.code_version = code_version
         self.wheel = File(
             self,
             "wheel",
@@ -143,7 +147,7 @@ class Jobs(Construct):
             else None,
             timeout_seconds=graph.timeout_seconds,
             max_concurrent_runs=graph.max_concurrent_runs,
-            tags=dict(graph.tags),
+            tags={**graph.tags, "code_version": self.code_version},
             depends_on=[self.wheel],
         )
 
@@ -161,6 +165,7 @@ class Jobs(Construct):
                 **common,
                 max_retries=task.max_retries,
                 min_retry_interval_millis=task.min_retry_interval_millis,
+                retry_on_timeout=task.retry_on_timeout,
                 python_wheel_task=JobTaskPythonWheelTask(
                     package_name=PACKAGE_NAME, entry_point=action.entry_point, parameters=list(action.parameters)
                 ),

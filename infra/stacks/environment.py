@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import metadata
 
-from cdktf import AzurermBackend, TerraformOutput, TerraformStack
+from cdktf import AzurermBackend, TerraformOutput, TerraformStack, TerraformVariable
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
@@ -24,6 +24,19 @@ def wheel_version() -> str:
     return metadata.version(PACKAGE_NAME)
 
 
+def account_id_of(stack: TerraformStack, env: Environment) -> str:
+    """The account id from config, or else the stack's Terraform variable ``databricks_account_id``."""
+    if env.account.account_id is not None:
+        return env.account.account_id
+    variable = TerraformVariable(
+        stack,
+        "databricks_account_id",
+        type="string",
+        description="Databricks account id (TF_VAR_databricks_account_id)",
+    )
+    return variable.string_value
+
+
 @dataclass(frozen=True)
 class WorkspaceRef:
     """Where an environment's workspace is: literal values, or tokens from the `workspaces` stack."""
@@ -37,7 +50,9 @@ class EnvironmentStack(TerraformStack):
     """Declares everything one environment has. Credentials come from the usual DATABRICKS_* variables
     (or Azure CLI / OIDC auth); nothing here reads them."""
 
-    def __init__(self, scope: Construct, env: Environment, *, workspaces: dict[str, WorkspaceRef]) -> None:
+    def __init__(
+        self, scope: Construct, env: Environment, *, workspaces: dict[str, WorkspaceRef], code_version: str
+    ) -> None:
         super().__init__(scope, env.name)
         self.env = env
         own = workspaces[env.name]
@@ -51,10 +66,13 @@ class EnvironmentStack(TerraformStack):
                 use_oidc=True,
             )
         DatabricksProvider(self, "databricks", host=own.host)
+        account_id = account_id_of(self, env)
         account = DatabricksProvider(
-            self, "databricks_account", alias="account", host=env.account.host, account_id=env.account.account_id
+            self, "databricks_account", alias="account", host=env.account.host, account_id=account_id
         )
-        self.identity = Identity(self, "identity", env=env, account_provider=account, workspace_id=own.workspace_id)
+        self.identity = Identity(
+            self, "identity", env=env, account_provider=account, account_id=account_id, workspace_id=own.workspace_id
+        )
         sp_id = self.identity.application_id
         self.governance = Governance(
             self,
@@ -81,6 +99,7 @@ class EnvironmentStack(TerraformStack):
             cluster_policy_id=self.ml.cluster_policy.id,
             notifications=self.notifications,
             wheel_version=wheel_version(),
+            code_version=code_version,
         )
         self.jobs.volume.node.add_dependency(self.governance.schemas["ml"])
         TerraformOutput(self, "catalog", value=self.governance.catalog.name)

@@ -18,6 +18,7 @@ from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
 from infra.config import Environment
+from infra.stacks.environment import account_id_of
 
 STACK_NAME = "workspaces"
 
@@ -38,8 +39,9 @@ class WorkspacesStack(TerraformStack):
                 key=f"{STACK_NAME}.tfstate",
                 use_oidc=True,
             )
-        account = envs[0].account
-        provider = DatabricksProvider(self, "databricks_account", host=account.host, account_id=account.account_id)
+        provider = DatabricksProvider(
+            self, "databricks_account", host=envs[0].account.host, account_id=account_id_of(self, envs[0])
+        )
         self.workspaces: dict[str, DatabricksWorkspace] = {}
         for env in envs:
             spec = env.workspace.create

@@ -52,7 +52,6 @@ EXAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "examples" / "flight.jso
 def serve_one_request(env_name: str, console, timeout_seconds: float = 120.0) -> int:
     """Starts the gateway as its own process (as a user would), sends the README's request, stops it, and counts
     the rows its inference table received."""
-    import json
     import signal
     import socket
     import subprocess
@@ -64,7 +63,6 @@ def serve_one_request(env_name: str, console, timeout_seconds: float = 120.0) ->
 
     from jobs.local.paths import mlops_home, table_path
     from jobs.serving.auth import client_token
-    from jobs.serving.state import inference_table
 
     env = ENVIRONMENTS[env_name]
     with socket.socket() as probe:
@@ -95,14 +93,19 @@ def serve_one_request(env_name: str, console, timeout_seconds: float = 120.0) ->
         console.print(f"POST /serving-endpoints/{env.serving.endpoint_name}/invocations with {EXAMPLE_REQUEST.name}:")
         console.print(
             f"  {response.status_code}, answered by {response.headers.get('served-model-name')} "
-            f"({response.headers.get('x-model-name')} v{response.headers.get('x-model-version')}): "
-            f"{json.dumps(response.json())}"
+            f"({response.headers.get('x-model-name')} v{response.headers.get('x-model-version')}): {response.text}"
         )
-        console.print(f"  the same without a token: {unauthenticated.status_code} {unauthenticated.json()}")
+        console.print(f"  the same without a token: {unauthenticated.status_code} {unauthenticated.text}")
     finally:
         server.send_signal(signal.SIGINT)  # a clean shutdown flushes the inference log
-        server.wait(timeout=60)
-    table = inference_table(env)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            console.print("[red]the gateway did not stop within 60 s and was killed[/red]")
+            return 1
+    table = env.inference_table
     rows = DeltaTable(str(table_path(table))).to_pyarrow_table(columns=["status_code"]).column("status_code")
     console.print(f"inference table {table}: {len(rows)} rows, status codes {sorted(set(rows.to_pylist()))}")
     return 0 if response.status_code == 200 else 1

@@ -32,6 +32,17 @@ def roc_auc(y_true: np.ndarray, y_prob: np.ndarray) -> float | None:
     return float(roc_auc_score(y_true, y_prob))
 
 
+def positive_rate_gap(predictions: Sequence[float], targets: Sequence[float]) -> float:
+    """How far the share of flights the model calls late is from the share that were late (0 = the same share).
+
+    A custom validation metric: a model can rank well (roc_auc) and still flag far too many or too few flights
+    at its decision threshold, which is what a consumer of the endpoint acts on."""
+    predicted, actual = np.asarray(predictions, dtype=float), np.asarray(targets, dtype=float)
+    if predicted.size == 0 or predicted.size != actual.size:
+        raise ValueError(f"need as many predictions as targets, got {predicted.size} and {actual.size}")
+    return abs(float(predicted.mean()) - float(actual.mean()))
+
+
 def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """roc_auc, accuracy (at 0.5), log_loss, the number of rows and the positive rate."""
     y_true, y_prob = _check(y_true, y_prob)

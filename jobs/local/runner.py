@@ -10,7 +10,8 @@ Databricks Lakeflow Jobs, and records every run under ``$MLOPS_HOME/runs/<run_id
 - retries: up to ``max_retries`` more attempts; the wait is ``min_retry_interval_millis`` capped by
   ``max_retry_wait_seconds`` (default 1 s), so local runs do not sleep for minutes;
 - timeouts: a task still running after ``timeout_seconds`` is marked FAILED and the run goes on without it (Python
-  cannot kill a thread: the abandoned attempt may still finish in the background).
+  cannot kill a thread: the abandoned attempt may still finish in the background); as on Databricks it is not
+  retried unless ``retry_on_timeout`` is set.
 """
 
 from __future__ import annotations
@@ -196,6 +197,8 @@ class LocalRunner:
                 task_run.error = str(error) or type(error).__name__
                 log.warning("task %s attempt %d failed: %s", task.key, attempt + 1, task_run.error)
                 log.debug("%s", traceback.format_exc())
+                if isinstance(error, TimeoutError) and not task.retry_on_timeout:
+                    break  # the abandoned attempt may still be running: a retry would race it
                 if attempt < task.max_retries:
                     self.sleep(min(task.min_retry_interval_millis / 1000, self.max_retry_wait_seconds))
         task_run.duration_seconds = round(self.clock() - started, 3)

@@ -85,8 +85,23 @@ def run_job(name: str, work: Callable[[], int]) -> int:
         return 1
 
 
+def exit_on_failure(code: int) -> None:
+    """What a console-script entry point does with ``main``'s exit code. A `python_wheel_task` calls the entry
+    point function and ignores what it returns: only an exception (SystemExit included) fails the task."""
+    if code:
+        raise SystemExit(code)
+
+
+# `make wheel` writes the commit it builds from here, so a job running from the wheel knows its code's commit.
+BUILD_COMMIT_FILE = Path(__file__).resolve().parents[1] / "BUILD_COMMIT"
+
+
 def git_commit() -> str | None:
-    """The commit of the code that runs, when it runs from a git checkout (not from an installed wheel)."""
+    """The commit of the code that runs: baked into the wheel by `make wheel`, or read from the git checkout."""
+    if BUILD_COMMIT_FILE.exists():
+        baked = BUILD_COMMIT_FILE.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{40}", baked):
+            return baked
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],

@@ -64,10 +64,12 @@ class DatabricksTaskValues:
         self.values: dict[str, TaskValue] = {}
 
     @classmethod
-    def from_spark(cls, spark: Any) -> DatabricksTaskValues:
-        from pyspark.dbutils import DBUtils  # only on Databricks runtimes
+    def from_runtime(cls) -> DatabricksTaskValues:
+        # databricks-sdk's runtime dbutils also exists in wheel tasks on serverless, where pyspark.dbutils may not.
+        # Unverified here (no workspace): the staging smoke run in CI is the test that task values flow.
+        from databricks.sdk.runtime import dbutils
 
-        return cls(DBUtils(spark))
+        return cls(dbutils)
 
     def set(self, key: str, value: TaskValue) -> None:
         _check(key, value)

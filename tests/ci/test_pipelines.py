@@ -110,7 +110,11 @@ def test_databricks_is_reached_by_oidc_federation_with_no_stored_token(name):
         env = job["env"]
         assert env["DATABRICKS_AUTH_TYPE"] == "github-oidc", key
         assert env["DATABRICKS_HOST"] == "${{ vars.DATABRICKS_HOST }}", key
-        assert env["DATABRICKS_CLIENT_ID"] == "${{ vars.DATABRICKS_CLIENT_ID }}", key
+        # Terraform jobs deploy as the deployer principal; jobs that run workflows act as the jobs' principal.
+        expected = "DATABRICKS_DEPLOYER_CLIENT_ID" if "ARM_USE_OIDC" in env else "DATABRICKS_CLIENT_ID"
+        assert env["DATABRICKS_CLIENT_ID"] == f"${{{{ vars.{expected} }}}}", key
+        if "ARM_USE_OIDC" in env:
+            assert env["TF_VAR_databricks_account_id"] == "${{ vars.DATABRICKS_ACCOUNT_ID }}", key
         assert job["permissions"]["id-token"] == "write", key
         assert job["environment"], f"{key}: the OIDC subject names the environment"
     text = (WORKFLOWS / f"{name}.yml").read_text()

@@ -9,13 +9,15 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+CODE_VERSION = "0123456789ab"
+
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> dict[str, dict]:
     from infra.main import build_app
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
-    build_app(outdir=str(outdir)).synth()
+    build_app(outdir=str(outdir), code_version=CODE_VERSION).synth()
     stacks = {p.name: json.loads((p / "cdk.tf.json").read_text()) for p in sorted((outdir / "stacks").iterdir())}
     assert stacks, "no stack was synthesized"
     return stacks

@@ -6,7 +6,7 @@ import pytest
 
 from infra.config import ENVIRONMENTS
 from infra.workflows import ConditionTask, RunJobTask, WheelTask, job_graphs, references
-from tests.infra.conftest import resources
+from tests.infra.conftest import CODE_VERSION, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
 
@@ -71,8 +71,9 @@ def test_jobs_run_as_the_service_principal_serverless_and_notify_on_failure(synt
         assert job["run_as"] == {"service_principal_name": f"${{databricks_service_principal.{sp}.application_id}}"}
         assert job["email_notifications"]["on_failure"] == list(ENVIRONMENTS[name].alerts.emails)
         assert job["environment"][0]["spec"]["dependencies"] == [
-            f"/Volumes/{name}/ml/artifacts/mlops_databricks-0.1.0-py3-none-any.whl"
+            f"/Volumes/{name}/ml/artifacts/{CODE_VERSION}/mlops_databricks-0.1.0-py3-none-any.whl"
         ]
+        assert job["tags"]["code_version"] == CODE_VERSION
         for task in job["task"]:
             if "python_wheel_task" in task:
                 assert task["environment_key"] == "default"
@@ -96,3 +97,19 @@ def test_the_staging_training_job_has_the_same_task_value_references_as_the_loca
         "tasks.train.values.model_version",
         "tasks.validate.values.validation_status",
     ]
+
+
+def test_the_code_version_is_the_checkouts_commit_unless_a_built_wheel_says_otherwise(tmp_path, monkeypatch):
+    import subprocess
+
+    from infra import main
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=main.ROOT, capture_output=True, text=True)
+    expected = head.stdout.strip()[:12] if head.returncode == 0 else "local"
+    if not (main.ROOT / "dist" / "BUILD_COMMIT").exists():
+        assert main.current_code_version() == expected
+    baked = tmp_path / "dist"
+    baked.mkdir()
+    (baked / "BUILD_COMMIT").write_text("f" * 40 + "\n")
+    monkeypatch.setattr(main, "ROOT", tmp_path)
+    assert main.current_code_version() == "f" * 12

@@ -24,7 +24,14 @@ def test_provider_is_pinned_and_points_at_the_environment_workspace(synthesized,
     }
     workspace, account = stack["provider"]["databricks"]
     assert workspace == {"host": ENVIRONMENTS[name].workspace.host}
-    assert account["alias"] == "account"
+    assert account == {
+        "alias": "account",
+        "host": "https://accounts.azuredatabricks.net",
+        "account_id": "${var.databricks_account_id}",
+    }
+    assert stack["variable"]["databricks_account_id"]["type"] == "string"
+    federation = one(stack, "databricks_service_principal_federation_policy")
+    assert federation["oidc_policy"]["audiences"] == ["${var.databricks_account_id}"]
     assert "token" not in workspace and "token" not in account
 
 

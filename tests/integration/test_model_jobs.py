@@ -276,7 +276,11 @@ def test_model_trained_on_shuffled_labels_fails_validation_and_never_gets_an_ali
     assert tags[contract.SHUFFLED_LABELS] == "true"
     assert "3" not in aliases(client).values()
     notifications = [json.loads(line) for line in (mlops_home / "notifications.jsonl").read_text().splitlines()]
-    assert [(n["event"], n["details"]["model_version"]) for n in notifications] == [("model_validation_failed", "3")]
+    # Both modes notify: dry_run does not fail the run, but the failure still blocks deployment.
+    assert [(n["event"], n["details"]["model_version"]) for n in notifications] == [
+        ("model_validation_failed", "3"),
+        ("model_validation_failed", "3"),
+    ]
 
 
 def test_empty_training_window_fails_cleanly_and_registers_nothing(chain, jobs, client, caplog):

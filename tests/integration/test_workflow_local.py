@@ -64,9 +64,38 @@ def test_task_values_are_resolved_into_downstream_parameters(first_run):
 
 def test_models_lists_version_1_as_champion_and_passed(first_run):
     rows = list_versions(ENV.name)
-    assert [(r.version, r.aliases, r.validation_status) for r in rows] == [
-        ("1", ("challenger", "champion"), "PASSED")
-    ]
+    assert [(r.version, r.aliases, r.validation_status) for r in rows] == [("1", ("challenger", "champion"), "PASSED")]
+
+
+def test_mlops_serve_answers_the_readme_request_with_the_champion(first_run):
+    from deltalake import DeltaTable
+    from rich.console import Console
+
+    from jobs.commands.demo import serve_one_request
+    from jobs.local.paths import table_path
+
+    console = Console(record=True, width=200)
+    assert serve_one_request(ENV.name, console) == 0
+    text = console.export_text()
+    assert f"200, answered by champion ({ENV.registered_model} v1)" in text
+    assert "the same without a token: 401" in text
+    rows = DeltaTable(str(table_path(ENV.inference_table))).to_pyarrow_table().to_pylist()
+    assert sorted(r["status_code"] for r in rows) == [200, 401]
+
+
+def test_deploying_the_champion_again_changes_no_tag_or_alias(first_run):
+    from mlflow import MlflowClient
+
+    from jobs import deploy
+    from jobs.local.paths import mlflow_tracking_uri
+
+    client = MlflowClient(tracking_uri=mlflow_tracking_uri(), registry_uri=mlflow_tracking_uri())
+    before = client.get_model_version(ENV.registered_model, "1").tags
+    assert before["promotion_decision"] == "promoted"
+    code = deploy.main(["--env", ENV.name, "--model-name", ENV.registered_model, "--model-version", "1"])
+    assert code == 0
+    assert client.get_model_version(ENV.registered_model, "1").tags == before
+    assert [(r.version, r.aliases) for r in list_versions(ENV.name)] == [("1", ("challenger", "champion"))]
 
 
 def test_a_second_run_compares_with_the_champion_and_rollback_restores_it(first_run, mlops_home):

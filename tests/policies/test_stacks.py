@@ -125,6 +125,12 @@ def person_owns_the_catalog(stack: dict) -> str:
     return address
 
 
+def schema_without_owner(stack: dict) -> str:
+    address = address_of(stack, "databricks_schema")
+    del body_of(stack, address)["owner"]
+    return address
+
+
 def add_a_personal_access_token(stack: dict) -> str:
     return add(stack, "databricks_token.laptop", {"comment": "for my laptop", "lifetime_seconds": 3600})
 
@@ -194,6 +200,7 @@ MUTATIONS = [
     (grant_modify_to_data_scientists, "data_scientists_read_only"),
     (person_owns_the_catalog, "owners_not_people"),
     (job_runs_as_a_person, "owners_not_people"),
+    (schema_without_owner, "owners_not_people"),
     (add_a_personal_access_token, "no_plaintext_secrets"),
     (token_in_the_provider, "no_plaintext_secrets"),
     (secret_value_in_code, "no_plaintext_secrets"),

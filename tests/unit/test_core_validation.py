@@ -102,3 +102,12 @@ def test_long_reasons_are_cut_to_fit_a_tag():
     cut = tag_value("x" * 1000)
     assert len(cut) == 250
     assert cut.endswith("…")
+
+
+def test_positive_rate_gap_compares_the_shares_of_late_flights():
+    from jobs.core.evaluation import positive_rate_gap
+
+    assert positive_rate_gap([1, 0, 0, 0], [1, 1, 0, 0]) == 0.25
+    assert positive_rate_gap([0, 1], [1, 0]) == 0.0
+    with pytest.raises(ValueError, match="need as many predictions as targets, got 2 and 3"):
+        positive_rate_gap([0, 1], [1, 0, 1])

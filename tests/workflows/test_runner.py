@@ -166,9 +166,15 @@ def test_run_job_tasks_run_the_child_graph_as_a_linked_run(tmp_path):
 def test_a_task_past_its_timeout_fails(tmp_path):
     import time as time_
 
-    slow = JobGraph(name="slow", description="", tasks=(Task("nap", WheelTask("nap"), timeout_seconds=1),))
-    run = LocalRunner(ENV, graphs={"slow": slow}, executor=lambda e, a: time_.sleep(3) or 0, home=tmp_path).run("slow")
+    slow = JobGraph(
+        name="slow", description="", tasks=(Task("nap", WheelTask("nap"), timeout_seconds=1, max_retries=2),)
+    )
+    calls = []
+    run = LocalRunner(
+        ENV, graphs={"slow": slow}, executor=lambda e, a: calls.append(e) or time_.sleep(3) or 0, home=tmp_path
+    ).run("slow")
     assert (run.status, run.failed_task.error) == ("FAILED", "nap timed out after 1s")
+    assert (run.tasks["nap"].attempts, calls) == (1, ["nap"])  # no retry after a timeout by default
 
 
 def test_unknown_workflow_and_parameters_are_clear_errors(tmp_path):
