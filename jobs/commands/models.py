@@ -12,10 +12,23 @@ from infra.config import ENVIRONMENTS
 def register(subparsers: argparse._SubParsersAction) -> None:
     models = subparsers.add_parser("models", help="list model versions with aliases and validation status")
     models.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    models.add_argument("--target", choices=TARGETS, default="local", help=TARGET_HELP)
     models.set_defaults(func=_models)
     rollback = subparsers.add_parser("rollback", help="move the champion alias back to the previous champion")
     rollback.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    rollback.add_argument("--target", choices=TARGETS, default="local", help=TARGET_HELP)
     rollback.set_defaults(func=_rollback)
+
+
+TARGETS = ["local", "databricks"]
+TARGET_HELP = "local: the registry under .mlops; databricks: Unity Catalog in the environment's workspace"
+
+
+def _platform(env_name: str, target: str):
+    from jobs.platform import build_platform, build_workspace_platform
+
+    env = ENVIRONMENTS[env_name]
+    return build_workspace_platform(env) if target == "databricks" else build_platform(env)
 
 
 @dataclass(frozen=True)
@@ -27,19 +40,19 @@ class VersionRow:
     created: str
 
 
-def list_versions(env_name: str) -> list[VersionRow]:
+def list_versions(env_name: str, target: str = "local") -> list[VersionRow]:
     """Every version of the environment's registered model, newest first (empty when none is registered)."""
     from datetime import UTC, datetime
 
-    from jobs.platform.registry import Registry, local_registry_config
+    from jobs.platform.registry import is_not_found
 
-    registry = Registry(ENVIRONMENTS[env_name], local_registry_config())
+    registry = _platform(env_name, target).registry
     name = registry.model_name
     aliases: dict[str, list[str]] = {}
     try:
         model = registry.client.get_registered_model(name)
-    except Exception as error:  # noqa: BLE001 - only "not found" is expected; anything else is re-raised below
-        if "RESOURCE_DOES_NOT_EXIST" in str(error) or "not found" in str(error).lower():
+    except Exception as error:
+        if is_not_found(error):
             return []
         raise
     for alias, version in (model.aliases or {}).items():
@@ -59,12 +72,12 @@ def list_versions(env_name: str) -> list[VersionRow]:
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
 
 
-def print_versions(env_name: str) -> None:
+def print_versions(env_name: str, target: str = "local") -> None:
     from rich.table import Table
 
     from jobs.cli import console
 
-    rows = list_versions(env_name)
+    rows = list_versions(env_name, target)
     table = Table(title=f"{ENVIRONMENTS[env_name].registered_model} ({len(rows)} versions)")
     for column in ("version", "aliases", "model_validation_status", "created (UTC)", "reasons"):
         table.add_column(column)
@@ -74,16 +87,15 @@ def print_versions(env_name: str) -> None:
 
 
 def _models(args: argparse.Namespace) -> int:
-    print_versions(args.env)
+    print_versions(args.env, args.target)
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
     from jobs.deploy import rollback
-    from jobs.platform import build_platform
 
     try:
-        version = rollback(build_platform(ENVIRONMENTS[args.env]))
+        version = rollback(_platform(args.env, args.target))
     except ValueError as error:
         raise SystemExit(f"mlops rollback: {error}") from error
     print(f"{ENVIRONMENTS[args.env].registered_model}: champion is version {version} again")

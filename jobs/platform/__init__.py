@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from infra.config import Environment
 
-__all__ = ["Platform", "ServedEntity", "build_platform"]
+__all__ = ["Platform", "ServedEntity", "build_platform", "build_workspace_platform"]
 
 
 @dataclass(frozen=True)
@@ -73,4 +73,25 @@ def build_platform(env: Environment, environ: Mapping[str, str] | None = None) -
         notifier=LocalNotifier(env.name, home / "notifications.jsonl", webhook_url),
         spark_session=get_spark,
         on_databricks=False,
+    )
+
+
+def build_workspace_platform(env: Environment) -> Platform:
+    """The Databricks registry (Unity Catalog) and serving adapters, driven from outside a cluster: what the CLI
+    needs to list versions or roll back in a real workspace. Credentials come from the usual DATABRICKS_* variables
+    (or a config profile). Tables, task values and Spark belong to job runs and are not available here."""
+    from databricks.sdk import WorkspaceClient
+
+    def no_spark() -> SparkSession:
+        raise RuntimeError("no Spark session outside a Databricks job run")
+
+    return Platform(
+        env=env,
+        tables=DatabricksTables(no_spark),
+        registry=Registry(env, databricks_registry_config()),
+        task_values=LocalTaskValues.from_environ({}),
+        serving=DatabricksServing(WorkspaceClient),
+        notifier=DatabricksNotifier(env.name, None),
+        spark_session=no_spark,
+        on_databricks=True,
     )

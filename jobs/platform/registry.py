@@ -49,7 +49,7 @@ def parse_model_uri(uri: str) -> ModelRef:
     return ModelRef(match["name"], match["version"])
 
 
-def _is_not_found(error: MlflowException) -> bool:
+def is_not_found(error: MlflowException) -> bool:
     # RESOURCE_DOES_NOT_EXIST (SQLite, workspace registry) and NOT_FOUND (Unity Catalog) both map to 404.
     return error.get_http_status_code() == 404
 
@@ -122,7 +122,7 @@ class Registry:
         try:
             return self.client.get_model_version(ref.name, ref.version)
         except MlflowException as e:
-            if _is_not_found(e):
+            if is_not_found(e):
                 raise ValueError(f"model version {ref.uri!r} does not exist in the registry") from e
             raise
 
@@ -140,7 +140,7 @@ class Registry:
         try:
             model = self.client.get_registered_model(name or self.model_name)
         except MlflowException as e:
-            if _is_not_found(e):
+            if is_not_found(e):
                 return {}
             raise
         return {alias: str(version) for alias, version in (model.aliases or {}).items()}
