@@ -31,7 +31,7 @@ from jobs.platform import Platform, ServedEntity, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, positive_int, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRef
 from jobs.platform.serving import served_entities_for
-from jobs.validate import evaluation_frame, evaluation_period
+from jobs.validate import environment_version, evaluation_frame, evaluation_period
 
 logger = logging.getLogger("jobs.deploy")
 
@@ -50,13 +50,7 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
     import mlflow
 
     env, registry = platform.env, platform.registry
-    if ref.name != registry.model_name:
-        raise JobError(f"{ref.uri} is not a version of {registry.model_name}, the model of {env.name}")
-    registry.use_experiment()
-    try:
-        version = registry.get_version(ref)
-    except ValueError as e:
-        raise JobError(str(e)) from e
+    version = environment_version(platform, ref)
     tags = dict(version.tags or {})
     champion = registry.alias_version(CHAMPION)
     status = tags.get(contract.VALIDATION_STATUS)

@@ -82,13 +82,7 @@ def validate(
     if run_mode not in RUN_MODES:
         raise JobError(f"run mode must be one of {', '.join(RUN_MODES)}, got {run_mode!r}")
     registry = platform.registry
-    if ref.name != registry.model_name:
-        raise JobError(f"{ref.uri} is not a version of {registry.model_name}, the model of {platform.env.name}")
-    registry.use_experiment()
-    try:
-        version = registry.get_version(ref)
-    except ValueError as e:
-        raise JobError(str(e)) from e
+    version = environment_version(platform, ref)
 
     registry.set_version_tags(
         ref,
@@ -142,6 +136,19 @@ def _record(platform: Platform, ref: ModelRef, outcome: ValidationOutcome, run_m
     values.set("model_uri", ref.uri)
     values.set("model_name", ref.name)
     values.set("model_version", ref.version)
+
+
+def environment_version(platform: Platform, ref: ModelRef) -> ModelVersion:
+    """The registered version ``ref`` of the environment's own model, with the experiment made active; a JobError
+    naming the URI for another environment's model or a version that does not exist."""
+    registry = platform.registry
+    if ref.name != registry.model_name:
+        raise JobError(f"{ref.uri} is not a version of {registry.model_name}, the model of {platform.env.name}")
+    registry.use_experiment()
+    try:
+        return registry.get_version(ref)
+    except ValueError as e:
+        raise JobError(str(e)) from e
 
 
 def evaluation_period(tags: dict[str, str], start: date | None, end: date | None, uri: str) -> tuple[date, date]:
