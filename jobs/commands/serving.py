@@ -42,7 +42,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.max_batch_rows < 0:
         print("error: --max-batch-rows must be >= 0", file=sys.stderr)
         return 2
-    serve(ENVIRONMENTS[args.env], host=args.host, port=args.port, max_batch_rows=args.max_batch_rows)
+    try:
+        serve(ENVIRONMENTS[args.env], host=args.host, port=args.port, max_batch_rows=args.max_batch_rows)
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C after its graceful shutdown (requests finished, inference log flushed).
+        pass
     return 0
 
 
