@@ -112,21 +112,31 @@ def drive(name: str, url: str, body: bytes, headers: dict, requests: int, concur
     return LoadResult(name, requests, concurrency, time.perf_counter() - started, latencies, errors)
 
 
-def in_process_p50(model_uri: str, request: dict, iterations: int = 500) -> float:
+def in_process_p50(model_uri: str, request: dict, iterations: int = 500) -> tuple[float, float]:
+    """The pyfunc model's ``predict`` p50 on the parsed payload: with the OpenMP default, and with one OpenMP
+    thread (as the gateway predicts, see ``jobs.serving.runtime.ThreadLimitedPredict``)."""
     import mlflow
+    from threadpoolctl import threadpool_limits
 
     from jobs.serving.payload import InputSpec
 
     model = mlflow.pyfunc.load_model(model_uri)
     frame = InputSpec(model.metadata.get_input_schema()).parse(request)
-    for _ in range(20):
-        model.predict(frame)
-    timings = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        model.predict(frame)
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
+
+    def p50() -> float:
+        for _ in range(20):
+            model.predict(frame)
+        timings = []
+        for _ in range(iterations):
+            started = time.perf_counter()
+            model.predict(frame)
+            timings.append((time.perf_counter() - started) * 1000)
+        return statistics.median(timings)
+
+    default = p50()
+    with threadpool_limits(limits=1, user_api="openmp"):
+        one_thread = p50()
+    return default, one_thread
 
 
 MLFLOW = "mlflow models serve"
@@ -178,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
 
     env = ENVIRONMENTS[ENV]
     model_name = env.registered_model
-    print(f"MLOPS_HOME={home}", flush=True)
+    load_before = os.getloadavg()
+    print(f"MLOPS_HOME={home}; load average before the run {load_before[0]:.2f}", flush=True)
     records = register_champion_and_challenger(
         model_name, train_rows=TRAIN_ROWS, held_out_rows=HELD_OUT_ROWS, seed=13, experiment="bench-serving"
     )
@@ -234,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
                     sent_to_gateways += count
                 if phase != "warm-up":
                     results.append(result)
-        predict_p50 = in_process_p50(f"models:/{model_name}/1", request)
+        predict_p50, predict_p50_one_thread = in_process_p50(f"models:/{model_name}/1", request)
     finally:
         exit_codes = {name: server.stop() for name, server in servers.items()}
 
@@ -244,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(
         f"payload: {args.rows} row(s) of held-out flights, {len(body)} bytes; python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs; client: httpx, one keep-alive connection per thread, same machine"
+        f"{os.cpu_count()} CPUs; client: httpx, one keep-alive connection per thread, same machine; "
+        f"1-minute load average {load_before[0]:.2f} before the run, {os.getloadavg()[0]:.2f} after it"
     )
     print(f"{'server':<22} {'conc':>4} {'reqs':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     for result in results:
@@ -257,7 +269,10 @@ def run(args: argparse.Namespace) -> int:
         return next(r for r in results if r.name == name and r.concurrency == 1).pct(0.5)
 
     print()
-    print(f"in-process pyfunc predict p50 (same payload, parsed): {predict_p50:.2f} ms")
+    print(
+        f"in-process pyfunc predict p50 (same payload, parsed): {predict_p50:.2f} ms "
+        f"({predict_p50_one_thread:.2f} ms with one OpenMP thread)"
+    )
     for name in servers:
         ratio = median_rps(name) / median_rps(MLFLOW)
         print(
@@ -267,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         )
     print(
         f"inference table {env.inference_table}: {logged} rows for {sent_to_gateways} gateway requests; "
-        f"exit codes {exit_codes} (-2: ended by SIGINT after a graceful shutdown)"
+        f"exit codes {exit_codes} (sent SIGINT; `mlops serve` exits 0 after its graceful shutdown)"
     )
     errors = sum(r.errors for r in results)
     if not args.home:

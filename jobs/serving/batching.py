@@ -26,10 +26,11 @@ logger = logging.getLogger(__name__)
 
 
 class _Item:
-    __slots__ = ("frame", "done", "result", "error", "finished")
+    __slots__ = ("frame", "columns", "done", "result", "error", "finished")
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
+        self.columns = tuple(frame.columns)  # read here, in the request's thread, not under the batcher's lock
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -88,10 +89,10 @@ class MicroBatcher:
 
     def _take(self) -> list[_Item]:
         """The queue's head and the requests behind it with the same columns, up to ``max_rows`` rows."""
-        columns = tuple(self._queue[0].frame.columns)
+        columns = self._queue[0].columns
         batch, rest, rows = [], [], 0
         for item in self._queue:
-            if tuple(item.frame.columns) == columns and (not batch or rows + len(item.frame) <= self._max_rows):
+            if item.columns == columns and (not batch or rows + len(item.frame) <= self._max_rows):
                 batch.append(item)
                 rows += len(item.frame)
             else:

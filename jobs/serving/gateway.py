@@ -64,6 +64,8 @@ class GatewaySettings:
     log_flush_interval: float = 1.0
     # Micro-batching of concurrent requests per served entity (0 turns it off): see jobs.serving.batching.
     max_batch_rows: int = 64
+    # OpenMP threads per scoring thread (None: the libraries' default): see jobs.serving.runtime.ThreadLimitedPredict.
+    model_openmp_threads: int | None = 1
 
 
 class HttpError(Exception):
@@ -108,6 +110,7 @@ class Gateway:
             state_path(settings.serving_dir, self.env.name, self.endpoint),
             load_model,
             max_batch_rows=settings.max_batch_rows,
+            openmp_threads=settings.model_openmp_threads,
         )
         self.inference_log = InferenceLogger(
             settings.table_dir, batch_size=settings.log_batch_size, flush_interval=settings.log_flush_interval
@@ -195,11 +198,11 @@ class Gateway:
             data = served.spec.parse(request)
             params = request.get("params")
             if params is not None and served.accepts_params:
-                raw = served.model.predict(data, params=params)
+                raw = served.predict(data, params=params)
             elif served.batcher is not None and isinstance(data, pd.DataFrame):
                 raw = served.batcher.predict(data)
             else:
-                raw = served.model.predict(data)
+                raw = served.predict(data)
         except PayloadError as e:
             raise HttpError(400, "BAD_REQUEST", str(e), served) from e
         except (MlflowException, ValueError, TypeError, KeyError) as e:

@@ -4,6 +4,10 @@
 ``mlflow.pyfunc.scoring_server.infer_and_parse_data`` (the function ``mlflow models serve`` uses), against the
 served model's input schema. On top of MLflow, the gateway is strict where MLflow is lenient: unknown top-level
 keys, columns the model does not take, and empty inputs are rejected with a message naming the problem.
+
+A column the signature marks optional may be left out: it is added as missing values (NaN, or None for a
+non-numeric column), as if the caller had sent null, so a model that needs every column (a scikit-learn pipeline)
+still scores the row. A required column left out is an error.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.scoring_server import SERVING_PARAMS_KEY, SUPPORTED_FORMATS, infer_and_parse_data
-from mlflow.types import Schema
+from mlflow.types import DataType, Schema
 
 FORMATS = tuple(sorted(SUPPORTED_FORMATS))
 # Databricks accepts a caller-chosen id next to the data; it is logged in the inference table.
@@ -69,6 +73,22 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# Column types whose JSON values (already checked against ``_JSON_TYPES``) the gateway turns into a column itself,
+# with the dtype MLflow's parser casts them to: null is NaN in a double column and None in a string one. MLflow's
+# parser builds a frame and then casts it column by column, about 1.4 ms for the 14 columns of the flight delay
+# model against 0.13 ms for one ``DataFrame`` built from typed arrays. Other types go through MLflow's parser.
+_DIRECT_DTYPES = {"double": np.dtype(np.float64), "string": np.dtype(object)}
+
+
+def _pandas_dtype(col_type: Any) -> np.dtype:
+    return np.dtype(col_type.to_pandas()) if isinstance(col_type, DataType) else np.dtype(object)
+
+
+def _strings_are_object() -> bool:
+    # With pandas' string inference on (the default from pandas 3), MLflow's parser keeps pandas' string dtype.
+    return pd.DataFrame({"s": ["a"]})["s"].dtype == object
+
+
 class InputSpec:
     """What a served model accepts, read once from its signature when the model is loaded."""
 
@@ -76,15 +96,24 @@ class InputSpec:
         self.schema = schema
         named = schema is not None and schema.has_input_names() and not schema.is_tensor_spec()
         self.columns: tuple[str, ...] = tuple(schema.input_names()) if named else ()
+        self._known = frozenset(self.columns)
         self.required: frozenset[str] = frozenset(schema.required_input_names()) if named else frozenset()
+        self.optional: tuple[str, ...] = tuple(c for c in self.columns if c not in self.required)
         # MLflow casts JSON values to the signature's types, silently truncating 1.5 to 1 for a long column and
         # turning 123 into "123" for a string one; the gateway rejects such values instead.
         self.json_types: dict[str, tuple[str, tuple[type, ...]]] = {}
+        self._dtypes: dict[str, np.dtype] = {}
         if named:
             for col in schema.inputs:
                 accepted = _JSON_TYPES.get(str(getattr(col.type, "name", col.type)))
                 if accepted is not None:
                     self.json_types[col.name] = (str(col.type.name), accepted)
+                self._dtypes[col.name] = _pandas_dtype(col.type)
+        self._direct = (
+            named
+            and all(isinstance(col.type, DataType) and col.type.name in _DIRECT_DTYPES for col in schema.inputs)
+            and _strings_are_object()
+        )
 
     def parse(self, request: dict[str, Any]) -> Any:
         """Model input (a DataFrame for column-based signatures) from a decoded request; ``PayloadError`` if bad."""
@@ -94,6 +123,8 @@ class InputSpec:
             raise PayloadError(f"{fmt!r} is empty; send at least one row")
         if self.json_types and fmt in ("dataframe_records", "dataframe_split"):
             self.check_json_types(fmt, data)
+        if self._direct and (frame := self._direct_frame(fmt, data)) is not None:
+            return frame
         try:
             parsed = infer_and_parse_data({fmt: data}, self.schema)
         except MlflowException as e:
@@ -104,7 +135,60 @@ class InputSpec:
             return parsed
         frame = self._as_frame(fmt, parsed)
         self.check_columns(frame)
-        return frame
+        return self._with_optional_columns(frame)
+
+    def _direct_frame(self, fmt: str, data: Any) -> pd.DataFrame | None:
+        """The frame MLflow's parser builds, in the signature's column order and with absent optional columns
+        added, for well-formed records or split data whose values ``check_json_types`` accepted; None for anything
+        else (other layouts, unknown or missing required columns), which is left to MLflow's parser and
+        ``check_columns`` so the error messages stay theirs."""
+        if fmt == "dataframe_records":
+            if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
+                return None
+            names = data[0].keys()
+            if any(r.keys() != names for r in data):
+                return None
+            rows = len(data)
+            values = {c: [r[c] for r in data] for c in names}
+        elif fmt == "dataframe_split":
+            if not isinstance(data, dict) or data.keys() != {"columns", "data"}:
+                return None
+            names, table = data["columns"], data["data"]
+            if not isinstance(names, list) or not isinstance(table, list) or not all(isinstance(c, str) for c in names):
+                return None
+            if len(set(names)) != len(names) or not all(isinstance(r, list) and len(r) == len(names) for r in table):
+                return None
+            rows = len(table)
+            values = {c: [r[i] for r in table] for i, c in enumerate(names)}
+        else:
+            return None
+        if rows == 0 or not values.keys() <= self._known or not self.required <= values.keys():
+            return None
+        try:
+            return pd.DataFrame(
+                {
+                    c: np.array(values[c], dtype=self._dtypes[c]) if c in values else self._missing(c, rows)
+                    for c in self.columns
+                }
+            )
+        except (TypeError, ValueError, OverflowError):  # e.g. an integer too large for a double: MLflow's message
+            return None
+
+    def _missing(self, column: str, rows: int) -> np.ndarray:
+        dtype = self._dtypes[column]
+        if dtype.kind in "fc":
+            return np.full(rows, np.nan, dtype=dtype)
+        if dtype.kind == "M":
+            return np.full(rows, np.datetime64("NaT"), dtype=dtype)
+        return np.full(rows, None, dtype=object)
+
+    def _with_optional_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the optional columns it lacks added as missing values (MLflow's enforcement drops an
+        absent optional column, and a pipeline that selects every column then fails)."""
+        absent = [c for c in self.optional if c not in frame.columns]
+        if not absent:
+            return frame
+        return frame.assign(**{c: self._missing(c, len(frame)) for c in absent})
 
     def _as_frame(self, fmt: str, parsed: Any) -> pd.DataFrame:
         if isinstance(parsed, pd.DataFrame):
@@ -155,7 +239,7 @@ class InputSpec:
             raise PayloadError("the input has no rows; send at least one row")
         present = {str(c) for c in frame.columns}
         missing = sorted(self.required - present)
-        extra = sorted(present - set(self.columns))
+        extra = sorted(present - self._known)
         problems = []
         if missing:
             problems.append(f"missing column(s) {', '.join(missing)}")

@@ -119,7 +119,7 @@ def register_champion_and_challenger(
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = mlflow.MlflowClient()
-    existing = sorted(v.version for v in client.search_model_versions(f"name = '{model_name}'"))
+    existing = sorted((str(v.version) for v in client.search_model_versions(f"name = '{model_name}'")), key=int)
     if not existing:
         found = client.get_experiment_by_name(experiment)
         experiment_id = (

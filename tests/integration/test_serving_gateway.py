@@ -188,7 +188,19 @@ BAD_INPUTS = {
     "missing columns": (
         json.dumps({"dataframe_records": [{"carrier": "UA"}]}).encode(),
         400,
-        "missing column(s) day_of_week, dest, distance, month, origin, sched_hour",
+        "missing column(s) day_of_week, dest, distance, month, origin, sched_hour;",
+    ),
+    "missing required column in split": (
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": [c for c in GOOD if c != "dest"],
+                    "data": [[v for k, v in GOOD.items() if k != "dest"]],
+                }
+            }
+        ).encode(),
+        400,
+        "missing column(s) dest;",
     ),
     "extra column": (
         json.dumps({"dataframe_records": [{**GOOD, "tailnum": "N1"}]}).encode(),
@@ -246,11 +258,120 @@ def test_missing_weather_is_null_and_the_row_is_still_scored(client):
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert len(predictions) == 2 and set(predictions) <= {0, 1}
-    # Left out instead of null, the signature lets it through but the pipeline needs every column.
-    omitted = {k: v for k, v in GOOD.items() if k not in WEATHER_FEATURES}
-    response = client.post(INVOKE, json={"dataframe_records": [omitted]}, headers=AUTH)
+
+
+def champion_predictions(client, body: dict) -> list:
+    response = client.post(f"/serving-endpoints/{ENDPOINT}/served-models/champion/invocations", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response.json()["predictions"]
+
+
+def test_optional_columns_left_out_are_scored_as_missing_values(client, registry):
+    # Given held-out flights whose weather is known, and the champion's predictions for them with the weather null
+    records = [r for r in registry["records"] if all(r[c] is not None for c in WEATHER_FEATURES)][:6]
+    assert len(records) == 6
+    no_weather = [{**r, **dict.fromkeys(WEATHER_FEATURES)} for r in records]
+    want_no_weather = champion_predictions(client, {"dataframe_records": no_weather})
+    without_temp = [{**r, "temp": None} for r in records]
+    want_without_temp = champion_predictions(client, {"dataframe_records": without_temp})
+    assert not close(want_no_weather, champion_predictions(client, {"dataframe_records": records}))
+
+    # When the optional weather columns are left out instead of sent as null, in each format
+    omitted = [{k: v for k, v in r.items() if k not in WEATHER_FEATURES} for r in records]
+    columns = [c for c in FEATURES if c not in WEATHER_FEATURES]
+    bodies = {
+        "dataframe_records": {"dataframe_records": omitted},
+        "dataframe_split": {
+            "dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in omitted]}
+        },
+        "instances": {"instances": omitted},
+        "inputs": {"inputs": {c: [r[c] for r in omitted] for c in columns}},
+        "rows with and without weather": {"dataframe_records": [*omitted[:3], *no_weather[3:]]},
+    }
+
+    # Then each is scored as if the weather had been null
+    for fmt, body in bodies.items():
+        assert close(champion_predictions(client, body), want_no_weather), fmt
+    # And one optional column left out is that column missing, the others used
+    only_temp_left_out = [{k: v for k, v in r.items() if k != "temp"} for r in records]
+    assert close(champion_predictions(client, {"dataframe_records": only_temp_left_out}), want_without_temp)
+
+
+def test_a_required_column_left_out_is_400_even_with_optional_ones_left_out(client):
+    body = {"dataframe_records": [{k: v for k, v in GOOD.items() if k not in ("month", "temp", "visib")}]}
+
+    response = client.post(INVOKE, json=body, headers=AUTH)
+
     assert response.status_code == 400
-    assert response.json()["message"].startswith("the model rejected the input: ValueError: columns are missing")
+    assert response.json()["message"] == (f"missing column(s) month; the model takes {', '.join(FEATURES)}")
+
+
+def test_the_parsed_frame_is_mlflows_in_the_signatures_column_order(registry):
+    # The gateway builds double and string columns itself; the frame must be the one MLflow's parser builds.
+    import numpy as np
+    import pandas as pd
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data
+
+    from jobs.serving.payload import InputSpec
+
+    model = registry["loader"](f"models:/{MODEL}/1")
+    schema = model.metadata.get_input_schema()
+    spec = InputSpec(schema)
+    sample = registry["records"][:40]
+    records = [*sample, {**sample[0], **dict.fromkeys(WEATHER_FEATURES)}, {**sample[1], "temp": None, "visib": None}]
+    columns = list(reversed(FEATURES))  # a client's own column order
+    as_sent = [
+        {c: int(r[c]) if isinstance(r[c], float) and r[c].is_integer() else r[c] for c in columns} for r in records
+    ]
+    bodies = {
+        "dataframe_records": as_sent,
+        "dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in as_sent]},
+    }
+    for fmt, data in bodies.items():
+        frame = spec.parse({fmt: data})
+
+        mlflows = infer_and_parse_data({fmt: json.loads(json.dumps(data))}, schema)
+        pd.testing.assert_frame_equal(frame, mlflows[FEATURES])
+        assert list(frame.columns) == FEATURES
+        assert np.array_equal(model.predict(frame), model.predict(mlflows))
+
+
+def in_a_new_thread(fn):
+    result = []
+    thread = threading.Thread(target=lambda: result.append(fn()))
+    thread.start()
+    thread.join(60)
+    return result[0]
+
+
+def openmp_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"}
+
+
+@pytest.mark.parametrize(("setting", "expected_threads"), [({}, {1}), ({"model_openmp_threads": 3}, {3})])
+def test_each_scoring_thread_predicts_with_the_configured_openmp_threads_and_no_other_thread_does(
+    registry, tmp_path, setting, expected_threads
+):
+    # Given a gateway serving the model (its OpenMP library is loaded) and the OpenMP default of a new thread
+    gateway = make_gateway(registry, tmp_path, **setting)
+    deploy(gateway, ("champion", "1", 100))
+    assert gateway.runtime.reload("test").ok
+    served = gateway.runtime.live.entities[0]
+    frame = served.spec.parse({"dataframe_records": [GOOD]})
+    default = in_a_new_thread(openmp_threads)
+    assert default, "the model's OpenMP library should be loaded"
+
+    # When a thread scores a request
+    def predict_then_read_openmp_threads() -> set[int]:
+        served.predict(frame)
+        return openmp_threads()
+
+    # Then that thread runs OpenMP with the configured threads, and other threads keep their default
+    assert in_a_new_thread(predict_then_read_openmp_threads) == expected_threads
+    assert in_a_new_thread(openmp_threads) == default
+    assert openmp_threads() == default
 
 
 def test_unknown_endpoint_and_unknown_served_entity_are_404(client):
