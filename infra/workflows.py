@@ -114,7 +114,7 @@ class JobGraph:
                     )
             if task.max_retries < 0 or task.timeout_seconds <= 0:
                 raise WorkflowError(f"graph {self.name!r}: task {task.key!r} needs max_retries >= 0, timeout > 0")
-        order = self.topological_order()  # raises on cycles
+        self.topological_order()  # raises on cycles
         for task in self.tasks:
             upstream = self.upstream(task.key)
             for text in task.parameter_texts():
@@ -133,7 +133,6 @@ class JobGraph:
                             )
                     else:
                         raise WorkflowError(f"graph {self.name!r}: task {task.key!r} has unsupported reference {ref!r}")
-        del order
 
     def task(self, key: str) -> Task:
         for task in self.tasks:

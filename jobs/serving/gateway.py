@@ -166,6 +166,11 @@ class Gateway:
                 f"serving endpoint {name!r} does not exist; this gateway serves {self.endpoint!r} ({self.env.name})",
             )
 
+    def admit(self, request: Request, name: str) -> None:
+        """Every endpoint route's gate: the caller's token first (401/403), then the endpoint's name (404)."""
+        self.authorize(request)
+        self.check_endpoint(name)
+
     async def read_body(self, request: Request) -> bytes:
         limit = self.settings.max_payload_bytes
         declared = request.headers.get("content-length")
@@ -222,8 +227,7 @@ class Gateway:
         served: LoadedEntity | None = None
         client_id: str | None = None
         try:
-            self.authorize(request)
-            self.check_endpoint(name)
+            self.admit(request, name)
             body = await self.read_body(request)
             live = self.runtime.live
             if live is None:
@@ -339,8 +343,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     async def get_endpoint(name: str, request: Request) -> Response:
         try:
-            gateway.authorize(request)
-            gateway.check_endpoint(name)
+            gateway.admit(request, name)
         except HttpError as e:
             return _error(e)
         return JSONResponse(gateway.describe())
@@ -351,8 +354,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.put("/api/2.0/serving-endpoints/{name}/config")
     async def update_config(name: str, request: Request) -> Response:
         try:
-            gateway.authorize(request)
-            gateway.check_endpoint(name)
+            gateway.admit(request, name)
             state = gateway.state_from_config_body(await gateway.read_body(request))
         except HttpError as e:
             return _error(e)
@@ -364,8 +366,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.post("/serving-endpoints/{name}/reload")
     async def reload(name: str, request: Request) -> Response:
         try:
-            gateway.authorize(request)
-            gateway.check_endpoint(name)
+            gateway.admit(request, name)
         except HttpError as e:
             return _error(e)
         result = await run_in_threadpool(gateway.runtime.reload, "reload request")
