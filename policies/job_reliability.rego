@@ -1,6 +1,7 @@
 # Rule: every `databricks_job` tells someone when it fails (a non-empty `email_notifications.on_failure` or
 # `webhook_notifications.on_failure`), and in a protected environment (staging, prod) every task retries
-# (`max_retries >= 1`) unless the job carries a tag `no_retry_reason` that says why a retry is unsafe.
+# (`max_retries >= 1`) unless the job says why a retry is unsafe: the tag `no_retry_reason`, for the tasks listed
+# in the tag `no_retry_tasks` (comma-separated task keys) or, without that tag, for the whole job.
 # Condition tasks are exempt from retries: they only compare values and cannot be retried.
 #
 # Why: a scheduled training or inference job that fails silently leaves a stale model or an empty table that
@@ -14,8 +15,9 @@
 # Bad:   no email_notifications / webhook_notifications block; or, in prod, `task { task_key = "train" }`
 #        without max_retries.
 #
-# Fix: set the environment's `alerts` in infra/config.py (the jobs construct turns them into failure
-# notifications) and `job_retries` >= 1 for staging and prod, or tag the job no_retry_reason = "<why>".
+# Fix: set the environment's `alerts` in spec/config.py (the jobs construct turns them into failure
+# notifications) and `job_retries` >= 1 for staging and prod; for a task that must not retry, set its
+# `no_retry_reason` in spec/workflows.py (rendered as the tags no_retry_tasks and no_retry_reason).
 package mlops.job_reliability
 
 import data.mlops.lib
@@ -27,7 +29,7 @@ findings contains finding if {
 		"address": job.address,
 		"msg": concat("", [
 			job.address, " sends no failure notification: set email_notifications.on_failure or ",
-			"webhook_notifications.on_failure (the environment's alerts in infra/config.py)",
+			"webhook_notifications.on_failure (the environment's alerts in spec/config.py)",
 		]),
 	}
 }
@@ -35,8 +37,12 @@ findings contains finding if {
 findings contains finding if {
 	lib.protected
 	some job in lib.of_type("databricks_job")
-	not _retry_exempt(job)
-	keys := sort([t.task_key | some t in object.get(job.values, "task", []); _without_retries(t)])
+	not _job_retry_exempt(job)
+	keys := sort([t.task_key |
+		some t in object.get(job.values, "task", [])
+		_without_retries(t)
+		not _task_retry_exempt(job, t)
+	])
 	count(keys) > 0
 	finding := {
 		"address": job.address,
@@ -65,7 +71,16 @@ _non_empty_list(x) if {
 	count(x) > 0
 }
 
-_retry_exempt(job) if lib.is_set(job.values.tags.no_retry_reason)
+_job_retry_exempt(job) if {
+	lib.is_set(job.values.tags.no_retry_reason)
+	not lib.is_set(job.values.tags.no_retry_tasks)
+}
+
+_task_retry_exempt(job, task) if {
+	lib.is_set(job.values.tags.no_retry_reason)
+	some key in split(job.values.tags.no_retry_tasks, ",")
+	trim_space(key) == task.task_key
+}
 
 _without_retries(task) if {
 	count(lib.blocks(object.get(task, "condition_task", null))) == 0

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_databricks.catalog import Catalog
 from cdktf_cdktf_provider_databricks.grants import Grants, GrantsGrant
 from cdktf_cdktf_provider_databricks.schema import Schema
 from cdktf_cdktf_provider_databricks.workspace_binding import WorkspaceBinding
 from constructs import Construct
 
-from infra import access
-from infra.config import Environment
+from spec import access
+from spec.config import Environment
 
 
 class Governance(Construct):
     """Declares the catalog (ISOLATED), one schema per configured name, catalog grants and workspace bindings.
 
-    ``workspace_ids`` maps every environment name to its workspace id (a number, or a token when the `workspaces`
-    stack creates the workspace), so the catalog can be bound read-only to the workspaces listed in
-    ``env.read_only_from``.
+    ``principal_ready`` is what makes the jobs' service principal usable in the workspace (its assignment): the
+    grants that name it wait for it. ``workspace_ids`` maps every environment name to its workspace id (a number,
+    or a token when the `workspaces` stack creates the workspace), so the catalog can be bound read-only to the
+    workspaces listed in ``env.read_only_from``.
     """
 
     def __init__(
@@ -27,6 +29,7 @@ class Governance(Construct):
         *,
         env: Environment,
         service_principal_id: str,
+        principal_ready: ITerraformDependable,
         workspace_ids: dict[str, float],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -40,6 +43,7 @@ class Governance(Construct):
             owner=owner,
             force_destroy=False,
             properties={"environment": env.name, "managed-by": "cdktf"},
+            storage_root=env.storage_root,
         )
         self.schemas = {
             name: Schema(
@@ -60,6 +64,8 @@ class Governance(Construct):
                 GrantsGrant(principal=g.principal, privileges=list(g.privileges))
                 for g in access.catalog_grants(env, service_principal_id)
             ],
+            # A grant names the jobs' service principal: it must exist in the workspace first.
+            depends_on=[principal_ready],
         )
         self.bindings = [
             WorkspaceBinding(

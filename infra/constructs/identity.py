@@ -13,7 +13,7 @@ from cdktf_cdktf_provider_databricks.service_principal_federation_policy import 
 from cdktf_cdktf_provider_databricks.service_principal_secret import ServicePrincipalSecret
 from constructs import Construct
 
-from infra.config import Environment
+from spec.config import Environment
 
 
 class Identity(Construct):

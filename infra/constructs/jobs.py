@@ -1,14 +1,14 @@
-"""Renders the job graphs of ``infra.workflows`` to `databricks_job` resources: one per graph per environment.
+"""Renders the job graphs of ``spec.workflows`` to `databricks_job` resources: one per graph per environment.
 
 Tasks run the project's wheel entry points (python_wheel_task) on a serverless environment by default, or on a job
 cluster governed by the cluster policy; jobs run as the environment's service principal and notify on failure.
 The wheel is uploaded to a Unity Catalog volume, one folder per commit (`make wheel` builds it before
-`cdktf deploy`).
+`cdktf deploy`). ml-engineers manage every job; data scientists run them in dev and only see them elsewhere.
 """
 
 from __future__ import annotations
 
-from cdktf import Token
+from cdktf import ITerraformDependable, Token
 from cdktf_cdktf_provider_databricks.file import File
 from cdktf_cdktf_provider_databricks.job import (
     Job,
@@ -29,12 +29,15 @@ from cdktf_cdktf_provider_databricks.job import (
     JobWebhookNotifications,
     JobWebhookNotificationsOnFailure,
 )
+from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktf_cdktf_provider_databricks.schema import Schema
 from cdktf_cdktf_provider_databricks.volume import Volume
 from constructs import Construct
 
-from infra.config import Environment
 from infra.constructs.notifications import Notifications
-from infra.workflows import PACKAGE_NAME, ConditionTask, JobGraph, RunJobTask, WheelTask, job_graphs
+from spec import access
+from spec.config import Environment
+from spec.workflows import PACKAGE_NAME, ConditionTask, JobGraph, RunJobTask, WheelTask, job_graphs
 
 ENVIRONMENT_KEY = "default"
 JOB_CLUSTER_KEY = "job_cluster"
@@ -55,7 +58,9 @@ class Jobs(Construct):
         construct_id: str,
         *,
         env: Environment,
+        ml_schema: Schema,
         service_principal_id: str,
+        principal_ready: ITerraformDependable,
         cluster_policy_id: str,
         notifications: Notifications,
         wheel_version: str,
@@ -66,25 +71,27 @@ class Jobs(Construct):
         self.volume = Volume(
             self,
             "artifacts",
-            catalog_name=env.catalog,
-            schema_name="ml",
+            catalog_name=ml_schema.catalog_name,
+            schema_name=ml_schema.name,
             name="artifacts",
             volume_type="MANAGED",
             comment="the project's wheel, uploaded by cdktf deploy",
         )
         wheel = wheel_filename(wheel_version)
-        # One folder per commit: a new commit's jobs install a new path, never a cached build of an older one.
-        self.wheel_path = f"/Volumes/{env.catalog}/ml/artifacts/{code_version}/{wheel}"
         self.code_version = code_version
         self.wheel = File(
             self,
             "wheel",
-            path=self.wheel_path,
+            # One folder per commit: a new commit's jobs install a new path, never a cached build of an older one.
+            path=f"{self.volume.volume_path}/{code_version}/{wheel}",
             # cdktf.out/stacks/<env>/ is three levels below the repository root, where `make wheel` writes dist/.
             source=f"${{path.module}}/../../../dist/{wheel}",
-            depends_on=[self.volume],
         )
+        # The jobs install the uploaded file: referring to its path orders them after the upload.
+        self.wheel_path = self.wheel.path
         self._sp = service_principal_id
+        # run_as and single_user_name name the service principal: it must be in the workspace first.
+        self._principal_ready = principal_ready
         self._policy = cluster_policy_id
         self._notifications = notifications
         self.jobs: dict[str, Job] = {}
@@ -92,6 +99,18 @@ class Jobs(Construct):
         # Children first, so run-job tasks can refer to their job ids.
         for name in sorted(graphs, key=lambda n: _depth(graphs, n)):
             self.jobs[name] = self._job(graphs[name])
+        self.permissions = {
+            name: Permissions(
+                self,
+                f"{name.replace('-', '_')}_permissions",
+                job_id=job.id,
+                access_control=[
+                    PermissionsAccessControl(group_name=g.principal, permission_level=g.level)
+                    for g in access.job_access(env)
+                ],
+            )
+            for name, job in self.jobs.items()
+        }
 
     def _job(self, graph: JobGraph) -> Job:
         env = self.env
@@ -147,8 +166,8 @@ class Jobs(Construct):
             else None,
             timeout_seconds=graph.timeout_seconds,
             max_concurrent_runs=graph.max_concurrent_runs,
-            tags={**graph.tags, "code_version": self.code_version},
-            depends_on=[self.wheel],
+            tags={**graph.tags, **graph.no_retry_tags(), "code_version": self.code_version},
+            depends_on=[self._principal_ready],
         )
 
     def _task(self, task, serverless: bool) -> JobTask:

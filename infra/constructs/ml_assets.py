@@ -1,19 +1,22 @@
-"""What the ML work needs in an environment: the MLflow experiment, the Unity Catalog registered model (with its
-grants), the serverless SQL warehouse the alerts run on, and the cluster policy job clusters must use."""
+"""What the ML work needs in an environment: the MLflow experiment (and who may read or edit it), the Unity Catalog
+registered model (with its grants), the serverless SQL warehouse the alerts run on, and the cluster policy job
+clusters must use."""
 
 from __future__ import annotations
 
 import json
 
+from cdktf import ITerraformDependable
 from cdktf_cdktf_provider_databricks.cluster_policy import ClusterPolicy
 from cdktf_cdktf_provider_databricks.grants import Grants, GrantsGrant
 from cdktf_cdktf_provider_databricks.mlflow_experiment import MlflowExperiment
+from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
 from cdktf_cdktf_provider_databricks.registered_model import RegisteredModel
 from cdktf_cdktf_provider_databricks.sql_endpoint import SqlEndpoint
 from constructs import Construct
 
-from infra import access
-from infra.config import Environment
+from spec import access
+from spec.config import Environment
 
 
 def cluster_policy_definition(env: Environment) -> dict:
@@ -38,6 +41,7 @@ class MlAssets(Construct):
         catalog_name: str,
         schema_name: str,
         service_principal_id: str,
+        principal_ready: ITerraformDependable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.experiment = MlflowExperiment(
@@ -45,6 +49,20 @@ class MlAssets(Construct):
             "experiment",
             name=env.experiment_name,
             description=f"Training runs of {env.registered_model}",
+        )
+        self.experiment_permissions = Permissions(
+            self,
+            "experiment_permissions",
+            experiment_id=self.experiment.id,
+            access_control=[
+                *[
+                    PermissionsAccessControl(group_name=g.principal, permission_level=g.level)
+                    for g in access.experiment_access(env)
+                ],
+                # The jobs log their runs here.
+                PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_MANAGE"),
+            ],
+            depends_on=[principal_ready],
         )
         self.model = RegisteredModel(
             self,
@@ -55,6 +73,7 @@ class MlAssets(Construct):
             comment="Predicts whether a flight arrives more than 15 minutes late",
             # The jobs' service principal owns the model: it registers versions and moves aliases.
             owner=service_principal_id,
+            depends_on=[principal_ready],
         )
         self.model_grants = Grants(
             self,

@@ -11,7 +11,7 @@ from cdktf_cdktf_provider_databricks.notification_destination import (
 )
 from constructs import Construct
 
-from infra.config import Environment
+from spec.config import Environment
 
 
 class Notifications(Construct):

@@ -11,7 +11,7 @@ and an omitted ``config`` as "no change to the endpoint"):
 * Terraform creates the endpoint without ``config``: name, AI Gateway inference table, e-mail notifications, tags,
   and the ``databricks_permissions`` on its ``serving_endpoint_id``. This applies on an empty environment.
 * The deploy job owns ``config`` (served entities and traffic routes) and sets it through databricks-sdk
-  (``jobs.serving.databricks``) once a champion exists, using the split from ``env.serving``.
+  (``jobs.platform.serving.EndpointUpdater``) once a champion exists, using the split from ``env.serving``.
 * ``lifecycle.ignore_changes = ["config"]`` states that ownership, so a later plan never proposes to undo a deploy.
 
 See docs/serving.md for the alternatives considered.
@@ -30,18 +30,16 @@ from cdktf_cdktf_provider_databricks.model_serving import (
     ModelServingTags,
 )
 from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktf_cdktf_provider_databricks.schema import Schema
 from constructs import Construct
 
-from infra.config import ConfigError, Environment
+from spec.config import ConfigError, Environment
 
 
 def endpoint_access(env: Environment, service_principal_id: str) -> list[PermissionsAccessControl]:
     """CAN_MANAGE for the ml-engineers group and for the jobs' service principal (the deploy job updates the
-    endpoint's config); CAN_QUERY for each consumer that does not already manage it.
-
-    A consumer named like the environment's service principal means that principal (by application id);
-    any other consumer is a group. The stronger level wins when a principal appears twice.
-    """
+    endpoint's config); CAN_QUERY for each consumer group, once (config rejects a consumer that manages it, so
+    every environment has someone who only queries)."""
     managers = [
         PermissionsAccessControl(group_name=env.ml_engineers_group, permission_level="CAN_MANAGE"),
         PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_MANAGE"),
@@ -49,7 +47,6 @@ def endpoint_access(env: Environment, service_principal_id: str) -> list[Permiss
     consumers = [
         PermissionsAccessControl(group_name=consumer, permission_level="CAN_QUERY")
         for consumer in dict.fromkeys(env.serving.consumers)
-        if consumer not in (env.ml_engineers_group, env.service_principal)
     ]
     return managers + consumers
 
@@ -57,8 +54,9 @@ def endpoint_access(env: Environment, service_principal_id: str) -> list[Permiss
 class Serving(Construct):
     """The serving endpoint shell (no served versions: see the module docstring) and its permissions.
 
-    ``schemas`` are the environment's schema resources by name; the endpoint waits for the one holding its
-    inference table, ``env.inference_table`` (AI Gateway names it ``<table_name_prefix>_payload``).
+    ``schemas`` are the environment's schema resources by name; the endpoint refers to the one holding its
+    inference table, ``env.inference_table`` (AI Gateway names it ``<table_name_prefix>_payload``), so it waits for
+    it. ``principal_ready`` (the service principal's workspace assignment) comes before the permissions naming it.
     """
 
     def __init__(
@@ -68,10 +66,11 @@ class Serving(Construct):
         *,
         env: Environment,
         service_principal_id: str,
-        schemas: Mapping[str, ITerraformDependable],
+        principal_ready: ITerraformDependable,
+        schemas: Mapping[str, Schema],
     ) -> None:
         super().__init__(scope, construct_id)
-        catalog, schema, _ = env.inference_table.split(".")
+        _, schema, _ = env.inference_table.split(".")
         if schema not in schemas:
             raise ConfigError(
                 f"environment {env.name!r}: field 'schemas' must contain {schema!r} "
@@ -85,8 +84,9 @@ class Serving(Construct):
             ai_gateway=ModelServingAiGateway(
                 inference_table_config=ModelServingAiGatewayInferenceTableConfig(
                     enabled=True,
-                    catalog_name=catalog,
-                    schema_name=schema,
+                    # References: the endpoint waits for the schema its inference table lives in.
+                    catalog_name=schemas[schema].catalog_name,
+                    schema_name=schemas[schema].name,
                     table_name_prefix=env.inference_table_prefix,
                 )
             ),
@@ -99,11 +99,11 @@ class Serving(Construct):
                 ModelServingTags(key="managed-by", value="cdktf"),
             ],
             lifecycle=TerraformResourceLifecycle(ignore_changes=["config"]),
-            depends_on=[schemas[schema]],
         )
         self.permissions = Permissions(
             self,
             "endpoint_permissions",
             serving_endpoint_id=self.endpoint.serving_endpoint_id,
             access_control=endpoint_access(env, service_principal_id),
+            depends_on=[principal_ready],
         )

@@ -9,14 +9,14 @@ from cdktf import AzurermBackend, TerraformOutput, TerraformStack, TerraformVari
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
-from infra.config import Environment
 from infra.constructs.governance import Governance
 from infra.constructs.identity import Identity
 from infra.constructs.jobs import Jobs
 from infra.constructs.ml_assets import MlAssets
 from infra.constructs.notifications import Notifications
 from infra.constructs.serving import Serving
-from infra.workflows import PACKAGE_NAME
+from spec.config import Environment
+from spec.workflows import PACKAGE_NAME
 
 
 def wheel_version() -> str:
@@ -74,11 +74,15 @@ class EnvironmentStack(TerraformStack):
             self, "identity", env=env, account_provider=account, account_id=account_id, workspace_id=own.workspace_id
         )
         sp_id = self.identity.application_id
+        # Whatever names the service principal (grants, owner, run_as, permissions) waits for its assignment to the
+        # workspace: referring to the account-level principal alone would let it race the assignment.
+        ready = self.identity.assignment
         self.governance = Governance(
             self,
             "governance",
             env=env,
             service_principal_id=sp_id,
+            principal_ready=ready,
             workspace_ids={name: ref.workspace_id for name, ref in workspaces.items()},
         )
         self.ml = MlAssets(
@@ -88,20 +92,24 @@ class EnvironmentStack(TerraformStack):
             catalog_name=self.governance.catalog.name,
             schema_name=self.governance.schemas["ml"].name,
             service_principal_id=sp_id,
+            principal_ready=ready,
         )
-        self.serving = Serving(self, "serving", env=env, service_principal_id=sp_id, schemas=self.governance.schemas)
+        self.serving = Serving(
+            self, "serving", env=env, service_principal_id=sp_id, principal_ready=ready, schemas=self.governance.schemas
+        )
         self.notifications = Notifications(self, "notifications", env=env)
         self.jobs = Jobs(
             self,
             "jobs",
             env=env,
+            ml_schema=self.governance.schemas["ml"],
             service_principal_id=sp_id,
+            principal_ready=ready,
             cluster_policy_id=self.ml.cluster_policy.id,
             notifications=self.notifications,
             wheel_version=wheel_version(),
             code_version=code_version,
         )
-        self.jobs.volume.node.add_dependency(self.governance.schemas["ml"])
         TerraformOutput(self, "catalog", value=self.governance.catalog.name)
         TerraformOutput(self, "registered_model", value=env.registered_model)
         TerraformOutput(self, "service_principal_application_id", value=sp_id)

@@ -17,8 +17,8 @@ from cdktf_cdktf_provider_databricks.metastore_assignment import MetastoreAssign
 from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
-from infra.config import Environment
 from infra.stacks.environment import account_id_of
+from spec.config import Environment
 
 STACK_NAME = "workspaces"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import ENVIRONMENTS
-from infra.workflows import ConditionTask, RunJobTask, WheelTask, job_graphs, references
-from tests.infra.conftest import CODE_VERSION, resources
+from spec.config import ENVIRONMENTS
+from spec.workflows import ConditionTask, RunJobTask, WheelTask, job_graphs, references
+from tests.support.stacks import CODE_VERSION, address, one, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
 
@@ -67,12 +67,15 @@ def test_synthesized_jobs_have_the_local_graphs_tasks_dependencies_and_reference
 def test_jobs_run_as_the_service_principal_serverless_and_notify_on_failure(synthesized, name):
     stack = synthesized[name]
     sp = next(iter(resources(stack, "databricks_service_principal")))
+    wheel = address(stack, "databricks_file", "jobs/wheel")
+    volume = address(stack, "databricks_volume", "jobs/artifacts")
+    assert one(stack, "databricks_file")["path"] == (
+        f"${{{volume}.volume_path}}/{CODE_VERSION}/mlops_databricks-0.1.0-py3-none-any.whl"
+    )
     for job in _jobs_by_name(stack).values():
         assert job["run_as"] == {"service_principal_name": f"${{databricks_service_principal.{sp}.application_id}}"}
         assert job["email_notifications"]["on_failure"] == list(ENVIRONMENTS[name].alerts.emails)
-        assert job["environment"][0]["spec"]["dependencies"] == [
-            f"/Volumes/{name}/ml/artifacts/{CODE_VERSION}/mlops_databricks-0.1.0-py3-none-any.whl"
-        ]
+        assert job["environment"][0]["spec"]["dependencies"] == [f"${{{wheel}.path}}"]
         assert job["tags"]["code_version"] == CODE_VERSION
         for task in job["task"]:
             if "python_wheel_task" in task:
@@ -99,17 +102,28 @@ def test_the_staging_training_job_has_the_same_task_value_references_as_the_loca
     ]
 
 
-def test_the_code_version_is_the_checkouts_commit_unless_a_built_wheel_says_otherwise(tmp_path, monkeypatch):
+def test_the_code_version_is_the_built_wheels_commit_else_the_checkouts_else_local(tmp_path, monkeypatch):
     import subprocess
 
     from infra import main
 
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=main.ROOT, capture_output=True, text=True)
-    expected = head.stdout.strip()[:12] if head.returncode == 0 else "local"
-    if not (main.ROOT / "dist" / "BUILD_COMMIT").exists():
-        assert main.current_code_version() == expected
-    baked = tmp_path / "dist"
-    baked.mkdir()
-    (baked / "BUILD_COMMIT").write_text("f" * 40 + "\n")
-    monkeypatch.setattr(main, "ROOT", tmp_path)
+    outside = tmp_path / "no-git"
+    outside.mkdir()
+    monkeypatch.setattr(main, "ROOT", outside)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert main.current_code_version() == "local"
+
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(checkout)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "first"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(main, "ROOT", checkout)
+    assert main.current_code_version() == head[:12]
+
+    (checkout / "dist").mkdir()
+    (checkout / "dist" / "BUILD_COMMIT").write_text("f" * 40 + "\n")
     assert main.current_code_version() == "f" * 12
+    (checkout / "dist" / "BUILD_COMMIT").write_text("not a commit\n")
+    assert main.current_code_version() == head[:12]

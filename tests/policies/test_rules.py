@@ -20,6 +20,10 @@ TOKEN_FIX = (
     "(DATABRICKS_AUTH_TYPE=github-oidc) and jobs run as the service principal"
 )
 RETRY_FIX = "set max_retries >= 1 on each task, or tag the job no_retry_reason with why a retry is unsafe"
+CONSUMER_FIX = (
+    "grants CAN_QUERY to no named consumer: add the groups or service principals that call the endpoint "
+    "(serving.consumers in spec/config.py)"
+)
 QUERY_FIX = "grant it to named groups (group_name) or service principals (service_principal_name) only"
 
 # rule -> fail fixture -> [(address, message)]: the exact violations expected, all of this rule.
@@ -46,7 +50,7 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
                 "databricks_catalog.prod",
                 "databricks_catalog.prod (catalog prod) is not bound read-only to the dev workspace 1111111111111111: "
                 "add a databricks_workspace_binding with securable_name = prod, workspace_id = 1111111111111111 and "
-                "binding_type = BINDING_TYPE_READ_ONLY (prod.read_only_from in infra/config.py)",
+                "binding_type = BINDING_TYPE_READ_ONLY (prod.read_only_from in spec/config.py)",
             ),
             (
                 "databricks_workspace_binding.dev_write",
@@ -88,13 +92,18 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
                 + RETRY_FIX,
             ),
             (
+                "databricks_job.partly_exempt",
+                "databricks_job.partly_exempt has tasks without retries in protected environment prod (backfill): "
+                + RETRY_FIX,
+            ),
+            (
                 "databricks_job.training",
                 "databricks_job.training has tasks without retries in protected environment prod (train): " + RETRY_FIX,
             ),
             (
                 "databricks_job.training",
                 "databricks_job.training sends no failure notification: set email_notifications.on_failure or "
-                "webhook_notifications.on_failure (the environment's alerts in infra/config.py)",
+                "webhook_notifications.on_failure (the environment's alerts in spec/config.py)",
             ),
         ],
     },
@@ -114,12 +123,17 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
             ),
             (
                 "databricks_permissions.open",
+                f"databricks_permissions.open {CONSUMER_FIX}",
+            ),
+            (
+                "databricks_permissions.open",
                 f"databricks_permissions.open grants CAN_QUERY to the group users: {QUERY_FIX}",
             ),
             (
                 "databricks_permissions.open",
                 f"databricks_permissions.open grants CAN_QUERY to the person alice@example.com: {QUERY_FIX}",
             ),
+            ("databricks_permissions.unqueried", f"databricks_permissions.unqueried {CONSUMER_FIX}"),
         ],
     },
     "no_plaintext_secrets": {

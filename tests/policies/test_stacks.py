@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.config import ENVIRONMENTS
 from policies import engine
+from spec.config import ENVIRONMENTS
 
 ENV_NAMES = list(ENVIRONMENTS)
 PROTECTED = [name for name, env in ENVIRONMENTS.items() if env.data_scientist_access != "write"]
@@ -191,6 +191,15 @@ def endpoint_queryable_by_all_users(stack: dict) -> str:
     return "databricks_permissions.probe_endpoint"
 
 
+def endpoint_without_consumers(stack: dict) -> str:
+    """The real endpoint's permissions lose their consumers: only its managers could call it."""
+    real = lambda body: "serving_endpoint_id" in body and "probe" not in body["serving_endpoint_id"]  # noqa: E731
+    address = address_of(stack, "databricks_permissions", real)
+    permissions = body_of(stack, address)
+    permissions["access_control"] = [e for e in permissions["access_control"] if e["permission_level"] != "CAN_QUERY"]
+    return address
+
+
 def monitor_without_alert(stack: dict) -> str:
     del stack["resource"]["databricks_alert_v2"]["probe_accuracy"]
     return "databricks_quality_monitor.probe_monitor"
@@ -211,6 +220,7 @@ MUTATIONS = [
     (cluster_without_policy, "job_cluster_policy"),
     (endpoint_without_inference_table, "serving_endpoints"),
     (endpoint_queryable_by_all_users, "serving_endpoints"),
+    (endpoint_without_consumers, "serving_endpoints"),
     (monitor_without_alert, "monitor_alerts"),
 ]
 
