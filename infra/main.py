@@ -9,8 +9,8 @@ from pathlib import Path
 
 from cdktf import App, Token
 
-from infra.config import ENVIRONMENTS, Environment
 from infra.stacks.environment import EnvironmentStack, WorkspaceRef
+from spec.config import ENVIRONMENTS, Environment
 
 ROOT = Path(__file__).resolve().parents[1]
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")

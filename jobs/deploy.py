@@ -10,7 +10,7 @@ minus ``promotion.margin`` on ``promotion.metric``; with no Champion yet it must
 of the traffic for a different validated Challenger (a version that passed validation but was not promoted keeps
 the alias ``challenger``).
 
-``rollback(platform)`` undoes the last promotion: ``champion`` back to ``previous_champion``.
+Serving and rollback (``champion`` back to ``previous_champion``) live in ``jobs.promotion``, which the CLI uses too.
 
 Task values: ``promoted`` ("true"/"false"), ``champion_version`` ("" when there is none).
 """
@@ -21,17 +21,17 @@ import argparse
 import logging
 from dataclasses import dataclass
 
-from infra.config import get_environment
 from jobs.core import contract
-from jobs.core.data import LABEL
-from jobs.core.decisions import PASSED, Decision, promotion_decision, traffic_split
+from jobs.core.columns import LABEL
+from jobs.core.decisions import PASSED, Decision, promotion_decision
 from jobs.core.evaluation import classification_metrics
 from jobs.core.model import predict_proba
-from jobs.platform import Platform, ServedEntity, build_platform
+from jobs.examples import environment_version, evaluation_frame, evaluation_period
+from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, positive_int, run_job
-from jobs.platform.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRef
-from jobs.platform.serving import served_entities_for
-from jobs.validate import environment_version, evaluation_frame, evaluation_period
+from jobs.platform.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRef
+from jobs.promotion import update_serving
+from spec.config import get_environment
 
 logger = logging.getLogger("jobs.deploy")
 
@@ -126,53 +126,6 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
     update_serving(platform)
     _set_values(platform, promoted=decision.promote, champion=champion)
     return DeployResult(ref, decision, champion, previous, challenger_metrics, champion_metrics)
-
-
-def served_entities(platform: Platform) -> list[ServedEntity]:
-    """What the endpoint should serve now, from the aliases: empty while there is no Champion."""
-    registry = platform.registry
-    routes = traffic_split(
-        registry.alias_version(CHAMPION),
-        registry.alias_version(CHALLENGER),
-        platform.env.serving.challenger_traffic_percent,
-    )
-    return served_entities_for(platform.env, routes)
-
-
-def update_serving(platform: Platform) -> list[ServedEntity]:
-    served = served_entities(platform)
-    if served:
-        platform.serving.update_endpoint(platform.env, served)
-    else:
-        logger.info("no champion yet: the endpoint %s is left as it is", platform.env.serving.endpoint_name)
-    return served
-
-
-def rollback(platform: Platform) -> str:
-    """Make the previous Champion the Champion again and serve it; returns its version.
-
-    The rolled-back version loses the aliases ``champion`` (and ``challenger``) and is tagged ``rolled_back_to``;
-    ``previous_champion`` moves one step back along the chain of ``previous_champion_version`` tags, so a second
-    rollback goes further back. A ValueError when there is no previous Champion.
-    """
-    registry = platform.registry
-    previous = registry.alias_version(PREVIOUS_CHAMPION)
-    if previous is None:
-        raise ValueError(f"no previous champion of {registry.model_name} to roll back to")
-    current = registry.alias_version(CHAMPION)
-    registry.set_alias(CHAMPION, previous)
-    if current is not None and current != previous:
-        registry.set_version_tags(ModelRef(registry.model_name, current), {contract.ROLLED_BACK_TO: previous})
-        if registry.alias_version(CHALLENGER) == current:
-            registry.delete_alias(CHALLENGER)
-    older = registry.version_tags(ModelRef(registry.model_name, previous)).get(contract.PREVIOUS_CHAMPION_VERSION)
-    if older and older != previous:
-        registry.set_alias(PREVIOUS_CHAMPION, older)
-    else:
-        registry.delete_alias(PREVIOUS_CHAMPION)
-    logger.info("rolled back %s: champion %s -> %s", registry.model_name, current, previous)
-    update_serving(platform)
-    return previous
 
 
 def _set_values(platform: Platform, *, promoted: bool, champion: str | None) -> None:

@@ -13,15 +13,12 @@ import argparse
 import logging
 from dataclasses import dataclass
 
-from infra.config import get_environment
 from jobs.core.features import weather_features
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
+from spec.config import get_environment
 
 logger = logging.getLogger("jobs.features")
-
-WEATHER_SOURCE = ("raw", "weather")
-FEATURE_TABLE = ("features", "weather_hourly")
 
 
 @dataclass(frozen=True)
@@ -34,24 +31,25 @@ class FeaturesResult:
 
 def build_features(platform: Platform) -> FeaturesResult:
     env = platform.env
-    source, target = env.table(*WEATHER_SOURCE), env.table(*FEATURE_TABLE)
+    source, target = env.weather_table, env.weather_features_table
     if not platform.tables.exists(source):
         raise JobError(f"table {source!r} does not exist: run mlops-ingest --env {env.name} first")
     source_version = platform.tables.version(source)
-    features = weather_features(platform.tables.read(source, version=source_version)).cache()
-    try:
-        rows = features.count()
-        if rows == 0:
-            raise JobError(f"table {source!r} (version {source_version}) has no weather rows; nothing was written")
-        version = platform.tables.write(features, target)
-    finally:
-        features.unpersist()
+    weather = platform.tables.read(source, version=source_version)
+    if weather.isEmpty():
+        raise JobError(f"table {source!r} (version {source_version}) has no weather rows; nothing was written")
+    written = platform.tables.write(weather_features(weather), target)
     logger.info(
-        "wrote %s feature rows to %s (version %s) from %s version %s", rows, target, version, source, source_version
+        "wrote %s feature rows to %s (version %s) from %s version %s",
+        written.rows,
+        target,
+        written.version,
+        source,
+        source_version,
     )
-    platform.task_values.set("feature_table_version", version)
-    platform.task_values.set("feature_rows", rows)
-    return FeaturesResult(target, version, rows, source_version)
+    platform.task_values.set("feature_table_version", written.version)
+    platform.task_values.set("feature_rows", written.rows)
+    return FeaturesResult(target, written.version, written.rows, source_version)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

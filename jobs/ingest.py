@@ -16,14 +16,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from infra.config import get_environment
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_parser, run_job
+from spec.config import get_environment
 
 logger = logging.getLogger("jobs.ingest")
-
-FLIGHTS_TABLE = ("raw", "flights")
-WEATHER_TABLE = ("raw", "weather")
 
 
 @dataclass(frozen=True)
@@ -76,18 +73,18 @@ def ingest(platform: Platform, start: date | None, end: date | None) -> IngestRe
         )
     spark = platform.spark
     env = platform.env
-    flights_table, weather_table = env.table(*FLIGHTS_TABLE), env.table(*WEATHER_TABLE)
-    flights_version = platform.tables.write(spark.createDataFrame(flights), flights_table)
-    weather_version = platform.tables.write(spark.createDataFrame(weather), weather_table)
-    result = IngestResult(len(flights), flights_version, len(weather), weather_version)
+    flights_table, weather_table = env.flights_table, env.weather_table
+    flights_written = platform.tables.write(spark.createDataFrame(flights), flights_table)
+    weather_written = platform.tables.write(spark.createDataFrame(weather), weather_table)
+    result = IngestResult(flights_written.rows, flights_written.version, weather_written.rows, weather_written.version)
     logger.info(
         "ingested %s flights into %s (version %s) and %s weather rows into %s (version %s)",
         result.flights_rows,
         flights_table,
-        flights_version,
+        result.flights_version,
         result.weather_rows,
         weather_table,
-        weather_version,
+        result.weather_version,
     )
     values = platform.task_values
     values.set("flights_rows", result.flights_rows)

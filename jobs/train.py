@@ -15,26 +15,23 @@ import argparse
 import logging
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from infra.config import get_environment
 from jobs.core import contract
-from jobs.core.data import LABEL, SCHEDULED_DATE, deterministic_sample, held_out_start
+from jobs.core.columns import LABEL, SCHEDULED_DATE
+from jobs.core.data import deterministic_sample, held_out_start
 from jobs.core.evaluation import classification_metrics
-from jobs.core.features import WEATHER_FEATURES, flight_examples
 from jobs.core.model import (
-    CATEGORICAL_FEATURES,
     HYPERPARAMETERS,
-    NUMERIC_FEATURES,
     build_model,
     labels,
     model_frame,
+    model_signature,
     predict_proba,
     shuffled,
 )
+from jobs.examples import read_examples
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import (
     JobError,
@@ -47,16 +44,11 @@ from jobs.platform.job import (
     positive_int,
     run_job,
 )
-from jobs.platform.registry import ModelRef
-
-if TYPE_CHECKING:
-    from mlflow.models import ModelSignature
-    from pyspark.sql import DataFrame
+from jobs.platform.registry import ModelRef, logged_model_name
+from spec.config import get_environment
 
 logger = logging.getLogger("jobs.train")
 
-FLIGHTS_TABLE = ("raw", "flights")
-FEATURE_TABLE = ("features", "weather_hourly")
 TEST_FRACTION = 0.2
 SEED = 42
 MODEL_ARTIFACT = "model"
@@ -87,51 +79,25 @@ class TrainResult:
     test_end: date
 
 
-def read_examples(platform: Platform, start: date, end: date) -> tuple[DataFrame, dict[str, str]]:
-    """The labelled examples of [start, end] (Spark, lazy) and the lineage of the tables they come from."""
-    env = platform.env
-    flights_table, features_table = env.table(*FLIGHTS_TABLE), env.table(*FEATURE_TABLE)
-    for table, job in ((flights_table, "mlops-ingest"), (features_table, "mlops-features")):
-        if not platform.tables.exists(table):
-            raise JobError(f"table {table!r} does not exist: run {job} --env {env.name} first")
-    flights_version = platform.tables.version(flights_table)
-    features_version = platform.tables.version(features_table)
-    examples = flight_examples(
-        platform.tables.read(flights_table, version=flights_version),
-        platform.tables.read(features_table, version=features_version),
-        start,
-        end,
-    )
-    lineage = {
-        contract.LINEAGE_FLIGHTS_TABLE: flights_table,
-        contract.LINEAGE_FLIGHTS_VERSION: str(flights_version),
-        contract.LINEAGE_FEATURES_TABLE: features_table,
-        contract.LINEAGE_FEATURES_VERSION: str(features_version),
-    }
-    return examples, lineage
-
-
 def load_training_data(
     platform: Platform, start: date, end: date, max_rows: int | None, seed: int = SEED
 ) -> TrainingData:
     examples, lineage = read_examples(platform, start, end)
-    examples = examples.cache()
+    # One pass over the window (no cache: serverless compute does not support it): the held-out period is found on
+    # the rows that are trained and tested on, a deterministic sample of the window when --max-rows is given.
+    sampled = deterministic_sample(examples, max_rows, seed) if max_rows else examples
+    frame = sampled.toPandas()
+    daily = frame.groupby(SCHEDULED_DATE).size().to_dict()
+    if not daily:
+        raise JobError(
+            f"no flights that arrived were scheduled between {start} and {end} in "
+            f"{lineage[contract.LINEAGE_FLIGHTS_TABLE]} (version {lineage[contract.LINEAGE_FLIGHTS_VERSION]}): "
+            "nothing was trained or registered"
+        )
     try:
-        daily = {row[SCHEDULED_DATE]: int(row["count"]) for row in examples.groupBy(SCHEDULED_DATE).count().collect()}
-        if not daily:
-            raise JobError(
-                f"no flights that arrived were scheduled between {start} and {end} in "
-                f"{lineage[contract.LINEAGE_FLIGHTS_TABLE]} (version {lineage[contract.LINEAGE_FLIGHTS_VERSION]}): "
-                "nothing was trained or registered"
-            )
-        try:
-            test_start = held_out_start(daily, TEST_FRACTION)
-        except ValueError as e:
-            raise JobError(f"training window {start}..{end} is too small to hold out a test period: {e}") from e
-        sampled = deterministic_sample(examples, max_rows, seed) if max_rows else examples
-        frame = sampled.toPandas()
-    finally:
-        examples.unpersist()
+        test_start = held_out_start(daily, TEST_FRACTION)
+    except ValueError as e:
+        raise JobError(f"training window {start}..{end} is too small to hold out a test period: {e}") from e
     in_test = frame[SCHEDULED_DATE] >= test_start
     train, test = frame[~in_test].reset_index(drop=True), frame[in_test].reset_index(drop=True)
     if train.empty or test.empty:
@@ -139,13 +105,12 @@ def load_training_data(
     if train[LABEL].nunique() < 2:
         raise JobError(f"the training rows of {start}..{end} hold one class only: nothing to learn")
     logger.info(
-        "examples %s..%s: %s training rows, %s test rows from %s (of %s rows in the window)",
+        "examples %s..%s: %s training rows, %s test rows from %s",
         start,
         end,
         len(train),
         len(test),
         test_start,
-        sum(daily.values()),
     )
     return TrainingData(train, test, test_start, max(daily), lineage)
 
@@ -208,7 +173,7 @@ def train(
         signature = model_signature()
         info = mlflow.sklearn.log_model(
             model,
-            name=MODEL_ARTIFACT,
+            **logged_model_name(MODEL_ARTIFACT),
             signature=signature,
             input_example=example,
             registered_model_name=env.registered_model,
@@ -239,16 +204,6 @@ def train(
     values.set("test_start", data.test_start.isoformat())
     values.set("test_end", data.test_end.isoformat())
     return TrainResult(ref, run.info.run_id, test_metrics, data.test_start, data.test_end)
-
-
-def model_signature() -> ModelSignature:
-    """Inputs: the feature columns; weather may be missing (no reading within 6 hours). Output: 1 = late."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema, TensorSpec
-
-    inputs = [ColSpec("string", c) for c in CATEGORICAL_FEATURES]
-    inputs += [ColSpec("double", c, required=c not in WEATHER_FEATURES) for c in NUMERIC_FEATURES]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema([TensorSpec(np.dtype("int64"), (-1,))]))
 
 
 def _log_delta_inputs(lineage: dict[str, str]) -> None:

@@ -12,10 +12,15 @@ The version is tagged ``model_validation_status=PENDING`` first, then checked on
 It ends ``PASSED`` (alias ``challenger`` set) or ``FAILED`` (no alias) with ``model_validation_reasons``; a crash
 after PENDING leaves ``FAILED`` with the crash as the reason. Run modes (``--run-mode``, default the environment's):
 
-- ``enabled``: a FAILED version fails the task (exit 1) and notifies;
-- ``dry_run``: checks run and tags are written, but a FAILED version does not fail the task (exit 0);
+- ``enabled`` and ``dry_run``: the checks run, the tags are written, a FAILED version notifies;
 - ``disabled``: no checks; the version is tagged PASSED with the reason "validation disabled (run_mode=disabled)"
   and ``model_validation_run_mode=disabled``, so the workflow proceeds and the tags say nothing was checked.
+
+Exit codes: 0 when a status was recorded, PASSED or FAILED (the status is data: the graph's condition task routes
+on it); 1 when the version could not be validated (bad input, a crash), which Databricks may retry. A FAILED
+verdict is deterministic and must not be retried, so the model graph fails the run in a separate task with no
+retries (enabled mode only): ``mlops-validate --require-passed`` reads the recorded status and exits 1 with the
+reasons unless it is PASSED.
 
 Task values: ``validation_status`` (PASSED or FAILED), ``model_uri``, ``model_name``, ``model_version``.
 """
@@ -29,9 +34,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from infra.config import RunMode, Validation, get_environment
 from jobs.core import contract
 from jobs.core.data import LABEL
 from jobs.core.decisions import (
@@ -44,11 +46,12 @@ from jobs.core.decisions import (
     validation_decision,
 )
 from jobs.core.evaluation import SLICE_COLUMNS, positive_rate_gap, slice_metrics
-from jobs.core.model import labels, model_frame, predict_proba
+from jobs.core.model import predict_proba
+from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef, parse_model_uri
-from jobs.train import read_examples
+from spec.config import RunMode, Validation, get_environment
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -65,11 +68,6 @@ class ValidationResult:
     run_mode: str
     outcome: ValidationOutcome
     metrics: dict[str, float]
-
-    @property
-    def exit_code(self) -> int:
-        """Only an enabled validation that FAILED fails the task."""
-        return 1 if self.run_mode == "enabled" and not self.outcome.passed else 0
 
 
 def validate(
@@ -136,46 +134,6 @@ def _record(platform: Platform, ref: ModelRef, outcome: ValidationOutcome, run_m
     values.set("model_uri", ref.uri)
     values.set("model_name", ref.name)
     values.set("model_version", ref.version)
-
-
-def environment_version(platform: Platform, ref: ModelRef) -> ModelVersion:
-    """The registered version ``ref`` of the environment's own model, with the experiment made active; a JobError
-    naming the URI for another environment's model or a version that does not exist."""
-    registry = platform.registry
-    if ref.name != registry.model_name:
-        raise JobError(f"{ref.uri} is not a version of {registry.model_name}, the model of {platform.env.name}")
-    registry.use_experiment()
-    try:
-        return registry.get_version(ref)
-    except ValueError as e:
-        raise JobError(str(e)) from e
-
-
-def evaluation_period(tags: dict[str, str], start: date | None, end: date | None, uri: str) -> tuple[date, date]:
-    """The explicit period, else the version's held-out period from its tags."""
-    try:
-        start = start or date.fromisoformat(tags[contract.TEST_START])
-        end = end or date.fromisoformat(tags[contract.TEST_END])
-    except (KeyError, ValueError) as e:
-        raise JobError(
-            f"{uri} has no valid {contract.TEST_START}/{contract.TEST_END} tags ({e}); pass --eval-start and --eval-end"
-        ) from e
-    if start > end:
-        raise JobError(f"evaluation period start {start} is after its end {end}")
-    return start, end
-
-
-def evaluation_frame(platform: Platform, start: date, end: date) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The examples of [start, end] as the model's input frame plus the label column, and their lineage."""
-    examples, lineage = read_examples(platform, start, end)
-    frame = examples.toPandas()
-    if frame.empty:
-        raise JobError(f"no flights that arrived were scheduled between {start} and {end}: nothing to evaluate on")
-    data = model_frame(frame)
-    data[LABEL] = labels(frame)
-    if data[LABEL].nunique() < 2:
-        raise JobError(f"the flights of {start}..{end} hold one class only: roc_auc is undefined")
-    return data, lineage
 
 
 def _run_checks(
@@ -280,12 +238,27 @@ def _run_checks(
     return outcome, metrics
 
 
+def require_passed(platform: Platform, ref: ModelRef) -> None:
+    """Nothing when the version's recorded status is PASSED; a JobError with the recorded reasons otherwise."""
+    tags = dict(environment_version(platform, ref).tags or {})
+    status = tags.get(contract.VALIDATION_STATUS)
+    if status != PASSED:
+        reasons = tags.get(contract.VALIDATION_REASONS) or "no reasons recorded"
+        raise JobError(f"{ref.uri} is {status or 'not validated'}, not PASSED: {reasons}")
+    logger.info("%s is PASSED", ref.uri)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = job_parser("mlops-validate", "Validate a registered model version before it may become the Challenger.")
     parser.add_argument("--model-uri", type=_model_uri, required=True, help="models:/<catalog>.ml.<model>/<version>")
     parser.add_argument("--run-mode", choices=RUN_MODES, help="default: the environment's validation.run_mode")
     parser.add_argument("--eval-start", type=iso_date, help="default: the version's test_start tag")
     parser.add_argument("--eval-end", type=iso_date, help="default: the version's test_end tag")
+    parser.add_argument(
+        "--require-passed",
+        action="store_true",
+        help="check nothing: exit 1 with the recorded reasons unless the version's status is PASSED",
+    )
     args = parser.parse_args(argv)
     check_window(parser, args.eval_start, args.eval_end, "evaluation period:")
     return args
@@ -303,9 +276,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         env = get_environment(args.env)
+        platform = build_platform(env)
+        if args.require_passed:
+            require_passed(platform, args.model_uri)
+            return 0
         run_mode = args.run_mode or env.validation.run_mode
-        result = validate(build_platform(env), args.model_uri, run_mode, args.eval_start, args.eval_end)
-        return result.exit_code
+        validate(platform, args.model_uri, run_mode, args.eval_start, args.eval_end)
+        return 0
 
     return run_job("mlops-validate", work)
 

@@ -1,4 +1,4 @@
-# Rule: in a protected environment (staging, prod: `data_scientist_access` is not "write" in infra/config.py), the
+# Rule: in a protected environment (staging, prod: `data_scientist_access` is not "write" in spec/config.py), the
 # data scientists group holds no write privilege on anything: no MODIFY, no CREATE_*, no ALL_PRIVILEGES, MANAGE,
 # REFRESH, WRITE_VOLUME, WRITE_FILES or APPLY_TAG, on catalogs, schemas, tables, volumes or registered models,
 # through `databricks_grants` or `databricks_grant`.
@@ -14,7 +14,7 @@
 # Bad (prod):
 #     grant { principal = "data-scientists"  privileges = ["USE_CATALOG", "MODIFY"] }
 #
-# Fix: grant the data scientists group only the read privileges (infra/access.py READ_PRIVILEGES) in this
+# Fix: grant the data scientists group only the read privileges (spec/access.py READ_PRIVILEGES) in this
 # environment; writes belong to the service principal (JOB_PRIVILEGES) through a job.
 package mlops.data_scientists_read_only
 

@@ -5,7 +5,7 @@ Each ``policies/<rule>.rego`` is ``package mlops.<rule>`` and defines ``findings
 ``cdk.tf.json``, a ``terraform show -json`` plan or an already normalized document into one list of resources, so the
 same rules run over all three (see the comment at the top of ``lib.rego`` and ``docs/policies.md``).
 
-The rules' configuration (``data.mlops.config``) is built from ``infra.config.ENVIRONMENTS`` by :func:`policy_data`.
+The rules' configuration (``data.mlops.config``) is built from ``spec.config.ENVIRONMENTS`` by :func:`policy_data`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from regopy.rego_shared import (
     rego_query,
 )
 
-from infra import access
-from infra.config import ENVIRONMENTS, Environment
+from spec import access
+from spec.config import ENVIRONMENTS, Environment
 
 POLICY_DIR = Path(__file__).resolve().parent
 LIB_MODULE = "lib"
@@ -83,7 +83,7 @@ def _environment_config(env: Environment) -> dict[str, Any]:
 
 
 def policy_config(environments: Mapping[str, Environment] = ENVIRONMENTS) -> dict[str, Any]:
-    """What the rules need to know about the environments, taken from ``infra.config`` and ``infra.access``."""
+    """What the rules need to know about the environments, taken from ``spec.config`` and ``spec.access``."""
     return {
         "protected_environments": [name for name, env in environments.items() if env.data_scientist_access != "write"],
         "read_privileges": list(access.READ_PRIVILEGES),
@@ -174,7 +174,7 @@ def evaluate(
     """Every violation in ``document`` (a cdk.tf.json, a plan JSON or a normalized document), sorted.
 
     ``environment`` names the stack when the document does not (a plan); ``config`` defaults to
-    :func:`policy_config` of ``infra.config``. Raises :class:`PolicyInputError` when the environment cannot be
+    :func:`policy_config` of ``spec.config``. Raises :class:`PolicyInputError` when the environment cannot be
     told or has no configuration: a rule that cannot see its configuration would pass silently.
     """
     if not isinstance(document, Mapping):

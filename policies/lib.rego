@@ -17,7 +17,7 @@
 #
 # The policy configuration (groups, protected environments, service principals, workspace ids) is `input.config`
 # or, as conftest/opa pass data files, `data.mlops.config`; `mlops policy --write-data FILE` writes it from
-# infra/config.py. The environment is `input.environment`, else the cdktf stack name, else `data.mlops.environment`,
+# spec/config.py. The environment is `input.environment`, else the cdktf stack name, else `data.mlops.environment`,
 # else the `environment` property of the one catalog in the document.
 #
 # Strings are joined with concat(), never sprintf(): rego-cpp 1.5 (regopy) keeps the JSON quotes of a string that a

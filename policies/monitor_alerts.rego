@@ -13,7 +13,7 @@
 #     }
 # Bad:   the monitor alone, or alerts whose queries read other tables.
 #
-# Fix: declare the alerts with the monitor (thresholds in env.monitoring, infra/config.py) and send them to the
+# Fix: declare the alerts with the monitor (thresholds in env.monitoring, spec/config.py) and send them to the
 # environment's notification destinations.
 package mlops.monitor_alerts
 

@@ -6,7 +6,7 @@
 #   - `databricks_permissions`: IS_OWNER for a `user_name` (jobs, pipelines), CAN_MANAGE for a `user_name` on a
 #     serving endpoint (an endpoint has no owner field: whoever manages it owns it);
 #   - in protected environments (staging, prod), every job runs as that environment's service principal (the
-#     `databricks_service_principal` whose display_name is `service_principal` in infra/config.py).
+#     `databricks_service_principal` whose display_name is `service_principal` in spec/config.py).
 #
 # Why: people leave and change teams; a catalog owned by a person, or a prod job that runs with a person's
 # rights, breaks or leaks when they do. Prod jobs act with the prod service principal's grants and nothing else.
@@ -16,7 +16,7 @@
 # Bad:   owner = "alice@example.com"
 #        run_as { user_name = "alice@example.com" }
 #
-# Fix: set `owner` to a group (infra/access.py owner()) or the service principal's application id, and
+# Fix: set `owner` to a group (spec/access.py owner()) or the service principal's application id, and
 # `run_as.service_principal_name` to the environment's service principal.
 package mlops.owners_not_people
 

@@ -1,5 +1,5 @@
 # Rule: an environment's catalog is bound read-only to every workspace listed in its `read_only_from`
-# (infra/config.py: staging and prod are readable from dev), and bound read-write to no workspace but its own.
+# (spec/config.py: staging and prod are readable from dev), and bound read-write to no workspace but its own.
 # Checked on `databricks_workspace_binding` (and the older `databricks_catalog_workspace_binding`); a binding
 # without `binding_type` is read-write, the provider's default.
 #
@@ -35,7 +35,7 @@ findings contains finding if {
 			address, " (catalog ", catalog, ") is not bound read-only to the ", reader, " workspace ",
 			_shown_id(reader_id), ": add a databricks_workspace_binding with securable_name = ", catalog,
 			", workspace_id = ", _shown_id(reader_id), " and binding_type = ", _read_only,
-			" (", lib.environment, ".read_only_from in infra/config.py)",
+			" (", lib.environment, ".read_only_from in spec/config.py)",
 		]),
 	}
 }

@@ -1,10 +1,15 @@
-"""Shared fixtures: one Spark session for the whole test session, and an isolated local state (MLOPS_HOME)."""
+"""Shared fixtures: one Spark session and one synthesis of every stack for the whole test session, and an isolated
+local state (MLOPS_HOME) per module."""
 
 from __future__ import annotations
 
+import copy
 import os
+from pathlib import Path
 
 import pytest
+
+from tests.support.stacks import CODE_VERSION, load_stacks
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -16,15 +21,18 @@ _OUTSIDE_STATE = (
     "DATABRICKS_RUNTIME_VERSION",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
+    # MLflow 3's set_experiment exports the active experiment id: another module's database has no such experiment.
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
 )
 
 
 @pytest.fixture(scope="session")
 def spark():
-    """The process's one local Spark session (the jobs use the same one through ``get_spark``)."""
-    from jobs.platform.spark import get_spark
+    """The process's one local Spark session (the jobs use the same one through ``local.spark.local_spark``)."""
+    from local.spark import local_spark
 
-    return get_spark()
+    return local_spark()
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +44,24 @@ def mlops_home(tmp_path_factory):
         for name in _OUTSIDE_STATE:
             patch.delenv(name, raising=False)
         yield home
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A cdktf output directory with every environment's stack: the one synthesis of the test session."""
+    from infra.main import build_app
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    build_app(outdir=str(outdir), code_version=CODE_VERSION).synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def _synthesized(synth_dir) -> dict[str, dict]:
+    return load_stacks(synth_dir)
+
+
+@pytest.fixture
+def synthesized(_synthesized) -> dict[str, dict]:
+    """Every environment's stack as Terraform JSON: a fresh deep copy per test, so mutation tests edit it freely."""
+    return copy.deepcopy(_synthesized)

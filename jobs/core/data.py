@@ -13,15 +13,14 @@ from datetime import date
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-LABEL = "label"
-ARRIVAL_DELAY_THRESHOLD_MINUTES = 15
-SCHEDULED_DATE = "sched_date"
-# Scheduled departure hour (UTC timestamp, on the hour): part of the flight key.
-DEPARTURE_HOUR = "time_hour"
-# Exact scheduled departure (UTC timestamp, to the minute): the time of the point-in-time join with hourly weather.
-SCHEDULED_DEPARTURE = "sched_departure"
-# Columns that identify a flight; used for deterministic sampling, not as features.
-FLIGHT_KEY = ("sched_date", "carrier", "flight", "origin", "dest", "time_hour")
+from jobs.core.columns import (
+    ARRIVAL_DELAY_THRESHOLD_MINUTES,
+    DEPARTURE_HOUR,
+    FLIGHT_KEY,
+    LABEL,
+    SCHEDULED_DATE,
+    SCHEDULED_DEPARTURE,
+)
 
 
 def scheduled_date(flights: DataFrame) -> Column:

@@ -16,11 +16,9 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.core.data import SCHEDULED_DEPARTURE, between_dates, prepare_flights
+from jobs.core.columns import FEATURE_TIME, SCHEDULED_DEPARTURE, WEATHER_FEATURES, WEATHER_KEY
+from jobs.core.data import between_dates, prepare_flights
 
-WEATHER_KEY = ("origin", "time_hour")
-WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib")
-FEATURE_TIME = "feature_time_hour"
 # A weather row stands for a whole hour of observation: it is available from the end of that hour on.
 WEATHER_AVAILABLE_AFTER = timedelta(hours=1)
 # Readings above this are sensor faults (the data has a 1048 mph "wind"): treated as missing.

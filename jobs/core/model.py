@@ -7,6 +7,8 @@ seconds on tens of thousands of rows.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -14,12 +16,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from jobs.core.data import LABEL
-from jobs.core.features import WEATHER_FEATURES
+from jobs.core.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, NUMERIC_FEATURES, WEATHER_FEATURES
 
-CATEGORICAL_FEATURES = ("carrier", "origin", "dest")
-NUMERIC_FEATURES = ("distance", "sched_hour", "month", "day_of_week", *WEATHER_FEATURES)
-FEATURE_COLUMNS = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+
 # Categories seen fewer times in training are pooled into one "infrequent" column.
 MIN_CATEGORY_FREQUENCY = 20
 
@@ -91,3 +92,13 @@ def predict_proba(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     if 1 not in classes:
         raise ValueError(f"model was not trained with the positive class 1 (classes {classes})")
     return model.predict_proba(frame)[:, classes.index(1)]
+
+
+def model_signature() -> ModelSignature:
+    """Inputs: the feature columns; weather may be missing (no reading within 6 hours). Output: 1 = late."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    inputs = [ColSpec("string", c) for c in CATEGORICAL_FEATURES]
+    inputs += [ColSpec("double", c, required=c not in WEATHER_FEATURES) for c in NUMERIC_FEATURES]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([TensorSpec(np.dtype("int64"), (-1,))]))

@@ -1,8 +1,11 @@
-"""What the jobs need from the outside world, as ports with a Databricks and a local adapter.
+"""What the jobs need from the outside world, as ports. The Databricks adapters live here; the local ones (the
+embedded engines) live in the local runtime, ``local.platform``, which the wheel does not need on Databricks.
 
 ``build_platform(env)`` picks the adapters once, at the edge: Databricks when ``DATABRICKS_RUNTIME_VERSION`` is set
-(a cluster or serverless job environment), the embedded local engines otherwise. Jobs receive the ``Platform`` and
-never ask which one they run on. Spark starts lazily, on first use: a job that does not need it never pays for it.
+(a cluster or serverless job environment); elsewhere the platform registered under the name ``local`` in the entry
+point group ``mlops_databricks.platforms`` (the local runtime registers itself there, so this package never imports
+it). Jobs receive the ``Platform`` and never ask which one they run on. Spark starts lazily, on first use: a job
+that does not need it never pays for it.
 """
 
 from __future__ import annotations
@@ -10,21 +13,26 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from typing import TYPE_CHECKING
 
-from jobs.platform.notify import WEBHOOK_URL_ENV, DatabricksNotifier, LocalNotifier, Notifier
-from jobs.platform.registry import Registry, databricks_registry_config, local_registry_config
-from jobs.platform.serving import DatabricksServing, LocalServing, ServedEntity, Serving
-from jobs.platform.spark import DATABRICKS_RUNTIME_ENV, get_spark
-from jobs.platform.tables import DatabricksTables, LocalTables, Tables
-from jobs.platform.task_values import DatabricksTaskValues, LocalTaskValues, TaskValues
+from jobs.platform.notify import WEBHOOK_URL_ENV, DatabricksNotifier, Notifier
+from jobs.platform.registry import Registry, databricks_registry_config
+from jobs.platform.serving import DatabricksServing, ServedEntity, Serving
+from jobs.platform.spark import DATABRICKS_RUNTIME_ENV, databricks_spark
+from jobs.platform.tables import DatabricksTables, Tables
+from jobs.platform.task_values import DatabricksTaskValues, InMemoryTaskValues, TaskValues
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from infra.config import Environment
+    from spec.config import Environment
 
-__all__ = ["Platform", "ServedEntity", "build_platform", "build_workspace_platform"]
+__all__ = ["PLATFORM_GROUP", "Platform", "ServedEntity", "build_platform", "build_workspace_platform"]
+
+# Entry point group of platform factories ``(env, environ) -> Platform``; the local runtime registers ``local``.
+PLATFORM_GROUP = "mlops_databricks.platforms"
+LOCAL_PLATFORM = "local"
 
 
 @dataclass(frozen=True)
@@ -44,36 +52,47 @@ class Platform:
 
 
 def build_platform(env: Environment, environ: Mapping[str, str] | None = None) -> Platform:
-    """The Databricks adapters on a Databricks runtime, the local ones elsewhere."""
+    """The Databricks adapters on a Databricks runtime, the registered local platform elsewhere."""
     environ = os.environ if environ is None else environ
-    webhook_url = environ.get(WEBHOOK_URL_ENV) or None
     if environ.get(DATABRICKS_RUNTIME_ENV):
-        from databricks.sdk import WorkspaceClient
+        return databricks_platform(env, environ)
+    return platform_factory(LOCAL_PLATFORM)(env, environ)
 
-        return Platform(
-            env=env,
-            tables=DatabricksTables(get_spark),
-            registry=Registry(env, databricks_registry_config()),
-            task_values=DatabricksTaskValues.from_runtime(),
-            serving=DatabricksServing(WorkspaceClient),
-            notifier=DatabricksNotifier(env.name, webhook_url),
-            spark_session=get_spark,
-            on_databricks=True,
-        )
 
-    from jobs.local.paths import mlops_home
+def databricks_platform(env: Environment, environ: Mapping[str, str]) -> Platform:
+    """The adapters of a job run on Databricks: the cluster's Spark, Unity Catalog, dbutils task values."""
+    from databricks.sdk import WorkspaceClient
 
-    home = mlops_home()
+    registry = Registry(env, databricks_registry_config())
+    registry.activate()
     return Platform(
         env=env,
-        tables=LocalTables(get_spark),
-        registry=Registry(env, local_registry_config()),
-        task_values=LocalTaskValues.from_environ(dict(environ)),
-        serving=LocalServing(home / "serving"),
-        notifier=LocalNotifier(env.name, home / "notifications.jsonl", webhook_url),
-        spark_session=get_spark,
-        on_databricks=False,
+        tables=DatabricksTables(databricks_spark),
+        registry=registry,
+        task_values=DatabricksTaskValues.from_runtime(),
+        serving=DatabricksServing(WorkspaceClient),
+        notifier=DatabricksNotifier(env.name, environ.get(WEBHOOK_URL_ENV) or None),
+        spark_session=databricks_spark,
+        on_databricks=True,
     )
+
+
+def platform_factory(name: str) -> Callable[[Environment, Mapping[str, str]], Platform]:
+    """The platform factory registered as ``name``; a RuntimeError that says what to install when it is missing."""
+    found = metadata.entry_points(group=PLATFORM_GROUP, name=name)
+    if not found:
+        raise RuntimeError(
+            f"not on a Databricks runtime ({DATABRICKS_RUNTIME_ENV} is unset) and no {name!r} platform is "
+            f"registered in the entry point group {PLATFORM_GROUP!r}: install the project with the local engines, "
+            "pip install 'mlops-databricks[local]'"
+        )
+    try:
+        return next(iter(found)).load()
+    except ImportError as e:
+        raise RuntimeError(
+            f"the {name!r} platform cannot be loaded ({e}): install the project with the local engines, "
+            "pip install 'mlops-databricks[local]'"
+        ) from e
 
 
 def build_workspace_platform(env: Environment) -> Platform:
@@ -85,11 +104,13 @@ def build_workspace_platform(env: Environment) -> Platform:
     def no_spark() -> SparkSession:
         raise RuntimeError("no Spark session outside a Databricks job run")
 
+    registry = Registry(env, databricks_registry_config())
+    registry.activate()
     return Platform(
         env=env,
         tables=DatabricksTables(no_spark),
-        registry=Registry(env, databricks_registry_config()),
-        task_values=LocalTaskValues.from_environ({}),
+        registry=registry,
+        task_values=InMemoryTaskValues(),
         serving=DatabricksServing(WorkspaceClient),
         notifier=DatabricksNotifier(env.name, None),
         spark_session=no_spark,

@@ -17,7 +17,7 @@ from datetime import date
 from importlib import metadata
 from pathlib import Path
 
-from infra.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS
 
 logger = logging.getLogger("jobs")
 

@@ -1,9 +1,9 @@
 """Notifications to people: a failed validation, a refused deployment.
 
 Both adapters log and, when a webhook URL is configured (``MLOPS_NOTIFY_WEBHOOK_URL``), POST the event as JSON.
-Locally every event is also appended to ``$MLOPS_HOME/notifications.jsonl``. On Databricks the job's own
-notification destinations (declared in infra) also fire when the task fails. A notification that cannot be
-delivered is logged, never raised: it must not hide the failure it reports.
+Locally (``local.adapters.LocalNotifier``) every event is also appended to ``$MLOPS_HOME/notifications.jsonl``. On
+Databricks the job's own notification destinations (declared in infra) also fire when the task fails. A
+notification that cannot be delivered is logged, never raised: it must not hide the failure it reports.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -26,11 +25,11 @@ class Notifier(Protocol):
     def notify(self, event: str, message: str, details: Mapping[str, object]) -> None: ...
 
 
-def _event(env_name: str, event: str, message: str, details: Mapping[str, object], at: datetime) -> dict:
+def event_document(env_name: str, event: str, message: str, details: Mapping[str, object], at: datetime) -> dict:
     return {"event": event, "env": env_name, "message": message, "details": dict(details), "at": at.isoformat()}
 
 
-def _post(url: str, document: dict) -> None:
+def post_event(url: str, document: dict) -> None:
     request = urllib.request.Request(
         url,
         data=json.dumps(document, default=str).encode(),
@@ -44,31 +43,6 @@ def _post(url: str, document: dict) -> None:
         logger.error("notification %s could not be posted to the webhook: %s", document["event"], e)
 
 
-class LocalNotifier:
-    """Log, append to a JSON-lines file, and POST to a local receiver when one is configured."""
-
-    def __init__(
-        self,
-        env_name: str,
-        path: Path,
-        webhook_url: str | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.env_name = env_name
-        self.path = path
-        self.webhook_url = webhook_url
-        self._clock = clock
-
-    def notify(self, event: str, message: str, details: Mapping[str, object]) -> None:
-        document = _event(self.env_name, event, message, details, self._clock())
-        logger.warning("NOTIFY %s: %s", event, message)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(document, sort_keys=True, default=str) + "\n")
-        if self.webhook_url:
-            _post(self.webhook_url, document)
-
-
 class DatabricksNotifier:
     """Log (the task's failure notifies the job's destinations) and POST to the webhook when configured."""
 
@@ -77,7 +51,7 @@ class DatabricksNotifier:
         self.webhook_url = webhook_url
 
     def notify(self, event: str, message: str, details: Mapping[str, object]) -> None:
-        document = _event(self.env_name, event, message, details, datetime.now(UTC))
+        document = event_document(self.env_name, event, message, details, datetime.now(UTC))
         logger.warning("NOTIFY %s: %s", event, message)
         if self.webhook_url:
-            _post(self.webhook_url, document)
+            post_event(self.webhook_url, document)

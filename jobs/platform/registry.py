@@ -1,8 +1,13 @@
 """MLflow tracking and the model registry, with the same three-level model names everywhere.
 
-Databricks: tracking ``databricks``, registry ``databricks-uc`` (Unity Catalog). Locally: one SQLite database for
-both, artifacts under ``.mlops/mlartifacts``. Model versions carry tags (validation status, lineage) and aliases
-(``champion``, ``challenger``, ``previous_champion``); everything goes through ``mlflow.MlflowClient``.
+Databricks: tracking ``databricks``, registry ``databricks-uc`` (Unity Catalog). Locally (``local.adapters``): one
+SQLite database for both, artifacts under ``.mlops/mlartifacts``. Model versions carry tags (validation status,
+lineage) and aliases (``champion``, ``challenger``, ``previous_champion``); everything goes through an
+``mlflow.MlflowClient`` built for the configured URIs.
+
+MLflow's fluent API (``start_run``, ``log_model``, ``evaluate``) reads process-wide URIs. They are set in one
+place, ``Registry.activate``, which the platform builders call once at the edge; nothing else sets them, and a
+``Registry`` given its own client (a test's) never touches them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.exceptions import MlflowException
 
-    from infra.config import Environment
+    from spec.config import Environment
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,14 @@ def parse_model_uri(uri: str) -> ModelRef:
     return ModelRef(match["name"], match["version"])
 
 
+def logged_model_name(name: str) -> dict[str, str]:
+    """The keyword that names a logged model: ``name`` in MLflow 3, ``artifact_path`` in MLflow 2 (the runtimes'
+    mlflow-skinny 2.21.3 on serverless environment 3 and DBR 16.4 LTS ML has no ``name``)."""
+    import mlflow
+
+    return {"name": name} if int(mlflow.__version__.split(".")[0]) >= 3 else {"artifact_path": name}
+
+
 def is_not_found(error: MlflowException) -> bool:
     # RESOURCE_DOES_NOT_EXIST (SQLite, workspace registry) and NOT_FOUND (Unity Catalog) both map to 404.
     return error.get_http_status_code() == 404
@@ -61,13 +74,6 @@ class RegistryConfig:
     artifact_root: str | None  # None: the tracking server decides (Databricks)
 
 
-def local_registry_config() -> RegistryConfig:
-    from jobs.local.paths import mlflow_artifact_root, mlflow_tracking_uri
-
-    uri = mlflow_tracking_uri()
-    return RegistryConfig(tracking_uri=uri, registry_uri=uri, artifact_root=mlflow_artifact_root())
-
-
 def databricks_registry_config() -> RegistryConfig:
     return RegistryConfig(tracking_uri="databricks", registry_uri="databricks-uc", artifact_root=None)
 
@@ -75,20 +81,24 @@ def databricks_registry_config() -> RegistryConfig:
 class Registry:
     """Experiment, model versions, tags and aliases of one environment."""
 
-    def __init__(self, env: Environment, config: RegistryConfig) -> None:
+    def __init__(self, env: Environment, config: RegistryConfig, client: MlflowClient | None = None) -> None:
         self.env = env
         self.config = config
-        self._client: MlflowClient | None = None
+        self._client = client
+
+    def activate(self) -> None:
+        """Point MLflow's process-wide tracking and registry URIs at this registry (the fluent API reads them)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.config.tracking_uri)
+        mlflow.set_registry_uri(self.config.registry_uri)
 
     @property
     def client(self) -> MlflowClient:
-        """The MLflow client, connected on first use (a job that never needs MLflow never opens it)."""
+        """The MLflow client, built on first use (a job that never needs MLflow never opens it)."""
         if self._client is None:
             import mlflow
 
-            # The fluent API (start_run, log_model, evaluate) reads the process-wide URIs: set them with the client.
-            mlflow.set_tracking_uri(self.config.tracking_uri)
-            mlflow.set_registry_uri(self.config.registry_uri)
             self._client = mlflow.MlflowClient(
                 tracking_uri=self.config.tracking_uri, registry_uri=self.config.registry_uri
             )

@@ -1,27 +1,17 @@
-"""The Spark session: the cluster's own on Databricks, one cached ``local[2]`` session on this machine.
+"""The Spark session of a Databricks job run: the cluster's own, or Databricks Connect's on serverless compute.
 
-Starting a local session takes seconds, so a process starts at most one and every job in it shares it.
+The local runtime starts its own session (``local.spark``) and hands it to the platform; nothing here starts one.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
-import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-logger = logging.getLogger(__name__)
-
 DATABRICKS_RUNTIME_ENV = "DATABRICKS_RUNTIME_VERSION"
-LOCAL_MASTER = "local[2]"
-LOCAL_SHUFFLE_PARTITIONS = 4
-
-_lock = threading.Lock()
-_local_session: SparkSession | None = None
 
 
 def on_databricks() -> bool:
@@ -29,42 +19,8 @@ def on_databricks() -> bool:
     return bool(os.environ.get(DATABRICKS_RUNTIME_ENV))
 
 
-def get_spark() -> SparkSession:
-    """The active session on Databricks; locally the one cached session of this process, started on first use."""
+def databricks_spark() -> SparkSession:
+    """The active session of the job run (the runtime provides Spark; the wheel does not depend on pyspark)."""
     from pyspark.sql import SparkSession
 
-    if on_databricks():
-        return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-    global _local_session
-    with _lock:
-        if _local_session is None or _local_session._jsc is None:
-            _local_session = _start_local_session()
-        return _local_session
-
-
-def _start_local_session() -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    # Python workers must run the interpreter that runs the driver, or they lack the venv's packages.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    # Loopback only, and no warning about the host name resolving to loopback.
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    logger.info("starting local Spark session (%s)", LOCAL_MASTER)
-    session = (
-        SparkSession.builder.master(LOCAL_MASTER)
-        .appName("mlops-local")
-        .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
-        .config("spark.default.parallelism", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.driver.memory", "2g")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .getOrCreate()
-    )
-    # Spark's WARNs here are about local-mode internals (task sizes of in-memory data), not about the jobs.
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()

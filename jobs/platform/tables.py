@@ -1,8 +1,8 @@
 """Delta tables by their Unity Catalog name ``catalog.schema.table``.
 
-On Databricks they are Unity Catalog tables read and written by Spark. Locally they are delta-rs tables under
-``.mlops/warehouse/<catalog>/<schema>/<table>``, exchanged with Spark through Arrow. Either way a write is one
-Delta commit: readers see the old version or the new one, never half of it.
+On Databricks they are Unity Catalog tables read and written by Spark. Locally (``local.tables``) they are delta-rs
+tables under ``.mlops/warehouse/<catalog>/<schema>/<table>``, exchanged with Spark through Arrow. Either way a write
+is one Delta commit: readers see the old version or the new one, never half of it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -29,10 +29,19 @@ def check_table_name(full_name: str) -> str:
     return full_name
 
 
-def _check_mode(mode: str) -> WriteMode:
+def check_mode(mode: str) -> WriteMode:
     if mode not in ("overwrite", "append"):
         raise ValueError(f"write mode must be 'overwrite' or 'append', got {mode!r}")
     return mode  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One committed write: the table's new Delta version and the rows written."""
+
+    table: str
+    version: int
+    rows: int
 
 
 class Tables(Protocol):
@@ -42,8 +51,8 @@ class Tables(Protocol):
         """The table (at ``version`` when given) as a Spark DataFrame; ValueError when it does not exist."""
         ...
 
-    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> int:
-        """Write ``df`` as one Delta commit and return the table's new version."""
+    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
+        """Write ``df`` as one Delta commit; the table's new version and the number of rows written."""
         ...
 
     def version(self, full_name: str) -> int:
@@ -51,56 +60,6 @@ class Tables(Protocol):
         ...
 
     def exists(self, full_name: str) -> bool: ...
-
-
-class LocalTables:
-    """delta-rs tables under the local warehouse; Spark reads and writes them through Arrow."""
-
-    def __init__(self, spark: Callable[[], SparkSession]) -> None:
-        self._spark = spark
-
-    def read(self, full_name: str, version: int | None = None) -> DataFrame:
-        from deltalake import DeltaTable
-
-        table = DeltaTable(self._existing(full_name), version=version)
-        return self._spark().createDataFrame(table.to_pyarrow_table())
-
-    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> int:
-        from deltalake import DeltaTable, write_deltalake
-
-        mode = _check_mode(mode)
-        path = self._path(full_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrow = df.toArrow()
-        # One commit; on overwrite the schema may change with the code that writes it.
-        write_deltalake(str(path), arrow, mode=mode, schema_mode="overwrite" if mode == "overwrite" else None)
-        version = DeltaTable(str(path)).version()
-        logger.info("wrote %s rows to %s (%s, version %s)", arrow.num_rows, full_name, mode, version)
-        return version
-
-    def version(self, full_name: str) -> int:
-        from deltalake import DeltaTable
-
-        return DeltaTable(self._existing(full_name)).version()
-
-    def exists(self, full_name: str) -> bool:
-        from deltalake import DeltaTable
-
-        return DeltaTable.is_deltatable(str(self._path(full_name)))
-
-    @staticmethod
-    def _path(full_name: str) -> Path:
-        from jobs.local.paths import table_path
-
-        return table_path(check_table_name(full_name))
-
-    def _existing(self, full_name: str) -> str:
-        from deltalake import DeltaTable
-
-        path = str(self._path(full_name))
-        if not DeltaTable.is_deltatable(path):
-            raise ValueError(f"table {full_name!r} does not exist (no Delta table at {path})")
-        return path
 
 
 class DatabricksTables:
@@ -117,16 +76,19 @@ class DatabricksTables:
             return self._spark().table(full_name)
         return self._spark().sql(f"SELECT * FROM {full_name} VERSION AS OF {int(version)}")
 
-    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> int:
+    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
         check_table_name(full_name)
-        mode = _check_mode(mode)
+        mode = check_mode(mode)
         writer = df.write.format("delta").mode(mode)
         if mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         writer.saveAsTable(full_name)
-        version = self.version(full_name)
-        logger.info("wrote %s (%s, version %s)", full_name, mode, version)
-        return version
+        # The commit just made: its version, and the rows it wrote from Delta's operation metrics.
+        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
+        rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
+        written = TableWrite(full_name, int(last["version"]), rows)
+        logger.info("wrote %s rows to %s (%s, version %s)", rows, full_name, mode, written.version)
+        return written
 
     def version(self, full_name: str) -> int:
         check_table_name(full_name)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import ENVIRONMENTS
-from infra.workflows import job_graphs
+from spec.config import ENVIRONMENTS
+from spec.workflows import job_graphs
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -1,73 +1,79 @@
-"""`mlops rollback --target databricks`: the Unity Catalog registry and the serving endpoint of a real workspace,
-both replaced here by fakes (no workspace can be reached): the test checks which calls the command makes."""
+"""`mlops rollback --target databricks`: the real registry adapter (MLflow's ``databricks-uc`` store) and the real
+serving adapter (databricks-sdk) against a stand-in workspace over HTTP (``tests.support.fake_workspace``): no
+workspace can be reached from here, so the test checks the REST calls the command makes and the state they leave."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from infra.config import ENVIRONMENTS
-from jobs.cli import main as mlops
+from cli.main import main as mlops
+from spec.config import ENVIRONMENTS
+from tests.support.fake_workspace import TOKEN, Endpoint, FakeWorkspace, RegisteredModel, running
 
 pytestmark = pytest.mark.contract
 
 ENV = ENVIRONMENTS["prod"]
 MODEL = ENV.registered_model
-
-
-class FakeUcClient:
-    """The MlflowClient calls the registry adapter makes, over an in-memory model with aliases and tags."""
-
-    def __init__(self, aliases: dict[str, str], tags: dict[str, dict[str, str]]) -> None:
-        self.aliases = dict(aliases)
-        self.tags = tags
-        self.calls: list[tuple] = []
-
-    def get_registered_model(self, name):
-        assert name == MODEL
-        return SimpleNamespace(aliases=dict(self.aliases))
-
-    def get_model_version(self, name, version):
-        return SimpleNamespace(version=version, tags=self.tags.get(version, {}))
-
-    def set_registered_model_alias(self, name, alias, version):
-        self.calls.append(("set_alias", alias, version))
-        self.aliases[alias] = version
-
-    def delete_registered_model_alias(self, name, alias):
-        self.calls.append(("delete_alias", alias))
-        self.aliases.pop(alias)
-
-    def set_model_version_tag(self, name, version, key, value):
-        self.calls.append(("tag", version, key, value))
+UC = "/api/2.0/mlflow/unity-catalog"
 
 
 @pytest.fixture
 def workspace(monkeypatch):
-    from jobs.platform import registry as registry_module
-    from jobs.serving import databricks as serving_module
-
-    uc = FakeUcClient({"champion": "5", "previous_champion": "4"}, {"4": {"previous_champion_version": "3"}})
-    monkeypatch.setattr(registry_module.Registry, "__init__", _init_with(uc))
-    deployed = []
-    monkeypatch.setattr(serving_module.DatabricksServing, "deploy", lambda self, entities: deployed.append(entities))
-    monkeypatch.setattr("databricks.sdk.WorkspaceClient", lambda: SimpleNamespace())
-    return uc, deployed
-
-
-def _init_with(client):
-    def init(self, env, config):
-        assert (config.tracking_uri, config.registry_uri) == ("databricks", "databricks-uc")
-        self.env, self.config, self._client = env, config, client
-
-    return init
+    fake = FakeWorkspace()
+    fake.models[MODEL] = RegisteredModel(
+        MODEL,
+        aliases={"champion": "5", "previous_champion": "4"},
+        versions={"3": {}, "4": {"previous_champion_version": "3"}, "5": {"previous_champion_version": "4"}},
+    )
+    fake.endpoints[ENV.serving.endpoint_name] = Endpoint(ENV.serving.endpoint_name)
+    with running(fake) as url:
+        for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("DATABRICKS_HOST", url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        yield fake
 
 
 def test_rollback_moves_champion_back_in_unity_catalog_and_redeploys_the_endpoint(workspace, capsys):
-    uc, deployed = workspace
     assert mlops(["rollback", "--env", "prod", "--target", "databricks"]) == 0
-    assert uc.aliases == {"champion": "4", "previous_champion": "3"}
-    assert ("tag", "5", "rolled_back_to", "4") in uc.calls
-    assert [[(e.name, e.model_version) for e in entities] for entities in deployed] == [[("champion", "4")]]
+
+    model = workspace.models[MODEL]
+    assert model.aliases == {"champion": "4", "previous_champion": "3"}
+    assert model.versions["5"]["rolled_back_to"] == "4"
+    writes = [(m, p, b) for m, p, b in workspace.api_calls() if m != "GET"]
+    assert writes == [
+        ("POST", f"{UC}/registered-models/alias", {"name": MODEL, "alias": "champion", "version": "4"}),
+        (
+            "POST",
+            f"{UC}/model-versions/set-tag",
+            {"name": MODEL, "version": "5", "key": "rolled_back_to", "value": "4"},
+        ),
+        ("POST", f"{UC}/registered-models/alias", {"name": MODEL, "alias": "previous_champion", "version": "3"}),
+        (
+            "PUT",
+            "/api/2.0/serving-endpoints/flight-delay/config",
+            {
+                "served_entities": [
+                    {
+                        "name": "champion",
+                        "entity_name": MODEL,
+                        "entity_version": "4",
+                        "workload_size": "Small",
+                        "scale_to_zero_enabled": True,
+                    }
+                ],
+                "traffic_config": {"routes": [{"served_entity_name": "champion", "traffic_percentage": 100}]},
+            },
+        ),
+    ]
     assert capsys.readouterr().out.strip() == f"{MODEL}: champion is version 4 again"
+
+
+def test_rollback_without_a_previous_champion_changes_nothing_in_the_workspace(workspace):
+    workspace.models[MODEL].aliases = {"champion": "5"}
+
+    with pytest.raises(SystemExit) as exit_:
+        mlops(["rollback", "--env", "prod", "--target", "databricks"])
+
+    assert str(exit_.value) == f"mlops rollback: no previous champion of {MODEL} to roll back to"
+    assert [c for c in workspace.api_calls() if c[0] != "GET"] == []

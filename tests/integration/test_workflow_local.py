@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from infra.config import ENVIRONMENTS
-from jobs.cli import main as mlops
-from jobs.commands.models import list_versions
+from cli.commands.models import list_versions
+from cli.main import main as mlops
+from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,8 @@ def test_the_workflow_succeeds_and_runs_the_feature_pipeline_as_a_child_run(firs
         "validate": "SUCCESS",
         "validation_passed": "SUCCESS",
         "deploy": "SUCCESS",
+        # staging validates in enabled mode: its failure task runs only when validation FAILED
+        "validation_failed": "EXCLUDED",
     }
     assert parent["tasks"]["refresh_features"]["child_run_id"] == child["run_id"]
     assert child["parent_run_id"] == parent["run_id"]
@@ -71,8 +73,8 @@ def test_mlops_serve_answers_the_readme_request_with_the_champion(first_run):
     from deltalake import DeltaTable
     from rich.console import Console
 
-    from jobs.commands.demo import serve_one_request
-    from jobs.local.paths import table_path
+    from cli.commands.demo import serve_one_request
+    from local.paths import table_path
 
     console = Console(record=True, width=200)
     assert serve_one_request(ENV.name, console) == 0
@@ -87,7 +89,7 @@ def test_deploying_the_champion_again_changes_no_tag_or_alias(first_run):
     from mlflow import MlflowClient
 
     from jobs import deploy
-    from jobs.local.paths import mlflow_tracking_uri
+    from local.paths import mlflow_tracking_uri
 
     client = MlflowClient(tracking_uri=mlflow_tracking_uri(), registry_uri=mlflow_tracking_uri())
     before = client.get_model_version(ENV.registered_model, "1").tags

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from infra.config import ENVIRONMENTS
-from jobs.cli import main
+from cli.main import main
 from policies import engine
+from spec.config import ENVIRONMENTS
 from tests.policies.conftest import FIXTURES
 
 RULE_COUNT = len(engine.rule_names())

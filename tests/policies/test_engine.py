@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from infra.config import ENVIRONMENTS
 from policies import engine
+from spec.config import ENVIRONMENTS
 from tests.policies.conftest import fixture
 
 

@@ -6,9 +6,9 @@ from importlib import metadata
 
 import pytest
 
-from infra.config import ENVIRONMENTS
-from infra.workflows import WheelTask, job_graphs
 from jobs.platform.job import exit_on_failure
+from spec.config import ENVIRONMENTS
+from spec.workflows import WheelTask, job_graphs
 
 
 def _job_scripts() -> dict[str, str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import ENVIRONMENTS
-from infra.workflows import (
+from spec.config import ENVIRONMENTS
+from spec.workflows import (
     ConditionTask,
     Dependency,
     JobGraph,
@@ -20,8 +20,12 @@ from infra.workflows import (
 
 @pytest.mark.parametrize("name", list(ENVIRONMENTS))
 def test_model_training_runs_train_validate_condition_deploy_in_order(name):
-    graph = job_graphs(ENVIRONMENTS[name])["model-training"]
-    assert graph.topological_order() == ["refresh_features", "train", "validate", "validation_passed", "deploy"]
+    env = ENVIRONMENTS[name]
+    graph = job_graphs(env)["model-training"]
+    order = ["refresh_features", "train", "validate", "validation_passed", "deploy"]
+    # In enabled mode a FAILED verdict fails the run in its own task; dry_run (dev) only records it.
+    expected = order + (["validation_failed"] if env.validation.run_mode == "enabled" else [])
+    assert graph.topological_order() == expected
     assert graph.task("deploy").depends_on == (Dependency("validation_passed", "true"),)
     assert graph.task("validate").action.parameters == (
         "--env",
@@ -31,6 +35,26 @@ def test_model_training_runs_train_validate_condition_deploy_in_order(name):
         "--run-mode",
         ENVIRONMENTS[name].validation.run_mode,
     )
+
+
+@pytest.mark.parametrize("name", ["staging", "prod"])
+def test_a_failed_validation_fails_the_run_once_and_a_crash_is_retried(name):
+    env = ENVIRONMENTS[name]
+    graph = job_graphs(env)["model-training"]
+    failed = graph.task("validation_failed")
+    assert failed.depends_on == (Dependency("validation_passed", "false"),)
+    assert failed.action.parameters == (
+        "--env", name, "--model-uri", "{{tasks.train.values.model_uri}}", "--require-passed",
+    )  # fmt: skip
+    assert (failed.max_retries, graph.task("validate").max_retries) == (0, env.job_retries)
+
+
+@pytest.mark.parametrize("name", list(ENVIRONMENTS))
+def test_the_deploy_task_outlasts_the_endpoint_wait_it_may_do(name):
+    env = ENVIRONMENTS[name]
+    deploy = job_graphs(env)["model-training"].task("deploy")
+    assert deploy.timeout_seconds == env.serving.update_timeout_minutes * 60 + 15 * 60
+    assert deploy.timeout_seconds > env.serving.update_timeout_minutes * 60
 
 
 def test_only_prod_trains_on_a_schedule():

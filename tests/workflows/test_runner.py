@@ -10,9 +10,9 @@ from types import MappingProxyType
 
 import pytest
 
-from infra.config import ENVIRONMENTS
-from infra.workflows import ConditionTask, Dependency, JobGraph, RunJobTask, Task, WheelTask, WorkflowError
-from jobs.local.runner import LocalRunner, load_run
+from local.runner import LocalRunner, load_run
+from spec.config import ENVIRONMENTS
+from spec.workflows import ConditionTask, Dependency, JobGraph, RunJobTask, Task, WheelTask, WorkflowError
 
 ENV = ENVIRONMENTS["dev"]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.serving.batching import MicroBatcher
-from jobs.serving.payload import InputSpec
-from jobs.serving.router import WeightedRouter
-from jobs.serving.state import EndpointState, ServedEntity, StateError, read_state, write_state
+from local.serving.batching import MicroBatcher
+from local.serving.payload import InputSpec
+from local.serving.router import WeightedRouter
+from local.serving.state import EndpointState, ServedEntity, StateError, read_state, write_state
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def load_live_config(
 ) -> LiveConfig:
     """Load every served entity's model (reusing those the previous config already holds), then build the config.
 
-    ``max_batch_rows`` > 0 turns on micro-batching (see ``jobs.serving.batching``) for each entity.
+    ``max_batch_rows`` > 0 turns on micro-batching (see ``local.serving.batching``) for each entity.
     ``openmp_threads`` limits OpenMP in the threads that predict (see ``ThreadLimitedPredict``); None leaves it."""
     reusable = {e.entity.model_uri: e for e in previous.entities} if previous is not None else {}
     loaded = []

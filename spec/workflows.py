@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from infra.config import Environment, Schedule
+from spec.config import Environment, Schedule
 
 PACKAGE_NAME = "mlops_databricks"
 RunIf = Literal["ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE", "AT_LEAST_ONE_FAILED", "ALL_FAILED"]
@@ -72,6 +72,8 @@ class Task:
     # As on Databricks, a task that timed out is not retried unless this says so.
     retry_on_timeout: bool = False
     description: str = ""
+    # Why this task must not be retried (max_retries 0), for the job_reliability policy of protected environments.
+    no_retry_reason: str = ""
 
     def parameter_texts(self) -> tuple[str, ...]:
         """Every text in which references may appear."""
@@ -114,6 +116,8 @@ class JobGraph:
                     )
             if task.max_retries < 0 or task.timeout_seconds <= 0:
                 raise WorkflowError(f"graph {self.name!r}: task {task.key!r} needs max_retries >= 0, timeout > 0")
+            if task.no_retry_reason and task.max_retries:
+                raise WorkflowError(f"graph {self.name!r}: task {task.key!r} has a no_retry_reason but retries")
         self.topological_order()  # raises on cycles
         for task in self.tasks:
             upstream = self.upstream(task.key)
@@ -133,6 +137,16 @@ class JobGraph:
                             )
                     else:
                         raise WorkflowError(f"graph {self.name!r}: task {task.key!r} has unsupported reference {ref!r}")
+
+    def no_retry_tags(self) -> dict[str, str]:
+        """The job tags that tell the job_reliability policy which tasks must not retry, and why."""
+        exempt = [t for t in self.tasks if t.no_retry_reason]
+        if not exempt:
+            return {}
+        return {
+            "no_retry_tasks": ",".join(t.key for t in exempt),
+            "no_retry_reason": "; ".join(f"{t.key}: {t.no_retry_reason}" for t in exempt),
+        }
 
     def task(self, key: str) -> Task:
         for task in self.tasks:
@@ -316,11 +330,41 @@ def model_training(env: Environment) -> JobGraph:
                 depends_on=(Dependency("validation_passed", outcome="true"),),
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
-                timeout_seconds=1800,
+                timeout_seconds=deploy_timeout_seconds(env),
                 description="challenger vs champion; promotes when at least as good",
             ),
+            *_validation_failure(env),
         ),
         tags=MappingProxyType({"environment": env.name, "stage": "training"}),
+    )
+
+
+# What the deploy task does besides waiting for the endpoint: load both models, score the held-out period, log.
+DEPLOY_EVALUATION_SECONDS = 15 * 60
+
+
+def deploy_timeout_seconds(env: Environment) -> int:
+    """The deploy task's timeout: the endpoint wait (one deadline, ``serving.update_timeout_minutes``; see
+    jobs.platform.serving.EndpointUpdater) plus the evaluation, so the task never times out mid-wait."""
+    return env.serving.update_timeout_minutes * 60 + DEPLOY_EVALUATION_SECONDS
+
+
+def _validation_failure(env: Environment) -> tuple[Task, ...]:
+    """In ``enabled`` mode a FAILED version fails the run, in a task of its own with no retries: the verdict is
+    deterministic, a retry would only repeat it. The validate task itself retries crashes (it exits 0 whenever it
+    recorded a status). ``dry_run`` records FAILED and lets the run succeed without deploying."""
+    if env.validation.run_mode != "enabled":
+        return ()
+    return (
+        Task(
+            "validation_failed",
+            _wheel("mlops-validate", env, "--model-uri", "{{tasks.train.values.model_uri}}", "--require-passed"),
+            depends_on=(Dependency("validation_passed", outcome="false"),),
+            max_retries=0,
+            timeout_seconds=600,
+            description="fails the run with the validation reasons",
+            no_retry_reason="a validation verdict is deterministic, a retry repeats it",
+        ),
     )
 
 

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from infra.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from jobs.serving.gateway import serve
+    from local.serving.gateway import serve
 
     if args.max_batch_rows < 0:
         print("error: --max-batch-rows must be >= 0", file=sys.stderr)
@@ -53,8 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import httpx
 
-    from jobs.local.paths import mlops_home
-    from jobs.serving.auth import client_token
+    from local.paths import mlops_home
+    from local.serving.auth import client_token
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise for a person
     env = ENVIRONMENTS[args.env]

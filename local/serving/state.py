@@ -9,8 +9,8 @@ The local contract is a JSON file at ``$MLOPS_HOME/serving/<env>/<endpoint_name>
                           "traffic_percent": 10}],
      "updated_at": "2025-01-01T00:00:00+00:00"}
 
-Served entities are validated here only (``check_entities``, for the Databricks endpoint as well), and the file is
-built and written here only: the deploy job (``jobs.platform.serving.LocalServing``) and the gateway's
+Served entities are validated by ``jobs.platform.serving.check_entities`` (as for the Databricks endpoint), and
+the file is built and written here only: the deploy job (``local.adapters.LocalServing``) and the gateway's
 ``PUT .../config`` both go through ``new_state`` and ``write_state``. Pure functions and frozen dataclasses,
 apart from ``read_state`` / ``write_state``.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -27,57 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.platform.serving import ServedEntity, StateError, check_entities
+
 if TYPE_CHECKING:
-    from infra.config import Environment
-
-_ENTITY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
-_VERSION = re.compile(r"^[1-9][0-9]*$")
-
-
-@dataclass(frozen=True)
-class ServedEntity:
-    """One model version behind the endpoint and its share of the traffic (percent)."""
-
-    name: str
-    model_name: str
-    model_version: str
-    traffic_percent: int
-
-    @property
-    def model_uri(self) -> str:
-        return f"models:/{self.model_name}/{self.model_version}"
-
-
-class StateError(ValueError):
-    """A state file (or a config sent to the gateway) is invalid; the message says which field and why."""
-
-
-def check_entities(entities: Sequence[ServedEntity], *, where: str) -> None:
-    """``StateError`` (a ``ValueError``) naming ``where`` and the field unless ``entities`` can be served: at least
-    one, unique names, a model name, positive integer versions, and traffic that adds up to 100 percent."""
-    if not entities:
-        raise StateError(f"{where}: 'served_entities' must not be empty")
-    names = [e.name for e in entities]
-    if len(set(names)) != len(names):
-        raise StateError(f"{where}: served entity names must be unique, got {names}")
-    for entity in entities:
-        if not _ENTITY_NAME.match(entity.name):
-            raise StateError(f"{where}: served entity name {entity.name!r} must be letters, digits, - or _")
-        if not entity.model_name:
-            raise StateError(f"{where}: served entity {entity.name!r} has no model_name")
-        if not _VERSION.match(entity.model_version):
-            raise StateError(
-                f"{where}: served entity {entity.name!r} model_version must be a positive integer string, "
-                f"got {entity.model_version!r}"
-            )
-        if not 0 <= entity.traffic_percent <= 100:
-            raise StateError(
-                f"{where}: served entity {entity.name!r} traffic_percent must be within 0..100, "
-                f"got {entity.traffic_percent}"
-            )
-    total = sum(e.traffic_percent for e in entities)
-    if total != 100:
-        raise StateError(f"{where}: traffic_percent of the served entities must add up to 100 percent, got {total}")
+    from spec.config import Environment
 
 
 @dataclass(frozen=True)

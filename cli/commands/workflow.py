@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from infra.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 def print_run(run) -> None:
     from rich.table import Table
 
-    from jobs.cli import console
+    from cli.main import console
 
     table = Table(title=f"{run.graph} in {run.env}: {run.status} (run {run.run_id}, {run.duration_seconds:.1f}s)")
     for column in ("task", "status", "attempts", "seconds", "task values / outcome / error"):
@@ -48,8 +48,8 @@ def print_run(run) -> None:
 
 
 def run_workflow(env_name: str, workflow: str, params: dict[str, str]):
-    from infra.workflows import WorkflowError
-    from jobs.local.runner import LocalRunner
+    from local.runner import LocalRunner
+    from spec.workflows import WorkflowError
 
     try:
         return LocalRunner(ENVIRONMENTS[env_name]).run(workflow, params)

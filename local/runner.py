@@ -1,11 +1,11 @@
-"""The local workflow runner: executes the job graphs of ``infra.workflows`` on this machine with the semantics of
+"""The local workflow runner: executes the job graphs of ``spec.workflows`` on this machine with the semantics of
 Databricks Lakeflow Jobs, and records every run under ``$MLOPS_HOME/runs/<run_id>/run.json``.
 
 - tasks run in dependency order; `run_if` decides whether a task runs given its dependencies' states;
 - a dependency on a condition task carries an outcome ("true"/"false"): a mismatch excludes the dependant;
 - wheel tasks call the `[project.scripts]` entry point in this process (sharing one Spark session), with the
   environment variables the task-values adapter reads (MLOPS_TASK_VALUES_DIR, MLOPS_TASK_KEY);
-- ``{{job.parameters.x}}`` and ``{{tasks.t.values.k}}`` are resolved by ``infra.workflows.resolve``, as on Databricks;
+- ``{{job.parameters.x}}`` and ``{{tasks.t.values.k}}`` are resolved by ``spec.workflows.resolve``, as on Databricks;
 - run-job tasks run the child graph as a separate, linked run;
 - retries: up to ``max_retries`` more attempts; the wait is ``min_retry_interval_millis`` capped by
   ``max_retry_wait_seconds`` (default 1 s), so local runs do not sleep for minutes;
@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from infra.config import Environment
-from infra.workflows import ConditionTask, JobGraph, RunJobTask, Task, WheelTask, WorkflowError, job_graphs, resolve
-from jobs.local.paths import runs_dir
+from local.paths import runs_dir
+from spec.config import Environment
+from spec.workflows import ConditionTask, JobGraph, RunJobTask, Task, WheelTask, WorkflowError, job_graphs, resolve
 
 log = logging.getLogger(__name__)
 

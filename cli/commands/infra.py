@@ -35,8 +35,8 @@ def _synth(args: argparse.Namespace) -> int:
 def print_summary(outdir: Path) -> None:
     from rich.table import Table
 
+    from cli.main import console as cli_console
     from infra.summary import load_stacks, summarize
-    from jobs.cli import console as cli_console
 
     console = cli_console()
     for name, stack in load_stacks(outdir).items():

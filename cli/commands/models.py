@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from infra.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +75,7 @@ def list_versions(env_name: str, target: str = "local") -> list[VersionRow]:
 def print_versions(env_name: str, target: str = "local") -> None:
     from rich.table import Table
 
-    from jobs.cli import console
+    from cli.main import console
 
     rows = list_versions(env_name, target)
     table = Table(title=f"{ENVIRONMENTS[env_name].registered_model} ({len(rows)} versions)")
@@ -92,7 +92,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from jobs.deploy import rollback
+    from jobs.promotion import rollback
 
     try:
         version = rollback(_platform(args.env, args.target))

@@ -1,1 +1,0 @@
-"""Subcommands of `mlops`, one module per concern; see ``jobs.cli``."""

@@ -1,0 +1,60 @@
+"""The local Spark session: one cached ``local[2]`` session per process, bound to loopback.
+
+Starting a local session takes seconds, so a process starts at most one and every job in it shares it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+LOCAL_MASTER = "local[2]"
+LOCAL_SHUFFLE_PARTITIONS = 4
+
+_lock = threading.Lock()
+_session: SparkSession | None = None
+
+
+def local_spark() -> SparkSession:
+    """The one cached session of this process, started on first use (and again if it was stopped)."""
+    global _session
+    with _lock:
+        if _session is None or _session._jsc is None:
+            _session = _start()
+        return _session
+
+
+def _start() -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    # Python workers must run the interpreter that runs the driver, or they lack the venv's packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # Loopback only, and no warning about the host name resolving to loopback.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    logger.info("starting local Spark session (%s)", LOCAL_MASTER)
+    session = (
+        SparkSession.builder.master(LOCAL_MASTER)
+        .appName("mlops-local")
+        .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "2g")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+    # Spark's WARNs here are about local-mode internals (task sizes of in-memory data), not about the jobs.
+    session.sparkContext.setLogLevel("ERROR")
+    return session

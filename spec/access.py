@@ -1,0 +1,144 @@
+"""Who may do what in each environment: the grants matrix, as plain data.
+
+Kept apart from the cdktf constructs so the policy checks, the demo summary and the tests read the same intent.
+Privileges granted on a catalog are inherited by its schemas, tables, volumes, functions and models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spec.config import Environment
+
+READ_PRIVILEGES: tuple[str, ...] = ("USE_CATALOG", "USE_SCHEMA", "SELECT", "EXECUTE", "READ_VOLUME")
+# What the service principal needs to run the jobs: read, write tables, register models, create functions.
+JOB_PRIVILEGES: tuple[str, ...] = (
+    "USE_CATALOG",
+    "USE_SCHEMA",
+    "SELECT",
+    "EXECUTE",
+    "READ_VOLUME",
+    "MODIFY",
+    "REFRESH",
+    "WRITE_VOLUME",
+    "CREATE_TABLE",
+    "CREATE_MODEL",
+    "CREATE_FUNCTION",
+    "CREATE_VOLUME",
+    "CREATE_MATERIALIZED_VIEW",
+)
+FULL_PRIVILEGES: tuple[str, ...] = ("ALL_PRIVILEGES",)
+# Anything in this set (or any CREATE_*) lets a principal change data or metadata.
+WRITE_PRIVILEGES: frozenset[str] = frozenset(
+    {"ALL_PRIVILEGES", "MANAGE", "MODIFY", "REFRESH", "WRITE_VOLUME", "WRITE_FILES", "APPLY_TAG"}
+)
+
+
+def is_write_privilege(privilege: str) -> bool:
+    return privilege in WRITE_PRIVILEGES or privilege.startswith("CREATE_")
+
+
+@dataclass(frozen=True)
+class CatalogGrant:
+    """One principal's privileges on the environment's catalog. ``role`` is a stable key for tests and summaries."""
+
+    role: str
+    principal: str
+    privileges: tuple[str, ...]
+
+
+def catalog_grants(env: Environment, service_principal_id: str) -> tuple[CatalogGrant, ...]:
+    """The catalog grants of ``env``; ``service_principal_id`` is the SP's application id (a token at synth time)."""
+    access = {"write": FULL_PRIVILEGES, "read": READ_PRIVILEGES, "none": ()}[env.data_scientist_access]
+    grants = [
+        CatalogGrant("ml_engineers", env.ml_engineers_group, FULL_PRIVILEGES),
+        CatalogGrant("service_principal", service_principal_id, JOB_PRIVILEGES),
+    ]
+    if access:
+        grants.insert(0, CatalogGrant("data_scientists", env.data_scientists_group, access))
+    return tuple(grants)
+
+
+def model_grants(env: Environment) -> tuple[CatalogGrant, ...]:
+    """Grants on the registered model itself: people may load it (EXECUTE); the SP owns it and adds versions."""
+    grants = [CatalogGrant("ml_engineers", env.ml_engineers_group, FULL_PRIVILEGES)]
+    if env.data_scientist_access != "none":
+        privileges = FULL_PRIVILEGES if env.data_scientist_access == "write" else ("EXECUTE",)
+        grants.insert(0, CatalogGrant("data_scientists", env.data_scientists_group, privileges))
+    return tuple(grants)
+
+
+def owner(env: Environment) -> str:
+    """Catalogs and schemas are owned by the ml-engineers group: never a person."""
+    return env.ml_engineers_group
+
+
+@dataclass(frozen=True)
+class ObjectPermission:
+    """One group's permission level on a workspace object (a job, an experiment): ``databricks_permissions``."""
+
+    principal: str
+    level: str
+
+
+def job_access(env: Environment) -> tuple[ObjectPermission, ...]:
+    """ml-engineers manage the jobs; data scientists run them in dev and only see them (and their runs) elsewhere.
+    The jobs' service principal runs them (``run_as``) and the deployer owns them."""
+    level = {"write": "CAN_MANAGE_RUN", "read": "CAN_VIEW", "none": None}[env.data_scientist_access]
+    grants = [ObjectPermission(env.ml_engineers_group, "CAN_MANAGE")]
+    if level:
+        grants.insert(0, ObjectPermission(env.data_scientists_group, level))
+    return tuple(grants)
+
+
+def experiment_access(env: Environment) -> tuple[ObjectPermission, ...]:
+    """ml-engineers manage the experiment; data scientists edit it in dev and only read its runs elsewhere. The
+    jobs' service principal, which logs the runs, manages it too (granted by application id in the construct)."""
+    level = {"write": "CAN_EDIT", "read": "CAN_READ", "none": None}[env.data_scientist_access]
+    grants = [ObjectPermission(env.ml_engineers_group, "CAN_MANAGE")]
+    if level:
+        grants.insert(0, ObjectPermission(env.data_scientists_group, level))
+    return tuple(grants)
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """What the deploying principal must hold before ``cdktf deploy <env>``: granted outside the stacks, because the
+    stacks cannot grant their own deployer what it needs to create them."""
+
+    scope: str
+    grant: str
+    why: str
+
+
+def deployer_prerequisites(env: Environment) -> tuple[Prerequisite, ...]:
+    rows = [
+        Prerequisite(
+            "account",
+            "account admin",
+            f"creates the jobs' service principal {env.service_principal}, its workspace assignment and its CI "
+            "federation policy (as creator it is also that principal's manager, so it may set it as run_as)",
+        ),
+        Prerequisite("metastore", "CREATE_CATALOG", f"creates the catalog {env.catalog}"),
+        Prerequisite(
+            f"group {env.ml_engineers_group}",
+            "member",
+            f"the group owns {env.catalog} and its schemas: as a member the deployer creates the schemas, the volume "
+            "and the registered model under them and sets their grants (databricks_grants is authoritative)",
+        ),
+        Prerequisite(
+            "workspace",
+            "workspace admin",
+            "creates the jobs, cluster policy, SQL warehouse, serving endpoint, notification destinations, "
+            "workspace bindings and object permissions",
+        ),
+    ]
+    if env.storage_root:
+        rows.append(
+            Prerequisite(
+                f"external location of {env.storage_root}",
+                "CREATE_MANAGED_STORAGE",
+                f"the catalog {env.catalog} keeps its managed tables there",
+            )
+        )
+    return tuple(rows)

@@ -1,0 +1,60 @@
+"""The applications' import rules (pyproject.toml [tool.importlinter]) hold, and a change that breaks one is
+caught: `lint-imports` on the repository, then on a copy with a forbidden import added."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("spec", "jobs", "local", "cli", "infra", "policies")
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def copy_of_the_packages(tmp_path: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "*.rego"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_the_repository_keeps_every_import_contract():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Contracts: 8 kept, 0 broken." in result.stdout
+
+
+def test_a_job_that_imports_cdktf_or_another_entry_point_breaks_the_contracts(tmp_path):
+    root = copy_of_the_packages(tmp_path)
+    (root / "jobs" / "probe.py").write_text("import cdktf  # noqa: F401\n")
+    train = root / "jobs" / "train.py"
+    train.write_text(train.read_text() + "\nfrom jobs import validate  # noqa: E402,F401\n")
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1
+    assert "Contracts: 5 kept, 3 broken." in result.stdout, result.stdout
+    # (import-linter wraps long contract names; their last words end the line)
+    broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
+    assert broken == [
+        "no web framework BROKEN",
+        "cdktf stays inside infra BROKEN",
+        "Job entry points never import each other BROKEN",
+    ]
+    assert "jobs.probe -> cdktf" in result.stdout
+    assert "jobs.train -> jobs.validate" in result.stdout
