@@ -29,8 +29,8 @@ from jobs.core.model import predict_proba
 from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, positive_int, run_job
-from jobs.platform.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRef
-from jobs.promotion import update_serving
+from jobs.platform.registry import CHAMPION, ModelRef
+from jobs.promotion import promote, update_serving
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.deploy")
@@ -109,12 +109,7 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
 
     previous = None
     if decision.promote:
-        # Champion first: if anything fails after it, the rollback chain still points at the version it replaced.
-        registry.set_alias(CHAMPION, ref.version)
-        if champion is not None:
-            previous = champion
-            registry.set_version_tags(ref, {contract.PREVIOUS_CHAMPION_VERSION: champion})
-            registry.set_alias(PREVIOUS_CHAMPION, champion)
+        previous = promote(platform, ref)
         champion = ref.version
     registry.set_version_tags(
         ref,

@@ -15,14 +15,34 @@ from jobs.platform.serving import served_entities_for
 logger = logging.getLogger("jobs.promotion")
 
 
+def promote(platform: Platform, ref: ModelRef) -> str | None:
+    """Make ``ref`` the Champion; the version it replaces becomes ``previous_champion`` and is recorded on ``ref``
+    (the rollback chain). Returns that previous version (None when there was no Champion)."""
+    registry = platform.registry
+    champion = registry.alias_version(CHAMPION)
+    # Champion first: if anything fails after it, the rollback chain still points at the version it replaced.
+    registry.set_alias(CHAMPION, ref.version)
+    if champion is None or champion == ref.version:
+        return None
+    registry.set_version_tags(ref, {contract.PREVIOUS_CHAMPION_VERSION: champion})
+    registry.set_alias(PREVIOUS_CHAMPION, champion)
+    return champion
+
+
+def challenger_percent(platform: Platform, challenger: str | None) -> int:
+    """The Challenger's traffic share: ramped on its version (online decision), else the environment's."""
+    if challenger is None:
+        return 0
+    tags = platform.registry.version_tags(ModelRef(platform.registry.model_name, challenger))
+    ramped = tags.get(contract.CHALLENGER_TRAFFIC_PERCENT)
+    return int(ramped) if ramped else platform.env.serving.challenger_traffic_percent
+
+
 def served_entities(platform: Platform) -> list[ServedEntity]:
     """What the endpoint should serve now, from the aliases: empty while there is no Champion."""
     registry = platform.registry
-    routes = traffic_split(
-        registry.alias_version(CHAMPION),
-        registry.alias_version(CHALLENGER),
-        platform.env.serving.challenger_traffic_percent,
-    )
+    challenger = registry.alias_version(CHALLENGER)
+    routes = traffic_split(registry.alias_version(CHAMPION), challenger, challenger_percent(platform, challenger))
     return served_entities_for(platform.env, routes)
 
 

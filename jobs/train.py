@@ -14,14 +14,24 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
 from jobs.core import contract
-from jobs.core.columns import LABEL, SCHEDULED_DATE
+from jobs.core.columns import (
+    FLIGHT_KEY,
+    LABEL,
+    PREDICTION,
+    PREDICTION_COLUMNS,
+    PROBABILITY,
+    SCHEDULED_DATE,
+    SCHEDULED_DEPARTURE,
+    SCORED_FEATURES,
+)
 from jobs.core.data import deterministic_sample, held_out_start
 from jobs.core.evaluation import classification_metrics
+from jobs.core.inference import LATE_ABOVE
 from jobs.core.model import (
     HYPERPARAMETERS,
     build_model,
@@ -196,6 +206,7 @@ def train(
             ref.name, description=MODEL_DESCRIPTION.format(features=data.lineage[contract.LINEAGE_FEATURES_TABLE])
         )
     logger.info("registered %s (run %s)", ref.uri, run.info.run_id)
+    write_baseline(platform, ref, pd.concat([data.train, data.test], ignore_index=True), model)
 
     values = platform.task_values
     values.set("model_uri", ref.uri)
@@ -204,6 +215,33 @@ def train(
     values.set("test_start", data.test_start.isoformat())
     values.set("test_end", data.test_end.isoformat())
     return TrainResult(ref, run.info.run_id, test_metrics, data.test_start, data.test_end)
+
+
+def baseline_rows(ref: ModelRef, examples: pd.DataFrame, probability, at: datetime) -> pd.DataFrame:
+    """The training window's examples scored by the new version, in the predictions table's layout: what the
+    quality monitors compare this version's production windows with (baseline drift, per model version)."""
+    frame = model_frame(examples)
+    rows = examples[[*FLIGHT_KEY, SCHEDULED_DEPARTURE]].reset_index(drop=True).copy()
+    for column in SCORED_FEATURES:
+        rows[column] = frame[column]
+    rows[PREDICTION] = (probability > LATE_ABOVE).astype("int32")
+    rows[PROBABILITY] = probability
+    rows["model_name"], rows["model_version"], rows["model_alias"] = ref.name, ref.version, "training"
+    rows["scored_at"] = pd.Timestamp(at)
+    rows["batch_id"], rows["source"] = f"baseline-v{ref.version}", "training"
+    rows[LABEL] = examples[LABEL].astype("int32").to_numpy()
+    rows["arr_delay"] = float("nan")
+    rows["labeled_at"] = pd.Timestamp(at)
+    return rows[list(PREDICTION_COLUMNS)]
+
+
+def write_baseline(platform: Platform, ref: ModelRef, examples: pd.DataFrame, model) -> None:
+    from pyspark.sql import functions as F
+
+    rows = baseline_rows(ref, examples, predict_proba(model, model_frame(examples)), datetime.now(UTC))
+    frame = platform.spark.createDataFrame(rows).withColumn("arr_delay", F.lit(None).cast("double"))
+    written = platform.tables.replace(frame, platform.env.baseline_table, f"model_version = '{ref.version}'")
+    logger.info("baseline of %s: %s rows in %s", ref.uri, written.rows, platform.env.baseline_table)
 
 
 def _log_delta_inputs(lineage: dict[str, str]) -> None:

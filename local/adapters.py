@@ -97,3 +97,27 @@ class LocalNotifier:
             f.write(json.dumps(document, sort_keys=True, default=str) + "\n")
         if self.webhook_url:
             post_event(self.webhook_url, document)
+
+
+class LocalLanding:
+    """A folder of Parquet files read by Spark's file source; ``land`` adds one atomically (Spark ignores files
+    whose names start with a dot, so a half-written file is never read)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def read_stream(self, spark, schema, max_files_per_trigger: int):
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        return spark.readStream.schema(schema).option("maxFilesPerTrigger", max_files_per_trigger).parquet(self.path)
+
+    def land(self, table, name: str) -> Path:
+        """Write the Arrow ``table`` as ``<name>.parquet``, replacing a file of that name; returns its path."""
+        import pyarrow.parquet as pq
+
+        folder = Path(self.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{name}.parquet"
+        tmp = folder / f".{name}.parquet.tmp"
+        pq.write_table(table, tmp, coerce_timestamps="us", allow_truncated_timestamps=True)
+        os.replace(tmp, target)
+        return target

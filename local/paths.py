@@ -5,6 +5,8 @@ Layout (one root for every environment, the catalog name keeps them apart, as on
     mlflow.db                              MLflow tracking + model registry (SQLite)
     mlartifacts/                           MLflow artifacts
     runs/<run_id>/                         local workflow runs (status, task values)
+    landing/<env>/flights/                 flight files for the streaming job (`mlops land`)
+    work/<env>/                            staged models, stream checkpoints
 """
 
 from __future__ import annotations
@@ -41,3 +43,11 @@ def mlflow_artifact_root() -> str:
 
 def runs_dir() -> Path:
     return mlops_home() / "runs"
+
+
+def landing_dir(env_name: str) -> Path:
+    return mlops_home() / "landing" / env_name / "flights"
+
+
+def work_dir(env_name: str) -> Path:
+    return mlops_home() / "work" / env_name

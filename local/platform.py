@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 from jobs.platform import Platform
 from jobs.platform.notify import WEBHOOK_URL_ENV
 from jobs.platform.registry import Registry
-from local.adapters import LocalNotifier, LocalServing, LocalTaskValues, local_registry_config
-from local.paths import mlops_home
+from local.adapters import LocalLanding, LocalNotifier, LocalServing, LocalTaskValues, local_registry_config
+from local.dynalite import local_online_store
+from local.paths import landing_dir, mlops_home, work_dir
 from local.spark import local_spark
 from local.tables import LocalTables
+from local.warehouse import LocalSql
 
 if TYPE_CHECKING:
     from spec.config import Environment
@@ -34,4 +36,8 @@ def build_local_platform(env: Environment, environ: Mapping[str, str]) -> Platfo
         notifier=LocalNotifier(env.name, home / "notifications.jsonl", environ.get(WEBHOOK_URL_ENV) or None),
         spark_session=local_spark,
         on_databricks=False,
+        landing=LocalLanding(landing_dir(env.name)),
+        work_dir=str(work_dir(env.name)),
+        online_store=lambda: local_online_store(env, environ),
+        sql=LocalSql(env.name),
     )

@@ -42,6 +42,61 @@ class LocalTables:
         logger.info("wrote %s rows to %s (%s, version %s)", written.rows, full_name, mode, written.version)
         return written
 
+    def replace(self, df: DataFrame, full_name: str, where: str) -> TableWrite:
+        from deltalake import DeltaTable, write_deltalake
+
+        path = self.path(full_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrow = df.toArrow()
+        if DeltaTable.is_deltatable(str(path)):
+            # delta-rs' predicate overwrite: the rows matching `where` are replaced in the same commit.
+            write_deltalake(str(path), arrow, mode="overwrite", predicate=where)
+        else:
+            write_deltalake(str(path), arrow, mode="append")
+        written = TableWrite(full_name, DeltaTable(str(path)).version(), arrow.num_rows)
+        logger.info(
+            "wrote %s rows to %s (replace where %s, version %s)", written.rows, full_name, where, written.version
+        )
+        return written
+
+    def append_once(self, df: DataFrame, full_name: str, app_id: str, version: int) -> TableWrite | None:
+        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+        path = self.path(full_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if DeltaTable.is_deltatable(str(path)):
+            done = DeltaTable(str(path)).transaction_version(app_id)
+            if done is not None and done >= version:
+                logger.info("%s already holds %s version %s: skipped", full_name, app_id, version)
+                return None
+        arrow = df.toArrow()
+        properties = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
+        write_deltalake(str(path), arrow, mode="append", commit_properties=properties)
+        written = TableWrite(full_name, DeltaTable(str(path)).version(), arrow.num_rows)
+        logger.info(
+            "wrote %s rows to %s (%s %s, version %s)", written.rows, full_name, app_id, version, written.version
+        )
+        return written
+
+    def update_from(
+        self, source: DataFrame, full_name: str, keys: tuple[str, ...], columns: tuple[str, ...], unset: str
+    ) -> int:
+        from deltalake import DeltaTable
+
+        arrow = source.toArrow()
+        if arrow.num_rows == 0:
+            return 0
+        table = DeltaTable(self._existing(full_name))
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        metrics = (
+            table.merge(arrow, predicate=f"{on} AND t.{unset} IS NULL", source_alias="s", target_alias="t")
+            .when_matched_update({c: f"s.{c}" for c in columns})
+            .execute()
+        )
+        updated = int(metrics.get("num_target_rows_updated", 0))
+        logger.info("updated %s rows of %s from %s source rows", updated, full_name, arrow.num_rows)
+        return updated
+
     def version(self, full_name: str) -> int:
         from deltalake import DeltaTable
 

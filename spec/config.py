@@ -16,6 +16,9 @@ RunMode = Literal["disabled", "dry_run", "enabled"]
 DataScientistAccess = Literal["write", "read", "none"]
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+# raw: flights, weather, the landing volume; features: weather features; ml: model, predictions, artifacts;
+# monitoring: the inference table and the monitors' metric tables.
+REQUIRED_SCHEMAS = ("raw", "features", "ml", "monitoring")
 _AZURE_HOST = re.compile(r"^https://adb-(\d+)\.\d+\.azuredatabricks\.net/?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _QUARTZ_FIELDS = (6, 7)
@@ -181,14 +184,94 @@ class Serving:
     update_timeout_minutes: int = 30
 
 
+StreamingMode = Literal["continuous", "available_now"]
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Batch and streaming scoring with the Champion.
+
+    The batch job runs on ``batch_schedule`` (None: on demand). The streaming job reads the flight files that land in
+    the raw schema's volume ``landing_volume``: ``continuous`` runs it as a continuous job (a new Champion is picked
+    up when it restarts), ``available_now`` processes what has landed and stops, on ``streaming_schedule``."""
+
+    batch_schedule: Schedule | None = None
+    streaming_mode: StreamingMode = "available_now"
+    streaming_schedule: Schedule | None = None
+    landing_volume: str = "landing"
+    # Files (a day of flights each) per micro-batch.
+    max_files_per_trigger: int = 1
+
+
+@dataclass(frozen=True)
+class OnlineStore:
+    """The DynamoDB table the latest prediction per flight is published to, for low-latency lookups.
+
+    On AWS the credentials come from the Databricks secret scope ``secret_scope`` (keys ``aws_access_key_id`` and
+    ``aws_secret_access_key``; the scope is declared by the stack, its values are put outside Terraform). Locally the
+    table lives in dynalite (a DynamoDB server) on a loopback port, and ``endpoint_url`` is set at run time."""
+
+    table_name: str = "flight-delay-predictions"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    create_table: bool = False
+    secret_scope: str = "mlops-online-store"
+    # botocore retries: "adaptive" adds client-side rate limiting to "standard"'s back-off on throttling.
+    retry_mode: Literal["standard", "adaptive"] = "adaptive"
+    max_attempts: int = 8
+
+
+GRANULARITIES = ("5 minutes", "30 minutes", "1 hour", "1 day", "1 week", "2 weeks", "3 weeks", "4 weeks", "1 month")
+
+
 @dataclass(frozen=True)
 class Monitoring:
-    """Thresholds for the quality monitor and its SQL alerts."""
+    """The quality monitors (Lakehouse Monitoring ``inference_log``) and the thresholds of their SQL alerts.
 
-    granularity: str = "1 day"
-    min_accuracy: float = 0.70
-    max_drift_psi: float = 0.2
+    An alert fires when its metric breaches the threshold in at least ``alert_breaches`` of the last
+    ``alert_windows`` windows of ``alert_granularity``, the latest one included (see spec/monitoring.py)."""
+
+    granularities: tuple[str, ...] = ("1 day", "1 week")
+    alert_granularity: str = "1 week"
+    slicing_exprs: tuple[str, ...] = ("origin", "carrier")
+    max_drift_psi: float = 0.25
+    min_roc_auc: float = 0.65
+    alert_windows: int = 4
+    alert_breaches: int = 2
+    # A model's ROC AUC counts in a window only with at least this many labelled flights.
+    min_labelled_rows: int = 500
     schedule: Schedule = field(default_factory=lambda: Schedule("0 0 6 * * ?"))
+    # When the alerts are evaluated (their queries read the metric tables the monitor refreshed).
+    alert_schedule: Schedule = field(default_factory=lambda: Schedule("0 30 6 * * ?"))
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """Retraining on the latest labelled data. The retraining job starts whenever the monitor refreshes the drift
+    metrics of the predictions (a table-update trigger) and retrains when an alert that starts retraining holds, or
+    when the Champion's training data ends more than ``max_model_age_days`` before the latest labelled flight: the
+    schedule, expressed as an age, because a Databricks job has a schedule or a table trigger, not both. The window
+    ends at the latest labelled flight and spans ``window_days``."""
+
+    max_model_age_days: int | None = None
+    window_days: int = 84
+    max_rows: int = 60000
+
+
+@dataclass(frozen=True)
+class OnlineEvaluation:
+    """Champion vs Challenger on the labelled traffic of the serving endpoint (the Challenger gets
+    ``serving.challenger_traffic_percent`` of it): promote the Challenger when its ROC AUC is at least the
+    Champion's plus ``margin``, retire it when it is worse by more than ``retire_below``, otherwise ramp its share
+    by ``ramp_step_percent`` up to ``max_share_percent`` to gather evidence faster. Nothing is decided before each has
+    ``min_labelled_requests`` labelled requests."""
+
+    min_labelled_requests: int = 300
+    margin: float = 0.0
+    retire_below: float = 0.02
+    ramp_step_percent: int = 10
+    max_share_percent: int = 50
+    schedule: Schedule = field(default_factory=lambda: Schedule("0 0 7 * * ?"))
 
 
 @dataclass(frozen=True)
@@ -218,13 +301,16 @@ class Environment:
     # Catalogs of this environment that another environment's workspace may read (bound BINDING_TYPE_READ_ONLY).
     read_only_from: tuple[str, ...] = ()
     compute: Compute = field(default_factory=Compute)
-    training_schedule: Schedule | None = None
     model_name: str = "flight_delay"
     experiment_dir: str = "/Shared/mlops"
     validation: Validation = field(default_factory=Validation)
     promotion: Promotion = field(default_factory=Promotion)
     serving: Serving = field(default_factory=Serving)
+    inference: Inference = field(default_factory=Inference)
+    online_store: OnlineStore = field(default_factory=OnlineStore)
     monitoring: Monitoring = field(default_factory=Monitoring)
+    retraining: Retraining = field(default_factory=Retraining)
+    online_evaluation: OnlineEvaluation = field(default_factory=OnlineEvaluation)
     alerts: Alerts = field(default_factory=Alerts)
     job_retries: int = 1
     sql_warehouse_size: str = "2X-Small"
@@ -242,10 +328,11 @@ class Environment:
         for schema in self.schemas:
             if not _IDENTIFIER.match(schema):
                 _fail(env, "schemas", f"has an invalid schema name {schema!r}")
-        if "ml" not in self.schemas:
-            _fail(env, "schemas", "must contain 'ml' (the registered model lives there)")
         if len(set(self.schemas)) != len(self.schemas):
             _fail(env, "schemas", "has duplicates")
+        missing = [s for s in REQUIRED_SCHEMAS if s not in self.schemas]
+        if missing:
+            _fail(env, "schemas", f"must contain {missing} (the jobs' tables, the model and the volumes live there)")
         if not _IDENTIFIER.match(self.model_name):
             _fail(env, "model_name", f"must be a lowercase identifier, got {self.model_name!r}")
         if not self.service_principal:
@@ -267,9 +354,7 @@ class Environment:
                 )
         if self.compute.num_workers < 0 or self.compute.max_workers < max(1, self.compute.num_workers):
             _fail(env, "compute.num_workers", "must be >= 0 and <= compute.max_workers")
-        if self.training_schedule is not None:
-            _check_cron(env, "training_schedule", self.training_schedule.quartz_cron)
-        _check_cron(env, "monitoring.schedule", self.monitoring.schedule.quartz_cron)
+        self._check_monitoring()
         if self.validation.run_mode not in ("disabled", "dry_run", "enabled"):
             _fail(env, "validation.run_mode", f"must be disabled, dry_run or enabled, got {self.validation.run_mode!r}")
         for name in ("min_roc_auc", "min_slice_roc_auc", "max_relative_drop_vs_champion", "max_positive_rate_gap"):
@@ -296,12 +381,34 @@ class Environment:
                 f"must not name {sorted(managers & set(self.serving.consumers))}: they manage the endpoint already; "
                 "name the group or principal that queries it",
             )
+        if self.inference.streaming_mode not in ("continuous", "available_now"):
+            _fail(
+                env,
+                "inference.streaming_mode",
+                f"must be continuous or available_now, got {self.inference.streaming_mode!r}",
+            )
+        if self.inference.streaming_mode == "continuous" and self.inference.streaming_schedule is not None:
+            _fail(env, "inference.streaming_schedule", "must be None for a continuous stream (it never stops)")
+        for name in ("batch_schedule", "streaming_schedule"):
+            schedule = getattr(self.inference, name)
+            if schedule is not None:
+                _check_cron(env, f"inference.{name}", schedule.quartz_cron)
+        if not _IDENTIFIER.match(self.inference.landing_volume):
+            _fail(
+                env,
+                "inference.landing_volume",
+                f"must be a lowercase identifier, got {self.inference.landing_volume!r}",
+            )
+        if self.inference.max_files_per_trigger < 1:
+            _fail(env, "inference.max_files_per_trigger", "must be >= 1")
+        if not re.match(r"^[A-Za-z0-9_.-]{3,200}$", self.online_table_name):
+            _fail(env, "online_store.table_name", f"makes the DynamoDB table name {self.online_table_name!r} invalid")
+        if self.online_store.retry_mode not in ("standard", "adaptive"):
+            _fail(env, "online_store.retry_mode", "must be standard or adaptive")
+        if self.online_store.max_attempts < 1:
+            _fail(env, "online_store.max_attempts", "must be >= 1")
         if not 5 <= self.serving.update_timeout_minutes <= 120:
             _fail(env, "serving.update_timeout_minutes", "must be between 5 and 120")
-        if not 0.0 <= self.monitoring.min_accuracy <= 1.0:
-            _fail(env, "monitoring.min_accuracy", "must be between 0 and 1")
-        if self.monitoring.max_drift_psi <= 0:
-            _fail(env, "monitoring.max_drift_psi", "must be > 0")
         for email in self.alerts.emails:
             if not _EMAIL.match(email):
                 _fail(env, "alerts.emails", f"has an invalid address {email!r}")
@@ -317,6 +424,37 @@ class Environment:
             _fail(env, "ci_federation.repository", "must be <owner>/<repo>")
         if env in self.read_only_from:
             _fail(env, "read_only_from", "must not contain the environment itself")
+
+    def _check_monitoring(self) -> None:
+        env, m, r, o = self.name, self.monitoring, self.retraining, self.online_evaluation
+        for schedule_field, schedule in (
+            ("monitoring.schedule", m.schedule),
+            ("monitoring.alert_schedule", m.alert_schedule),
+            ("online_evaluation.schedule", o.schedule),
+        ):
+            if schedule is not None:
+                _check_cron(env, schedule_field, schedule.quartz_cron)
+        unknown = [g for g in m.granularities if g not in GRANULARITIES]
+        if not m.granularities or unknown:
+            _fail(env, "monitoring.granularities", f"must be some of {', '.join(GRANULARITIES)}, got {unknown}")
+        if m.alert_granularity not in m.granularities:
+            _fail(env, "monitoring.alert_granularity", f"must be one of the granularities {m.granularities}")
+        if not 0.0 <= m.min_roc_auc <= 1.0:
+            _fail(env, "monitoring.min_roc_auc", "must be between 0 and 1")
+        if m.max_drift_psi <= 0:
+            _fail(env, "monitoring.max_drift_psi", "must be > 0")
+        if not 1 <= m.alert_breaches <= m.alert_windows:
+            _fail(env, "monitoring.alert_breaches", "must be between 1 and monitoring.alert_windows")
+        if m.min_labelled_rows < 1:
+            _fail(env, "monitoring.min_labelled_rows", "must be >= 1")
+        if r.window_days < 7 or r.max_rows < 1000:
+            _fail(env, "retraining.window_days", "must be >= 7 (and retraining.max_rows >= 1000)")
+        if r.max_model_age_days is not None and r.max_model_age_days < 1:
+            _fail(env, "retraining.max_model_age_days", "must be >= 1 or None")
+        if not 0 < o.max_share_percent <= 50 or not 0 < o.ramp_step_percent <= o.max_share_percent:
+            _fail(env, "online_evaluation.max_share_percent", "must be in 1..50, with 0 < ramp_step_percent <= it")
+        if o.min_labelled_requests < 1 or o.margin < 0 or o.retire_below < 0:
+            _fail(env, "online_evaluation", "needs min_labelled_requests >= 1, margin >= 0 and retire_below >= 0")
 
     def _check_workspace(self) -> None:
         ws = self.workspace
@@ -386,6 +524,46 @@ class Environment:
         return self.table("monitoring", f"{self.inference_table_prefix}_payload")
 
     @property
+    def predictions_table(self) -> str:
+        """What the batch and streaming jobs score: one row per flight, batch or micro-batch, with the model version."""
+        return self.table("ml", f"{self.model_name}_predictions")
+
+    @property
+    def rejects_table(self) -> str:
+        """Flights that could not be scored, with the reason (never silently dropped)."""
+        return self.table("ml", f"{self.model_name}_prediction_rejects")
+
+    @property
+    def baseline_table(self) -> str:
+        """What each model version was trained on, scored by it: the monitors' baseline (per model version)."""
+        return self.table("ml", f"{self.model_name}_baseline")
+
+    @property
+    def served_table(self) -> str:
+        """The serving endpoint's answers, one row per scored flight, unpacked from its inference table."""
+        return self.table("monitoring", f"{self.inference_table_prefix}_served")
+
+    @property
+    def alert_history_table(self) -> str:
+        """Every evaluation of every SQL alert: state (OK / TRIGGERED / ERROR), the value, the reason."""
+        return self.table("monitoring", "alert_history")
+
+    @property
+    def publish_log_table(self) -> str:
+        """One row per successful publish to the online store: how far the predictions table has been published."""
+        return self.table("ml", f"{self.model_name}_publish_log")
+
+    @property
+    def landing_path(self) -> str:
+        """Where flight files land for the streaming job: the raw schema's landing volume."""
+        return f"/Volumes/{self.catalog}/raw/{self.inference.landing_volume}/flights"
+
+    @property
+    def online_table_name(self) -> str:
+        """The DynamoDB table of this environment: one per environment, named after it."""
+        return f"{self.name}-{self.online_store.table_name}"
+
+    @property
     def inference_table_prefix(self) -> str:
         return self.serving.endpoint_name.replace("-", "_")
 
@@ -426,8 +604,14 @@ def _build() -> dict[str, Environment]:
             workspace=Workspace(host="https://adb-3333333333333333.13.azuredatabricks.net"),
             data_scientist_access="read",
             read_only_from=("dev",),
-            training_schedule=Schedule("0 0 3 ? * MON"),
+            # At least every four weeks of data; alerts start retraining in between.
+            retraining=Retraining(max_model_age_days=28),
             serving=Serving(challenger_traffic_percent=10),
+            inference=Inference(
+                batch_schedule=Schedule("0 0 5 * * ?"),
+                streaming_mode="available_now",
+                streaming_schedule=Schedule("0 15 * * * ?"),
+            ),
             alerts=Alerts(emails=("ml-oncall@example.com",), webhook_destination_name="ml-oncall-webhook"),
             job_retries=2,
         ),

@@ -94,11 +94,19 @@ class JobGraph:
     timeout_seconds: int = 4 * 3600
     max_concurrent_runs: int = 1
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # A continuous job (Databricks restarts it when it stops); locally one run of its tasks.
+    continuous: bool = False
+    # Tables whose update starts the job (a table_update trigger); locally the caller starts it after an update.
+    trigger_tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         keys = [task.key for task in self.tasks]
         if not keys:
             raise WorkflowError(f"graph {self.name!r}: has no tasks")
+        if sum((self.continuous, self.schedule is not None, bool(self.trigger_tables))) > 1:
+            raise WorkflowError(
+                f"graph {self.name!r}: a job has at most one of a schedule, a table trigger and continuous mode"
+            )
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise WorkflowError(f"graph {self.name!r}: duplicate task keys {duplicates}")
@@ -262,7 +270,7 @@ def model_training(env: Environment) -> JobGraph:
                 "max_rows": "60000",
             }
         ),
-        schedule=env.training_schedule,
+        # Started by the retraining job, with a training window that ends at the latest labelled data.
         tasks=(
             Task(
                 "refresh_features",
@@ -368,9 +376,176 @@ def _validation_failure(env: Environment) -> tuple[Task, ...]:
     )
 
 
+def _publish(env: Environment, after: str) -> Task:
+    return Task(
+        "publish",
+        _wheel("mlops-publish", env),
+        depends_on=(Dependency(after),),
+        max_retries=env.job_retries,
+        min_retry_interval_millis=60_000,
+        timeout_seconds=3600,
+        description="the latest prediction per flight to the online store (DynamoDB)",
+    )
+
+
+def batch_inference(env: Environment) -> JobGraph:
+    """Scores the flights of a date range (or every flight not scored yet) with the Champion, then publishes."""
+    retries = env.job_retries
+    return JobGraph(
+        name="batch-inference",
+        description="Scores flights with the champion into the predictions table, then publishes them online.",
+        # Empty dates: every flight of the raw table that has no prediction yet.
+        parameters=MappingProxyType({"start_date": "", "end_date": ""}),
+        schedule=env.inference.batch_schedule,
+        tasks=(
+            Task(
+                "score",
+                _wheel(
+                    "mlops-score-batch",
+                    env,
+                    "--start-date",
+                    "{{job.parameters.start_date}}",
+                    "--end-date",
+                    "{{job.parameters.end_date}}",
+                ),
+                max_retries=retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=3600,
+                description="champion predictions and rejects of the batch, replacing an earlier run of it",
+            ),
+            _publish(env, "score"),
+        ),
+        tags=MappingProxyType({"environment": env.name, "stage": "inference"}),
+    )
+
+
+def streaming_inference(env: Environment) -> JobGraph:
+    """Scores the flight files landing in the landing volume, micro-batch by micro-batch, exactly once."""
+    continuous = env.inference.streaming_mode == "continuous"
+    stream = Task(
+        "stream",
+        _wheel("mlops-score-stream", env, "--trigger", "continuous" if continuous else "available-now"),
+        max_retries=env.job_retries,
+        min_retry_interval_millis=60_000,
+        timeout_seconds=24 * 3600 if continuous else 3600,
+        description="Structured Streaming from the landing volume into the predictions table",
+    )
+    # A continuous stream never ends: the batch job's publish task keeps the online store current then.
+    tasks = (stream,) if continuous else (stream, _publish(env, "stream"))
+    return JobGraph(
+        name="streaming-inference",
+        description="Scores flights as their files land, exactly once per micro-batch, into the predictions table.",
+        schedule=None if continuous else env.inference.streaming_schedule,
+        continuous=continuous,
+        timeout_seconds=0 if continuous else 4 * 3600,
+        tasks=tasks,
+        tags=MappingProxyType({"environment": env.name, "stage": "inference"}),
+    )
+
+
+def labels(env: Environment) -> JobGraph:
+    """Once flights have arrived: their arrival delay into the predictions and the served requests."""
+    return JobGraph(
+        name="labels",
+        description="Unpacks the inference table and joins arrival delays into the monitored tables.",
+        schedule=env.monitoring.schedule,
+        tasks=(
+            Task(
+                "labels",
+                _wheel("mlops-labels", env),
+                max_retries=env.job_retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=3600,
+                description="served requests unpacked; label and arr_delay set on every flight that arrived",
+            ),
+        ),
+        tags=MappingProxyType({"environment": env.name, "stage": "monitoring"}),
+    )
+
+
+def retraining(env: Environment) -> JobGraph:
+    """Started when the monitor refreshes the predictions' drift metrics: the check runs the alert SQL and the
+    Champion's age, and the model workflow runs on a window ending at the latest labelled data if either says so."""
+    from spec.monitoring import monitored_tables
+
+    predictions = monitored_tables(env)[0]
+    return JobGraph(
+        name="retraining",
+        description="Retrains on the latest labelled data when the alerts or the champion's age say so.",
+        trigger_tables=(predictions.drift_metrics_table,),
+        # A second trigger while one runs is skipped, not queued: the run in progress already retrains.
+        max_concurrent_runs=1,
+        tasks=(
+            Task(
+                "check",
+                _wheel("mlops-check-retraining", env),
+                max_retries=env.job_retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=1800,
+                description="the alert queries that start retraining, the champion's age, the training window",
+            ),
+            Task(
+                "should_retrain",
+                ConditionTask(left="{{tasks.check.values.retrain}}", op="EQUAL_TO", right="true"),
+                depends_on=(Dependency("check"),),
+                description="retrain only when an alert holds or the champion is too old",
+            ),
+            Task(
+                "retrain",
+                RunJobTask(
+                    job="model-training",
+                    job_parameters=MappingProxyType(
+                        {
+                            "training_start": "{{tasks.check.values.training_start}}",
+                            "training_end": "{{tasks.check.values.training_end}}",
+                            "max_rows": str(env.retraining.max_rows),
+                        }
+                    ),
+                ),
+                depends_on=(Dependency("should_retrain", outcome="true"),),
+                timeout_seconds=3 * 3600,
+                description="the model workflow: train, validate, champion vs challenger",
+                no_retry_reason="the model workflow retries its own tasks; a second run would train twice",
+            ),
+        ),
+        tags=MappingProxyType({"environment": env.name, "stage": "retraining"}),
+    )
+
+
+def champion_challenger(env: Environment) -> JobGraph:
+    """Champion vs Challenger on the labelled traffic of the serving endpoint: promote, ramp or retire."""
+    return JobGraph(
+        name="champion-challenger",
+        description="Decides on the challenger from the served requests' labelled outcomes.",
+        schedule=env.online_evaluation.schedule,
+        tasks=(
+            Task(
+                "decide",
+                _wheel("mlops-online-decision", env),
+                max_retries=env.job_retries,
+                min_retry_interval_millis=60_000,
+                timeout_seconds=deploy_timeout_seconds(env),
+                description="promote, ramp or retire the challenger, with the reason on its version",
+            ),
+        ),
+        tags=MappingProxyType({"environment": env.name, "stage": "serving"}),
+    )
+
+
 def job_graphs(env: Environment) -> dict[str, JobGraph]:
     """Every graph of ``env`` by name; run-job tasks refer to these names."""
-    graphs = {graph.name: graph for graph in (feature_pipeline(env), model_training(env))}
+    graphs = {
+        graph.name: graph
+        for graph in (
+            feature_pipeline(env),
+            model_training(env),
+            batch_inference(env),
+            streaming_inference(env),
+            labels(env),
+            retraining(env),
+            champion_challenger(env),
+        )
+    }
     for graph in graphs.values():
         for task in graph.tasks:
             if isinstance(task.action, RunJobTask) and task.action.job not in graphs:

@@ -12,6 +12,7 @@ from cdktf import ITerraformDependable, Token
 from cdktf_cdktf_provider_databricks.file import File
 from cdktf_cdktf_provider_databricks.job import (
     Job,
+    JobContinuous,
     JobEmailNotifications,
     JobEnvironment,
     JobEnvironmentSpec,
@@ -26,6 +27,8 @@ from cdktf_cdktf_provider_databricks.job import (
     JobTaskLibrary,
     JobTaskPythonWheelTask,
     JobTaskRunJobTask,
+    JobTrigger,
+    JobTriggerTableUpdate,
     JobWebhookNotifications,
     JobWebhookNotificationsOnFailure,
 )
@@ -65,6 +68,7 @@ class Jobs(Construct):
         notifications: Notifications,
         wheel_version: str,
         code_version: str,
+        triggers_ready: list[ITerraformDependable] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.env = env
@@ -92,6 +96,7 @@ class Jobs(Construct):
         self._sp = service_principal_id
         # run_as and single_user_name name the service principal: it must be in the workspace first.
         self._principal_ready = principal_ready
+        self._triggers_ready = list(triggers_ready or [])
         self._policy = cluster_policy_id
         self._notifications = notifications
         self.jobs: dict[str, Job] = {}
@@ -157,6 +162,13 @@ class Jobs(Construct):
             )
             if graph.schedule
             else None,
+            continuous=JobContinuous(pause_status="UNPAUSED") if graph.continuous else None,
+            trigger=JobTrigger(
+                pause_status="UNPAUSED",
+                table_update=JobTriggerTableUpdate(table_names=list(graph.trigger_tables), condition="ANY_UPDATED"),
+            )
+            if graph.trigger_tables
+            else None,
             run_as=JobRunAs(service_principal_name=self._sp),
             email_notifications=JobEmailNotifications(on_failure=self._notifications.emails)
             if self._notifications.emails
@@ -167,7 +179,7 @@ class Jobs(Construct):
             timeout_seconds=graph.timeout_seconds,
             max_concurrent_runs=graph.max_concurrent_runs,
             tags={**graph.tags, **graph.no_retry_tags(), "code_version": self.code_version},
-            depends_on=[self._principal_ready],
+            depends_on=[self._principal_ready, *(self._triggers_ready if graph.trigger_tables else [])],
         )
 
     def _task(self, task, serverless: bool) -> JobTask:

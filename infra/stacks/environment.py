@@ -11,8 +11,10 @@ from constructs import Construct
 
 from infra.constructs.governance import Governance
 from infra.constructs.identity import Identity
+from infra.constructs.inference import Inference
 from infra.constructs.jobs import Jobs
 from infra.constructs.ml_assets import MlAssets
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.notifications import Notifications
 from infra.constructs.serving import Serving
 from spec.config import Environment
@@ -97,7 +99,25 @@ class EnvironmentStack(TerraformStack):
         self.serving = Serving(
             self, "serving", env=env, service_principal_id=sp_id, principal_ready=ready, schemas=self.governance.schemas
         )
+        self.inference = Inference(
+            self,
+            "inference",
+            env=env,
+            raw_schema=self.governance.schemas["raw"],
+            service_principal_id=sp_id,
+            principal_ready=ready,
+        )
         self.notifications = Notifications(self, "notifications", env=env)
+        self.monitoring = Monitoring(
+            self,
+            "monitoring",
+            env=env,
+            schemas=self.governance.schemas,
+            warehouse=self.ml.warehouse,
+            notifications=self.notifications,
+            service_principal_id=sp_id,
+            principal_ready=ready,
+        )
         self.jobs = Jobs(
             self,
             "jobs",
@@ -109,6 +129,8 @@ class EnvironmentStack(TerraformStack):
             notifications=self.notifications,
             wheel_version=wheel_version(),
             code_version=code_version,
+            # A table-update trigger names the monitors' metric tables: the job waits for its monitors.
+            triggers_ready=list(self.monitoring.monitors.values()),
         )
         TerraformOutput(self, "catalog", value=self.governance.catalog.name)
         TerraformOutput(self, "registered_model", value=env.registered_model)

@@ -23,3 +23,35 @@ FEATURE_TIME = "feature_time_hour"
 CATEGORICAL_FEATURES = ("carrier", "origin", "dest")
 NUMERIC_FEATURES = ("distance", "sched_hour", "month", "day_of_week", *WEATHER_FEATURES)
 FEATURE_COLUMNS = (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
+
+# Predictions (the batch and streaming inference jobs): the flight key, the score and where it came from.
+PREDICTION = "prediction"
+PROBABILITY = "probability"
+PREDICTION_METADATA = ("model_name", "model_version", "model_alias", "scored_at", "batch_id", "source")
+# Set by the labels job once the flight has arrived (null until then, and for flights that never arrive).
+LABEL_COLUMNS = (LABEL, "arr_delay", "labeled_at")
+# The model's inputs ride along (what the quality monitor profiles); carrier, origin and dest are in the key.
+SCORED_FEATURES = tuple(c for c in FEATURE_COLUMNS if c not in FLIGHT_KEY)
+PREDICTION_COLUMNS = (
+    *FLIGHT_KEY,
+    SCHEDULED_DEPARTURE,
+    *SCORED_FEATURES,
+    PREDICTION,
+    PROBABILITY,
+    *PREDICTION_METADATA,
+    *LABEL_COLUMNS,
+)
+# Flights that could not be scored: the key, what was wrong, and the batch that met them.
+REJECT_REASON = "reason"
+REJECT_COLUMNS = (*FLIGHT_KEY, REJECT_REASON, "batch_id", "source", "rejected_at")
+
+# What a landed flight file carries (the streaming job's source): the schedule only, nothing measured after
+# departure, so nothing can leak into a streamed prediction. Spark reads the files with this schema.
+SCHEDULE_COLUMNS = (
+    "year", "month", "day", "hour", "minute", "sched_dep_time", "sched_arr_time",
+    "carrier", "flight", "tailnum", "origin", "dest", "distance", "time_hour",
+)  # fmt: skip
+LANDING_SCHEMA = (
+    "year long, month long, day long, hour long, minute long, sched_dep_time long, sched_arr_time long, "
+    "carrier string, flight long, tailnum string, origin string, dest string, distance double, time_hour timestamp"
+)

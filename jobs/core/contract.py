@@ -30,6 +30,12 @@ PROMOTION_DECISION = "promotion_decision"
 PROMOTION_REASON = "promotion_reason"
 ROLLED_BACK_TO = "rolled_back_to"
 
+# Written by the online Champion/Challenger decision.
+ONLINE_DECISION = "online_decision"  # promoted, retired, ramped
+ONLINE_REASON = "online_reason"
+# The Challenger's share of the endpoint's traffic once ramped (else serving.challenger_traffic_percent).
+CHALLENGER_TRAFFIC_PERCENT = "challenger_traffic_percent"
+
 # Tag values are short texts in Unity Catalog: longer reasons are cut to this length.
 MAX_TAG_VALUE_LENGTH = 250
 

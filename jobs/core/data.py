@@ -41,12 +41,10 @@ def scheduled_departure(flights: DataFrame) -> Column:
     return flights["time_hour"].cast("timestamp") + F.make_dt_interval(mins=minutes)
 
 
-def prepare_flights(flights: DataFrame) -> DataFrame:
-    """Raw flights -> one row per flight that arrived, with the label and what the schedule tells."""
+def _schedule(flights: DataFrame) -> list[Column]:
+    """The flight key and what the schedule tells, from the raw columns (``SCHEDULE_COLUMNS``)."""
     sched_date = scheduled_date(flights)
-    # Missing is null, or NaN when pandas data reached Spark without Arrow: both mean "did not arrive".
-    arrived = F.col("arr_delay").isNotNull() & ~F.isnan(F.col("arr_delay"))
-    return flights.where(arrived).select(
+    return [
         sched_date.alias(SCHEDULED_DATE),
         F.col("time_hour").cast("timestamp").alias(DEPARTURE_HOUR),
         scheduled_departure(flights).alias(SCHEDULED_DEPARTURE),
@@ -58,6 +56,40 @@ def prepare_flights(flights: DataFrame) -> DataFrame:
         F.col("hour").cast("int").alias("sched_hour"),
         F.col("month").cast("int").alias("month"),
         F.dayofweek(sched_date).alias("day_of_week"),
+    ]
+
+
+def arrived(flights: DataFrame) -> Column:
+    """The flight arrived: it has an arrival delay. Missing is null, or NaN when pandas data reached Spark without
+    Arrow: both mean "did not arrive" (cancelled or diverted)."""
+    return F.col("arr_delay").isNotNull() & ~F.isnan(F.col("arr_delay"))
+
+
+def prepare_flights(flights: DataFrame) -> DataFrame:
+    """Raw flights -> one row per flight that arrived, with the label and what the schedule tells."""
+    return flights.where(arrived(flights)).select(
+        *_schedule(flights),
+        (F.col("arr_delay") > ARRIVAL_DELAY_THRESHOLD_MINUTES).cast("int").alias(LABEL),
+    )
+
+
+def scheduled_flights(flights: DataFrame) -> DataFrame:
+    """Raw or landed flights -> one row per scheduled flight, with what the schedule tells and no label: what is
+    scored, before anyone knows whether it will arrive (cancelled flights are scored too)."""
+    return flights.select(*_schedule(flights))
+
+
+def flight_labels(flights: DataFrame) -> DataFrame:
+    """Raw flights -> the flight key with the arrival delay and the label, for the flights that arrived: what the
+    labels job joins into the predictions once the flights are over."""
+    return flights.where(arrived(flights)).select(
+        scheduled_date(flights).alias(SCHEDULED_DATE),
+        F.col("time_hour").cast("timestamp").alias(DEPARTURE_HOUR),
+        F.col("carrier").cast("string").alias("carrier"),
+        F.col("flight").cast("long").alias("flight"),
+        F.col("origin").cast("string").alias("origin"),
+        F.col("dest").cast("string").alias("dest"),
+        F.col("arr_delay").cast("double").alias("arr_delay"),
         (F.col("arr_delay") > ARRIVAL_DELAY_THRESHOLD_MINUTES).cast("int").alias(LABEL),
     )
 

@@ -191,3 +191,58 @@ def traffic_split(champion_version: str | None, challenger_version: str | None, 
         Route("champion", champion_version, 100 - challenger_percent),
         Route("challenger", challenger_version, challenger_percent),
     ]
+
+
+# ---- online: Champion vs Challenger on labelled served traffic ---------------------------------------------------
+
+OnlineAction = Literal["wait", "promote", "retire", "ramp"]
+
+
+@dataclass(frozen=True)
+class OnlineDecision:
+    action: OnlineAction
+    reason: str
+    challenger_percent: int
+
+
+def online_decision(
+    *,
+    champion_roc_auc: float | None,
+    champion_labelled: int,
+    challenger_roc_auc: float | None,
+    challenger_labelled: int,
+    min_labelled: int,
+    margin: float,
+    retire_below: float,
+    current_percent: int,
+    ramp_step_percent: int,
+    max_share_percent: int,
+) -> OnlineDecision:
+    """Promote the Challenger when, on enough labelled requests each, its ROC AUC is at least the Champion's plus
+    ``margin``; retire it when it is worse by more than ``retire_below``; in between, ramp its traffic share to
+    gather evidence faster (up to ``max_share_percent``), then wait. Before that, wait for labels."""
+    if min(champion_labelled, challenger_labelled) < min_labelled or None in (champion_roc_auc, challenger_roc_auc):
+        return OnlineDecision(
+            "wait",
+            f"not enough labelled requests yet: champion {champion_labelled}, challenger {challenger_labelled} "
+            f"(need {min_labelled} each, with both classes)",
+            current_percent,
+        )
+    champion = _check_value("champion roc_auc", champion_roc_auc)
+    challenger = _check_value("challenger roc_auc", challenger_roc_auc)
+    compared = (
+        f"challenger roc_auc {challenger:.4f} vs champion {champion:.4f} on {challenger_labelled} and "
+        f"{champion_labelled} labelled requests"
+    )
+    if challenger >= champion + margin:
+        return OnlineDecision("promote", f"{compared}: at least the champion + {margin:.4f}", 100)
+    if challenger < champion - retire_below:
+        return OnlineDecision("retire", f"{compared}: worse by more than {retire_below:.4f}", 0)
+    if current_percent < max_share_percent:
+        share = min(current_percent + ramp_step_percent, max_share_percent)
+        return OnlineDecision(
+            "ramp", f"{compared}: too close to call, challenger share {current_percent}% -> {share}%", share
+        )
+    return OnlineDecision(
+        "wait", f"{compared}: too close to call at the largest share {current_percent}%", current_percent
+    )

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.core.columns import FEATURE_TIME, SCHEDULED_DEPARTURE, WEATHER_FEATURES, WEATHER_KEY
-from jobs.core.data import between_dates, prepare_flights
+from jobs.core.data import between_dates, prepare_flights, scheduled_flights
 
 # A weather row stands for a whole hour of observation: it is available from the end of that hour on.
 WEATHER_AVAILABLE_AFTER = timedelta(hours=1)
@@ -121,8 +121,24 @@ def point_in_time_join(
 def flight_examples(flights: DataFrame, weather_hourly: DataFrame, start: date, end: date) -> DataFrame:
     """Raw flights scheduled in [start, end] that arrived -> labelled examples with their point-in-time weather."""
     prepared = between_dates(prepare_flights(flights), start, end)
-    # Only the weather that can reach these flights: from a day before the window (UTC vs local dates) to its end.
-    weather = weather_hourly.select(*WEATHER_KEY, *WEATHER_FEATURES).where(
+    return point_in_time_join(prepared, weather_window(weather_hourly, start, end))
+
+
+def flight_features(
+    flights: DataFrame, weather_hourly: DataFrame, start: date | None = None, end: date | None = None
+) -> DataFrame:
+    """Raw or landed flights (scheduled in [start, end] when given) -> what the model scores: the schedule's
+    features with their point-in-time weather, exactly as ``flight_examples`` builds them, without a label."""
+    scheduled = scheduled_flights(flights)
+    if start is not None and end is not None:
+        scheduled = between_dates(scheduled, start, end)
+        weather_hourly = weather_window(weather_hourly, start, end)
+    return point_in_time_join(scheduled, weather_hourly.select(*WEATHER_KEY, *WEATHER_FEATURES))
+
+
+def weather_window(weather_hourly: DataFrame, start: date, end: date) -> DataFrame:
+    """Only the weather that can reach flights scheduled in [start, end]: from a day before the window (UTC vs local
+    dates) to its end."""
+    return weather_hourly.select(*WEATHER_KEY, *WEATHER_FEATURES).where(
         F.col("time_hour").between(F.lit(start - timedelta(days=1)), F.lit(end + timedelta(days=2)))
     )
-    return point_in_time_join(prepared, weather)

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING
 
+from jobs.platform.landing import DatabricksLanding, Landing
 from jobs.platform.notify import WEBHOOK_URL_ENV, DatabricksNotifier, Notifier
+from jobs.platform.online_store import OnlineStore, databricks_online_store, no_online_store
 from jobs.platform.registry import Registry, databricks_registry_config
 from jobs.platform.serving import DatabricksServing, ServedEntity, Serving
 from jobs.platform.spark import DATABRICKS_RUNTIME_ENV, databricks_spark
+from jobs.platform.sql import SparkSql, Sql
 from jobs.platform.tables import DatabricksTables, Tables
 from jobs.platform.task_values import DatabricksTaskValues, InMemoryTaskValues, TaskValues
 
@@ -45,6 +48,14 @@ class Platform:
     notifier: Notifier
     spark_session: Callable[[], SparkSession]
     on_databricks: bool
+    # Flight files arriving for the streaming job.
+    landing: Landing
+    # A folder the driver and the Spark workers both read and write: staged models, stream checkpoints.
+    work_dir: str
+    # The DynamoDB table of the latest predictions, built on first use (its credentials are read then).
+    online_store: Callable[[], OnlineStore]
+    # SQL over the tables by their catalog.schema.table names (the alert queries, the retraining check).
+    sql: Sql | None = None
 
     @property
     def spark(self) -> SparkSession:
@@ -74,7 +85,16 @@ def databricks_platform(env: Environment, environ: Mapping[str, str]) -> Platfor
         notifier=DatabricksNotifier(env.name, environ.get(WEBHOOK_URL_ENV) or None),
         spark_session=databricks_spark,
         on_databricks=True,
+        landing=DatabricksLanding(env.landing_path),
+        work_dir=databricks_work_dir(env),
+        online_store=databricks_online_store(env),
+        sql=SparkSql(databricks_spark),
     )
+
+
+def databricks_work_dir(env: Environment) -> str:
+    """The artifacts volume of the environment's ml schema (declared by the stack; executors see volumes too)."""
+    return f"/Volumes/{env.catalog}/ml/artifacts/work"
 
 
 def platform_factory(name: str) -> Callable[[Environment, Mapping[str, str]], Platform]:
@@ -115,4 +135,7 @@ def build_workspace_platform(env: Environment) -> Platform:
         notifier=DatabricksNotifier(env.name, None),
         spark_session=no_spark,
         on_databricks=True,
+        landing=DatabricksLanding(env.landing_path),
+        work_dir=databricks_work_dir(env),
+        online_store=no_online_store,
     )

@@ -39,6 +39,11 @@ def iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"must be a date YYYY-MM-DD, got {text!r}") from None
 
 
+def optional_iso_date(text: str) -> date | None:
+    """argparse type: a date YYYY-MM-DD, or nothing (an empty job parameter) for None."""
+    return iso_date(text) if text.strip() else None
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

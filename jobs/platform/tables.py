@@ -55,6 +55,24 @@ class Tables(Protocol):
         """Write ``df`` as one Delta commit; the table's new version and the number of rows written."""
         ...
 
+    def replace(self, df: DataFrame, full_name: str, where: str) -> TableWrite:
+        """Replace the rows matching the SQL predicate ``where`` with ``df`` (whose rows all match it) in one commit,
+        creating the table when missing: a re-run of a batch replaces its rows, and no reader sees half a batch."""
+        ...
+
+    def append_once(self, df: DataFrame, full_name: str, app_id: str, version: int) -> TableWrite | None:
+        """Append ``df`` in one commit that records the transaction (``app_id``, ``version``), unless the table
+        already holds that version or a later one of ``app_id``: a replayed micro-batch is not written twice
+        (Delta's txnAppId/txnVersion). None when skipped."""
+        ...
+
+    def update_from(
+        self, source: DataFrame, full_name: str, keys: tuple[str, ...], columns: tuple[str, ...], unset: str
+    ) -> int:
+        """MERGE: the target rows matching a ``source`` row on ``keys`` whose column ``unset`` is still null get
+        ``columns`` from it, in one commit (a row set once is never set again). The number of rows updated."""
+        ...
+
     def version(self, full_name: str) -> int:
         """The table's current Delta version, recorded as lineage."""
         ...
@@ -88,6 +106,46 @@ class DatabricksTables:
         rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
         written = TableWrite(full_name, int(last["version"]), rows)
         logger.info("wrote %s rows to %s (%s, version %s)", rows, full_name, mode, written.version)
+        return written
+
+    def replace(self, df: DataFrame, full_name: str, where: str) -> TableWrite:
+        check_table_name(full_name)
+        writer = df.write.format("delta").mode("overwrite")
+        if self.exists(full_name):
+            writer = writer.option("replaceWhere", where)
+        writer.saveAsTable(full_name)
+        return self._last_write(full_name, f"replace where {where}")
+
+    def append_once(self, df: DataFrame, full_name: str, app_id: str, version: int) -> TableWrite | None:
+        check_table_name(full_name)
+        before = self.version(full_name) if self.exists(full_name) else None
+        df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).saveAsTable(
+            full_name
+        )
+        if before is not None and self.version(full_name) == before:
+            logger.info("%s already holds %s version %s: skipped", full_name, app_id, version)
+            return None
+        return self._last_write(full_name, f"append {app_id} {version}")
+
+    def update_from(
+        self, source: DataFrame, full_name: str, keys: tuple[str, ...], columns: tuple[str, ...], unset: str
+    ) -> int:
+        check_table_name(full_name)
+        view = f"_update_source_{full_name.replace('.', '_')}"
+        source.createOrReplaceTempView(view)
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        sets = ", ".join(f"{c} = s.{c}" for c in columns)
+        self._spark().sql(
+            f"MERGE INTO {full_name} t USING {view} s ON {on} AND t.{unset} IS NULL WHEN MATCHED THEN UPDATE SET {sets}"
+        )
+        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
+        return int((last["operationMetrics"] or {}).get("numTargetRowsUpdated", 0))
+
+    def _last_write(self, full_name: str, what: str) -> TableWrite:
+        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
+        rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
+        written = TableWrite(full_name, int(last["version"]), rows)
+        logger.info("wrote %s rows to %s (%s, version %s)", rows, full_name, what, written.version)
         return written
 
     def version(self, full_name: str) -> int:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from spec.config import ENVIRONMENTS, ConfigError, Schedule, Validation, Workspace, get_environment
+from spec.config import ENVIRONMENTS, ConfigError, Monitoring, Schedule, Validation, Workspace, get_environment
 
 
 def test_environments_are_dev_staging_prod_in_promotion_order():
@@ -53,7 +53,8 @@ def test_unknown_environment_lists_the_known_ones():
         ),
         (
             {"schemas": ("raw", "features")},
-            "environment 'staging': field 'schemas' must contain 'ml' (the registered model lives there)",
+            "environment 'staging': field 'schemas' must contain ['ml', 'monitoring'] (the jobs' tables, the model "
+            "and the volumes live there)",
         ),
         ({"schemas": ("ml", "ml")}, "environment 'staging': field 'schemas' has duplicates"),
         (
@@ -69,8 +70,8 @@ def test_unknown_environment_lists_the_known_ones():
             "environment 'staging': field 'workspace.host' is required unless workspace.create is set",
         ),
         (
-            {"training_schedule": Schedule("0 3 * * *")},
-            "environment 'staging': field 'training_schedule' must be a Quartz cron expression with 6 or 7 fields, "
+            {"monitoring": Monitoring(schedule=Schedule("0 3 * * *"))},
+            "environment 'staging': field 'monitoring.schedule' must be a Quartz cron expression with 6 or 7 fields, "
             "got '0 3 * * *'",
         ),
         (

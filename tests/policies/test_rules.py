@@ -170,6 +170,11 @@ EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
                 "add a databricks_alert_v2 whose query_text reads predictions_profile_metrics, "
                 "predictions_drift_metrics or the table itself",
             ),
+            (
+                "databricks_alert_v2.silent",
+                "databricks_alert_v2.silent notifies nobody: add evaluation.notification.subscriptions with the "
+                "environment's notification destination or e-mails (alerts in spec/config.py)",
+            ),
         ],
     },
 }

@@ -105,6 +105,7 @@ def add_compliant_ml_resources(stack: dict) -> None:
         {
             "display_name": "probe accuracy",
             "query_text": f"SELECT accuracy FROM {env.catalog}.monitoring.probe_payload_profile_metrics",
+            "evaluation": {"notification": {"subscriptions": [{"user_email": env.alerts.emails[0]}]}},
         },
     )
 
@@ -205,6 +206,11 @@ def monitor_without_alert(stack: dict) -> str:
     return "databricks_quality_monitor.probe_monitor"
 
 
+def alert_without_destination(stack: dict) -> str:
+    del body_of(stack, "databricks_alert_v2.probe_accuracy")["evaluation"]["notification"]
+    return "databricks_alert_v2.probe_accuracy"
+
+
 MUTATIONS = [
     (grant_modify_to_data_scientists, "data_scientists_read_only"),
     (person_owns_the_catalog, "owners_not_people"),
@@ -222,6 +228,7 @@ MUTATIONS = [
     (endpoint_queryable_by_all_users, "serving_endpoints"),
     (endpoint_without_consumers, "serving_endpoints"),
     (monitor_without_alert, "monitor_alerts"),
+    (alert_without_destination, "monitor_alerts"),
 ]
 
 

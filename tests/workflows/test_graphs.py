@@ -57,10 +57,34 @@ def test_the_deploy_task_outlasts_the_endpoint_wait_it_may_do(name):
     assert deploy.timeout_seconds > env.serving.update_timeout_minutes * 60
 
 
-def test_only_prod_trains_on_a_schedule():
-    schedules = {name: job_graphs(env)["model-training"].schedule for name, env in ENVIRONMENTS.items()}
-    assert schedules["dev"] is None and schedules["staging"] is None
-    assert schedules["prod"].quartz_cron == "0 0 3 ? * MON"
+def test_the_model_workflow_is_started_by_the_retraining_job_with_a_moving_window():
+    for env in ENVIRONMENTS.values():
+        graphs = job_graphs(env)
+        assert graphs["model-training"].schedule is None
+        retraining = graphs["retraining"]
+        assert retraining.trigger_tables == (f"{env.catalog}.monitoring.flight_delay_predictions_drift_metrics",)
+        assert (retraining.schedule, retraining.max_concurrent_runs) == (None, 1)
+        retrain = retraining.task("retrain")
+        assert retrain.depends_on == (Dependency("should_retrain", "true"),)
+        assert dict(retrain.action.job_parameters) == {
+            "training_start": "{{tasks.check.values.training_start}}",
+            "training_end": "{{tasks.check.values.training_end}}",
+            "max_rows": str(env.retraining.max_rows),
+        }
+    assert ENVIRONMENTS["prod"].retraining.max_model_age_days == 28
+
+
+def test_a_job_has_a_schedule_a_table_trigger_or_continuous_mode_not_two():
+    from spec.config import Schedule
+
+    with pytest.raises(WorkflowError, match="at most one of a schedule, a table trigger and continuous mode"):
+        JobGraph(
+            "both",
+            "",
+            (Task("a", _wheel()),),
+            schedule=Schedule("0 0 3 * * ?"),
+            trigger_tables=("dev.monitoring.x_drift_metrics",),
+        )
 
 
 def test_references_and_resolution():

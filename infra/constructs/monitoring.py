@@ -1,0 +1,168 @@
+"""The production loop's watch: the monitored tables (declared here, so they exist before their monitors), a
+Lakehouse Monitoring quality monitor (``inference_log``) on each, and the SQL alerts on their metric tables.
+
+- Tables: the predictions (``ml``), the served requests (``monitoring``; the labels job unpacks the inference table
+  into it) and the baseline (``ml``; each model version's training data scored by it, written by the train job),
+  with the columns of ``spec.monitoring.MONITORED_TABLE_COLUMNS``; the jobs write into them.
+- Monitors: timestamp, model id, prediction, probability and label columns from ``spec.monitoring``; granularities,
+  slices and refresh schedule from ``env.monitoring``; the baseline per model version; failures e-mailed.
+- Alerts (``databricks_alert_v2``): the query texts of ``spec.monitoring.alerts`` (the local warehouse runs the same
+  text), on the environment's SQL warehouse, run as the jobs' service principal, firing when ``triggered`` > 0 and
+  notifying the webhook destination and the alert e-mails. An alert whose query fails is in ERROR, not OK.
+"""
+
+from __future__ import annotations
+
+from cdktf import ITerraformDependable
+from cdktf_cdktf_provider_databricks.alert_v2 import (
+    AlertV2,
+    AlertV2Evaluation,
+    AlertV2EvaluationNotification,
+    AlertV2EvaluationNotificationSubscriptions,
+    AlertV2EvaluationSource,
+    AlertV2EvaluationThreshold,
+    AlertV2EvaluationThresholdValue,
+    AlertV2RunAs,
+    AlertV2Schedule,
+)
+from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktf_cdktf_provider_databricks.quality_monitor import (
+    QualityMonitor,
+    QualityMonitorInferenceLog,
+    QualityMonitorNotifications,
+    QualityMonitorNotificationsOnFailure,
+    QualityMonitorSchedule,
+)
+from cdktf_cdktf_provider_databricks.schema import Schema
+from cdktf_cdktf_provider_databricks.sql_endpoint import SqlEndpoint
+from cdktf_cdktf_provider_databricks.sql_table import SqlTable, SqlTableColumn
+from constructs import Construct
+
+from infra.constructs.notifications import Notifications
+from spec import monitoring
+from spec.config import Environment
+
+
+def _name(table: str) -> str:
+    return table.split(".")[2]
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env: Environment,
+        schemas: dict[str, Schema],
+        warehouse: SqlEndpoint,
+        notifications: Notifications,
+        service_principal_id: str,
+        principal_ready: ITerraformDependable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.env = env
+        self._warehouse = warehouse
+        self.warehouse_permissions = Permissions(
+            self,
+            "warehouse_permissions",
+            sql_endpoint_id=warehouse.id,
+            access_control=[
+                PermissionsAccessControl(group_name=env.ml_engineers_group, permission_level="CAN_MANAGE"),
+                PermissionsAccessControl(group_name=env.data_scientists_group, permission_level="CAN_USE"),
+                # The alerts run as the jobs' principal on this warehouse.
+                PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_USE"),
+            ],
+            depends_on=[principal_ready],
+        )
+        self.tables = {
+            table: self._table(table, schemas[table.split(".")[1]])
+            for table in (env.predictions_table, env.served_table, env.baseline_table)
+        }
+        baseline = self._full_name(self.tables[env.baseline_table], env.baseline_table)
+        output_schema = f"{schemas['monitoring'].catalog_name}.{schemas['monitoring'].name}"
+        self.monitors = {}
+        for monitored in monitoring.monitored_tables(env):
+            self.monitors[monitored.table] = QualityMonitor(
+                self,
+                f"monitor_{_name(monitored.table)}",
+                table_name=self._full_name(self.tables[monitored.table], monitored.table),
+                baseline_table_name=baseline,
+                output_schema_name=output_schema,
+                assets_dir=f"/Workspace/Shared/mlops/{env.name}/monitors/{_name(monitored.table)}",
+                inference_log=[
+                    QualityMonitorInferenceLog(
+                        granularities=list(monitored.granularities),
+                        timestamp_col=monitoring.TIMESTAMP_COL,
+                        model_id_col=monitoring.MODEL_ID_COL,
+                        prediction_col=monitoring.PREDICTION_COL,
+                        prediction_proba_col=monitoring.PREDICTION_PROBA_COL,
+                        label_col=monitoring.LABEL_COL,
+                        problem_type=monitoring.PROBLEM_TYPE,
+                    )
+                ],
+                slicing_exprs=list(monitored.slicing_exprs),
+                schedule=[
+                    QualityMonitorSchedule(
+                        quartz_cron_expression=env.monitoring.schedule.quartz_cron,
+                        timezone_id=env.monitoring.schedule.timezone,
+                    )
+                ],
+                notifications=[
+                    QualityMonitorNotifications(
+                        on_failure=[QualityMonitorNotificationsOnFailure(email_addresses=list(env.alerts.emails))]
+                    )
+                ]
+                if env.alerts.emails
+                else None,
+                warehouse_id=warehouse.id,
+                depends_on=[self.tables[env.baseline_table]],
+            )
+        subscriptions = [AlertV2EvaluationNotificationSubscriptions(user_email=e) for e in env.alerts.emails]
+        if notifications.webhook is not None:
+            subscriptions.append(AlertV2EvaluationNotificationSubscriptions(destination_id=notifications.webhook.id))
+        self.alerts = {
+            spec.name: AlertV2(
+                self,
+                f"alert_{spec.name}",
+                display_name=f"[{env.name}] {spec.name}",
+                custom_summary=spec.description,
+                query_text=spec.query_text,
+                warehouse_id=warehouse.id,
+                evaluation=AlertV2Evaluation(
+                    source=AlertV2EvaluationSource(name=spec.source_column),
+                    comparison_operator="GREATER_THAN",
+                    threshold=AlertV2EvaluationThreshold(value=AlertV2EvaluationThresholdValue(double_value=0)),
+                    # No row at all means the query is wrong: say so rather than stay OK.
+                    empty_result_state="ERROR",
+                    notification=AlertV2EvaluationNotification(notify_on_ok=True, subscriptions=subscriptions),
+                ),
+                schedule=AlertV2Schedule(
+                    quartz_cron_schedule=env.monitoring.alert_schedule.quartz_cron,
+                    timezone_id=env.monitoring.alert_schedule.timezone,
+                ),
+                run_as=AlertV2RunAs(service_principal_name=service_principal_id),
+                # The metric tables appear with the monitor's first refresh.
+                depends_on=[self.monitors[spec.monitored.table], self.warehouse_permissions],
+            )
+            for spec in monitoring.alerts(env)
+        }
+
+    def _table(self, table: str, schema: Schema) -> SqlTable:
+        return SqlTable(
+            self,
+            f"table_{_name(table)}",
+            catalog_name=schema.catalog_name,
+            schema_name=schema.name,
+            name=_name(table),
+            table_type="MANAGED",
+            data_source_format="DELTA",
+            column=[SqlTableColumn(name=n, type=t) for n, t in monitoring.MONITORED_TABLE_COLUMNS],
+            comment=f"{_name(table)} of {self.env.registered_model}; written by the jobs, watched by a quality monitor",
+            warehouse_id=self._warehouse.id,
+        )
+
+    @staticmethod
+    def _full_name(table: SqlTable, full_name: str) -> str:
+        """``catalog.schema.table`` with references to the table's catalog and schema: the monitor waits for it."""
+        return f"{table.catalog_name}.{table.schema_name}.{_name(full_name)}"

@@ -1,0 +1,225 @@
+"""mlops-labels: what happened to the flights that were scored, joined into the monitored tables.
+
+1. The serving endpoint's inference table is unpacked into ``<catalog>.monitoring.<endpoint>_served``, one row per
+   scored flight, in the predictions table's layout: the request's features, the answer (the class), the version
+   that answered, and the flight the caller named in ``client_request_id`` (``jobs.core.requests.flight_key_id``).
+   The endpoint answers with the class only; the probability is recomputed from the logged features with the
+   version that answered (a deterministic replay of the same model), so ROC AUC can be monitored on served traffic.
+   Requests without a flight key in their ``client_request_id`` are unpacked but cannot be labelled.
+2. Labels: every flight of the raw flights table scheduled before ``--as-of`` that arrived gets ``arr_delay``,
+   ``label`` (arrival delay > 15 minutes) and ``labeled_at`` in the predictions and the served tables, once (a MERGE
+   on the flight key that only sets rows without a label). A flight that never arrived (cancelled, diverted) stays
+   unlabelled: null, never 0.
+
+Task values: ``served_rows``, ``labelled_predictions``, ``labelled_served``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pandas as pd
+
+from jobs.core.columns import (
+    FLIGHT_KEY,
+    LABEL,
+    PREDICTION,
+    PREDICTION_COLUMNS,
+    PROBABILITY,
+    SCHEDULED_DATE,
+    SCHEDULED_DEPARTURE,
+    SCORED_FEATURES,
+)
+from jobs.core.data import flight_labels
+from jobs.core.model import model_frame, predict_proba
+from jobs.core.requests import parse_flight_key_id, request_records, response_predictions
+from jobs.platform import Platform, build_platform
+from jobs.platform.job import exit_on_failure, iso_date, job_parser, run_job
+from jobs.platform.registry import ModelRef
+from spec.config import get_environment
+
+logger = logging.getLogger("jobs.labels")
+
+SOURCE = "serving"
+LABEL_VALUES = (LABEL, "arr_delay", "labeled_at")
+
+
+@dataclass(frozen=True)
+class LabelsResult:
+    served_rows: int
+    labelled_predictions: int
+    labelled_served: int
+
+
+def served_rows(platform: Platform, payload: pd.DataFrame) -> pd.DataFrame:
+    """The successful requests of ``payload`` (inference table rows) as rows of the served table."""
+    import mlflow.sklearn
+
+    from jobs.scoring import stage_model
+
+    rows = []
+    for request in payload.itertuples(index=False):
+        try:
+            records = request_records(request.request)
+            answers = response_predictions(request.response)
+        except (ValueError, TypeError) as error:
+            logger.warning("request %s cannot be unpacked: %s", request.databricks_request_id, error)
+            continue
+        if len(records) != len(answers):
+            logger.warning(
+                "request %s: %s records, %s answers", request.databricks_request_id, len(records), len(answers)
+            )
+            continue
+        key = parse_flight_key_id(request.client_request_id) if len(records) == 1 else None
+        for record, answer in zip(records, answers, strict=True):
+            row = {**dict.fromkeys(FLIGHT_KEY), **(key or {}), **record}
+            row.update(
+                prediction=int(answer),
+                model_name=request.model_name,
+                model_version=str(request.model_version),
+                model_alias=request.served_entity_name,
+                scored_at=pd.Timestamp(request.request_time),
+                batch_id=request.databricks_request_id,
+            )
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    frame = pd.DataFrame(rows)
+    features = model_frame(frame)
+    frame[PROBABILITY] = 0.0
+    for (name, version), index in frame.groupby(["model_name", "model_version"]).groups.items():
+        model = mlflow.sklearn.load_model(stage_model(platform, ModelRef(name, version)))
+        frame.loc[index, PROBABILITY] = predict_proba(model, features.loc[index])
+    for column in SCORED_FEATURES:
+        frame[column] = features[column].to_numpy()
+    frame[SCHEDULED_DEPARTURE] = frame["time_hour"]  # the key's scheduled hour: what the answer is about
+    frame[PREDICTION] = frame[PREDICTION].astype("int32")
+    frame["source"] = SOURCE
+    for column in LABEL_VALUES:
+        frame[column] = None
+    return frame[list(PREDICTION_COLUMNS)]
+
+
+def unpack_served(platform: Platform) -> int:
+    from pyspark.sql import functions as F
+
+    env, tables = platform.env, platform.tables
+    if not tables.exists(env.inference_table):
+        logger.info("no inference table %s yet: nothing served to unpack", env.inference_table)
+        return 0
+    payload = tables.read(env.inference_table).where(F.col("status_code") == 200)
+    if tables.exists(env.served_table):
+        seen = tables.read(env.served_table).select(F.col("batch_id").alias("databricks_request_id")).distinct()
+        payload = payload.join(seen, on="databricks_request_id", how="left_anti")
+    frame = served_rows(platform, payload.toPandas())
+    if frame.empty:
+        return 0
+    spark_frame = _typed(platform, frame)
+    written = tables.write(
+        spark_frame, env.served_table, mode="append" if tables.exists(env.served_table) else "overwrite"
+    )
+    logger.info("unpacked %s served flights into %s", written.rows, env.served_table)
+    return written.rows
+
+
+def _typed(platform: Platform, frame: pd.DataFrame):
+    """The served rows as a Spark frame with the predictions table's column types."""
+    from pyspark.sql import functions as F
+
+    df = platform.spark.createDataFrame(frame.drop(columns=list(LABEL_VALUES)))
+    # Unpacked now, labelled later by apply_labels.
+    df = (
+        df.withColumn(LABEL, F.lit(None).cast("int"))
+        .withColumn("arr_delay", F.lit(None).cast("double"))
+        .withColumn("labeled_at", F.lit(None).cast("timestamp"))
+    )
+    casts = {
+        "sched_date": "date",
+        "flight": "long",
+        "time_hour": "timestamp",
+        SCHEDULED_DEPARTURE: "timestamp",
+        **{c: "double" for c in SCORED_FEATURES},
+        PREDICTION: "int",
+        PROBABILITY: "double",
+        "scored_at": "timestamp",
+        LABEL: "int",
+        "arr_delay": "double",
+        "labeled_at": "timestamp",
+    }
+    return df.select(*[F.col(c).cast(casts.get(c, "string")).alias(c) for c in PREDICTION_COLUMNS])
+
+
+def apply_labels(platform: Platform, table: str, as_of: date, now: datetime) -> int:
+    """Label the rows of ``table`` whose flights arrived before ``as_of``; the rows updated."""
+    from pyspark.sql import functions as F
+
+    tables = platform.tables
+    if not tables.exists(table):
+        return 0
+    unlabelled = tables.read(table).where(F.col(LABEL).isNull() & F.col(SCHEDULED_DATE).isNotNull())
+    oldest = unlabelled.agg(F.min(SCHEDULED_DATE)).collect()[0][0]
+    if oldest is None or oldest >= as_of:
+        return 0
+    arrivals = (
+        flight_labels(tables.read(platform.env.flights_table))
+        .where(F.col(SCHEDULED_DATE).between(F.lit(oldest), F.lit(as_of) - F.expr("INTERVAL 1 DAY")))
+        .select(
+            *FLIGHT_KEY,
+            F.col(LABEL).cast("int").alias(LABEL),
+            "arr_delay",
+            F.lit(now).cast("timestamp").alias("labeled_at"),
+        )
+    )
+    return tables.update_from(arrivals, table, FLIGHT_KEY, LABEL_VALUES, unset=LABEL)
+
+
+def label(platform: Platform, as_of: date | None = None, now: datetime | None = None) -> LabelsResult:
+    env = platform.env
+    now = now or datetime.now(UTC)
+    as_of = as_of or now.date()
+    served = unpack_served(platform)
+    result = LabelsResult(
+        served,
+        apply_labels(platform, env.predictions_table, as_of, now),
+        apply_labels(platform, env.served_table, as_of, now),
+    )
+    logger.info(
+        "labels as of %s: %s served flights unpacked, %s predictions and %s served flights labelled",
+        as_of,
+        result.served_rows,
+        result.labelled_predictions,
+        result.labelled_served,
+    )
+    values = platform.task_values
+    values.set("served_rows", result.served_rows)
+    values.set("labelled_predictions", result.labelled_predictions)
+    values.set("labelled_served", result.labelled_served)
+    return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = job_parser("mlops-labels", "Unpack served requests and join arrival delays into the monitored tables.")
+    parser.add_argument("--as-of", type=iso_date, help="label flights scheduled before this day (default: today)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def work() -> int:
+        label(build_platform(get_environment(args.env)), args.as_of)
+        return 0
+
+    return run_job("mlops-labels", work)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """The `mlops-labels` console script: a failure exits non-zero, which fails the Databricks task."""
+    exit_on_failure(main(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""The watch of the production loop as synthesized: the monitored tables, a quality monitor on each with the
+columns and settings of spec/monitoring.py and config, SQL alerts whose query text is byte-identical to what the
+local warehouse runs, each notifying someone, and the retraining job started by the drift metrics' updates."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.core.columns import FEATURE_COLUMNS, PREDICTION_COLUMNS
+from spec import monitoring
+from spec.config import ENVIRONMENTS
+from tests.support.stacks import address, resolve, resources
+
+ENV_NAMES = list(ENVIRONMENTS)
+
+
+def test_the_monitored_columns_are_the_jobs_columns():
+    assert [name for name, _ in monitoring.MONITORED_TABLE_COLUMNS] == list(PREDICTION_COLUMNS)
+    assert monitoring.MONITORED_FEATURES == FEATURE_COLUMNS
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_every_alert_query_is_the_text_the_local_warehouse_runs(synthesized, name):
+    env = ENVIRONMENTS[name]
+    synthesized_alerts = {b["display_name"]: b for b in resources(synthesized[name], "databricks_alert_v2").values()}
+    specs = monitoring.alerts(env)
+    assert len(specs) == 4
+    assert sorted(synthesized_alerts) == sorted(f"[{name}] {s.name}" for s in specs)
+    for spec in specs:
+        alert = synthesized_alerts[f"[{name}] {spec.name}"]
+        assert alert["query_text"] == spec.query_text
+        assert alert["evaluation"]["source"] == {"name": "triggered"}
+        assert (alert["evaluation"]["comparison_operator"], alert["evaluation"]["empty_result_state"]) == (
+            "GREATER_THAN",
+            "ERROR",
+        )
+        subscriptions = alert["evaluation"]["notification"]["subscriptions"]
+        assert all({"user_email": e} in subscriptions for e in env.alerts.emails)
+        assert len(subscriptions) == len(env.alerts.emails) + (1 if env.alerts.webhook_destination_name else 0)
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_each_monitored_table_has_an_inference_log_monitor_with_its_baseline(synthesized, name):
+    env = ENVIRONMENTS[name]
+    stack = synthesized[name]
+    monitors = {
+        resolve_name(stack, b["table_name"]): b for b in resources(stack, "databricks_quality_monitor").values()
+    }
+    assert sorted(monitors) == sorted([env.predictions_table, env.served_table])
+    for monitor in monitors.values():
+        assert resolve_name(stack, monitor["baseline_table_name"]) == env.baseline_table
+        assert monitor["inference_log"] == [
+            {
+                "granularities": ["1 day", "1 week"],
+                "label_col": "label",
+                "model_id_col": "model_version",
+                "prediction_col": "prediction",
+                "prediction_proba_col": "probability",
+                "problem_type": "PROBLEM_TYPE_CLASSIFICATION",
+                "timestamp_col": "sched_departure",
+            }
+        ]
+        assert monitor["slicing_exprs"] == ["origin", "carrier"]
+        assert monitor["schedule"] == [{"quartz_cron_expression": "0 0 6 * * ?", "timezone_id": "UTC"}]
+    tables = {
+        resolve_name(stack, f"{b['catalog_name']}.{b['schema_name']}.{b['name']}"): b
+        for b in resources(stack, "databricks_sql_table").values()
+    }
+    assert sorted(tables) == sorted([env.predictions_table, env.served_table, env.baseline_table])
+    for table in tables.values():
+        assert [c["name"] for c in table["column"]] == list(PREDICTION_COLUMNS)
+
+
+def resolve_name(stack: dict, text: str) -> str:
+    return ".".join(resolve(stack, part) if part.startswith("${") else part for part in _split_refs(text))
+
+
+def _split_refs(text: str) -> list[str]:
+    """``${a.b.c}.${d.e.f}.name`` -> the three dotted parts, references kept whole."""
+    parts, current, depth = [], "", 0
+    for char in text:
+        depth += char == "{"
+        depth -= char == "}"
+        if char == "." and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_the_retraining_job_starts_when_the_drift_metrics_change_after_its_monitor_exists(synthesized, name):
+    stack = synthesized[name]
+    (job,) = [b for b in resources(stack, "databricks_job").values() if b["name"] == f"[{name}] retraining"]
+    assert job["trigger"] == {
+        "pause_status": "UNPAUSED",
+        "table_update": {
+            "condition": "ANY_UPDATED",
+            "table_names": [f"{name}.monitoring.flight_delay_predictions_drift_metrics"],
+        },
+    }
+    assert job["max_concurrent_runs"] == 1
+    monitor = address(stack, "databricks_quality_monitor", "monitoring/monitor_flight_delay_predictions")
+    assert monitor in job["depends_on"]

@@ -1,0 +1,378 @@
+"""Batch and streaming inference on the local engines: the Champion scores flights into the predictions table, a
+re-run replaces its batch, a new Champion is used by the next run, malformed flights become rejects with their
+reason, and a stream killed after writing a micro-batch (before its checkpoint) restarts with no row lost or twice.
+
+One module registry: a champion trained on January 2013 (validation disabled: it is tested elsewhere), scoring
+March. The tests share it and each reads only what it wrote (its own batch, its own landed days)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from jobs import batch_inference, deploy, features, ingest, streaming_inference, train, validate
+from jobs.core.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
+from jobs.platform import build_platform
+from jobs.platform.job import JobError
+from jobs.platform.registry import CHAMPION, ModelRef
+from local.landing import land_flights, landing_arrow_schema
+from local.paths import table_path
+from spec.config import ENVIRONMENTS
+
+pytestmark = pytest.mark.integration
+
+ENV = ENVIRONMENTS["dev"]
+MODEL = ENV.registered_model
+
+
+def table(name: str) -> pa.Table:
+    return DeltaTable(str(table_path(name))).to_pyarrow_table()
+
+
+def rows_of(name: str, column: str, value: str) -> pa.Table:
+    found = table(name)
+    return found.filter(pc.equal(found[column], value))
+
+
+def ok(main, *args: str) -> None:
+    assert main(["--env", ENV.name, *args]) == 0
+
+
+@pytest.fixture(scope="module")
+def champion(spark, mlops_home) -> str:
+    """Flights and weather of January-March 2013, and a champion trained on January."""
+    ok(ingest.main, "--start-date", "2013-01-01", "--end-date", "2013-03-31")
+    ok(features.main)
+    return register_champion("2013-01-31", 8000)
+
+
+def register_champion(training_end: str, max_rows: int) -> str:
+    """Train on January 2013 up to ``training_end``, record validation as disabled, and promote the version."""
+    platform = build_platform(ENV)
+    result = train.train(platform, date(2013, 1, 1), date.fromisoformat(training_end), max_rows)
+    version = result.model.version
+    ok(validate.main, "--model-uri", result.model.uri, "--run-mode", "disabled")
+    if platform.registry.alias_version(CHAMPION) is None:
+        ok(deploy.main, "--model-name", MODEL, "--model-version", version)
+    else:
+        platform.registry.set_alias(CHAMPION, version)  # a promotion, as the deploy job or the online decision makes
+    return version
+
+
+def scheduled_flights(start: str, end: str) -> int:
+    flights, _ = ingest.source_frames(date.fromisoformat(start), date.fromisoformat(end))
+    return len(flights)
+
+
+def test_without_a_champion_scoring_is_a_clear_error_naming_what_to_run(mlops_home, caplog):
+    staging = ENVIRONMENTS["staging"]
+    with caplog.at_level(logging.ERROR, logger="jobs"):
+        code = batch_inference.main(["--env", staging.name, "--start-date", "2013-03-01", "--end-date", "2013-03-01"])
+    assert code == 1
+    assert (
+        f"{staging.registered_model} has no champion yet: nothing can be scored. Train and promote one first: "
+        f"mlops run model-training --env {staging.name}"
+    ) in caplog.text
+
+
+def test_a_batch_scores_every_scheduled_flight_once_with_the_champion_version(champion):
+    ok(batch_inference.main, "--start-date", "2013-03-04", "--end-date", "2013-03-05")
+
+    batch = rows_of(ENV.predictions_table, "batch_id", "batch-2013-03-04-2013-03-05")
+    assert batch.column_names == list(PREDICTION_COLUMNS)
+    assert batch.num_rows == scheduled_flights("2013-03-04", "2013-03-05")  # cancelled flights are scored too
+    keys = set(zip(*[batch[c].to_pylist() for c in FLIGHT_KEY], strict=True))
+    assert len(keys) == batch.num_rows
+    assert set(batch["model_version"].to_pylist()) == {champion}
+    assert set(batch["model_alias"].to_pylist()) == {"champion"}
+    assert set(batch["source"].to_pylist()) == {"batch"}
+    probabilities = batch["probability"].to_pylist()
+    assert all(0.0 <= p <= 1.0 for p in probabilities)
+    assert batch["prediction"].to_pylist() == [int(p > 0.5) for p in probabilities]
+
+
+def test_running_a_batch_again_replaces_its_rows_in_one_commit(champion):
+    ok(batch_inference.main, "--start-date", "2013-03-06", "--end-date", "2013-03-06")
+    first = rows_of(ENV.predictions_table, "batch_id", "batch-2013-03-06-2013-03-06")
+    version_before = DeltaTable(str(table_path(ENV.predictions_table))).version()
+
+    ok(batch_inference.main, "--start-date", "2013-03-06", "--end-date", "2013-03-06")
+
+    again = rows_of(ENV.predictions_table, "batch_id", "batch-2013-03-06-2013-03-06")
+    assert again.num_rows == first.num_rows == scheduled_flights("2013-03-06", "2013-03-06")
+    assert min(again["scored_at"].to_pylist()) > max(first["scored_at"].to_pylist())  # replaced, not kept
+    # The batch's old rows out and its new rows in: one commit of the predictions table.
+    assert DeltaTable(str(table_path(ENV.predictions_table))).version() == version_before + 1
+
+
+def test_a_new_champion_is_used_by_the_next_run_without_a_code_change(champion):
+    ok(batch_inference.main, "--start-date", "2013-03-07", "--end-date", "2013-03-07")
+    before = set(rows_of(ENV.predictions_table, "batch_id", "batch-2013-03-07-2013-03-07")["model_version"].to_pylist())
+
+    newer = register_champion("2013-01-24", 6000)
+    ok(batch_inference.main, "--start-date", "2013-03-07", "--end-date", "2013-03-07")
+
+    after = set(rows_of(ENV.predictions_table, "batch_id", "batch-2013-03-07-2013-03-07")["model_version"].to_pylist())
+    assert before == {champion} and after == {newer} and newer != champion
+    build_platform(ENV).registry.set_alias(CHAMPION, champion)  # the other tests score with the first champion
+
+
+def test_malformed_flights_are_rejected_with_their_reason_and_the_rest_scored(champion):
+    good = land_flights(ENV, date(2013, 3, 11), date(2013, 3, 11))[0]
+    day = pq.read_table(good)
+    bad = day.slice(0, 3).to_pylist()
+    bad[0]["carrier"] = None
+    bad[1]["distance"] = -5.0
+    bad[2]["hour"] = 99
+    from local.adapters import LocalLanding
+
+    LocalLanding(good.parent).land(pa.Table.from_pylist(bad, schema=landing_arrow_schema()), "2013-03-11-bad")
+
+    result = streaming_inference.run_stream(build_platform(ENV), "available-now")
+
+    rejects = table(ENV.rejects_table)
+    assert rejects.column_names == list(REJECT_COLUMNS)
+    streamed = rejects.filter(pc.equal(rejects["source"], "stream"))
+    assert sorted(streamed["reason"].to_pylist()) == [
+        "distance missing or not positive",
+        "flight key incomplete; carrier missing",  # the carrier is part of the flight key
+        "scheduled hour missing or outside 0..23",
+    ]
+    assert (result.scored_rows, result.rejected_rows) == (day.num_rows, 3)
+
+
+class KilledAfterWriting:
+    """The tables port of a process killed right after a micro-batch's predictions were committed, before Spark
+    recorded the micro-batch in its checkpoint."""
+
+    def __init__(self, tables, batch_id: int) -> None:
+        self._tables = tables
+        self._batch_id = batch_id
+
+    def __getattr__(self, name):
+        return getattr(self._tables, name)
+
+    def append_once(self, df, full_name, app_id, version):
+        written = self._tables.append_once(df, full_name, app_id, version)
+        if full_name == ENV.predictions_table and version == self._batch_id:
+            raise RuntimeError(f"killed after writing micro-batch {version}")
+        return written
+
+
+def test_a_stream_killed_after_a_write_restarts_with_no_row_lost_and_none_twice(champion):
+    platform = build_platform(ENV)
+    start = DeltaTable(str(table_path(ENV.predictions_table))).transaction_version(streaming_inference.app_id(platform))
+    land_flights(ENV, date(2013, 3, 12), date(2013, 3, 14))
+    killed = dataclasses.replace(platform, tables=KilledAfterWriting(platform.tables, (start or 0) + 2))
+
+    with pytest.raises(JobError, match=r"the stream stopped at a failed micro-batch; run it again to resume"):
+        streaming_inference.run_stream(killed, "available-now")
+    resumed = streaming_inference.run_stream(platform, "available-now")
+
+    assert resumed.replayed_batches == [(start or 0) + 2]
+    predictions = table(ENV.predictions_table)
+    streamed = predictions.filter(pc.equal(predictions["source"], "stream"))
+    days = [d.isoformat() for d in streamed["sched_date"].to_pylist()]
+    landed = {d: days.count(d) for d in ("2013-03-12", "2013-03-13", "2013-03-14")}
+    assert landed == {d: scheduled_flights(d, d) for d in landed}
+    keys = list(zip(*[streamed[c].to_pylist() for c in FLIGHT_KEY], strict=True))
+    assert len(keys) == len(set(keys))
+
+
+# ---- after the flights: labels, served requests, Champion vs Challenger online -----------------------------------
+
+
+def labelled(table_name: str, day: str) -> tuple[int, int]:
+    """(rows of ``day``, rows of ``day`` with a label) in ``table_name``."""
+    rows = table(table_name).to_pandas()
+    mine = rows[rows["sched_date"].astype(str) == day]
+    return len(mine), int(mine["label"].notna().sum())
+
+
+def test_labels_arrive_only_for_flights_before_the_day_and_only_once(champion):
+    from jobs import labels
+
+    flights, _ = ingest.source_frames(date(2013, 3, 4), date(2013, 3, 5))
+    arrived = flights[flights["arr_delay"].notna()]
+    per_day = {d: int(((arrived["month"] == 3) & (arrived["day"] == d)).sum()) for d in (4, 5)}
+
+    labels.label(build_platform(ENV), as_of=date(2013, 3, 5))
+
+    assert (
+        labelled(ENV.predictions_table, "2013-03-04")[1]
+        == per_day[4]
+        < labelled(ENV.predictions_table, "2013-03-04")[0]
+    )
+    assert labelled(ENV.predictions_table, "2013-03-05")[1] == 0
+    rows = table(ENV.predictions_table).to_pandas()
+    day = rows[(rows["sched_date"].astype(str) == "2013-03-04") & rows["label"].notna()]
+    assert (day["label"] == (day["arr_delay"] > 15).astype(int)).all()
+    first_labels = set(day["labeled_at"])
+
+    again = labels.label(build_platform(ENV), as_of=date(2013, 3, 6))
+
+    assert labelled(ENV.predictions_table, "2013-03-05")[1] == per_day[5]
+    rows = table(ENV.predictions_table).to_pandas()
+    still = rows[(rows["sched_date"].astype(str) == "2013-03-04") & rows["label"].notna()]
+    assert set(still["labeled_at"]) == first_labels  # set once, never again
+    assert again.labelled_predictions >= per_day[5]
+
+
+def serve(platform, records: list[dict], keys: list[str], version: str) -> None:
+    """What the gateway logs for one-record requests answered by ``version``: the inference table's rows."""
+    import json as _json
+    from datetime import UTC, datetime
+
+    import mlflow.sklearn
+
+    from jobs.core.model import model_frame, predict_proba
+    from jobs.scoring import stage_model
+    from local.serving.inference_log import InferenceLogger
+
+    model = mlflow.sklearn.load_model(stage_model(platform, ModelRef(MODEL, version)))
+    answers = (predict_proba(model, model_frame(pd.DataFrame(records))) > 0.5).astype(int).tolist()
+    log = InferenceLogger(table_path(ENV.inference_table), flush_interval=0.1)
+    log.start()
+    now = datetime.now(UTC)
+    for i, (record, key, answer) in enumerate(zip(records, keys, answers, strict=True)):
+        log.log(
+            {
+                "databricks_request_id": f"req-{version}-{key}-{i}",
+                "client_request_id": key,
+                "request_date": now.date(),
+                "request_time": now,
+                "endpoint_name": ENV.serving.endpoint_name,
+                "served_entity_name": "champion" if version == champion_version(platform) else "challenger",
+                "model_name": MODEL,
+                "model_version": version,
+                "status_code": 200,
+                "execution_duration_ms": 2.0,
+                "request": _json.dumps({"dataframe_records": [record]}),
+                "response": _json.dumps({"predictions": [answer]}),
+            }
+        )
+    log.close()
+
+
+def champion_version(platform) -> str:
+    return platform.registry.alias_version(CHAMPION)
+
+
+def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_answered(champion):
+    from jobs import labels
+    from jobs.core.columns import FEATURE_COLUMNS
+    from jobs.core.features import flight_features
+    from jobs.core.requests import flight_key_id
+
+    platform = build_platform(ENV)
+    tables = platform.tables
+    day = flight_features(
+        tables.read(ENV.flights_table), tables.read(ENV.weather_features_table), date(2013, 3, 8), date(2013, 3, 8)
+    )
+    rows = day.limit(40).toPandas()
+    records = [{c: (None if pd.isna(r[c]) else r[c]) for c in FEATURE_COLUMNS} for _, r in rows.iterrows()]
+    keys = [flight_key_id(r) for _, r in rows.iterrows()]
+    serve(platform, records, keys, champion)
+
+    result = labels.label(platform, as_of=date(2013, 3, 9))
+
+    served = table(ENV.served_table).to_pandas()
+    assert result.served_rows == len(served) == 40
+    assert set(served["model_version"]) == {champion} and set(served["source"]) == {"serving"}
+    assert sorted(served["flight"]) == sorted(rows["flight"])
+    assert (served["prediction"] == (served["probability"] > 0.5).astype(int)).all()  # replayed = answered
+    assert served["label"].notna().sum() == result.labelled_served > 0
+
+
+def test_online_decision_ramps_a_close_challenger_and_promotes_a_better_one(champion):
+    from jobs import online_decision
+
+    platform = build_platform(ENV)
+    registry = platform.registry
+    challenger = register_challenger(platform)
+    rng = np.random.default_rng(3)
+    label = rng.integers(0, 2, 400)
+    good = np.clip(label * 0.6 + 0.2 + rng.normal(0, 0.3, 400), 0, 1)
+
+    def served(champion_probability, challenger_probability) -> None:
+        frames = [
+            served_frame(champion, label, champion_probability),
+            served_frame(challenger, label, challenger_probability),
+        ]
+        platform.tables.write(platform.spark.createDataFrame(pd.concat(frames, ignore_index=True)), ENV.served_table)
+
+    slightly_worse = good.copy()
+    slightly_worse[:5] = 1 - slightly_worse[:5]  # five of 400 ranked the wrong way round
+    from jobs.core.evaluation import roc_auc
+
+    assert 0 < roc_auc(label, good) - roc_auc(label, slightly_worse) < ENV.online_evaluation.retire_below
+    served(good, slightly_worse)
+    ramped = online_decision.decide(platform)
+    assert (ramped.action, ramped.challenger_percent) == ("ramp", 10)
+    assert registry.version_tags(ModelRef(MODEL, challenger))["challenger_traffic_percent"] == "10"
+
+    served(np.clip(label * 0.2 + 0.4 + rng.normal(0, 0.3, 400), 0, 1), good)  # the challenger ranks far better
+    promoted = online_decision.decide(platform)
+    assert promoted.action == "promote"
+    assert registry.alias_version(CHAMPION) == challenger
+    assert registry.alias_version("previous_champion") == champion
+    tags = registry.version_tags(ModelRef(MODEL, challenger))
+    assert (tags["online_decision"], tags["promotion_decision"]) == ("promoted", "promoted online")
+    registry.set_alias(CHAMPION, champion)
+
+
+def register_challenger(platform) -> str:
+    """A second version, PASSED (validation disabled), holding the alias challenger beside the champion."""
+    result = train.train(platform, date(2013, 1, 1), date(2013, 1, 20), 5000)
+    ok(validate.main, "--model-uri", result.model.uri, "--run-mode", "disabled")
+    assert platform.registry.alias_version("challenger") == result.model.version
+    return result.model.version
+
+
+def served_frame(version: str, label, probability) -> pd.DataFrame:
+    from datetime import UTC, datetime
+
+    n = len(label)
+    frame = pd.DataFrame(
+        {
+            "sched_date": [date(2013, 3, 20)] * n,
+            "carrier": ["UA"] * n,
+            "flight": np.arange(n) + (0 if version == "1" else 10_000),
+            "origin": ["EWR"] * n,
+            "dest": ["ORD"] * n,
+            "time_hour": [datetime(2013, 3, 20, 12, tzinfo=UTC)] * n,
+            "sched_departure": [datetime(2013, 3, 20, 12, tzinfo=UTC)] * n,
+        }
+    )
+    for column in (
+        "distance",
+        "sched_hour",
+        "month",
+        "day_of_week",
+        "temp",
+        "dewp",
+        "humid",
+        "wind_speed",
+        "precip",
+        "pressure",
+        "visib",
+    ):
+        frame[column] = 1.0
+    frame["prediction"] = (probability > 0.5).astype("int32")
+    frame["probability"] = probability
+    frame["model_name"], frame["model_version"], frame["model_alias"] = MODEL, version, "x"
+    frame["scored_at"] = datetime(2013, 3, 20, 12, tzinfo=UTC)
+    frame["batch_id"], frame["source"] = "req", "serving"
+    frame["label"] = label.astype("int32")
+    frame["arr_delay"] = label * 30.0
+    frame["labeled_at"] = datetime(2013, 3, 21, tzinfo=UTC)
+    return frame
