@@ -32,8 +32,11 @@ MONITORED_FEATURES = (
     "carrier", "origin", "dest", "distance", "sched_hour", "month", "day_of_week",
     "temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib",
 )  # fmt: skip
-# Drift that means the world changed, not the calendar: month and day of week move by construction.
-DRIFT_ALERT_FEATURES = ("distance", "sched_hour", "temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib")
+# What the drift alert watches: the schedule, the weather that makes delays (wind, rain, visibility) and the model's
+# own output. Not the calendar (month, day of week move by construction), and not the season's slow variables
+# (temperature, dew point, pressure, humidity): a week of them against a training window of several weeks is always
+# far apart, whatever the model's quality, so they would retrain every week for nothing.
+DRIFT_ALERT_COLUMNS = ("distance", "sched_hour", "wind_speed", "precip", "visib", "probability")
 # Lakehouse Monitoring's name for the whole table in `column_name` (model quality metrics live on these rows).
 TABLE_COLUMN = ":table"
 # The columns of the monitored tables (predictions, served requests) and of the baseline, with their SQL types:
@@ -135,16 +138,27 @@ WHERE recency <= {m.alert_windows}"""
 
 def feature_drift_query(env: Environment, monitored: MonitoredTable) -> str:
     m = env.monitoring
-    return f"""-- Feature drift of {monitored.table}: the largest population stability index of an input feature
--- against the training data of the model that scored the window ({m.alert_granularity} windows).
-WITH windows AS (
-  SELECT `window`.start AS window_start, MAX(population_stability_index) AS worst_psi
-  FROM {monitored.drift_metrics_table}
-  WHERE drift_type = 'BASELINE'
+    return f"""-- Drift of {monitored.table}: the largest population stability index of a watched column against the
+-- training data of the model that scored the window ({m.alert_granularity} windows; a model that scored fewer than
+-- {m.min_window_rows} flights in a window does not count: a few late-evening flights are not a distribution).
+WITH sized AS (
+  SELECT `window`.start AS window_start, {MODEL_ID_COL}
+  FROM {monitored.profile_metrics_table}
+  WHERE column_name = '{TABLE_COLUMN}'
+    AND log_type = 'INPUT'
     AND granularity = '{m.alert_granularity}'
     AND slice_key IS NULL
-    AND column_name IN ({_quoted(DRIFT_ALERT_FEATURES)})
-  GROUP BY `window`.start
+    AND `count` >= {m.min_window_rows}
+),
+windows AS (
+  SELECT d.`window`.start AS window_start, MAX(d.population_stability_index) AS worst_psi
+  FROM {monitored.drift_metrics_table} d
+  JOIN sized s ON d.`window`.start = s.window_start AND d.{MODEL_ID_COL} = s.{MODEL_ID_COL}
+  WHERE d.drift_type = 'BASELINE'
+    AND d.granularity = '{m.alert_granularity}'
+    AND d.slice_key IS NULL
+    AND d.column_name IN ({_quoted(DRIFT_ALERT_COLUMNS)})
+  GROUP BY d.`window`.start
 ),
 {_decide("worst_psi", f"worst_psi > {m.max_drift_psi}", env)}
 """

@@ -107,16 +107,28 @@ def write_drift(env: Environment, psi_per_week: list[float], table_index: int = 
         rows.append({**base, **ignored, "column_name": "month"})
     monitored = monitored_tables(env)[table_index]
     _write(monitored.drift_metrics_table, rows, DRIFT_SCHEMA)
+    if not table_path(monitored.profile_metrics_table).exists():
+        write_profile(env, [], table_index=table_index)
+
+
+# The drift query only counts a model's window with enough scored flights: the profile's `:table` rows say how many.
+SCORED_PER_WEEK = 850
+WEEKS = 6
 
 
 def write_profile(env: Environment, roc_auc_per_week: list[float], labels: int = 800, table_index: int = 0) -> None:
-    """Per weekly window: the ROC AUC of model version 1 on the ``:table`` row, its labels on the ``label`` row."""
+    """Per weekly window: the flights model version 1 scored and its ROC AUC on the ``:table`` row (null past the
+    labelled weeks), its labels on the ``label`` row."""
     rows = []
-    for i, roc_auc in enumerate(roc_auc_per_week):
+    for i in range(max(len(roc_auc_per_week), WEEKS)):
+        roc_auc = roc_auc_per_week[i] if i < len(roc_auc_per_week) else None
         base = {"window": week(i), "granularity": "1 week", "model_version": "1", "slice_key": None}
         base |= {"slice_value": None, "log_type": "INPUT"}
-        rows.append({**base, "column_name": ":table", "count": labels + 50, "num_nulls": 0, "roc_auc_score": roc_auc})
-        rows.append({**base, "column_name": "label", "count": labels + 50, "num_nulls": 50, "roc_auc_score": None})
+        rows.append(
+            {**base, "column_name": ":table", "count": SCORED_PER_WEEK, "num_nulls": 0, "roc_auc_score": roc_auc}
+        )
+        if roc_auc is not None:
+            rows.append({**base, "column_name": "label", "count": labels + 50, "num_nulls": 50, "roc_auc_score": None})
     monitored = monitored_tables(env)[table_index]
     _write(monitored.profile_metrics_table, rows, PROFILE_SCHEMA)
 
@@ -133,8 +145,8 @@ def spec_named(env: Environment, suffix: str):
     return found[0]
 
 
-DRIFTED = [0.05, 0.1, 0.1, 0.3, 0.12, 0.4]  # last 4 windows: 0.1, 0.3, 0.12, 0.4 -> 2 breaches, the latest one
-STABLE = [0.5, 0.6, 0.1, 0.2, 0.05, 0.12]  # the breaches are older than the last 4 windows
+DRIFTED = [0.05, 0.1, 0.1, 0.7, 0.12, 0.8]  # last 4 windows: 0.1, 0.7, 0.12, 0.8 -> 2 breaches, the latest one
+STABLE = [0.9, 1.1, 0.1, 0.2, 0.05, 0.12]  # the breaches are older than the last 4 windows
 
 
 @pytest.fixture
@@ -204,7 +216,7 @@ def test_the_local_platform_answers_sql_with_the_local_warehouse(mlops_home):
         {
             "windows": 4,
             "breaches": 2,
-            "latest_worst_psi": 0.4,
+            "latest_worst_psi": 0.8,
             "latest_window": FIRST_WEEK + timedelta(weeks=5),
             "triggered": 1,
         }
@@ -223,7 +235,7 @@ def test_a_drifted_window_triggers_the_drift_alert_and_posts_the_webhook(mlops_h
     # then
     latest = FIRST_WEEK + timedelta(weeks=5)
     assert (result.state, result.previous_state, result.value) == (TRIGGERED, UNKNOWN, 1.0)
-    assert result.details == {"windows": 4, "breaches": 2, "latest_worst_psi": 0.4, "latest_window": latest}
+    assert result.details == {"windows": 4, "breaches": 2, "latest_worst_psi": 0.8, "latest_window": latest}
     assert result.notification == "webhook: HTTP 204"
     [received] = receiver.received()
     assert received["path"] == "/alerts"
@@ -235,7 +247,7 @@ def test_a_drifted_window_triggers_the_drift_alert_and_posts_the_webhook(mlops_h
         "state": "TRIGGERED",
         "previous_state": "UNKNOWN",
         "value": 1.0,
-        "details": {"windows": 4, "breaches": 2, "latest_worst_psi": 0.4, "latest_window": latest.isoformat()},
+        "details": {"windows": 4, "breaches": 2, "latest_worst_psi": 0.8, "latest_window": latest.isoformat()},
         "reason": None,
         "monitored_table": "alerts_drifted.ml.flight_delay_predictions",
         "description": "input features of alerts_drifted.ml.flight_delay_predictions drifted from the training data",
@@ -301,9 +313,10 @@ def test_a_missing_metric_table_is_an_error_with_the_reason(mlops_home, receiver
     [result] = evaluate_alerts(env, webhook_url=receiver.url, specs=[spec], clock=lambda: EVALUATED_AT)
 
     # then
-    path = table_path("alerts_missing.monitoring.flight_delay_predictions_drift_metrics")
+    # (the query reads the profile metrics first: the flights each model scored)
+    path = table_path("alerts_missing.monitoring.flight_delay_predictions_profile_metrics")
     reason = (
-        f"table alerts_missing.monitoring.flight_delay_predictions_drift_metrics does not exist (no Delta table at "
+        f"table alerts_missing.monitoring.flight_delay_predictions_profile_metrics does not exist (no Delta table at "
         f"{path}): it is a quality monitor's metric table, run mlops monitor --env dev first"
     )
     assert (result.state, result.value, result.reason) == (ERROR, None, reason)
@@ -339,7 +352,7 @@ def test_history_rows_accumulate_with_previous_states(mlops_home, receiver):
         (ERROR, UNKNOWN, None),
     ]
     assert [r["evaluated_at"] for r in rows] == [EVALUATED_AT + timedelta(days=d) for d in (3, 2, 1, 0)]
-    assert json.loads(rows[0]["details"])["latest_worst_psi"] == 0.4
+    assert json.loads(rows[0]["details"])["latest_worst_psi"] == 0.8
     assert [r["notification"] for r in rows] == [None, "webhook: HTTP 204", None, "webhook: HTTP 204"]
     assert [r["body"]["state"] for r in receiver.received()] == [ERROR, TRIGGERED]
 
