@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from jobs.core.columns import FLIGHT_KEY
+from jobs.core.data import hours_around
 from jobs.core.features import flight_features
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, job_parser, optional_iso_date, run_job
@@ -61,7 +62,13 @@ def score_batch(platform: Platform, start: date | None, end: date | None, now: d
     model_path = stage_model(platform, ref)
     batch_id = batch_id_of(start, end, now)
 
-    candidates = flight_features(tables.read(env.flights_table), tables.read(env.weather_features_table), start, end)
+    window = hours_around(start, end) if start is not None and end is not None else None
+    candidates = flight_features(
+        tables.read(env.flights_table, filters=window),
+        tables.read(env.weather_features_table, filters=window),
+        start,
+        end,
+    )
     if start is None and tables.exists(env.predictions_table):
         done = tables.read(env.predictions_table).where(F.col("source") == SOURCE).select(*FLIGHT_KEY).distinct()
         candidates = candidates.join(done, on=list(FLIGHT_KEY), how="left_anti")

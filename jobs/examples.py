@@ -13,6 +13,7 @@ import pandas as pd
 
 from jobs.core import contract
 from jobs.core.columns import LABEL
+from jobs.core.data import hours_around
 from jobs.core.features import flight_examples
 from jobs.core.model import labels, model_frame
 from jobs.platform import Platform
@@ -33,9 +34,10 @@ def read_examples(platform: Platform, start: date, end: date) -> tuple[DataFrame
             raise JobError(f"table {table!r} does not exist: run {job} --env {env.name} first")
     flights_version = platform.tables.version(flights_table)
     features_version = platform.tables.version(features_table)
+    window = hours_around(start, end)
     examples = flight_examples(
-        platform.tables.read(flights_table, version=flights_version),
-        platform.tables.read(features_table, version=features_version),
+        platform.tables.read(flights_table, version=flights_version, filters=window),
+        platform.tables.read(features_table, version=features_version, filters=window),
         start,
         end,
     )

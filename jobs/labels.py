@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -37,7 +37,7 @@ from jobs.core.data import flight_labels
 from jobs.core.model import model_frame, predict_proba
 from jobs.core.requests import parse_flight_key_id, request_records, response_predictions
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import exit_on_failure, iso_date, job_parser, run_job
+from jobs.platform.job import exit_on_failure, job_parser, optional_iso_date, run_job
 from jobs.platform.registry import ModelRef
 from spec.config import get_environment
 
@@ -163,8 +163,12 @@ def apply_labels(platform: Platform, table: str, as_of: date, now: datetime) -> 
     oldest = unlabelled.agg(F.min(SCHEDULED_DATE)).collect()[0][0]
     if oldest is None or oldest >= as_of:
         return 0
+    loaded = [
+        ("time_hour", ">=", datetime.combine(oldest - timedelta(days=1), datetime.min.time(), UTC)),
+        ("time_hour", "<", datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC)),
+    ]
     arrivals = (
-        flight_labels(tables.read(platform.env.flights_table))
+        flight_labels(tables.read(platform.env.flights_table, filters=loaded))
         .where(F.col(SCHEDULED_DATE).between(F.lit(oldest), F.lit(as_of) - F.expr("INTERVAL 1 DAY")))
         .select(
             *FLIGHT_KEY,
@@ -202,7 +206,9 @@ def label(platform: Platform, as_of: date | None = None, now: datetime | None = 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = job_parser("mlops-labels", "Unpack served requests and join arrival delays into the monitored tables.")
-    parser.add_argument("--as-of", type=iso_date, help="label flights scheduled before this day (default: today)")
+    parser.add_argument(
+        "--as-of", type=optional_iso_date, help="label flights scheduled before this day (default, or empty: today)"
+    )
     return parser.parse_args(argv)
 
 

@@ -8,13 +8,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.platform.tables import TableWrite, WriteMode, check_mode, check_table_name
+from jobs.platform.tables import Filters, TableWrite, WriteMode, check_filters, check_mode, check_table_name
 from local.paths import table_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 logger = logging.getLogger(__name__)
+
+_ARROW_OPERATORS = {
+    "=": lambda f, v: f == v,
+    "!=": lambda f, v: f != v,
+    "<": lambda f, v: f < v,
+    "<=": lambda f, v: f <= v,
+    ">": lambda f, v: f > v,
+    ">=": lambda f, v: f >= v,
+}
 
 
 class LocalTables:
@@ -23,11 +32,17 @@ class LocalTables:
     def __init__(self, spark: Callable[[], SparkSession]) -> None:
         self._spark = spark
 
-    def read(self, full_name: str, version: int | None = None) -> DataFrame:
+    def read(self, full_name: str, version: int | None = None, filters: Filters | None = None) -> DataFrame:
+        """Loaded through Arrow: ``filters`` prune files and rows before anything reaches Spark."""
+        import pyarrow.dataset as ds
         from deltalake import DeltaTable
 
         table = DeltaTable(self._existing(full_name), version=version)
-        return self._spark().createDataFrame(table.to_pyarrow_table())
+        expression = None
+        for column, op, value in check_filters(filters):
+            condition = _ARROW_OPERATORS[op](ds.field(column), value)
+            expression = condition if expression is None else expression & condition
+        return self._spark().createDataFrame(table.to_pyarrow_dataset().to_table(filter=expression))
 
     def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
         from deltalake import DeltaTable, write_deltalake

@@ -449,10 +449,12 @@ def labels(env: Environment) -> JobGraph:
         name="labels",
         description="Unpacks the inference table and joins arrival delays into the monitored tables.",
         schedule=env.monitoring.schedule,
+        # Empty: flights scheduled before today (a replay passes its simulated day).
+        parameters=MappingProxyType({"as_of": ""}),
         tasks=(
             Task(
                 "labels",
-                _wheel("mlops-labels", env),
+                _wheel("mlops-labels", env, "--as-of", "{{job.parameters.as_of}}"),
                 max_retries=env.job_retries,
                 min_retry_interval_millis=60_000,
                 timeout_seconds=3600,

@@ -47,14 +47,44 @@ def print_run(run) -> None:
     console().print(table)
 
 
+def publishes(env_name: str, workflow: str) -> bool:
+    """Whether the graph (or a graph it runs) has a task that writes the online store."""
+    from spec.workflows import RunJobTask, WheelTask, job_graphs
+
+    graphs = job_graphs(ENVIRONMENTS[env_name])
+    seen, pending = set(), [workflow]
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in graphs:
+            continue
+        seen.add(name)
+        for task in graphs[name].tasks:
+            if isinstance(task.action, WheelTask) and task.action.entry_point == "mlops-publish":
+                return True
+            if isinstance(task.action, RunJobTask):
+                pending.append(task.action.job)
+    return False
+
+
 def run_workflow(env_name: str, workflow: str, params: dict[str, str]):
+    """Run the graph on the local engines; a graph that publishes online gets the local DynamoDB (dynalite, its
+    tables under MLOPS_HOME) for the run unless MLOPS_DYNAMODB_ENDPOINT already points at one."""
+    import os
+    from contextlib import ExitStack
+
+    from local.dynalite import DYNAMODB_ENDPOINT_ENV, Dynalite, dynalite_dir
     from local.runner import LocalRunner
     from spec.workflows import WorkflowError
 
-    try:
-        return LocalRunner(ENVIRONMENTS[env_name]).run(workflow, params)
-    except WorkflowError as error:
-        raise SystemExit(f"mlops run: {error}") from error
+    with ExitStack() as stack:
+        if publishes(env_name, workflow) and not os.environ.get(DYNAMODB_ENDPOINT_ENV):
+            dynalite = stack.enter_context(Dynalite(dynalite_dir()))
+            os.environ[DYNAMODB_ENDPOINT_ENV] = dynalite.endpoint_url
+            stack.callback(os.environ.pop, DYNAMODB_ENDPOINT_ENV, None)
+        try:
+            return LocalRunner(ENVIRONMENTS[env_name]).run(workflow, params)
+        except WorkflowError as error:
+            raise SystemExit(f"mlops run: {error}") from error
 
 
 def _run(args: argparse.Namespace) -> int:

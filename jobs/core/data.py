@@ -8,7 +8,7 @@ examples (neither late nor on time). Only what the schedule says is kept: nothin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -92,6 +92,16 @@ def flight_labels(flights: DataFrame) -> DataFrame:
         F.col("arr_delay").cast("double").alias("arr_delay"),
         (F.col("arr_delay") > ARRIVAL_DELAY_THRESHOLD_MINUTES).cast("int").alias(LABEL),
     )
+
+
+def hours_around(start: date, end: date) -> list[tuple[str, str, datetime]]:
+    """What to load of an hourly table (``time_hour``, UTC) for flights scheduled (New York dates) in [start, end]:
+    a day either side, which covers the time zone and the weather of the evening before. A narrowing of what is
+    read (the tables port's ``filters``); the exact window is applied after."""
+    return [
+        ("time_hour", ">=", datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC)),
+        ("time_hour", "<", datetime.combine(end + timedelta(days=2), datetime.min.time(), UTC)),
+    ]
 
 
 def between_dates(df: DataFrame, start: date, end: date, column: str = SCHEDULED_DATE) -> DataFrame:

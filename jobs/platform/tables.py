@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WriteMode = Literal["overwrite", "append"]
+# (column, operator, value) conditions, all of which a row meets: ("time_hour", ">=", datetime(...)). A read may
+# return more rows than they select (they narrow what is loaded); the caller applies its exact condition.
+Filters = Sequence[tuple[str, str, Any]]
+_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
 
@@ -27,6 +31,25 @@ def check_table_name(full_name: str) -> str:
     if not _TABLE_NAME.match(full_name):
         raise ValueError(f"table name must be catalog.schema.table of lowercase identifiers, got {full_name!r}")
     return full_name
+
+
+def check_filters(filters: Filters | None) -> list[tuple[str, str, Any]]:
+    checked = list(filters or [])
+    for column, op, _ in checked:
+        if op not in _OPERATORS:
+            raise ValueError(f"filter on {column!r}: operator must be one of {', '.join(_OPERATORS)}, got {op!r}")
+    return checked
+
+
+def _condition(column, op: str, value: Any):
+    return {
+        "=": column == value,
+        "!=": column != value,
+        "<": column < value,
+        "<=": column <= value,
+        ">": column > value,
+        ">=": column >= value,
+    }[op]
 
 
 def check_mode(mode: str) -> WriteMode:
@@ -47,8 +70,9 @@ class TableWrite:
 class Tables(Protocol):
     """What the jobs need from the lakehouse."""
 
-    def read(self, full_name: str, version: int | None = None) -> DataFrame:
-        """The table (at ``version`` when given) as a Spark DataFrame; ValueError when it does not exist."""
+    def read(self, full_name: str, version: int | None = None, filters: Filters | None = None) -> DataFrame:
+        """The table (at ``version`` when given) as a Spark DataFrame, narrowed by ``filters``; ValueError when it
+        does not exist."""
         ...
 
     def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
@@ -86,13 +110,19 @@ class DatabricksTables:
     def __init__(self, spark: Callable[[], SparkSession]) -> None:
         self._spark = spark
 
-    def read(self, full_name: str, version: int | None = None) -> DataFrame:
+    def read(self, full_name: str, version: int | None = None, filters: Filters | None = None) -> DataFrame:
+        from pyspark.sql import functions as F
+
         check_table_name(full_name)
         if not self.exists(full_name):
             raise ValueError(f"table {full_name!r} does not exist")
         if version is None:
-            return self._spark().table(full_name)
-        return self._spark().sql(f"SELECT * FROM {full_name} VERSION AS OF {int(version)}")
+            df = self._spark().table(full_name)
+        else:
+            df = self._spark().sql(f"SELECT * FROM {full_name} VERSION AS OF {int(version)}")
+        for column, op, value in check_filters(filters):
+            df = df.where(_condition(F.col(column), op, F.lit(value)))
+        return df
 
     def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
         check_table_name(full_name)
