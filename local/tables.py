@@ -12,6 +12,7 @@ from jobs.platform.tables import Filters, TableWrite, WriteMode, check_filters, 
 from local.paths import table_path
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,15 @@ _ARROW_OPERATORS = {
     ">": lambda f, v: f > v,
     ">=": lambda f, v: f >= v,
 }
+
+
+def _without_empty_batches(table: pa.Table) -> pa.Table:
+    """The same rows without zero-row record batches. A filtered dataset yields one per pruned file, and PySpark 4.1's
+    ``createDataFrame`` silently drops every row of a table that starts with two of them (measured with pyspark
+    4.1.1: batches of 0, 0 and 3 rows -> 0 rows)."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches([b for b in table.to_batches() if b.num_rows], schema=table.schema)
 
 
 class LocalTables:
@@ -42,7 +52,9 @@ class LocalTables:
         for column, op, value in check_filters(filters):
             condition = _ARROW_OPERATORS[op](ds.field(column), value)
             expression = condition if expression is None else expression & condition
-        return self._spark().createDataFrame(table.to_pyarrow_dataset().to_table(filter=expression))
+        return self._spark().createDataFrame(
+            _without_empty_batches(table.to_pyarrow_dataset().to_table(filter=expression))
+        )
 
     def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
         from deltalake import DeltaTable, write_deltalake
