@@ -56,3 +56,15 @@ clean:
 .PHONY: bench-serving
 bench-serving: setup
 	$(BIN)/python -m bench.serving
+
+# Batch scoring on Spark against in-process predict and mlflow's spark_udf, streaming micro-batch latency, publish
+# items/s (a temporary MLOPS_HOME; figures go to docs/BENCHMARKS.md). Shorter: make bench-inference ARGS="--rows 50000".
+.PHONY: bench-inference
+bench-inference: setup
+	$(BIN)/python -m bench.inference $(ARGS)
+
+# The local quality monitor at two sizes, and Evidently's DataDriftPreset (in a virtualenv of its own under
+# .mlops/bench-venv, created once) on the same comparison; figures go to docs/BENCHMARKS.md.
+.PHONY: bench-monitor
+bench-monitor: setup
+	$(BIN)/python -m bench.monitor
