@@ -97,14 +97,14 @@ def last_publish(platform: Platform) -> LastPublish | None:
     return None if last is None else LastPublish(from_micros(micros), int(last["predictions_version"]))
 
 
-def window(predictions: DataFrame, since: datetime | None) -> DataFrame:
-    """Rows scored after ``since``, and rows with no scored_at (invalid: they must fail the run, not vanish)."""
-    from pyspark.sql import functions as F
-
+def window(platform: Platform, source: str, version: int, since: datetime | None) -> DataFrame:
+    """Rows scored after ``since``, and rows with no scored_at (invalid: they must fail the run, not vanish), read
+    as two narrowed reads so that only the window's files are loaded, not the whole history of predictions."""
+    tables = platform.tables
     if since is None:
-        return predictions
-    after = F.unix_micros("scored_at") > F.lit(to_micros(since))
-    return predictions.where(after | F.col("scored_at").isNull())
+        return tables.read(source, version=version)
+    after = tables.read(source, version=version, filters=[("scored_at", ">", since)])
+    return after.unionByName(tables.read(source, version=version, filters=[("scored_at", "is null", None)]))
 
 
 def window_stats(rows: DataFrame) -> tuple[int, int, datetime | None]:
@@ -166,7 +166,7 @@ def publish(
         logger.info("%s is at version %s, as at the last publish: nothing to publish", source, version)
         return _nothing(platform, version, None, previous)
     since = window_start(previous, lookback, full)
-    rows = window(platform.tables.read(source, version=version), since)
+    rows = window(platform, source, version, since)
     count, invalid, latest = window_stats(rows)
     if count == 0:
         logger.info("%s version %s has no rows scored %s: nothing to publish", source, version, _after(since))

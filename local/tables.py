@@ -24,6 +24,7 @@ _ARROW_OPERATORS = {
     "<=": lambda f, v: f <= v,
     ">": lambda f, v: f > v,
     ">=": lambda f, v: f >= v,
+    "is null": lambda f, v: f.is_null(),
 }
 
 

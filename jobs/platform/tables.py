@@ -8,6 +8,7 @@ is one Delta commit: readers see the old version or the new one, never half of i
 from __future__ import annotations
 
 import logging
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ WriteMode = Literal["overwrite", "append"]
 # (column, operator, value) conditions, all of which a row meets: ("time_hour", ">=", datetime(...)). A read may
 # return more rows than they select (they narrow what is loaded); the caller applies its exact condition.
 Filters = Sequence[tuple[str, str, Any]]
-_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
+_OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "is null")
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
 
@@ -35,21 +36,25 @@ def check_table_name(full_name: str) -> str:
 
 def check_filters(filters: Filters | None) -> list[tuple[str, str, Any]]:
     checked = list(filters or [])
-    for column, op, _ in checked:
+    for column, op, value in checked:
         if op not in _OPERATORS:
             raise ValueError(f"filter on {column!r}: operator must be one of {', '.join(_OPERATORS)}, got {op!r}")
+        if (op == "is null") != (value is None):
+            raise ValueError(f"filter on {column!r}: None goes with the operator 'is null' only, got {op!r} {value!r}")
     return checked
 
 
 def _condition(column, op: str, value: Any):
+    if op == "is null":
+        return column.isNull()
     return {
-        "=": column == value,
-        "!=": column != value,
-        "<": column < value,
-        "<=": column <= value,
-        ">": column > value,
-        ">=": column >= value,
-    }[op]
+        "=": operator.eq,
+        "!=": operator.ne,
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+    }[op](column, value)
 
 
 def check_mode(mode: str) -> WriteMode:

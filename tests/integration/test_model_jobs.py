@@ -435,6 +435,34 @@ def test_tables_read_keeps_every_row_when_filters_prune_the_first_files(mlops_ho
     assert tables.read(name, filters=[("x", "!=", 2)]).count() == 4
 
 
+def test_tables_filters_mean_the_same_on_both_adapters(mlops_home, spark):
+    from pyspark.sql import functions as F
+
+    from jobs.platform.tables import _condition, check_filters
+
+    tables = build_platform(ENV).tables
+    name = ENV.table("raw", "nullable")
+    df = spark.createDataFrame([(1,), (None,), (3,)], "x long")
+    tables.write(df, name)
+    cases = [
+        [("x", "is null", None)],
+        [("x", ">", 1)],
+        [("x", "<=", 1)],
+        [("x", "=", 3)],
+        [("x", ">=", 1), ("x", "!=", 3)],
+    ]
+    for filters in cases:
+        local = sorted(r["x"] or 0 for r in tables.read(name, filters=filters).collect())
+        databricks = df
+        for column, op, value in check_filters(filters):
+            databricks = databricks.where(_condition(F.col(column), op, F.lit(value)))
+        assert local == sorted(r["x"] or 0 for r in databricks.collect()), filters
+    with pytest.raises(ValueError, match="None goes with the operator 'is null' only"):
+        tables.read(name, filters=[("x", "=", None)])
+    with pytest.raises(ValueError, match="operator must be one of"):
+        tables.read(name, filters=[("x", "like", "1%")])
+
+
 # ---- the Databricks adapters, against fakes of their clients ---------------------------------------------------------
 
 
