@@ -6,10 +6,10 @@
    The endpoint answers with the class only; the probability is recomputed from the logged features with the
    version that answered (a deterministic replay of the same model), so ROC AUC can be monitored on served traffic.
    Requests without a flight key in their ``client_request_id`` are unpacked but cannot be labelled.
-2. Labels: every flight of the raw flights table scheduled before ``--as-of`` that arrived gets ``arr_delay``,
-   ``label`` (arrival delay > 15 minutes) and ``labeled_at`` in the predictions and the served tables, once (a MERGE
-   on the flight key that only sets rows without a label). A flight that never arrived (cancelled, diverted) stays
-   unlabelled: null, never 0.
+2. Labels: every flight of the raw flights table scheduled in the ``--lookback-days`` before ``--as-of`` that
+   arrived gets ``arr_delay``, ``label`` (arrival delay > 15 minutes) and ``labeled_at`` in the predictions and the
+   served tables, once (a MERGE on the flight key that only sets rows without a label). A flight that never arrived
+   (cancelled, diverted) stays unlabelled: null, never 0; after the lookback it is not looked up again.
 
 Task values: ``served_rows``, ``labelled_predictions``, ``labelled_served``.
 """
@@ -45,6 +45,9 @@ logger = logging.getLogger("jobs.labels")
 
 SOURCE = "serving"
 LABEL_VALUES = (LABEL, "arr_delay", "labeled_at")
+# A flight still without an arrival this many days after its scheduled day never arrived (cancelled, diverted): it is
+# not looked up again, so a run reads the recent rows only, not every unlabelled row since the table began.
+LOOKBACK_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -152,15 +155,20 @@ def _typed(platform: Platform, frame: pd.DataFrame):
     return df.select(*[F.col(c).cast(casts.get(c, "string")).alias(c) for c in PREDICTION_COLUMNS])
 
 
-def apply_labels(platform: Platform, table: str, as_of: date, now: datetime) -> int:
-    """Label the rows of ``table`` whose flights arrived before ``as_of``; the rows updated."""
+def apply_labels(platform: Platform, table: str, as_of: date, now: datetime, lookback_days: int = LOOKBACK_DAYS) -> int:
+    """Label the rows of ``table`` scheduled in the ``lookback_days`` before ``as_of`` whose flights arrived; the
+    rows updated."""
     from pyspark.sql import functions as F
 
     tables = platform.tables
     if not tables.exists(table):
         return 0
-    unlabelled = tables.read(table).where(F.col(LABEL).isNull() & F.col(SCHEDULED_DATE).isNotNull())
-    oldest = unlabelled.agg(F.min(SCHEDULED_DATE)).collect()[0][0]
+    recent = [
+        (SCHEDULED_DATE, ">=", as_of - timedelta(days=lookback_days)),
+        (SCHEDULED_DATE, "<", as_of),
+        (LABEL, "is null", None),
+    ]
+    oldest = tables.read(table, filters=recent).agg(F.min(SCHEDULED_DATE)).collect()[0][0]
     if oldest is None or oldest >= as_of:
         return 0
     loaded = [
@@ -180,15 +188,17 @@ def apply_labels(platform: Platform, table: str, as_of: date, now: datetime) -> 
     return tables.update_from(arrivals, table, FLIGHT_KEY, LABEL_VALUES, unset=LABEL)
 
 
-def label(platform: Platform, as_of: date | None = None, now: datetime | None = None) -> LabelsResult:
+def label(
+    platform: Platform, as_of: date | None = None, now: datetime | None = None, lookback_days: int = LOOKBACK_DAYS
+) -> LabelsResult:
     env = platform.env
     now = now or datetime.now(UTC)
     as_of = as_of or now.date()
     served = unpack_served(platform)
     result = LabelsResult(
         served,
-        apply_labels(platform, env.predictions_table, as_of, now),
-        apply_labels(platform, env.served_table, as_of, now),
+        apply_labels(platform, env.predictions_table, as_of, now, lookback_days),
+        apply_labels(platform, env.served_table, as_of, now, lookback_days),
     )
     logger.info(
         "labels as of %s: %s served flights unpacked, %s predictions and %s served flights labelled",
@@ -209,14 +219,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--as-of", type=optional_iso_date, help="label flights scheduled before this day (default, or empty: today)"
     )
+    parser.add_argument(
+        "--lookback-days",
+        type=_days,
+        default=LOOKBACK_DAYS,
+        help=f"look up flights scheduled at most this many days before --as-of (default {LOOKBACK_DAYS})",
+    )
     return parser.parse_args(argv)
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        label(build_platform(get_environment(args.env)), args.as_of)
+        label(build_platform(get_environment(args.env)), args.as_of, lookback_days=args.lookback_days)
         return 0
 
     return run_job("mlops-labels", work)

@@ -229,6 +229,24 @@ def test_labels_arrive_only_for_flights_before_the_day_and_only_once(champion):
     assert again.labelled_predictions >= per_day[5]
 
 
+def test_labels_look_back_a_bounded_number_of_days(champion):
+    # The streamed flights of 2013-03-12..14 (above) have no label yet.
+    from jobs import labels
+
+    assert [labelled(ENV.predictions_table, f"2013-03-{d}")[1] for d in (12, 13, 14)] == [0, 0, 0]
+
+    labels.label(build_platform(ENV), as_of=date(2013, 3, 15), lookback_days=2)
+
+    assert labelled(ENV.predictions_table, "2013-03-12")[1] == 0  # before the lookback: not read
+    assert all(labelled(ENV.predictions_table, f"2013-03-{d}")[1] > 0 for d in (13, 14))
+
+    labels.label(build_platform(ENV), as_of=date(2013, 3, 15))
+
+    assert labelled(ENV.predictions_table, "2013-03-12")[1] > 0
+    with pytest.raises(SystemExit):
+        labels.parse_args(["--env", "dev", "--lookback-days", "0"])
+
+
 def serve(platform, records: list[dict], keys: list[str], version: str) -> None:
     """What the gateway logs for one-record requests answered by ``version``: the inference table's rows."""
     import json as _json
