@@ -2,7 +2,8 @@
 
 Runs the SQL of every alert that starts retraining (``spec.monitoring.alerts``: drift and quality of the
 predictions; the very text the SQL alerts run) and looks at the Champion's age: how far the data it was trained on
-ends before the latest labelled flight. Retrains when an alert's condition holds, or when the Champion is older than
+ends before the latest labelled flight. Retrains when an alert's condition holds (unless the newest version, promoted
+or not, is younger than ``retraining.alert_cooldown_days``), or when the Champion is older than
 ``retraining.max_model_age_days`` (the schedule, as an age), or when there is no Champion. The training window ends
 at the latest labelled flight and spans ``retraining.window_days``.
 
@@ -52,12 +53,10 @@ def latest_labelled_date(platform: Platform) -> date | None:
     return platform.tables.read(table).where(F.col(LABEL).isNotNull()).agg(F.max(SCHEDULED_DATE)).collect()[0][0]
 
 
-def check(platform: Platform) -> RetrainingCheck:
-    env = platform.env
-    if platform.sql is None:
-        raise JobError("this platform has no SQL engine to run the alert queries on")
-    reasons, errors = [], []
-    for spec in alerts(env):
+def holding_alerts(platform: Platform) -> tuple[list[str], list[str]]:
+    """The alerts that start retraining whose condition holds, and the alert queries that failed."""
+    holding, errors = [], []
+    for spec in alerts(platform.env):
         if not spec.starts_retraining:
             continue
         try:
@@ -68,24 +67,46 @@ def check(platform: Platform) -> RetrainingCheck:
             continue
         if rows and rows[0].get(spec.source_column) and float(rows[0][spec.source_column]) > 0:
             details = {k: v for k, v in rows[0].items() if k != spec.source_column}
-            reasons.append(f"{spec.name} holds ({details})")
+            holding.append(f"{spec.name} holds ({details})")
+    return holding, errors
+
+
+def trained_until(platform: Platform, version: str) -> date:
+    tags = platform.registry.version_tags(ModelRef(platform.env.registered_model, version))
+    return date.fromisoformat(tags[contract.TRAINING_END])
+
+
+def check(platform: Platform) -> RetrainingCheck:
+    registry, cfg = platform.registry, platform.env.retraining
+    if platform.sql is None:
+        raise JobError("this platform has no SQL engine to run the alert queries on")
+    reasons, errors = holding_alerts(platform)
+    notes: list[str] = []
     latest = latest_labelled_date(platform)
-    champion = platform.registry.alias_version(CHAMPION)
+    newest = registry.latest_version()
+    if reasons and latest is not None and newest is not None and cfg.alert_cooldown_days:
+        newest_age = (latest - trained_until(platform, newest)).days
+        if newest_age < cfg.alert_cooldown_days:
+            notes.append(
+                f"{'; '.join(reasons)}; but v{newest} was trained on data up to {newest_age} days before the latest "
+                f"labelled flight (less than retraining.alert_cooldown_days, {cfg.alert_cooldown_days}): not again yet"
+            )
+            reasons = []
+    champion = registry.alias_version(CHAMPION)
     if champion is None:
         reasons.append("there is no champion")
-    elif latest is not None and env.retraining.max_model_age_days is not None:
-        tags = platform.registry.version_tags(ModelRef(env.registered_model, champion))
-        trained_until = date.fromisoformat(tags[contract.TRAINING_END])
-        age = (latest - trained_until).days
-        if age > env.retraining.max_model_age_days:
+    elif latest is not None and cfg.max_model_age_days is not None:
+        until = trained_until(platform, champion)
+        age = (latest - until).days
+        if age > cfg.max_model_age_days:
             reasons.append(
-                f"the champion v{champion} was trained on data up to {trained_until}, {age} days before the latest "
-                f"labelled flight (more than {env.retraining.max_model_age_days})"
+                f"the champion v{champion} was trained on data up to {until}, {age} days before the latest "
+                f"labelled flight (more than {cfg.max_model_age_days})"
             )
     if latest is None:
         return RetrainingCheck(False, ("no labelled flight yet: nothing to train on",), None, None, tuple(errors))
-    start = latest - timedelta(days=env.retraining.window_days - 1)
-    return RetrainingCheck(bool(reasons), tuple(reasons), start, latest, tuple(errors))
+    start = latest - timedelta(days=cfg.window_days - 1)
+    return RetrainingCheck(bool(reasons), tuple(reasons or notes), start, latest, tuple(errors))
 
 
 def run_check(platform: Platform) -> RetrainingCheck:

@@ -255,9 +255,13 @@ class Retraining:
     metrics of the predictions (a table-update trigger) and retrains when an alert that starts retraining holds, or
     when the Champion's training data ends more than ``max_model_age_days`` before the latest labelled flight: the
     schedule, expressed as an age, because a Databricks job has a schedule or a table trigger, not both. The window
-    ends at the latest labelled flight and spans ``window_days``."""
+    ends at the latest labelled flight and spans ``window_days``. An alert starts retraining only when the newest
+    version (promoted or not) was trained on data ending at least ``alert_cooldown_days`` before the latest labelled
+    flight: a model just retrained on nearly the same window is not retrained again for an alert that still holds
+    (its windows still count the weeks before the retraining)."""
 
     max_model_age_days: int | None = None
+    alert_cooldown_days: int = 0
     window_days: int = 84
     max_rows: int = 60000
 
@@ -455,6 +459,8 @@ class Environment:
             _fail(env, "retraining.window_days", "must be >= 7 (and retraining.max_rows >= 1000)")
         if r.max_model_age_days is not None and r.max_model_age_days < 1:
             _fail(env, "retraining.max_model_age_days", "must be >= 1 or None")
+        if r.alert_cooldown_days < 0:
+            _fail(env, "retraining.alert_cooldown_days", "must be >= 0")
         if not 0 < o.max_share_percent <= 50 or not 0 < o.ramp_step_percent <= o.max_share_percent:
             _fail(env, "online_evaluation.max_share_percent", "must be in 1..50, with 0 < ramp_step_percent <= it")
         if o.min_labelled_requests < 1 or o.margin < 0 or o.retire_below < 0:
@@ -608,8 +614,8 @@ def _build() -> dict[str, Environment]:
             workspace=Workspace(host="https://adb-3333333333333333.13.azuredatabricks.net"),
             data_scientist_access="read",
             read_only_from=("dev",),
-            # At least every four weeks of data; alerts start retraining in between.
-            retraining=Retraining(max_model_age_days=28),
+            # At least every four weeks of data; alerts start retraining in between, at most every three weeks.
+            retraining=Retraining(max_model_age_days=28, alert_cooldown_days=21),
             serving=Serving(challenger_traffic_percent=10),
             inference=Inference(
                 batch_schedule=Schedule("0 0 5 * * ?"),

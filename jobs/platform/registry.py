@@ -160,6 +160,13 @@ class Registry:
         # Read from the registered model: a missing alias is an ordinary answer, not an error to interpret.
         return self.aliases(name).get(alias)
 
+    def latest_version(self, name: str | None = None) -> str | None:
+        """The newest registered version (the highest number), whatever its aliases or validation; None when the
+        model has no version (or does not exist)."""
+        name = name or self.model_name
+        versions = self.client.search_model_versions(f"name = '{name}'")
+        return max((str(v.version) for v in versions), key=int, default=None)
+
     def set_alias(self, alias: str, version: str, name: str | None = None) -> None:
         self.client.set_registered_model_alias(name or self.model_name, alias, str(version))
         logger.info("alias %s of %s -> version %s", alias, name or self.model_name, version)

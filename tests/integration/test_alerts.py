@@ -3,7 +3,8 @@ fixtures of the monitors' metric tables; states, history, the webhook (a real lo
 keeps retraining to one run at a time.
 
 Each test works in a catalog of its own (a copy of dev), so the module's MLOPS_HOME holds them side by side; the
-CLI tests use dev itself. No Spark: the fixtures are written with delta-rs.
+CLI tests use dev itself. The fixtures are written with delta-rs (the retraining check reads predictions with
+Spark).
 """
 
 from __future__ import annotations
@@ -479,3 +480,73 @@ def test_mlops_alerts_history_prints_the_last_evaluations(mlops_home, capsys):
 def test_mlops_alerts_history_says_when_nothing_was_evaluated(mlops_home, capsys):
     assert mlops(["alerts", "--env", "staging", "--history"]) == 0
     assert "no evaluation recorded yet in staging.monitoring.alert_history" in capsys.readouterr().out
+
+
+# --- the retraining check: the same alert SQL, the champion's age, the cooldown
+
+
+def retraining_platform(name: str, labelled_until: str, trained_until: dict[str, str], champion: str | None):
+    """The local platform of an isolated environment (prod's retraining rules) whose predictions are labelled up to
+    ``labelled_until`` and whose registry holds versions trained on data up to the given days."""
+    from pyspark.sql import SparkSession
+
+    from jobs.core import contract
+    from jobs.platform import build_platform
+
+    env = replace(isolated(name), retraining=ENVIRONMENTS["prod"].retraining)
+    platform = build_platform(env)
+    spark = SparkSession.getActiveSession()
+    labelled = [(datetime.fromisoformat(labelled_until).date(), 1), (datetime(2013, 9, 30).date(), None)]
+    platform.tables.write(spark.createDataFrame(labelled, "sched_date date, label int"), env.predictions_table)
+    client = platform.registry.client
+    client.create_registered_model(env.registered_model)
+    for version, until in trained_until.items():
+        created = client.create_model_version(
+            env.registered_model, source=str(table_path(env.predictions_table)), tags={contract.TRAINING_END: until}
+        )
+        assert str(created.version) == version
+    if champion:
+        platform.registry.set_alias("champion", champion)
+    return platform
+
+
+def test_an_alert_retrains_unless_the_newest_version_is_within_the_cooldown(mlops_home, spark):
+    from jobs.check_retraining import check
+
+    assert ENVIRONMENTS["prod"].retraining.alert_cooldown_days == 21
+    # given: the drift alert holds in both; the champion v1 is 28 days old (not more: no retraining by age); the
+    # newest version (v2, not promoted: a challenger or a FAILED one counts too) is 21 days old in one, 14 in the other
+    old = retraining_platform("retrain_old", "2013-08-31", {"1": "2013-08-03", "2": "2013-08-10"}, champion="1")
+    new = retraining_platform("retrain_new", "2013-08-31", {"1": "2013-08-03", "2": "2013-08-17"}, champion="1")
+    for platform in (old, new):
+        write_drift(platform.env, DRIFTED)
+        write_profile(platform.env, [0.7, 0.71, 0.72, 0.7])
+
+    # when
+    retrain, held_back = check(old), check(new)
+
+    # then
+    assert retrain.retrain and retrain.reason.startswith("flight_delay_predictions_feature_drift holds")
+    assert (retrain.training_start.isoformat(), retrain.training_end.isoformat()) == ("2013-06-09", "2013-08-31")
+    assert not held_back.retrain
+    assert "but v2 was trained on data up to 14 days before the latest labelled flight" in held_back.reason
+
+
+def test_an_old_champion_or_none_retrains_whatever_the_alerts_say(mlops_home, spark):
+    from jobs.check_retraining import check
+
+    # given: no alert holds (stable drift, good quality); v1 ends 42 days before the latest label
+    aged = retraining_platform("retrain_aged", "2013-08-31", {"1": "2013-07-20"}, champion="1")
+    fresh = retraining_platform("retrain_fresh", "2013-08-31", {"1": "2013-08-24"}, champion="1")
+    orphan = retraining_platform("retrain_orphan", "2013-08-31", {"1": "2013-08-24"}, champion=None)
+    for platform in (aged, fresh, orphan):
+        write_drift(platform.env, STABLE)
+        write_profile(platform.env, [0.7, 0.71, 0.72, 0.7])
+
+    # when / then
+    assert check(aged).reasons == (
+        "the champion v1 was trained on data up to 2013-07-20, 42 days before the latest labelled flight "
+        "(more than 28)",
+    )
+    assert not check(fresh).retrain and check(fresh).reason == "no alert holds and the champion is recent"
+    assert check(orphan).reasons == ("there is no champion",)
