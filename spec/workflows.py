@@ -376,10 +376,15 @@ def _validation_failure(env: Environment) -> tuple[Task, ...]:
     )
 
 
+# mlops-publish re-reads rows scored this long before its watermark: a scoring run stamps scored_at before it commits,
+# at most its timeout (an hour) earlier. A job parameter, so that a run can narrow it.
+PUBLISH_LOOKBACK_MINUTES = "120"
+
+
 def _publish(env: Environment, after: str) -> Task:
     return Task(
         "publish",
-        _wheel("mlops-publish", env),
+        _wheel("mlops-publish", env, "--lookback-minutes", "{{job.parameters.publish_lookback_minutes}}"),
         depends_on=(Dependency(after),),
         max_retries=env.job_retries,
         min_retry_interval_millis=60_000,
@@ -395,7 +400,9 @@ def batch_inference(env: Environment) -> JobGraph:
         name="batch-inference",
         description="Scores flights with the champion into the predictions table, then publishes them online.",
         # Empty dates: every flight of the raw table that has no prediction yet.
-        parameters=MappingProxyType({"start_date": "", "end_date": ""}),
+        parameters=MappingProxyType(
+            {"start_date": "", "end_date": "", "publish_lookback_minutes": PUBLISH_LOOKBACK_MINUTES}
+        ),
         schedule=env.inference.batch_schedule,
         tasks=(
             Task(
@@ -435,6 +442,7 @@ def streaming_inference(env: Environment) -> JobGraph:
     return JobGraph(
         name="streaming-inference",
         description="Scores flights as their files land, exactly once per micro-batch, into the predictions table.",
+        parameters=MappingProxyType({} if continuous else {"publish_lookback_minutes": PUBLISH_LOOKBACK_MINUTES}),
         schedule=None if continuous else env.inference.streaming_schedule,
         continuous=continuous,
         timeout_seconds=0 if continuous else 4 * 3600,

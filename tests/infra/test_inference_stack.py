@@ -55,7 +55,18 @@ def test_prod_scores_daily_in_batch_and_hourly_from_the_landing_volume(synthesiz
     assert "continuous" not in stream
     assert [t["task_key"] for t in stream["task"]] == ["stream", "publish"]
     assert stream["task"][0]["python_wheel_task"]["parameters"] == ["--env", "prod", "--trigger", "available-now"]
-    assert {p["name"]: p["default"] for p in batch["parameter"]} == {"start_date": "", "end_date": ""}
+    assert {p["name"]: p["default"] for p in batch["parameter"]} == {
+        "start_date": "",
+        "end_date": "",
+        "publish_lookback_minutes": "120",
+    }
+    assert {p["name"]: p["default"] for p in stream["parameter"]} == {"publish_lookback_minutes": "120"}
+    for job in (batch, stream):
+        publish = next(t for t in job["task"] if t["task_key"] == "publish")
+        assert publish["python_wheel_task"]["parameters"][-2:] == [
+            "--lookback-minutes",
+            "{{job.parameters.publish_lookback_minutes}}",
+        ]
 
 
 def test_a_continuous_stream_is_a_continuous_job_without_schedule_and_publishing_is_left_to_the_batch():
