@@ -54,7 +54,7 @@ from jobs.platform.job import (
     positive_int,
     run_job,
 )
-from jobs.platform.registry import ModelRef, logged_model_name
+from jobs.platform.registry import ModelRef, logged_model_name, model_requirements
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.train")
@@ -188,6 +188,7 @@ def train(
             input_example=example,
             registered_model_name=env.registered_model,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            pip_requirements=model_requirements(),
         )
     ref = ModelRef(env.registered_model, str(info.registered_model_version))
     registry = platform.registry

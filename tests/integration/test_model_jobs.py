@@ -209,6 +209,12 @@ def test_training_registers_a_version_with_lineage_and_a_loadable_model(chain, c
     predictions = model.predict(example)
     assert len(predictions) == len(example) == 5
     assert set(predictions) <= {0, 1}
+    # What serving installs: the versions trained with, pinned (given, not inferred by loading the model again).
+    from importlib.metadata import version as installed
+
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(trained.values["model_uri"])).read_text().split()
+    assert f"scikit-learn=={installed('scikit-learn')}" in requirements
+    assert f"mlflow=={mlflow.__version__}" in requirements
 
 
 # ---- validation and deployment, twice -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def main() -> int:
     from jobs.core.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
     from jobs.core.evaluation import classification_metrics
     from jobs.core.model import build_model, model_frame, model_signature, predict_proba
-    from jobs.platform.registry import logged_model_name
+    from jobs.platform.registry import logged_model_name, model_requirements
 
     rng = np.random.default_rng(7)
     rows = 2000
@@ -42,6 +42,7 @@ def main() -> int:
                 signature=model_signature(),
                 registered_model_name="smoke_model",
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+                pip_requirements=model_requirements(),
             )
         loaded = mlflow.pyfunc.load_model(f"models:/smoke_model/{info.registered_model_version}")
         served = loaded.predict(x.head(50))

@@ -52,7 +52,7 @@ def register_model(model_name: str, experiment_id: str, examples: pd.DataFrame, 
     from sklearn.utils.class_weight import compute_sample_weight
     from threadpoolctl import threadpool_limits
 
-    from jobs.platform.registry import logged_model_name
+    from jobs.platform.registry import logged_model_name, model_requirements
 
     x, y = model_frame(examples), labels(examples)
     if shuffle_labels:
@@ -69,6 +69,7 @@ def register_model(model_name: str, experiment_id: str, examples: pd.DataFrame, 
             signature=model_signature(),
             registered_model_name=model_name,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            pip_requirements=model_requirements(),
         )
     return str(info.registered_model_version)
 
