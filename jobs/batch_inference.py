@@ -49,8 +49,6 @@ def batch_id_of(start: date | None, end: date | None, now: datetime) -> str:
 
 
 def score_batch(platform: Platform, start: date | None, end: date | None, now: datetime | None = None) -> BatchResult:
-    from pyspark.sql import functions as F
-
     env, tables = platform.env, platform.tables
     now = now or datetime.now(UTC)
     if (start is None) != (end is None):
@@ -70,7 +68,9 @@ def score_batch(platform: Platform, start: date | None, end: date | None, now: d
         end,
     )
     if start is None and tables.exists(env.predictions_table):
-        done = tables.read(env.predictions_table).where(F.col("source") == SOURCE).select(*FLIGHT_KEY).distinct()
+        done = tables.read(
+            env.predictions_table, filters=[("source", "=", SOURCE)], columns=list(FLIGHT_KEY)
+        ).distinct()
         candidates = candidates.join(done, on=list(FLIGHT_KEY), how="left_anti")
     valid, rejected = split(candidates)
     same_batch = f"batch_id = '{batch_id}'"

@@ -50,7 +50,8 @@ def latest_labelled_date(platform: Platform) -> date | None:
     table = platform.env.predictions_table
     if not platform.tables.exists(table):
         return None
-    return platform.tables.read(table).where(F.col(LABEL).isNotNull()).agg(F.max(SCHEDULED_DATE)).collect()[0][0]
+    labelled = platform.tables.read(table, columns=[SCHEDULED_DATE, LABEL]).where(F.col(LABEL).isNotNull())
+    return labelled.agg(F.max(SCHEDULED_DATE)).collect()[0][0]
 
 
 def holding_alerts(platform: Platform) -> tuple[list[str], list[str]]:

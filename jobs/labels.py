@@ -115,7 +115,10 @@ def unpack_served(platform: Platform) -> int:
         return 0
     payload = tables.read(env.inference_table).where(F.col("status_code") == 200)
     if tables.exists(env.served_table):
-        seen = tables.read(env.served_table).select(F.col("batch_id").alias("databricks_request_id")).distinct()
+        seen = tables.read(env.served_table, columns=["batch_id"]).select(
+            F.col("batch_id").alias("databricks_request_id")
+        )
+        seen = seen.distinct()
         payload = payload.join(seen, on="databricks_request_id", how="left_anti")
     frame = served_rows(platform, payload.toPandas())
     if frame.empty:
@@ -168,7 +171,7 @@ def apply_labels(platform: Platform, table: str, as_of: date, now: datetime, loo
         (SCHEDULED_DATE, "<", as_of),
         (LABEL, "is null", None),
     ]
-    oldest = tables.read(table, filters=recent).agg(F.min(SCHEDULED_DATE)).collect()[0][0]
+    oldest = tables.read(table, filters=recent, columns=[SCHEDULED_DATE]).agg(F.min(SCHEDULED_DATE)).collect()[0][0]
     if oldest is None or oldest >= as_of:
         return 0
     loaded = [

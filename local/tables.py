@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +43,13 @@ class LocalTables:
     def __init__(self, spark: Callable[[], SparkSession]) -> None:
         self._spark = spark
 
-    def read(self, full_name: str, version: int | None = None, filters: Filters | None = None) -> DataFrame:
+    def read(
+        self,
+        full_name: str,
+        version: int | None = None,
+        filters: Filters | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> DataFrame:
         """Loaded through Arrow: ``filters`` prune files and rows before anything reaches Spark."""
         import pyarrow.dataset as ds
         from deltalake import DeltaTable
@@ -54,7 +60,9 @@ class LocalTables:
             condition = _ARROW_OPERATORS[op](ds.field(column), value)
             expression = condition if expression is None else expression & condition
         return self._spark().createDataFrame(
-            _without_empty_batches(table.to_pyarrow_dataset().to_table(filter=expression))
+            _without_empty_batches(
+                table.to_pyarrow_dataset().to_table(filter=expression, columns=list(columns) if columns else None)
+            )
         )
 
     def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:

@@ -75,9 +75,15 @@ class TableWrite:
 class Tables(Protocol):
     """What the jobs need from the lakehouse."""
 
-    def read(self, full_name: str, version: int | None = None, filters: Filters | None = None) -> DataFrame:
-        """The table (at ``version`` when given) as a Spark DataFrame, narrowed by ``filters``; ValueError when it
-        does not exist."""
+    def read(
+        self,
+        full_name: str,
+        version: int | None = None,
+        filters: Filters | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> DataFrame:
+        """The table (at ``version`` when given) as a Spark DataFrame, narrowed by ``filters`` and to ``columns``
+        (default: all); ValueError when it does not exist."""
         ...
 
     def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
@@ -115,7 +121,13 @@ class DatabricksTables:
     def __init__(self, spark: Callable[[], SparkSession]) -> None:
         self._spark = spark
 
-    def read(self, full_name: str, version: int | None = None, filters: Filters | None = None) -> DataFrame:
+    def read(
+        self,
+        full_name: str,
+        version: int | None = None,
+        filters: Filters | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> DataFrame:
         from pyspark.sql import functions as F
 
         check_table_name(full_name)
@@ -127,7 +139,7 @@ class DatabricksTables:
             df = self._spark().sql(f"SELECT * FROM {full_name} VERSION AS OF {int(version)}")
         for column, op, value in check_filters(filters):
             df = df.where(_condition(F.col(column), op, F.lit(value)))
-        return df
+        return df.select(*columns) if columns else df
 
     def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
         check_table_name(full_name)

@@ -463,6 +463,8 @@ def test_tables_filters_mean_the_same_on_both_adapters(mlops_home, spark):
         for column, op, value in check_filters(filters):
             databricks = databricks.where(_condition(F.col(column), op, F.lit(value)))
         assert local == sorted(r["x"] or 0 for r in databricks.collect()), filters
+    narrowed = tables.read(name, filters=[("x", ">", 1)], columns=["x"])
+    assert (narrowed.columns, [r["x"] for r in narrowed.collect()]) == (["x"], [3])
     with pytest.raises(ValueError, match="None goes with the operator 'is null' only"):
         tables.read(name, filters=[("x", "=", None)])
     with pytest.raises(ValueError, match="operator must be one of"):
