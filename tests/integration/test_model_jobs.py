@@ -448,7 +448,7 @@ def test_tables_filters_mean_the_same_on_both_adapters(mlops_home, spark):
 
     tables = build_platform(ENV).tables
     name = ENV.table("raw", "nullable")
-    df = spark.createDataFrame([(1,), (None,), (3,)], "x long")
+    df = spark.createDataFrame([(1, "a"), (None, "b"), (3, "c")], "x long, y string")
     tables.write(df, name)
     cases = [
         [("x", "is null", None)],
