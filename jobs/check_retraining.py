@@ -26,7 +26,7 @@ from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
 from spec.config import get_environment
-from spec.monitoring import alerts
+from spec.monitoring import alerts, describe_alert_row
 
 logger = logging.getLogger("jobs.check_retraining")
 
@@ -68,7 +68,7 @@ def holding_alerts(platform: Platform) -> tuple[list[str], list[str]]:
             continue
         if rows and rows[0].get(spec.source_column) and float(rows[0][spec.source_column]) > 0:
             details = {k: v for k, v in rows[0].items() if k != spec.source_column}
-            holding.append(f"{spec.name} holds ({details})")
+            holding.append(f"{spec.name} holds ({describe_alert_row(details)})")
     return holding, errors
 
 

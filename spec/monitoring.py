@@ -16,8 +16,10 @@ DuckDB's dialect by sqlglot).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from datetime import date, datetime, time
+from typing import Any, Literal
 
 from spec.config import Environment
 
@@ -224,3 +226,20 @@ def alerts(env: Environment) -> tuple[AlertSpec, ...]:
             )
         )
     return tuple(specs)
+
+
+def describe_alert_row(details: Mapping[str, Any]) -> str:
+    """An alert query's result row as a person reads it: ``windows=4, breaches=2, latest_worst_psi=0.540,
+    latest_window=2013-07-01`` (numbers to 3 decimals, a midnight timestamp as its date)."""
+    parts = []
+    for name, value in details.items():
+        if isinstance(value, float):
+            shown = f"{value:.3f}"
+        elif isinstance(value, datetime) and value.time() == time(0):
+            shown = value.date().isoformat()
+        elif isinstance(value, date | datetime):
+            shown = value.isoformat()
+        else:
+            shown = str(value)
+        parts.append(f"{name}={shown}")
+    return ", ".join(parts)

@@ -13,7 +13,7 @@ from deltalake import write_deltalake
 
 from local.warehouse import LocalSql, TableRef, parse, python_value, tables_read, to_duckdb
 from spec.config import ENVIRONMENTS
-from spec.monitoring import alerts
+from spec.monitoring import alerts, describe_alert_row
 
 DEV = ENVIRONMENTS["dev"]
 
@@ -147,3 +147,16 @@ def test_a_failing_query_quotes_duckdb_and_the_databricks_text(warehouse):
 def test_python_value_flattens_decimals_and_zones():
     aware = datetime(2013, 6, 3, 2, tzinfo=UTC).astimezone()
     assert python_value({"a": [Decimal("2.5")], "t": aware}) == {"a": [2.5], "t": datetime(2013, 6, 3, 2, tzinfo=UTC)}
+
+
+def test_an_alert_row_reads_as_names_and_short_values():
+    row = {
+        "windows": 4,
+        "latest_worst_psi": 0.5401466859851719,
+        "latest_window": datetime(2013, 7, 1, tzinfo=UTC),
+        "since": datetime(2013, 7, 1, 6, 30, tzinfo=UTC),
+        "model_version": "7",
+    }
+    assert describe_alert_row(row) == (
+        "windows=4, latest_worst_psi=0.540, latest_window=2013-07-01, since=2013-07-01T06:30:00+00:00, model_version=7"
+    )
