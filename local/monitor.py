@@ -58,6 +58,7 @@ from spec.monitoring import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from deltalake import DeltaTable
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,8 @@ def shift_windows(starts_us: np.ndarray, granularity: str, by: int) -> np.ndarra
 # --- Reading --------------------------------------------------------------------------------------------------------
 
 
-def _read_delta(full_name: str, columns: Sequence[str], missing_hint: str) -> tuple[pa.Table, int]:
+def _open_delta(full_name: str, columns: Sequence[str], missing_hint: str) -> DeltaTable:
+    """The Delta table ``full_name``; a MonitorError when it is missing or lacks any of ``columns``."""
     from deltalake import DeltaTable
 
     path = table_path(full_name)
@@ -270,7 +272,13 @@ def _read_delta(full_name: str, columns: Sequence[str], missing_hint: str) -> tu
             "model inputs, prediction, probability and label (rows written before the jobs wrote the model's inputs "
             "need rescoring, a baseline written before that needs retraining)"
         )
-    wanted = [c for c in columns] + [c for c in CHANGE_COLUMNS if c in names and c not in columns]
+    return table
+
+
+def _read_delta(full_name: str, columns: Sequence[str], missing_hint: str) -> tuple[pa.Table, int]:
+    table = _open_delta(full_name, columns, missing_hint)
+    names = {f.name for f in table.schema().fields}
+    wanted = [*columns, *(c for c in CHANGE_COLUMNS if c in names and c not in columns)]
     return table.to_pyarrow_table(columns=wanted), table.version()
 
 
@@ -1297,13 +1305,17 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
     for expression in slicing:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", expression):
             raise MonitorError(f"slicing expression {expression!r}: the local monitor slices by column names only")
-    frame, table_version = _read_inputs(env, monitored, slicing)
-    n_current = frame.n_current
-    usable = ~frame.ts_null[:n_current] & (frame.version[:n_current] >= 0)
+    needed = list(dict.fromkeys((TIMESTAMP_COL, MODEL_ID_COL, *MONITORED_COLUMNS, *slicing)))
+    current, table_version = _read_delta(monitored.table, needed, _missing_hint(env, monitored))
+    # The plan needs the current rows only; the baseline's model inputs are read for the versions it recomputes.
+    light = _current_keys(current)
+    n_current = light.n_current
+    usable = ~light.ts_null & (light.version >= 0)
     if not usable.all():
         logger.warning("%s: %s rows without %s or %s are not monitored", monitored.table, int((~usable).sum()),
                        TIMESTAMP_COL, MODEL_ID_COL)  # fmt: skip
-    current_versions = np.unique(frame.version[:n_current][usable])
+    current_names = {light.versions[v] for v in np.unique(light.version[usable])}
+    baseline_fp = _baseline_fingerprints(env, monitored, current_names)
 
     path = state_path(monitored)
     previous = json.loads(path.read_text()) if path.exists() else None
@@ -1317,30 +1329,29 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
         full = True
     old_windows: dict[str, dict[str, list[int]]] = {} if full or previous is None else previous["windows"]
     old_baseline: dict[str, list[int]] = {} if full or previous is None else previous.get("baseline", {})
-
-    base_rows = np.arange(n_current, frame.n)
-    baseline_fp: dict[str, list[int]] = {}
-    for v in current_versions:
-        mine = base_rows[frame.version[base_rows] == v]
-        baseline_fp[frame.versions[v]] = [len(mine), int(frame.ts[mine].max())]
     baseline_changed = {v for v, fp in baseline_fp.items() if old_baseline.get(v) != fp}
 
-    stamp = {"table_version": table_version, "monitor_version": monitor_version}
-    version_index = {name: i for i, name in enumerate(frame.versions)}
-    current_names = {frame.versions[v] for v in current_versions}
-    profiles, drifts = [], []
     new_windows: dict[str, dict[str, list[int]]] = {}
+    plans: dict[str, _WindowPlan] = {}
+    for granularity in monitored.granularities:
+        starts = np.where(usable, window_starts(np.where(usable, light.ts, 0), granularity), -1)
+        new_windows[granularity] = _fingerprints(light, starts, usable)
+        plans[granularity] = _plan(
+            granularity, new_windows[granularity], old_windows.get(granularity, {}), baseline_changed
+        )
+    wanted_versions = {key.rsplit("|", 1)[0] for plan in plans.values() for key in plan.rows}
+    baseline = _read_baseline(env, monitored, needed, wanted_versions, current.select(needed).slice(0, 0))
+    frame = _build_frame(current, baseline, slicing) if wanted_versions else None
+
+    stamp = {"table_version": table_version, "monitor_version": monitor_version}
+    profiles, drifts = [], []
     computed: list[WindowKey] = []
     consecutive_only: list[WindowKey] = []
     removed: list[WindowKey] = []
     keep_profile: set[str] = set()
     keep_drift: set[str] = set()
-    ts_current = frame.ts[:n_current]
-    for granularity in monitored.granularities:
-        starts = np.where(usable, window_starts(np.where(usable, ts_current, 0), granularity), -1)
-        fingerprints = _fingerprints(frame, starts, usable)
-        new_windows[granularity] = fingerprints
-        plan = _plan(granularity, fingerprints, old_windows.get(granularity, {}), baseline_changed)
+    for granularity, plan in plans.items():
+        fingerprints = new_windows[granularity]
         computed += [_window_key(granularity, k) for k in sorted(plan.dirty)]
         consecutive_only += [_window_key(granularity, k) for k in sorted(plan.consecutive - plan.dirty)]
         removed += [_window_key(granularity, k) for k in sorted(plan.removed)]
@@ -1349,6 +1360,10 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
         keep_drift |= _partitions(granularity, set(fingerprints) - plan.consecutive, CONSECUTIVE)
         recomputed: set[str] = set()
         if plan.consecutive:
+            assert frame is not None  # plan.rows holds plan.consecutive: its versions were wanted
+            version_index = {name: i for i, name in enumerate(frame.versions)}
+            base_rows = np.arange(n_current, frame.n)
+            starts = np.where(usable, window_starts(np.where(usable, light.ts, 0), granularity), -1)
             codes = np.asarray(sorted(_codes(plan.rows, version_index)), dtype=np.int64)
             selected = usable & np.isin(_window_codes(frame.version[:n_current], starts), codes)
             versions_used = np.unique(frame.version[:n_current][selected])
@@ -1414,28 +1429,55 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
     return result
 
 
-def _read_inputs(env: Environment, monitored: MonitoredTable, slicing: Sequence[str]) -> tuple[_Frame, int]:
-    """The monitored table's rows and the baseline's, and the monitored table's Delta version; a MonitorError when
-    either table is missing, or a model version of the monitored table has no baseline rows."""
-    needed = list(dict.fromkeys((TIMESTAMP_COL, MODEL_ID_COL, *MONITORED_COLUMNS, *slicing)))
-    train_first = f"train a model first: it writes the baseline (mlops run model-training --env {env.name})"
-    with ThreadPoolExecutor(2) as pool:  # delta-rs and Arrow read without the GIL
-        reading = pool.submit(_read_delta, monitored.table, needed, _missing_hint(env, monitored))
-        baseline_reading = pool.submit(_read_delta, monitored.baseline_table, needed, train_first)
-        current, table_version = reading.result()
-        baseline, _ = baseline_reading.result()
-    frame = _build_frame(current, baseline.select(needed), slicing)
-    n_current = frame.n_current
-    usable = ~frame.ts_null[:n_current] & (frame.version[:n_current] >= 0)
-    baseline_versions = set(np.unique(frame.version[n_current:]).tolist())
-    lacking = [frame.versions[v] for v in np.unique(frame.version[:n_current][usable]) if v not in baseline_versions]
+def _current_keys(current: pa.Table) -> _Frame:
+    """The current rows' timestamps, model versions, label presence and change times: all that fingerprints and
+    plans need (no model inputs, no baseline)."""
+    ts, ts_null = _ts_us(current.column(TIMESTAMP_COL))
+    version, versions = _encode_strings(current.column(MODEL_ID_COL))
+    change = {}
+    for name in CHANGE_COLUMNS:
+        if name in current.column_names:
+            values, null = _ts_us(current.column(name))
+            change[name] = np.where(null, -1, values)
+    label_known = ~np.asarray(current.column(LABEL_COL).is_null(), dtype=bool)
+    return _Frame(current.num_rows, ts, ts_null, version, list(versions), {}, {}, change, label_known)
+
+
+def _train_first(env: Environment) -> str:
+    return f"train a model first: it writes the baseline (mlops run model-training --env {env.name})"
+
+
+def _baseline_fingerprints(env: Environment, monitored: MonitoredTable, versions: set[str]) -> dict[str, list[int]]:
+    """Per model version of the current rows: [baseline rows, latest baseline timestamp] (microseconds, -1 when
+    none), from a read of two columns; a MonitorError when a version has no baseline rows."""
+    table = _open_delta(monitored.baseline_table, [TIMESTAMP_COL, MODEL_ID_COL], _train_first(env))
+    keys = table.to_pyarrow_table(columns=[TIMESTAMP_COL, MODEL_ID_COL])
+    ts, _ = _ts_us(keys.column(TIMESTAMP_COL))
+    code, names = _encode_strings(keys.column(MODEL_ID_COL))
+    lacking = sorted(versions - set(names.tolist()))
     if lacking:
         raise MonitorError(
             f"model version(s) {lacking} scored rows of {monitored.table!r} but have no rows in the baseline table "
             f"{monitored.baseline_table!r}: training writes each version's baseline (mlops run model-training "
             f"--env {env.name}); a version trained before that has none: retrain it"
         )
-    return frame, table_version
+    index = {name: i for i, name in enumerate(names.tolist())}
+    fingerprints = {}
+    for version in sorted(versions):
+        mine = code == index[version]
+        fingerprints[version] = [int(mine.sum()), int(ts[mine].max())]
+    return fingerprints
+
+
+def _read_baseline(
+    env: Environment, monitored: MonitoredTable, columns: list[str], versions: set[str], empty: pa.Table
+) -> pa.Table:
+    """The baseline rows of ``versions`` (the filter is pushed down to delta-rs), the columns in ``columns``;
+    ``empty`` (the current rows' schema, no rows) when no version is wanted."""
+    table = _open_delta(monitored.baseline_table, columns, _train_first(env))
+    if not versions:
+        return empty
+    return table.to_pyarrow_table(columns=columns, filters=[(MODEL_ID_COL, "in", sorted(versions))])
 
 
 def _metric_tables(monitored: MonitoredTable) -> tuple[tuple[str, pa.Schema], tuple[str, pa.Schema]]:

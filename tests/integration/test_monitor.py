@@ -477,6 +477,59 @@ def test_labels_arriving_later_recompute_their_window(mlops_home):
     assert state["windows"]["1 week"][key][:2] == [400, 400]
 
 
+def _metric_rows(full_name: str) -> pd.DataFrame:
+    """A metric table's rows in a stable order, without the columns that say when they were computed."""
+    stamps = ["window", "logging_table_commit_version", "monitor_version"]
+    frame = _read(full_name)
+    frame = frame.drop(columns=[c for c in stamps if c in frame.columns])
+    keys = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, (str, int, float, type(None)))).all()]
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def test_an_incremental_refresh_gives_the_full_refreshs_tables_and_reads_one_baseline(mlops_home, monkeypatch):
+    # Given weeks scored by two model versions, each with its own baseline, monitored once; the second week unlabelled
+    env = _env("monincr")
+    week2 = WEEK1 + timedelta(days=7)
+    unlabelled = _flights(300, week2, 7, seed=51, version="2", labelled=False)
+    _write(env.predictions_table, pd.concat([_flights(300, WEEK1, 7, seed=50, version="1"), unlabelled]))
+    _write(
+        env.baseline_table,
+        pd.concat(
+            [
+                _flights(400, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=52, version="1"),
+                _flights(400, datetime(2013, 2, 4, tzinfo=UTC), 7, seed=53, version="2", temp_mean=9.0),
+            ]
+        ),
+    )
+    _refresh(env)
+
+    # When version 2's week gets its labels and the monitor refreshes incrementally
+    _write(
+        env.predictions_table,
+        pd.concat([_flights(300, WEEK1, 7, seed=50, version="1"), _flights(300, week2, 7, seed=51, version="2")]),
+    )
+    import local.monitor as monitor
+
+    baseline_reads = []
+    read_baseline = monitor._read_baseline
+    monkeypatch.setattr(
+        monitor, "_read_baseline", lambda *a: baseline_reads.append(a[3]) or read_baseline(*a), raising=True
+    )
+    incremental = _refresh(env)
+    monitored = monitored_tables(env)[0]
+    after_incremental = [_metric_rows(monitored.profile_metrics_table), _metric_rows(monitored.drift_metrics_table)]
+
+    # Then only version 2's week was recomputed, with version 2's baseline rows only
+    assert {k.model_version for k in incremental.computed} == {"2"}
+    assert baseline_reads == [{"2"}]
+    # and the metric tables equal those of a full refresh of the same rows
+    _refresh(env, full=True)
+    assert baseline_reads[-1] == {"1", "2"}
+    after_full = [_metric_rows(monitored.profile_metrics_table), _metric_rows(monitored.drift_metrics_table)]
+    for incremental_rows, full_rows in zip(after_incremental, after_full, strict=True):
+        pd.testing.assert_frame_equal(incremental_rows, full_rows)
+
+
 def test_mlops_monitor_prints_each_window(mlops_home, capsys):
     from cli.main import main
 
