@@ -313,7 +313,7 @@ def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_a
     assert served["label"].notna().sum() == result.labelled_served > 0
 
 
-def test_online_decision_ramps_a_close_challenger_and_promotes_a_better_one(champion):
+def test_online_decision_ramps_a_close_challenger_promotes_a_better_one_and_retires_a_worse_one(champion):
     from jobs import online_decision
 
     platform = build_platform(ENV)
@@ -347,7 +347,15 @@ def test_online_decision_ramps_a_close_challenger_and_promotes_a_better_one(cham
     assert registry.alias_version("previous_champion") == champion
     tags = registry.version_tags(ModelRef(MODEL, challenger))
     assert (tags["online_decision"], tags["promotion_decision"]) == ("promoted", "promoted online")
+
+    # The same version as a challenger again, now ranking far worse than the champion on the served traffic.
     registry.set_alias(CHAMPION, champion)
+    registry.set_alias("challenger", challenger)
+    served(good, np.clip(label * 0.1 + 0.45 + rng.normal(0, 0.3, 400), 0, 1))
+    retired = online_decision.decide(platform)
+    assert retired.action == "retire"
+    assert (registry.alias_version("challenger"), registry.alias_version(CHAMPION)) == (None, champion)
+    assert registry.version_tags(ModelRef(MODEL, challenger))["online_decision"] == "retired"
 
 
 def register_challenger(platform) -> str:
