@@ -140,7 +140,12 @@ def _mean_auc_lines(weeks: pd.DataFrame, suffix: str) -> list[SummaryLine]:
     lines = []
     for column, label, _ in POLICIES:
         known = weeks[column].dropna()
-        value = f"{known.mean():.4f} ({len(known)} weeks with labels)" if len(known) else "no week with labels"
+        if len(known):
+            value = f"{known.mean():.4f} ({len(known)} weeks with labels)"
+        elif column != "auc_loop" and weeks["auc_loop"].notna().any():
+            value = "not computed (mlops demo --no-references)"
+        else:
+            value = "no week with labels"
         lines.append(SummaryLine(f"mean weekly ROC AUC, {label}{suffix}", value))
     return lines
 

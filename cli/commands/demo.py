@@ -1,111 +1,446 @@
-"""`mlops demo`: the README's main job. Synthesizes every environment and summarizes it, then runs the model
-workflow on the local engines in dev, staging and prod (the same code in each: code moves, not models), and
-prints the resulting model versions per environment."""
+"""`mlops demo`: the README's main job. A year of MLOps on the real 2013 New York flights, on this machine.
+
+1. every environment's stack is synthesized and summarized;
+2. the local services start on free loopback ports: dynalite (DynamoDB), the webhook receiver the alerts post to,
+   and the serving gateway for prod (its own process, as a user runs it); they stop at the end, on Ctrl-C or failure;
+3. the model workflow runs in dev, then staging (a small slice), then prod (the first weeks of 2013);
+4. prod lives through the rest of the year week by week (``local.replay``);
+5. the report: ``report/index.html`` with its plots, and a summary on the terminal.
+
+Progress bars show the phase, the simulated week and the time left; events (alerts, retraining, promotions) are
+printed as they happen; everything else (Spark, MLflow, the jobs' logs) goes to ``<home>/demo.log``. The demo keeps
+its state in its own home, ``$MLOPS_HOME/demo`` (``.mlops/demo``), which it clears first: running it again, or after
+an interrupted run, needs no cleanup.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from contextlib import ExitStack, contextmanager, suppress
+from datetime import date
 from pathlib import Path
 
-from spec.config import ENVIRONMENTS
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES_FILE = "services.json"
+GATEWAY_READY_SECONDS = 120.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser("demo", help="synth summary, then the model workflow in every environment, locally")
-    demo.add_argument("--skip-workflows", action="store_true", help="only synthesize and summarize the stacks")
-    demo.add_argument("--env", action="append", choices=list(ENVIRONMENTS), help="limit to these environments")
+    demo = subparsers.add_parser("demo", help="a year of MLOps on 2013's flights, replayed locally, with a report")
+    demo.add_argument("--months", type=int, default=12, help="how many months of 2013 to live through (1..12)")
+    demo.add_argument("--start", type=_month, default=date(2013, 1, 1), help="first month, YYYY-MM (default 2013-01)")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the request sampling and the models")
+    demo.add_argument("--requests-per-week", type=int, default=60, help="live requests sent to the gateway each week")
+    demo.add_argument("--no-references", action="store_true", help="skip the never/weekly-retrained references")
+    demo.add_argument(
+        "--initial-weeks", type=int, default=8, help="weeks of 2013 prod's first champion is trained on (default 8)"
+    )
+    demo.add_argument(
+        "--prod-only", action="store_true", help="skip the model workflow in dev and staging (a quicker look)"
+    )
+    demo.add_argument("--report", type=Path, default=ROOT / "report", help="where the report goes (default: report/)")
     demo.set_defaults(func=_demo)
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from cli.commands.infra import print_summary, synthesize
-    from cli.commands.models import print_versions
-    from cli.commands.workflow import print_run, run_workflow
-    from cli.main import console as cli_console
-
-    console = cli_console()
-    console.rule("1. Infrastructure: every environment synthesized to Terraform JSON")
-    with tempfile.TemporaryDirectory(prefix="cdktf-") as tmp:
-        print_summary(synthesize(Path(tmp)))
-    if args.skip_workflows:
-        return 0
-    failed = []
-    for name in args.env or list(ENVIRONMENTS):
-        console.rule(f"2. The model workflow in {name}, on the local engines")
-        run = run_workflow(name, "model-training", {})
-        print_run(run)
-        print_versions(name)
-        if run.status != "SUCCESS":
-            failed.append(name)
-    if failed:
-        console.print(f"[red]model-training failed in: {', '.join(failed)}[/red]")
-        return 1
-    serving_env = (args.env or list(ENVIRONMENTS))[0]
-    console.rule(f"3. Serving the {serving_env} champion: `mlops serve`, one request, the inference table")
-    return serve_one_request(serving_env, console)
+def _month(text: str) -> date:
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a month YYYY-MM, got {text!r}") from None
 
 
-EXAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "examples" / "flight.json"
+def demo_home() -> Path:
+    base = Path(os.environ.get("MLOPS_HOME", ROOT / ".mlops")).resolve()
+    return base / "demo"
 
 
-def serve_one_request(env_name: str, console, timeout_seconds: float = 120.0) -> int:
-    """Starts the gateway as its own process (as a user would), sends the README's request, stops it, and counts
-    the rows its inference table received."""
-    import signal
+def preflight() -> list[str]:
+    """What is missing to run the demo, each with its fix."""
+    problems = []
+    if shutil.which("java") is None:
+        problems.append("java is not on PATH: Spark needs Java 17 (apt-get install openjdk-17-jre-headless)")
+    if not (ROOT / "node_modules" / ".bin" / "dynalite").exists():
+        problems.append("node_modules/.bin/dynalite is missing: run `make setup` (it runs npm install)")
+    return problems
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22): with the pid, names one
+    process for good, even after the pid is reused. None when there is no such process (or it is a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def record_services(home: Path, pids: dict[str, int]) -> None:
+    """What stop_leftovers needs to find these processes again: each one's pid and start time."""
+    record = {name: {"pid": pid, "start": process_start(pid)} for name, pid in pids.items() if pid}
+    (home / SERVICES_FILE).write_text(json.dumps(record))
+
+
+def stop_leftovers(home: Path, timeout: float = 15.0) -> list[int]:
+    """Processes an interrupted demo left running (recorded in its services file, same pid and start time):
+    stopped, and waited for, before starting over."""
+    record = home / SERVICES_FILE
+    try:
+        services = json.loads(record.read_text())
+        recorded = [(int(s["pid"]), s["start"]) for s in services.values()]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+    alive = [pid for pid, start in recorded if start is not None and process_start(pid) == start]
+    for pid in alive:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(process_start(pid) is not None for pid in alive) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in alive:
+        if process_start(pid) is not None:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+@contextmanager
+def demo_lock(base: Path):
+    """One demo at a time per MLOPS_HOME: an exclusive flock the kernel releases when the process ends."""
+    import fcntl
+
+    base.mkdir(parents=True, exist_ok=True)
+    handle = (base / "demo.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise SystemExit(
+            f"mlops demo: another demo is running on {base} (pid {holder}); wait for it or stop it"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+@contextmanager
+def quiet_terminal(log_file: Path):
+    """Everything written to the standard error (the JVM's Spark warnings, MLflow, the jobs' logs) goes to
+    ``log_file``; the terminal keeps the progress and the events (written to the standard output)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handle = log_file.open("a", buffering=1)
+    saved_stderr = os.dup(2)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    file_handler = logging.StreamHandler(handle)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [file_handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    sys.stderr.flush()
+    os.dup2(handle.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        root.handlers, root.level = saved_handlers, saved_level
+        logging.captureWarnings(False)
+        handle.close()
+
+
+def start_gateway(services: ExitStack, home: Path, env_name: str, token: str, log_file: Path) -> tuple[int, str]:
+    """The serving gateway in its own process on a free loopback port, stopped when ``services`` closes (also when
+    it never came up); its pid and URL once it answers /health."""
     import socket
-    import subprocess
-    import sys
-    import time
 
     import httpx
-    from deltalake import DeltaTable
 
-    from local.paths import mlops_home, table_path
-    from local.serving.auth import client_token
-
-    env = ENVIRONMENTS[env_name]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--env", env_name, "--port", str(port)])
-    try:
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                console.print(f"[red]the gateway did not become ready (exit code {server.poll()})[/red]")
-                return 1
-            time.sleep(0.5)
-        token = client_token(mlops_home() / "serving").value
-        response = httpx.post(
-            f"{base}/serving-endpoints/{env.serving.endpoint_name}/invocations",
-            content=EXAMPLE_REQUEST.read_bytes(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            timeout=30,
-        )
-        unauthenticated = httpx.post(f"{base}/serving-endpoints/{env.serving.endpoint_name}/invocations", json={})
-        console.print(f"POST /serving-endpoints/{env.serving.endpoint_name}/invocations with {EXAMPLE_REQUEST.name}:")
-        console.print(
-            f"  {response.status_code}, answered by {response.headers.get('served-model-name')} "
-            f"({response.headers.get('x-model-name')} v{response.headers.get('x-model-version')}): {response.text}"
-        )
-        console.print(f"  the same without a token: {unauthenticated.status_code} {unauthenticated.text}")
-    finally:
-        server.send_signal(signal.SIGINT)  # a clean shutdown flushes the inference log
+    environ = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_SERVING_TOKEN": token}
+    log = services.enter_context(log_file.open("a"))
+    process = subprocess.Popen(
+        # The replay waits for each week's requests to reach the inference table: write it every 0.2 s.
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--env",
+            env_name,
+            "--port",
+            str(port),
+            "--log-flush-interval",
+            "0.2",
+        ],
+        env=environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    services.callback(stop_process, process)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + GATEWAY_READY_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the serving gateway exited with code {process.returncode}: see {log_file}")
+        with suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process.pid, url
+        time.sleep(0.3)
+    raise RuntimeError(f"the serving gateway did not answer within {GATEWAY_READY_SECONDS:.0f} s: see {log_file}")
+
+
+def set_environ(services: ExitStack, name: str, value: str) -> None:
+    """``os.environ[name] = value`` until ``services`` closes, then what it was."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    services.callback(lambda: os.environ.pop(name, None) if previous is None else os.environ.update({name: previous}))
+
+
+def ignore_signals() -> None:
+    """While the services are being stopped: a second Ctrl-C must not leave one half-stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)  # the gateway flushes its inference log on a graceful stop
         try:
-            server.wait(timeout=60)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            console.print("[red]the gateway did not stop within 60 s and was killed[/red]")
-            return 1
-    table = env.inference_table
-    rows = DeltaTable(str(table_path(table))).to_pyarrow_table(columns=["status_code"]).column("status_code")
-    console.print(f"inference table {table}: {len(rows)} rows, status codes {sorted(set(rows.to_pylist()))}")
-    return 0 if response.status_code == 200 else 1
+            process.kill()
+            process.wait()
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_on_signals() -> None:
+    """Stop cleanly on Ctrl-C and SIGTERM, even when started in the background (a non-interactive shell starts
+    background commands with SIGINT ignored, and the services the demo spawns would inherit that)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cli.main import console as cli_console
+
+    console = cli_console()
+    problems = preflight()
+    if problems:
+        for problem in problems:
+            console.print(f"[red]mlops demo: {problem}[/red]")
+        return 2
+    try:
+        from local.replay import ReplayConfig
+
+        config = ReplayConfig(
+            start=args.start,
+            months=args.months,
+            seed=args.seed,
+            requests_per_week=args.requests_per_week,
+            references=not args.no_references,
+            initial_weeks=args.initial_weeks,
+            promotion_path=() if args.prod_only else ("dev", "staging"),
+        )
+    except ValueError as error:
+        raise SystemExit(f"mlops demo: {error}") from error
+
+    home = demo_home()
+    saved_handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stop_on_signals()
+    try:
+        with demo_lock(home.parent):
+            return _demo_in(console, args, config, home)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]mlops demo: interrupted; the services it started are stopped; logs in {home}[/yellow]")
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, saved_handlers[0])
+        signal.signal(signal.SIGTERM, saved_handlers[1])
+
+
+def _demo_in(console, args: argparse.Namespace, config, home: Path) -> int:
+    stopped = stop_leftovers(home)
+    if stopped:
+        console.print(f"stopped {len(stopped)} process(es) an interrupted demo left running")
+    shutil.rmtree(home, ignore_errors=True)
+    if home.exists():
+        raise SystemExit(f"mlops demo: could not clear {home} (an earlier demo's files): remove it and run again")
+    home.mkdir(parents=True)
+    os.environ["MLOPS_HOME"] = str(home)
+    log_file = home / "demo.log"
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    console.rule("1. Infrastructure: every environment as Terraform JSON")
+    t0 = time.perf_counter()
+    with quiet_terminal(log_file):
+        summaries = _synth_summaries()
+    phases["infrastructure"] = round(time.perf_counter() - t0, 1)
+    for line in summaries:
+        console.print(line)
+
+    console.rule("2. The lifecycle: dev -> staging -> prod, then 2013 week by week in prod")
+    console.print(f"services on 127.0.0.1; logs of Spark, MLflow and the jobs in {log_file}")
+    result = _lifecycle_with_progress(console, home, config, log_file)
+    stop_on_signals()  # the services' shutdown ignored them
+    if result is None:
+        return 1
+    result.phases = {**phases, **result.phases}
+
+    console.rule("3. The report")
+    t0 = time.perf_counter()
+    with quiet_terminal(log_file):
+        index = _write_report(result, args.report, home)
+    result.phases["report"] = round(time.perf_counter() - t0, 1)
+    result.wall_seconds = round(time.perf_counter() - started, 1)
+    _print_summary(console, result, index, home)
+    return 0
+
+
+def _lifecycle_with_progress(console, home: Path, config, log_file: Path):
+    """The replay under a progress display, inside the services it needs; None when it failed (said on the
+    console). Ctrl-C or SIGTERM stop it: the services are stopped on the way out."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from local.replay import ReplayError
+
+    with (
+        ExitStack() as services,
+        Progress(
+            TextColumn("{task.description:<18}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[label]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress,
+    ):
+        tasks: dict[str, int] = {}
+
+        def on_progress(phase: str, done: int, total: int, label: str) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total, label=label)
+            progress.update(tasks[phase], completed=done, total=total, label=label)
+
+        def on_event(event) -> None:
+            colour = {"alert": "yellow", "promotion": "green", "validation_failed": "red", "rollback": "red"}.get(
+                event.kind, "cyan"
+            )
+            progress.console.print(f"[{colour}]{event.week_start} {event.kind:<17}[/{colour}] {event.message}")
+
+        services.enter_context(quiet_terminal(log_file))
+        try:
+            result = _run_lifecycle(services, home, config, log_file, on_progress, on_event)
+        except Exception as error:  # the traceback goes to the log; the person gets one line and where to look
+            logging.getLogger("cli.demo").exception("the demo stopped")
+            progress.stop()
+            kind = "" if isinstance(error, ReplayError) else f"{type(error).__name__}: "
+            console.print(f"[red]mlops demo: {kind}{error}[/red]")
+            console.print(f"the traceback and the jobs' logs: {log_file}")
+            return None
+    return result
+
+
+def _synth_summaries() -> list[str]:
+    from cli.commands.infra import synthesize
+    from infra.summary import load_stacks, summarize
+
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="cdktf-") as tmp:
+        for name, stack in load_stacks(synthesize(Path(tmp))).items():
+            summary = summarize(name, stack)
+            counts = summary.resource_counts
+            lines.append(
+                f"{name}: {sum(counts.values())} resources: {counts.get('databricks_job', 0)} jobs, "
+                f"{counts.get('databricks_quality_monitor', 0)} quality monitors, "
+                f"{counts.get('databricks_alert_v2', 0)} SQL alerts, {counts.get('databricks_grants', 0)} grants"
+            )
+    return lines
+
+
+def _run_lifecycle(services: ExitStack, home: Path, config, log_file: Path, on_progress, on_event):
+    from jobs.platform.notify import WEBHOOK_URL_ENV
+    from local.dynalite import DYNAMODB_ENDPOINT_ENV, Dynalite
+    from local.receiver import WebhookReceiver
+    from local.replay import Replay
+
+    # In memory: the demo's online store lives as long as the demo (and writes faster than on disk).
+    dynalite = services.enter_context(Dynalite(None))
+    set_environ(services, DYNAMODB_ENDPOINT_ENV, dynalite.endpoint_url)
+    # The jobs' notifications (a failed validation, say) go to the demo's receiver, never to a webhook of the shell's.
+    receiver = services.enter_context(WebhookReceiver(home / "webhook.jsonl"))
+    set_environ(services, WEBHOOK_URL_ENV, receiver.url)
+    token = secrets.token_urlsafe(24)
+    gateway_pid, url = start_gateway(services, home, "prod", token, log_file)
+    record_services(home, {"gateway": gateway_pid, "dynalite": dynalite._process.pid if dynalite._process else 0})
+    services.callback((home / SERVICES_FILE).unlink, missing_ok=True)
+    services.callback(ignore_signals)  # the last registered runs first when the services are stopped
+    replay = Replay(
+        config, gateway_url=url, token=token, webhook_url=receiver.url, progress=on_progress, on_event=on_event
+    )
+    replay.initial_training()
+    return replay.replay()
+
+
+def _write_report(result, report_dir: Path, home: Path) -> Path:
+    from local.replay import write_report_data
+    from local.report import load_drift, render_report
+
+    data_file = write_report_data(result, report_dir / "report_data.json")
+    data = json.loads(data_file.read_text())
+    from spec.config import ENVIRONMENTS
+
+    return render_report(data, report_dir, drift=load_drift(ENVIRONMENTS[result.env]))
+
+
+def _print_summary(console, result, index: Path, home: Path) -> None:
+    from rich.table import Table
+
+    from local.report import summary_rows
+
+    table = Table(title="A year of MLOps on 2013's flights", show_header=False)
+    table.add_column("what")
+    table.add_column("measured")
+    data = json.loads(json.dumps(result.to_json(), default=str))
+    for label, value in summary_rows(data):
+        table.add_row(label, value)
+    console.print(table)
+    console.print(f"report: {index}")
+    console.print(f"MLflow: {result.paths.get('mlflow_ui', '')}")
+    console.print(f"Delta tables: {result.paths.get('warehouse', '')}")
+    console.print(f"dashboard: {result.paths.get('dashboard', '')}")
+    console.print(f"the jobs' logs: {home / 'demo.log'}")

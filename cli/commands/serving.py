@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=64,
         help="score concurrent requests together up to this many rows (0: one predict per request)",
     )
+    serve.add_argument(
+        "--log-flush-interval",
+        type=float,
+        default=1.0,
+        help="seconds between writes of the inference table (default 1.0)",
+    )
     serve.set_defaults(func=_serve)
 
     predict = subparsers.add_parser("predict", help="send a JSON request to the local serving gateway")
@@ -42,8 +48,17 @@ def _serve(args: argparse.Namespace) -> int:
     if args.max_batch_rows < 0:
         print("error: --max-batch-rows must be >= 0", file=sys.stderr)
         return 2
+    if not args.log_flush_interval > 0:
+        print("error: --log-flush-interval must be > 0", file=sys.stderr)
+        return 2
     try:
-        serve(ENVIRONMENTS[args.env], host=args.host, port=args.port, max_batch_rows=args.max_batch_rows)
+        serve(
+            ENVIRONMENTS[args.env],
+            host=args.host,
+            port=args.port,
+            max_batch_rows=args.max_batch_rows,
+            log_flush_interval=args.log_flush_interval,
+        )
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its graceful shutdown (requests finished, inference log flushed).
         pass
