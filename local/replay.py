@@ -154,7 +154,7 @@ class ReplayResult:
     events: list[Event] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
-    wall_seconds: float = 0.0
+    wall_seconds: float | None = None  # the demo's, once the report is written
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

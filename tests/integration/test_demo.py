@@ -62,8 +62,14 @@ def test_the_short_demo_runs_the_lifecycle_and_says_so(short_demo):
     # The loop and both references, each week: the reference process ran beside the replay.
     for week in data["weeks"]:
         assert all(0.5 < week[policy] < 1.0 for policy in ("auc_loop", "auc_never", "auc_weekly")), week
-    assert set(data["phases"]) >= {"infrastructure", "initial training", "replay"}
+    assert set(data["phases"]) >= {"infrastructure", "initial training", "replay", "references", "report"}
     assert "time: replay" in output and "wall time" in output
+    # The page states the wall time the terminal printed, the report's own time included.
+    printed = re.search(r"wall time\s*│\s*([\d,.]+) s", output)
+    assert printed and data["wall_seconds"] >= sum(data["phases"].values()) > 0
+    assert abs(float(printed.group(1).replace(",", "")) - data["wall_seconds"]) <= 0.5
+    page = (short_demo["report"] / "index.html").read_text()
+    assert f"wall time</td><td>{printed.group(1)} s" in page
 
 
 def test_every_replayed_day_has_predictions_and_every_request_an_inference_row(short_demo):

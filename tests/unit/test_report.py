@@ -155,6 +155,9 @@ def test_summary_states_each_target_with_the_measured_number_and_its_verdict():
         "the loop 0.0050 below retraining every week (6 weeks with both); target at most 0.01 below: met"
     )
     assert rows["wall time"] == "540 s (9.0 min); target under 10 minutes: met"
+    assert rows["the loop against never retraining, second half (from 2013-02-03)"] == (
+        "the loop 0.0450 above never retraining (4 weeks with both); target above: met"
+    )
 
 
 def test_summary_counts_only_weeks_with_labels_and_the_rest_of_the_replay():
@@ -189,13 +192,17 @@ def test_wall_time_verdict(wall_seconds, expected):
     assert rows["wall time"] == expected
 
 
-def test_a_loop_far_below_weekly_retraining_misses_its_target():
+def test_a_loop_far_below_the_references_misses_its_targets():
     weeks = [week(i, auc_loop=0.68 if i >= 2 else None) for i in range(8)]
 
     rows = dict(summary_rows(report_data(weeks=weeks)))
 
     assert rows["gap of the loop to retraining every week"] == (
         "the loop 0.0500 below retraining every week (6 weeks with both); target at most 0.01 below: missed"
+    )
+    # and 0.68 is below never retraining's 0.69: the second-half target is missed too
+    assert rows["the loop against never retraining, second half (from 2013-02-03)"] == (
+        "the loop 0.0100 below never retraining (4 weeks with both); target above: missed"
     )
 
 
