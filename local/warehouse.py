@@ -116,10 +116,34 @@ class LocalSql:
 
     def _missing(self, table: TableRef, path: Path) -> str:
         message = f"table {table.full_name} does not exist (no Delta table at {path})"
-        if table.is_metric_table:
-            env = self.env_name or "ENV"
-            message += f": it is a quality monitor's metric table, run mlops monitor --env {env} first"
-        return message
+        if not table.is_metric_table:
+            return message
+        env = self.env_name or "ENV"
+        monitored = self._monitored_by(table.full_name)
+        if monitored is not None and not _is_delta_table(self._locate(monitored)):
+            return (
+                f"{message}: it is the quality monitor's metric table of {monitored}, which has no rows yet "
+                f"(nothing scored or served there so far); mlops monitor --env {env} creates it once there are"
+            )
+        return f"{message}: it is a quality monitor's metric table, run mlops monitor --env {env} first"
+
+    def _monitored_by(self, metric_table: str) -> str | None:
+        """The monitored table whose metric table ``metric_table`` is (None when the environment is unknown)."""
+        from spec.config import ENVIRONMENTS
+        from spec.monitoring import monitored_tables
+
+        if self.env_name not in ENVIRONMENTS:
+            return None
+        for monitored in monitored_tables(ENVIRONMENTS[self.env_name]):
+            if metric_table in (monitored.profile_metrics_table, monitored.drift_metrics_table):
+                return monitored.table
+        return None
+
+
+def _is_delta_table(path: Path) -> bool:
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(str(path))
 
 
 def parse(text: str) -> exp.Expression:

@@ -13,7 +13,7 @@ from deltalake import write_deltalake
 
 from local.warehouse import LocalSql, TableRef, parse, python_value, tables_read, to_duckdb
 from spec.config import ENVIRONMENTS
-from spec.monitoring import alerts, describe_alert_row
+from spec.monitoring import alerts, describe_alert_row, monitored_tables
 
 DEV = ENVIRONMENTS["dev"]
 
@@ -122,6 +122,26 @@ def test_a_missing_metric_table_says_which_command_creates_it(warehouse):
         f"table dev.monitoring.t_profile_metrics does not exist (no Delta table at {path}): it is a quality "
         "monitor's metric table, run mlops monitor --env dev first"
     )
+
+
+def test_a_missing_metric_table_of_a_table_without_rows_says_so(warehouse):
+    # Given nothing served yet: no served-requests table, so the monitor has no metric table for it
+    sql, root = warehouse
+    served = next(m for m in monitored_tables(DEV) if m.table == DEV.served_table)
+    path = root.joinpath(*served.profile_metrics_table.split("."))
+
+    with pytest.raises(ValueError) as error:
+        sql.query(f"SELECT COUNT(*) AS n FROM {served.profile_metrics_table}")
+
+    assert str(error.value) == (
+        f"table {served.profile_metrics_table} does not exist (no Delta table at {path}): it is the quality "
+        f"monitor's metric table of {DEV.served_table}, which has no rows yet (nothing scored or served there so "
+        "far); mlops monitor --env dev creates it once there are"
+    )
+    # and once the served table exists, the missing metric table only wants the monitor
+    write(root, DEV.served_table, pa.table({"x": [1]}))
+    with pytest.raises(ValueError, match="run mlops monitor --env dev first"):
+        sql.query(f"SELECT COUNT(*) AS n FROM {served.profile_metrics_table}")
 
 
 def test_a_missing_table_that_is_not_a_metric_table_only_says_it_is_missing(warehouse):
