@@ -250,11 +250,11 @@ def test_an_older_prediction_never_replaces_a_newer_one_and_a_newer_one_does(dyn
 
 def test_an_item_dynamodb_refuses_is_a_clear_error_and_nothing_is_written(dynalite):
     # The client does not validate parameters (a publish's time goes to it otherwise): DynamoDB does, and says why.
-    env = isolated("online_invalid")
+    env = isolated("online_refused")
     store = local_online_store(env)
     store.ensure_table()
     refused = {**publish_item(1545, T1), "flight_key": ""}  # an empty key attribute
-    reason = r"online-invalid.*\(BatchGetItem\) failed.*ValidationException.*empty string"
+    reason = r"online-refused.*\(BatchGetItem\) failed.*ValidationException.*empty string"
 
     with pytest.raises(OnlineStoreError, match=reason):
         store.put_latest([refused])
