@@ -1315,7 +1315,9 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
         logger.warning("%s: %s rows without %s or %s are not monitored", monitored.table, int((~usable).sum()),
                        TIMESTAMP_COL, MODEL_ID_COL)  # fmt: skip
     current_names = {light.versions[v] for v in np.unique(light.version[usable])}
-    baseline_fp = _baseline_fingerprints(env, monitored, current_names)
+    # One snapshot of the baseline for its fingerprints and its rows.
+    baseline_table = _open_delta(monitored.baseline_table, needed, _train_first(env))
+    baseline_fp = _baseline_fingerprints(env, monitored, baseline_table, current_names)
 
     path = state_path(monitored)
     previous = json.loads(path.read_text()) if path.exists() else None
@@ -1340,7 +1342,7 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
             granularity, new_windows[granularity], old_windows.get(granularity, {}), baseline_changed
         )
     wanted_versions = {key.rsplit("|", 1)[0] for plan in plans.values() for key in plan.rows}
-    baseline = _read_baseline(env, monitored, needed, wanted_versions, current.select(needed).slice(0, 0))
+    baseline = _read_baseline(baseline_table, needed, wanted_versions, current.select(needed).slice(0, 0))
     frame = _build_frame(current, baseline, slicing) if wanted_versions else None
 
     stamp = {"table_version": table_version, "monitor_version": monitor_version}
@@ -1447,10 +1449,11 @@ def _train_first(env: Environment) -> str:
     return f"train a model first: it writes the baseline (mlops run model-training --env {env.name})"
 
 
-def _baseline_fingerprints(env: Environment, monitored: MonitoredTable, versions: set[str]) -> dict[str, list[int]]:
+def _baseline_fingerprints(
+    env: Environment, monitored: MonitoredTable, table: DeltaTable, versions: set[str]
+) -> dict[str, list[int]]:
     """Per model version of the current rows: [baseline rows, latest baseline timestamp] (microseconds, -1 when
     none), from a read of two columns; a MonitorError when a version has no baseline rows."""
-    table = _open_delta(monitored.baseline_table, [TIMESTAMP_COL, MODEL_ID_COL], _train_first(env))
     keys = table.to_pyarrow_table(columns=[TIMESTAMP_COL, MODEL_ID_COL])
     ts, _ = _ts_us(keys.column(TIMESTAMP_COL))
     code, names = _encode_strings(keys.column(MODEL_ID_COL))
@@ -1469,12 +1472,9 @@ def _baseline_fingerprints(env: Environment, monitored: MonitoredTable, versions
     return fingerprints
 
 
-def _read_baseline(
-    env: Environment, monitored: MonitoredTable, columns: list[str], versions: set[str], empty: pa.Table
-) -> pa.Table:
+def _read_baseline(table: DeltaTable, columns: list[str], versions: set[str], empty: pa.Table) -> pa.Table:
     """The baseline rows of ``versions`` (the filter is pushed down to delta-rs), the columns in ``columns``;
     ``empty`` (the current rows' schema, no rows) when no version is wanted."""
-    table = _open_delta(monitored.baseline_table, columns, _train_first(env))
     if not versions:
         return empty
     return table.to_pyarrow_table(columns=columns, filters=[(MODEL_ID_COL, "in", sorted(versions))])

@@ -482,7 +482,8 @@ def _metric_rows(full_name: str) -> pd.DataFrame:
     stamps = ["window", "logging_table_commit_version", "monitor_version"]
     frame = _read(full_name)
     frame = frame.drop(columns=[c for c in stamps if c in frame.columns])
-    keys = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, (str, int, float, type(None)))).all()]
+    plain = (str, int, float, pd.Timestamp, type(None))
+    keys = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, plain)).all()]
     return frame.sort_values(keys).reset_index(drop=True)
 
 
@@ -513,7 +514,7 @@ def test_an_incremental_refresh_gives_the_full_refreshs_tables_and_reads_one_bas
     baseline_reads = []
     read_baseline = monitor._read_baseline
     monkeypatch.setattr(
-        monitor, "_read_baseline", lambda *a: baseline_reads.append(a[3]) or read_baseline(*a), raising=True
+        monitor, "_read_baseline", lambda *a: baseline_reads.append(a[2]) or read_baseline(*a), raising=True
     )
     incremental = _refresh(env)
     monitored = monitored_tables(env)[0]
