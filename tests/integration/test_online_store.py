@@ -253,12 +253,14 @@ def test_an_item_dynamodb_refuses_is_a_clear_error_and_nothing_is_written(dynali
     env = isolated("online_refused")
     store = local_online_store(env)
     store.ensure_table()
+    valid = publish_item(1546, T1)
     refused = {**publish_item(1545, T1), "flight_key": ""}  # an empty key attribute
     reason = r"online-refused.*\(BatchGetItem\) failed.*ValidationException.*empty string"
 
     with pytest.raises(OnlineStoreError, match=reason):
-        store.put_latest([refused])
-    assert store.count() == 0
+        store.put_latest([valid, refused])
+    # the chunk fails as a whole, before any write: not even the valid item is in the table
+    assert store.count() == 0 and store.get(valid["flight_key"]) is None
 
 
 def test_dynamodb_checks_the_condition_when_a_newer_item_lands_between_read_and_write(dynalite):

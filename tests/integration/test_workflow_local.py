@@ -108,7 +108,12 @@ def test_mlops_serve_answers_the_readme_request_with_the_champion(first_run):
         refused = httpx.post(invocations, json={}, timeout=30)
     finally:
         server.send_signal(signal.SIGINT)  # as Ctrl-C: a graceful shutdown flushes the inference log
-        code = server.wait(timeout=60)
+        try:
+            code = server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            raise
 
     assert answered.status_code == 200, answered.text
     assert (answered.headers["served-model-name"], answered.headers["x-model-version"]) == ("champion", "1")
