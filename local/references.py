@@ -93,7 +93,14 @@ class ReferenceProcess:
         self.stop()
 
     def result(self, timeout: float = 1800.0) -> dict[str, float | None]:
-        code = self.process.wait(timeout=timeout)
+        """The weekly ROC AUCs; a RuntimeError naming the log when the process failed or did not finish in time."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise RuntimeError(
+                f"the weekly-retraining reference did not finish within {timeout:.0f} s: see {self._log.name}"
+            ) from None
         self._log.close()
         if code != 0:
             raise RuntimeError(f"the weekly-retraining reference failed (exit code {code}): see {self._log.name}")

@@ -87,8 +87,8 @@ class ReplayConfig:
 
     @property
     def replay_start(self) -> date:
-        """The Monday of the week the initial training weeks end in: the replay goes a Monday-to-Sunday week at a
-        time, as the monitor's weekly windows do."""
+        """The Monday on or before ``start`` + ``initial_weeks``: the replay goes a Monday-to-Sunday week at a time,
+        as the monitor's weekly windows do, so the initial training can be up to six days shorter than asked."""
         first = self.start + timedelta(weeks=self.initial_weeks)
         return first - timedelta(days=first.weekday())
 
@@ -155,6 +155,8 @@ class ReplayResult:
     phases: dict[str, float] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     wall_seconds: float | None = None  # the demo's, once the report is written
+    # Why the never/weekly-retrained references are missing (None: they were computed).
+    references_missing: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,6 +191,7 @@ class Replay:
         webhook_url: str,
         progress: Progress = lambda phase, done, total, label: None,
         on_event: OnEvent = lambda event: None,
+        on_spawn: Callable[[str, int], None] = lambda name, pid: None,
         env_name: str = "prod",
     ) -> None:
         from local.runner import LocalRunner
@@ -200,6 +203,7 @@ class Replay:
         self.webhook_url = webhook_url
         self.progress = progress
         self.on_event = on_event
+        self.on_spawn = on_spawn  # told of each process the replay starts (its name and pid)
         self.runner = LocalRunner(self.env)
         self.platform = build_platform(self.env)
         self.random = random.Random(config.seed)
@@ -260,10 +264,12 @@ class Replay:
                     self.result.weeks.append(self.week(week))
                 self.progress("replay", len(weeks), len(weeks), "done")
             self.loop_auc()
-            if reference is not None:
+            if reference is None:
+                self.result.references_missing = "mlops demo --no-references"
+            else:
                 with timed(self.result, "references"):
                     self.progress("references", 0, 1, "waiting for the weekly-retraining reference")
-                    self.references(reference.result())
+                    self.references(self.weekly_reference(reference, weeks[-1]))
                     self.progress("references", 1, 1, "done")
         self.result.paths = {
             "mlflow_ui": f"mlflow ui --backend-store-uri {mlflow_tracking_uri()}",
@@ -529,7 +535,18 @@ class Replay:
             seed=self.config.seed,
             out=str(folder / "weekly.json"),
         )
-        return ReferenceProcess(spec.write(folder / "spec.json"), mlops_home() / "references.log")
+        process = ReferenceProcess(spec.write(folder / "spec.json"), mlops_home() / "references.log")
+        self.on_spawn("reference", process.process.pid)
+        return process
+
+    def weekly_reference(self, reference, last_week: date) -> dict[str, float | None]:
+        """The reference process's result; when it failed, none (said as an event): the year replayed is kept."""
+        try:
+            return reference.result()
+        except RuntimeError as error:
+            self.result.references_missing = "the weekly-retraining reference failed"
+            self.event(last_week, "reference", f"{error}; the report has no weekly-retrained reference")
+            return {}
 
     def references(self, weekly: dict[str, float | None]) -> None:
         """The never-retrained first champion on each week's labelled flights, and the weekly-retrained reference."""

@@ -136,14 +136,14 @@ def _verdict(ok: bool | None) -> str:
     return NOT_MEASURED if ok is None else MET if ok else MISSED
 
 
-def _mean_auc_lines(weeks: pd.DataFrame, suffix: str) -> list[SummaryLine]:
+def _mean_auc_lines(weeks: pd.DataFrame, suffix: str, missing: str | None = None) -> list[SummaryLine]:
     lines = []
     for column, label, _ in POLICIES:
         known = weeks[column].dropna()
         if len(known):
             value = f"{known.mean():.4f} ({len(known)} weeks with labels)"
-        elif column != "auc_loop" and weeks["auc_loop"].notna().any():
-            value = "not computed (mlops demo --no-references)"
+        elif column != "auc_loop" and missing:
+            value = f"not computed ({missing})"
         else:
             value = "no week with labels"
         lines.append(SummaryLine(f"mean weekly ROC AUC, {label}{suffix}", value))
@@ -251,11 +251,13 @@ def _phase_lines(data: dict[str, Any]) -> list[SummaryLine]:
 def summary_lines(data: dict[str, Any]) -> list[SummaryLine]:
     """The measures of the replay, with each target and whether it was met (see the module docstring)."""
     weeks = weeks_frame(data)
-    lines = _mean_auc_lines(weeks, "")
+    missing = data.get("references_missing")
+    missing = missing if isinstance(missing, str) else None
+    lines = _mean_auc_lines(weeks, "", missing)
     half = _second_half_start(data, weeks)
     late = weeks[weeks["week_start"] >= half] if half is not None else weeks.iloc[0:0]
     half_suffix = f", second half (from {half:%Y-%m-%d})" if half is not None else ", second half"
-    lines += _mean_auc_lines(late, half_suffix)
+    lines += _mean_auc_lines(late, half_suffix, missing)
 
     shortfall = _shortfall(weeks)
     lines.append(

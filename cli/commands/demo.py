@@ -43,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--requests-per-week", type=int, default=60, help="live requests sent to the gateway each week")
     demo.add_argument("--no-references", action="store_true", help="skip the never/weekly-retrained references")
     demo.add_argument(
-        "--initial-weeks", type=int, default=8, help="weeks of 2013 prod's first champion is trained on (default 8)"
+        "--initial-weeks",
+        type=int,
+        default=8,
+        help="weeks of 2013 prod's first champion is trained on, up to the Monday before (default 8)",
     )
     demo.add_argument(
         "--prod-only", action="store_true", help="skip the model workflow in dev and staging (a quicker look)"
@@ -86,10 +89,22 @@ def process_start(pid: int) -> int | None:
     return None if fields[0] == "Z" else int(fields[19])
 
 
-def record_services(home: Path, pids: dict[str, int]) -> None:
-    """What stop_leftovers needs to find these processes again: each one's pid and start time."""
-    record = {name: {"pid": pid, "start": process_start(pid)} for name, pid in pids.items() if pid}
-    (home / SERVICES_FILE).write_text(json.dumps(record))
+class ServiceRecord:
+    """The demo's own processes as ``$MLOPS_HOME/demo/services.json`` (each one's pid and start time, written as soon
+    as it is spawned): what stop_leftovers needs to find them again after a demo that could not stop them."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / SERVICES_FILE
+        self.processes: dict[str, dict[str, int | None]] = {}
+
+    def add(self, name: str, pid: int) -> None:
+        self.processes[name] = {"pid": pid, "start": process_start(pid)}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.processes))
+        tmp.replace(self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def stop_leftovers(home: Path, timeout: float = 15.0) -> list[int]:
@@ -101,18 +116,21 @@ def stop_leftovers(home: Path, timeout: float = 15.0) -> list[int]:
         recorded = [(int(s["pid"]), s["start"]) for s in services.values()]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
-    alive = [pid for pid, start in recorded if start is not None and process_start(pid) == start]
-    for pid in alive:
+    alive = [(pid, start) for pid, start in recorded if start is not None and process_start(pid) == start]
+    for pid, _ in alive:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while any(process_start(pid) is not None for pid in alive) and time.monotonic() < deadline:
+
+    def running() -> list[int]:  # the same processes: a pid reused meanwhile is someone else's
+        return [pid for pid, start in alive if process_start(pid) == start]
+
+    while running() and time.monotonic() < deadline:
         time.sleep(0.2)
-    for pid in alive:
-        if process_start(pid) is not None:
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    return alive
+    for pid in running():
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return [pid for pid, _ in alive]
 
 
 @contextmanager
@@ -168,9 +186,12 @@ def quiet_terminal(log_file: Path):
         handle.close()
 
 
-def start_gateway(services: ExitStack, home: Path, env_name: str, token: str, log_file: Path) -> tuple[int, str]:
-    """The serving gateway in its own process on a free loopback port, stopped when ``services`` closes (also when
-    it never came up); its pid and URL once it answers /health."""
+def start_gateway(
+    services: ExitStack, home: Path, env_name: str, token: str, log_file: Path, record: ServiceRecord
+) -> str:
+    """The serving gateway in its own process (and session: a Ctrl-C at the terminal reaches the demo, which stops it
+    with one SIGINT, not the gateway twice) on a free loopback port, recorded as soon as it is spawned and stopped
+    when ``services`` closes (also when it never came up); its URL once it answers /health."""
     import socket
 
     import httpx
@@ -198,8 +219,10 @@ def start_gateway(services: ExitStack, home: Path, env_name: str, token: str, lo
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
+        start_new_session=True,
     )
     services.callback(stop_process, process)
+    record.add("gateway", process.pid)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + GATEWAY_READY_SECONDS
     while time.monotonic() < deadline:
@@ -207,7 +230,7 @@ def start_gateway(services: ExitStack, home: Path, env_name: str, token: str, lo
             raise RuntimeError(f"the serving gateway exited with code {process.returncode}: see {log_file}")
         with suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return process.pid, url
+                return url
         time.sleep(0.3)
     raise RuntimeError(f"the serving gateway did not answer within {GATEWAY_READY_SECONDS:.0f} s: see {log_file}")
 
@@ -220,9 +243,9 @@ def set_environ(services: ExitStack, name: str, value: str) -> None:
 
 
 def ignore_signals() -> None:
-    """While the services are being stopped: a second Ctrl-C must not leave one half-stopped."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """While the demo stops: a second Ctrl-C must not leave a process half-stopped."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -235,15 +258,21 @@ def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
             process.wait()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _stop_on_signal(signum: int, frame: object) -> None:
+    # The first signal stops the demo; the ones after it must not interrupt the stopping (a process left running).
+    ignore_signals()
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def stop_on_signals() -> None:
-    """Stop cleanly on Ctrl-C and SIGTERM, even when started in the background (a non-interactive shell starts
-    background commands with SIGINT ignored, and the services the demo spawns would inherit that)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_signal)
+    """Stop cleanly on Ctrl-C, SIGTERM and SIGHUP (a closed terminal), even when started in the background (a
+    non-interactive shell starts background commands with SIGINT ignored, and the demo's processes would inherit
+    that)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop_on_signal)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -349,6 +378,8 @@ def _lifecycle_with_progress(console, home: Path, config, log_file: Path):
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
+            # The standard error goes to the log (quiet_terminal), not above the bars.
+            redirect_stderr=False,
         ) as progress,
     ):
         tasks: dict[str, int] = {}
@@ -400,19 +431,27 @@ def _run_lifecycle(services: ExitStack, home: Path, config, log_file: Path, on_p
     from local.receiver import WebhookReceiver
     from local.replay import Replay
 
+    record = ServiceRecord(home)
+    services.callback(record.remove)  # registered first, so removed last: after every process it names stopped
     # In memory: the demo's online store lives as long as the demo (and writes faster than on disk).
     dynalite = services.enter_context(Dynalite(None))
+    if dynalite._process is not None:
+        record.add("dynalite", dynalite._process.pid)
     set_environ(services, DYNAMODB_ENDPOINT_ENV, dynalite.endpoint_url)
     # The jobs' notifications (a failed validation, say) go to the demo's receiver, never to a webhook of the shell's.
     receiver = services.enter_context(WebhookReceiver(home / "webhook.jsonl"))
     set_environ(services, WEBHOOK_URL_ENV, receiver.url)
     token = secrets.token_urlsafe(24)
-    gateway_pid, url = start_gateway(services, home, "prod", token, log_file)
-    record_services(home, {"gateway": gateway_pid, "dynalite": dynalite._process.pid if dynalite._process else 0})
-    services.callback((home / SERVICES_FILE).unlink, missing_ok=True)
+    url = start_gateway(services, home, "prod", token, log_file, record)
     services.callback(ignore_signals)  # the last registered runs first when the services are stopped
     replay = Replay(
-        config, gateway_url=url, token=token, webhook_url=receiver.url, progress=on_progress, on_event=on_event
+        config,
+        gateway_url=url,
+        token=token,
+        webhook_url=receiver.url,
+        progress=on_progress,
+        on_event=on_event,
+        on_spawn=record.add,
     )
     replay.initial_training()
     return replay.replay()

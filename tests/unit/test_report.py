@@ -206,6 +206,17 @@ def test_a_loop_far_below_the_references_misses_its_targets():
     )
 
 
+def test_missing_references_say_why_and_absent_values_say_no_labels():
+    without = [week(i, auc_never=None, auc_weekly=None) for i in range(8)]
+
+    failed = dict(summary_rows(report_data(weeks=without, references_missing="the weekly reference failed")))
+    unexplained = dict(summary_rows(report_data(weeks=without)))
+
+    assert failed["mean weekly ROC AUC, retrained every week"] == "not computed (the weekly reference failed)"
+    assert failed["mean weekly ROC AUC, the loop"] == "0.7250 (6 weeks with labels)"
+    assert unexplained["mean weekly ROC AUC, never retrained"] == "no week with labels"
+
+
 def test_the_page_shows_a_missed_target_as_missed(tmp_path):
     index = render_report(report_data(), tmp_path)
 
