@@ -37,7 +37,7 @@ from jobs.core.data import flight_labels
 from jobs.core.model import model_frame, predict_proba
 from jobs.core.requests import parse_flight_key_id, request_records, response_predictions
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import exit_on_failure, job_parser, optional_iso_date, run_job
+from jobs.platform.job import exit_on_failure, job_parser, optional_iso_date, run_job, whole_number
 from jobs.platform.registry import ModelRef
 from spec.config import get_environment
 
@@ -224,21 +224,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--lookback-days",
-        type=_days,
+        type=whole_number(1, "days"),
         default=LOOKBACK_DAYS,
         help=f"look up flights scheduled at most this many days before --as-of (default {LOOKBACK_DAYS})",
     )
     return parser.parse_args(argv)
-
-
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

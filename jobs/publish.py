@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from jobs.core.columns import PREDICTION, PROBABILITY, SCHEDULED_DEPARTURE
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
+from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job, whole_number
 from jobs.platform.online_store import ROW_FIELDS, Item, OnlineStoreError, WriteCounts, to_item
 from spec.config import get_environment
 
@@ -273,23 +273,12 @@ def _append_log(platform: Platform, result: PublishResult, full: bool, published
     platform.tables.write(platform.spark.createDataFrame([row], schema), platform.env.publish_log_table, "append")
 
 
-def minutes(text: str) -> int:
-    """argparse type: a whole number of minutes, >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of minutes, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = job_parser("mlops-publish", "Publish the latest prediction per flight to the online store (DynamoDB).")
     parser.add_argument("--full", action="store_true", help="republish every row, not only those since the watermark")
     parser.add_argument(
         "--lookback-minutes",
-        type=minutes,
+        type=whole_number(0, "minutes"),
         default=DEFAULT_LOOKBACK_MINUTES,
         help="also re-read rows scored this long before the watermark (late commits; idempotent)",
     )

@@ -44,15 +44,23 @@ def optional_iso_date(text: str) -> date | None:
     return iso_date(text) if text.strip() else None
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def whole_number(minimum: int, unit: str | None = None) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``; ``unit`` names it in the error ("a whole number of days")."""
+    what = f"a whole number of {unit}" if unit else "an integer"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1)
 
 
 def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
