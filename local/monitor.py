@@ -1335,8 +1335,11 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
 
     new_windows: dict[str, dict[str, list[int]]] = {}
     plans: dict[str, _WindowPlan] = {}
+    window_starts_by: dict[str, np.ndarray] = {}  # per granularity: each current row's window start (-1: unusable)
     for granularity in monitored.granularities:
-        starts = np.where(usable, window_starts(np.where(usable, light.ts, 0), granularity), -1)
+        starts = window_starts_by[granularity] = np.where(
+            usable, window_starts(np.where(usable, light.ts, 0), granularity), -1
+        )
         new_windows[granularity] = _fingerprints(light, starts, usable)
         plans[granularity] = _plan(
             granularity, new_windows[granularity], old_windows.get(granularity, {}), baseline_changed
@@ -1365,7 +1368,7 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
             assert frame is not None  # plan.rows holds plan.consecutive: its versions were wanted
             version_index = {name: i for i, name in enumerate(frame.versions)}
             base_rows = np.arange(n_current, frame.n)
-            starts = np.where(usable, window_starts(np.where(usable, light.ts, 0), granularity), -1)
+            starts = window_starts_by[granularity]
             codes = np.asarray(sorted(_codes(plan.rows, version_index)), dtype=np.int64)
             selected = usable & np.isin(_window_codes(frame.version[:n_current], starts), codes)
             versions_used = np.unique(frame.version[:n_current][selected])
