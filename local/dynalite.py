@@ -79,6 +79,11 @@ class Dynalite:
         self._log: IO[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The dynalite process's pid while it runs."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def endpoint_url(self) -> str:
         if self.port is None:
             raise DynaliteError("dynalite is not started")

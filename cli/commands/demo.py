@@ -435,8 +435,8 @@ def _run_lifecycle(services: ExitStack, home: Path, config, log_file: Path, on_p
     services.callback(record.remove)  # registered first, so removed last: after every process it names stopped
     # In memory: the demo's online store lives as long as the demo (and writes faster than on disk).
     dynalite = services.enter_context(Dynalite(None))
-    if dynalite._process is not None:
-        record.add("dynalite", dynalite._process.pid)
+    if dynalite.pid is not None:
+        record.add("dynalite", dynalite.pid)
     set_environ(services, DYNAMODB_ENDPOINT_ENV, dynalite.endpoint_url)
     # The jobs' notifications (a failed validation, say) go to the demo's receiver, never to a webhook of the shell's.
     receiver = services.enter_context(WebhookReceiver(home / "webhook.jsonl"))
