@@ -68,7 +68,8 @@ MODEL_DISTRIBUTIONS = ("cloudpickle", "numpy", "pandas", "scikit-learn", "scipy"
 
 def model_requirements() -> list[str]:
     """The pip requirements of a logged model: MLflow and ``MODEL_DISTRIBUTIONS`` at the versions installed here, as
-    MLflow would infer them, without the inference (it loads the model in a subprocess: about 2.4 s a model)."""
+    MLflow would infer them, without the inference (it loads the model again in a subprocess,
+    seconds of every training)."""
     from importlib.metadata import version
 
     import mlflow
