@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 synth: setup
-	cdktf synth --output cdktf.out
+	cdktn synth --output cdktf.out
 
 # The wheel carries the commit it was built from (jobs/BUILD_COMMIT, inside the wheel only): lineage on Databricks;
 # dist/BUILD_COMMIT tells the stacks which folder to upload it to.

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from cdktf import App, Token
+from cdktn import App, Token
 
 from infra.stacks.environment import EnvironmentStack, WorkspaceRef
 from spec.config import ENVIRONMENTS, Environment

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_databricks.catalog import Catalog
-from cdktf_cdktf_provider_databricks.grants import Grants, GrantsGrant
-from cdktf_cdktf_provider_databricks.schema import Schema
-from cdktf_cdktf_provider_databricks.workspace_binding import WorkspaceBinding
+from cdktn import ITerraformDependable
+from cdktn_provider_databricks.catalog import Catalog
+from cdktn_provider_databricks.grants import Grants, GrantsGrant
+from cdktn_provider_databricks.schema import Schema
+from cdktn_provider_databricks.workspace_binding import WorkspaceBinding
 from constructs import Construct
 
 from spec import access

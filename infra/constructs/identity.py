@@ -3,14 +3,14 @@ OIDC federation (no stored secret) or, without federation, by an OAuth secret th
 
 from __future__ import annotations
 
-from cdktf import TerraformProvider, Token
-from cdktf_cdktf_provider_databricks.mws_permission_assignment import MwsPermissionAssignment
-from cdktf_cdktf_provider_databricks.service_principal import ServicePrincipal
-from cdktf_cdktf_provider_databricks.service_principal_federation_policy import (
+from cdktn import TerraformProvider, Token
+from cdktn_provider_databricks.mws_permission_assignment import MwsPermissionAssignment
+from cdktn_provider_databricks.service_principal import ServicePrincipal
+from cdktn_provider_databricks.service_principal_federation_policy import (
     ServicePrincipalFederationPolicy,
     ServicePrincipalFederationPolicyOidcPolicy,
 )
-from cdktf_cdktf_provider_databricks.service_principal_secret import ServicePrincipalSecret
+from cdktn_provider_databricks.service_principal_secret import ServicePrincipalSecret
 from constructs import Construct
 
 from spec.config import Environment

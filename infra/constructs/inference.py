@@ -8,11 +8,11 @@ Terraform state. The jobs' service principal may READ it; ml-engineers MANAGE it
 
 from __future__ import annotations
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_databricks.schema import Schema
-from cdktf_cdktf_provider_databricks.secret_acl import SecretAcl
-from cdktf_cdktf_provider_databricks.secret_scope import SecretScope
-from cdktf_cdktf_provider_databricks.volume import Volume
+from cdktn import ITerraformDependable
+from cdktn_provider_databricks.schema import Schema
+from cdktn_provider_databricks.secret_acl import SecretAcl
+from cdktn_provider_databricks.secret_scope import SecretScope
+from cdktn_provider_databricks.volume import Volume
 from constructs import Construct
 
 from spec.config import Environment

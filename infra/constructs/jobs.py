@@ -8,9 +8,9 @@ The wheel is uploaded to a Unity Catalog volume, one folder per commit (`make wh
 
 from __future__ import annotations
 
-from cdktf import ITerraformDependable, Token
-from cdktf_cdktf_provider_databricks.file import File
-from cdktf_cdktf_provider_databricks.job import (
+from cdktn import ITerraformDependable, Token
+from cdktn_provider_databricks.file import File
+from cdktn_provider_databricks.job import (
     Job,
     JobContinuous,
     JobEmailNotifications,
@@ -32,9 +32,9 @@ from cdktf_cdktf_provider_databricks.job import (
     JobWebhookNotifications,
     JobWebhookNotificationsOnFailure,
 )
-from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
-from cdktf_cdktf_provider_databricks.schema import Schema
-from cdktf_cdktf_provider_databricks.volume import Volume
+from cdktn_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktn_provider_databricks.schema import Schema
+from cdktn_provider_databricks.volume import Volume
 from constructs import Construct
 
 from infra.constructs.notifications import Notifications

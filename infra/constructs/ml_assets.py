@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_databricks.cluster_policy import ClusterPolicy
-from cdktf_cdktf_provider_databricks.grants import Grants, GrantsGrant
-from cdktf_cdktf_provider_databricks.mlflow_experiment import MlflowExperiment
-from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
-from cdktf_cdktf_provider_databricks.registered_model import RegisteredModel
-from cdktf_cdktf_provider_databricks.sql_endpoint import SqlEndpoint
+from cdktn import ITerraformDependable
+from cdktn_provider_databricks.cluster_policy import ClusterPolicy
+from cdktn_provider_databricks.grants import Grants, GrantsGrant
+from cdktn_provider_databricks.mlflow_experiment import MlflowExperiment
+from cdktn_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktn_provider_databricks.registered_model import RegisteredModel
+from cdktn_provider_databricks.sql_endpoint import SqlEndpoint
 from constructs import Construct
 
 from spec import access

@@ -13,8 +13,8 @@ Lakehouse Monitoring quality monitor (``inference_log``) on each, and the SQL al
 
 from __future__ import annotations
 
-from cdktf import ITerraformDependable
-from cdktf_cdktf_provider_databricks.alert_v2 import (
+from cdktn import ITerraformDependable
+from cdktn_provider_databricks.alert_v2 import (
     AlertV2,
     AlertV2Evaluation,
     AlertV2EvaluationNotification,
@@ -25,17 +25,17 @@ from cdktf_cdktf_provider_databricks.alert_v2 import (
     AlertV2RunAs,
     AlertV2Schedule,
 )
-from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
-from cdktf_cdktf_provider_databricks.quality_monitor import (
+from cdktn_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktn_provider_databricks.quality_monitor import (
     QualityMonitor,
     QualityMonitorInferenceLog,
     QualityMonitorNotifications,
     QualityMonitorNotificationsOnFailure,
     QualityMonitorSchedule,
 )
-from cdktf_cdktf_provider_databricks.schema import Schema
-from cdktf_cdktf_provider_databricks.sql_endpoint import SqlEndpoint
-from cdktf_cdktf_provider_databricks.sql_table import SqlTable, SqlTableColumn
+from cdktn_provider_databricks.schema import Schema
+from cdktn_provider_databricks.sql_endpoint import SqlEndpoint
+from cdktn_provider_databricks.sql_table import SqlTable, SqlTableColumn
 from constructs import Construct
 
 from infra.constructs.notifications import Notifications

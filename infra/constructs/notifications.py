@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformVariable
-from cdktf_cdktf_provider_databricks.notification_destination import (
+from cdktn import TerraformVariable
+from cdktn_provider_databricks.notification_destination import (
     NotificationDestination,
     NotificationDestinationConfigA,
     NotificationDestinationConfigGenericWebhook,

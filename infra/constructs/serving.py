@@ -21,16 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cdktf import ITerraformDependable, TerraformResourceLifecycle
-from cdktf_cdktf_provider_databricks.model_serving import (
+from cdktn import ITerraformDependable, TerraformResourceLifecycle
+from cdktn_provider_databricks.model_serving import (
     ModelServing,
     ModelServingAiGateway,
     ModelServingAiGatewayInferenceTableConfig,
     ModelServingEmailNotifications,
     ModelServingTags,
 )
-from cdktf_cdktf_provider_databricks.permissions import Permissions, PermissionsAccessControl
-from cdktf_cdktf_provider_databricks.schema import Schema
+from cdktn_provider_databricks.permissions import Permissions, PermissionsAccessControl
+from cdktn_provider_databricks.schema import Schema
 from constructs import Construct
 
 from spec.config import ConfigError, Environment

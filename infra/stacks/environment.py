@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import metadata
 
-from cdktf import AzurermBackend, TerraformOutput, TerraformStack, TerraformVariable
-from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
+from cdktn import AzurermBackend, TerraformOutput, TerraformStack, TerraformVariable
+from cdktn_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
 from infra.constructs.governance import Governance

@@ -6,15 +6,15 @@ environment stack can bind catalogs to it. Environments with an existing workspa
 
 from __future__ import annotations
 
-from cdktf import AzurermBackend, TerraformOutput, TerraformStack, Token
-from cdktf_cdktf_provider_azurerm.databricks_access_connector import (
+from cdktn import AzurermBackend, TerraformOutput, TerraformStack, Token
+from cdktn_provider_azurerm.databricks_access_connector import (
     DatabricksAccessConnector,
     DatabricksAccessConnectorIdentity,
 )
-from cdktf_cdktf_provider_azurerm.databricks_workspace import DatabricksWorkspace
-from cdktf_cdktf_provider_azurerm.provider import AzurermProvider, AzurermProviderFeatures
-from cdktf_cdktf_provider_databricks.metastore_assignment import MetastoreAssignment
-from cdktf_cdktf_provider_databricks.provider import DatabricksProvider
+from cdktn_provider_azurerm.databricks_workspace import DatabricksWorkspace
+from cdktn_provider_azurerm.provider import AzurermProvider, AzurermProviderFeatures
+from cdktn_provider_databricks.metastore_assignment import MetastoreAssignment
+from cdktn_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
 from infra.stacks.environment import account_id_of

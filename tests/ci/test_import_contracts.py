@@ -39,9 +39,9 @@ def test_the_repository_keeps_every_import_contract():
     assert "Contracts: 8 kept, 0 broken." in result.stdout
 
 
-def test_a_job_that_imports_cdktf_or_another_entry_point_breaks_the_contracts(tmp_path):
+def test_a_job_that_imports_cdktn_or_another_entry_point_breaks_the_contracts(tmp_path):
     root = copy_of_the_packages(tmp_path)
-    (root / "jobs" / "probe.py").write_text("import cdktf  # noqa: F401\n")
+    (root / "jobs" / "probe.py").write_text("import cdktn  # noqa: F401\n")
     train = root / "jobs" / "train.py"
     train.write_text(train.read_text() + "\nfrom jobs import validate  # noqa: E402,F401\n")
 
@@ -52,9 +52,9 @@ def test_a_job_that_imports_cdktf_or_another_entry_point_breaks_the_contracts(tm
     # (import-linter wraps long contract names; their last words end the line)
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert broken == [
-        "no web framework BROKEN",
-        "cdktf stays inside infra BROKEN",
+        "web framework BROKEN",
+        "CDK Terrain (cdktn) stays inside infra BROKEN",
         "Job entry points never import each other BROKEN",
     ]
-    assert "jobs.probe -> cdktf" in result.stdout
+    assert "jobs.probe -> cdktn" in result.stdout
     assert "jobs.train -> jobs.validate" in result.stdout

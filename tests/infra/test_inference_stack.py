@@ -79,7 +79,7 @@ def test_a_continuous_stream_is_a_continuous_job_without_schedule_and_publishing
 
     import json
 
-    from cdktf import Testing
+    from cdktn import Testing
 
     from infra.main import build_app
 

@@ -108,7 +108,7 @@ def test_an_endpoint_without_a_consumer_who_only_queries_is_a_config_error(consu
 
 
 def test_an_environment_without_a_monitoring_schema_is_rejected_with_the_field_named():
-    from cdktf import App, TerraformStack
+    from cdktn import App, TerraformStack
 
     from infra.constructs.serving import Serving as ServingConstruct
 

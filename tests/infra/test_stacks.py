@@ -20,7 +20,7 @@ def test_provider_is_pinned_and_points_at_the_environment_workspace(synthesized,
     stack = synthesized[name]
     assert stack["terraform"]["required_providers"]["databricks"] == {
         "source": "databricks/databricks",
-        "version": "1.99.0",
+        "version": "1.138.0",
     }
     workspace, account = stack["provider"]["databricks"]
     assert workspace == {"host": ENVIRONMENTS[name].workspace.host}
