@@ -4,10 +4,14 @@ not on a Databricks runtime."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from jobs.platform import Platform
+from jobs.platform.monitors import Refreshed
 from jobs.platform.notify import WEBHOOK_URL_ENV
 from jobs.platform.registry import Registry
 from local.adapters import LocalLanding, LocalNotifier, LocalServing, LocalTaskValues, local_registry_config
@@ -19,6 +23,8 @@ from local.warehouse import LocalSql
 
 if TYPE_CHECKING:
     from spec.config import Environment
+
+logger = logging.getLogger(__name__)
 
 
 def build_local_platform(env: Environment, environ: Mapping[str, str]) -> Platform:
@@ -40,4 +46,36 @@ def build_local_platform(env: Environment, environ: Mapping[str, str]) -> Platfo
         work_dir=str(work_dir(env.name)),
         online_store=lambda: local_online_store(env, environ),
         sql=LocalSql(env.name),
+        monitors=LocalMonitors(env),
     )
+
+
+class LocalMonitors:
+    """The local monitor (``local.monitor``) on each monitored table, all at once as on Databricks (numpy and delta-rs
+    release the GIL). A table nothing has written yet has nothing to profile: it is skipped and said so."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def refresh(self, tables: Sequence[str]) -> list[Refreshed]:
+        from deltalake import DeltaTable
+
+        from local.monitor import refresh_monitor
+        from local.paths import table_path
+        from spec.monitoring import monitored_tables
+
+        by_table = {m.table: m for m in monitored_tables(self.env)}
+        unknown = [t for t in tables if t not in by_table]
+        if unknown:
+            raise ValueError(f"no quality monitor on {unknown} in {self.env.name}; monitored: {sorted(by_table)}")
+        present = [by_table[t] for t in tables if DeltaTable.is_deltatable(str(table_path(t)))]
+        for table in sorted(set(tables) - {m.table for m in present}):
+            logger.warning("monitor of %s: the table has no rows yet, nothing to refresh", table)
+
+        def one(monitored) -> Refreshed:
+            started = time.perf_counter()
+            refresh_monitor(self.env, monitored)
+            return Refreshed(monitored.table, "local", "SUCCESS", round(time.perf_counter() - started, 1))
+
+        with ThreadPoolExecutor(max(1, len(present)), thread_name_prefix="monitor") as pool:
+            return list(pool.map(one, present))

@@ -7,6 +7,8 @@ Databricks Lakeflow Jobs, and records every run under ``$MLOPS_HOME/runs/<run_id
   environment variables the task-values adapter reads (MLOPS_TASK_VALUES_DIR, MLOPS_TASK_KEY);
 - ``{{job.parameters.x}}`` and ``{{tasks.t.values.k}}`` are resolved by ``spec.workflows.resolve``, as on Databricks;
 - run-job tasks run the child graph as a separate, linked run;
+- alert tasks evaluate the named SQL alert on the local warehouse (``local.alerts``: the same query text, history and
+  notifications); the alert's state is the task's values, and the task succeeds whatever the state, as on Databricks;
 - retries: up to ``max_retries`` more attempts; the wait is ``min_retry_interval_millis`` capped by
   ``max_retry_wait_seconds`` (default 1 s), so local runs do not sleep for minutes;
 - timeouts: a task still running after ``timeout_seconds`` is marked FAILED and the run goes on without it (Python
@@ -31,7 +33,17 @@ from pathlib import Path
 
 from local.paths import runs_dir
 from spec.config import Environment
-from spec.workflows import ConditionTask, JobGraph, RunJobTask, Task, WheelTask, WorkflowError, job_graphs, resolve
+from spec.workflows import (
+    AlertTask,
+    ConditionTask,
+    JobGraph,
+    RunJobTask,
+    Task,
+    WheelTask,
+    WorkflowError,
+    job_graphs,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +52,24 @@ _FAILED_STATES = {FAILED, UPSTREAM_FAILED}
 
 # An executor runs one wheel entry point with its arguments and returns the exit code.
 Executor = Callable[[str, list[str]], int]
+# An alert evaluator evaluates one SQL alert by name and returns what the task records (its state, its value).
+AlertEvaluator = Callable[[str], Mapping[str, object]]
+
+
+def local_alert_evaluator(env: Environment) -> AlertEvaluator:
+    """Evaluates the alert on the local warehouse, recording its history and notifying as ``mlops alerts`` does."""
+
+    def evaluate(name: str) -> Mapping[str, object]:
+        from local.alerts import evaluate_alerts
+        from spec.monitoring import alerts
+
+        specs = [spec for spec in alerts(env) if spec.name == name]
+        if not specs:
+            raise WorkflowError(f"no alert {name!r} in {env.name}; known: {', '.join(s.name for s in alerts(env))}")
+        result = evaluate_alerts(env, specs=specs)[0]
+        return {"state": result.state, "value": result.value, "reason": result.reason or ""}
+
+    return evaluate
 
 
 def run_entry_point(entry_point: str, argv: list[str]) -> int:
@@ -96,6 +126,7 @@ class LocalRunner:
         *,
         graphs: Mapping[str, JobGraph] | None = None,
         executor: Executor = run_entry_point,
+        alert_evaluator: AlertEvaluator | None = None,
         home: Path | None = None,
         max_retry_wait_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -104,6 +135,7 @@ class LocalRunner:
         self.env = env
         self.graphs = dict(graphs) if graphs is not None else job_graphs(env)
         self.executor = executor
+        self.alert_evaluator = alert_evaluator or local_alert_evaluator(env)
         self.home = home or runs_dir()
         self.max_retry_wait_seconds = max_retry_wait_seconds
         self.clock = clock
@@ -226,6 +258,10 @@ class LocalRunner:
                 failed = child.failed_task
                 where = f" at task {failed.task_key}: {failed.error}" if failed else ""
                 raise RuntimeError(f"child run {child.run_id} of {action.job} {child.status}{where}")
+            return
+        if isinstance(action, AlertTask):
+            task_run.parameters = [action.alert]
+            task_run.values = dict(self.alert_evaluator(action.alert))
             return
         if isinstance(action, WheelTask):
             argv = [resolve(p, run.parameters, values) for p in action.parameters]

@@ -1,6 +1,6 @@
 """Who may do what in each environment: the grants matrix, as plain data.
 
-Kept apart from the cdktf constructs so the policy checks, the demo summary and the tests read the same intent.
+Kept apart from the CDK constructs so the policy checks, the demo summary and the tests read the same intent.
 Privileges granted on a catalog are inherited by its schemas, tables, volumes, functions and models.
 """
 
@@ -81,6 +81,11 @@ class ObjectPermission:
     level: str
 
 
+# The jobs CI runs in an environment (the staging run after a deploy, .github/workflows/main.yml and its Azure DevOps
+# twin): the CI runner (``Environment.ci_service_principal``) gets CAN_MANAGE_RUN on these and on nothing else.
+CI_JOBS: tuple[str, ...] = ("model-training",)
+
+
 def job_access(env: Environment) -> tuple[ObjectPermission, ...]:
     """ml-engineers manage the jobs; data scientists run them in dev and only see them (and their runs) elsewhere.
     The jobs' service principal runs them (``run_as``) and the deployer owns them."""
@@ -103,7 +108,7 @@ def experiment_access(env: Environment) -> tuple[ObjectPermission, ...]:
 
 @dataclass(frozen=True)
 class Prerequisite:
-    """What the deploying principal must hold before ``cdktf deploy <env>``: granted outside the stacks, because the
+    """What the deploying principal must hold before ``cdktn deploy <env>``: granted outside the stacks, because the
     stacks cannot grant their own deployer what it needs to create them."""
 
     scope: str
@@ -116,8 +121,9 @@ def deployer_prerequisites(env: Environment) -> tuple[Prerequisite, ...]:
         Prerequisite(
             "account",
             "account admin",
-            f"creates the jobs' service principal {env.service_principal}, its workspace assignment and its CI "
-            "federation policy (as creator it is also that principal's manager, so it may set it as run_as)",
+            f"creates the jobs' service principal {env.service_principal} and the CI runner "
+            f"{env.ci_service_principal}, their workspace assignments and the CI runner's federation policies (as "
+            "creator it is also the jobs' principal's manager, so it may set it as run_as)",
         ),
         Prerequisite("metastore", "CREATE_CATALOG", f"creates the catalog {env.catalog}"),
         Prerequisite(
@@ -133,6 +139,15 @@ def deployer_prerequisites(env: Environment) -> tuple[Prerequisite, ...]:
             "workspace bindings and object permissions",
         ),
     ]
+    if not env.create_groups:
+        rows.append(
+            Prerequisite(
+                "account",
+                f"groups {', '.join(env.groups)}",
+                "exist and are assigned to the workspace: the stack looks each up (a missing one fails the plan with "
+                "its name) and grants to it; set create_groups for the stack to create them",
+            )
+        )
     if env.storage_root:
         rows.append(
             Prerequisite(

@@ -65,13 +65,33 @@ class Account:
 
 @dataclass(frozen=True)
 class CiFederation:
-    """Workload identity federation: CI exchanges its OIDC token for a Databricks token; no stored secret."""
+    """Workload identity federation for GitHub Actions: a workflow job in the GitHub environment named after the
+    Databricks environment exchanges its OIDC token for a Databricks token; no stored secret."""
 
     issuer: str = "https://token.actions.githubusercontent.com"
     repository: str = "example-org/mlops-databricks"
 
     def subject(self, env: str) -> str:
         return f"repo:{self.repository}:environment:{env}"
+
+
+@dataclass(frozen=True)
+class AzureDevOpsFederation:
+    """Workload identity federation for Azure DevOps (DATABRICKS_AUTH_TYPE=azure-devops-oidc): the organization's
+    token issuer, one subject per pipeline, Entra ID's token-exchange audience."""
+
+    organization_id: str = "00000000-0000-0000-0000-000000000000"
+    organization: str = "example-org"
+    project: str = "mlops-databricks"
+    pipeline: str = "mlops-databricks"
+    audience: str = "api://AzureADTokenExchange"
+
+    @property
+    def issuer(self) -> str:
+        return f"https://vstoken.dev.azure.com/{self.organization_id}"
+
+    def subject(self) -> str:
+        return f"p://{self.organization}/{self.project}/{self.pipeline}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,13 @@ RUNTIMES: MappingProxyType[str, Runtime] = MappingProxyType(
             spark_package="databricks-connect",
             release_notes="https://docs.databricks.com/aws/en/release-notes/serverless/environment-version/three",
         ),
+        f"{SERVERLESS_PREFIX}4": Runtime(
+            name="serverless environment version 4",
+            python="3.12.3",
+            libraries="runtime/serverless-environment-4.txt",
+            spark_package="databricks-connect",
+            release_notes="https://docs.databricks.com/aws/en/release-notes/serverless/environment-version/four",
+        ),
         "16.4.x-cpu-ml-scala2.12": Runtime(
             name="Databricks Runtime 16.4 LTS for Machine Learning",
             python="3.12.3",
@@ -127,7 +154,7 @@ class Compute:
     """Serverless job environment by default; a job cluster governed by the cluster policy as the alternative."""
 
     serverless: bool = True
-    serverless_environment_version: str = "3"
+    serverless_environment_version: str = "4"
     spark_version: str = "16.4.x-cpu-ml-scala2.12"
     num_workers: int = 1
     node_types: MappingProxyType = field(
@@ -244,9 +271,9 @@ class Monitoring:
     # this many scored flights.
     min_labelled_rows: int = 500
     min_window_rows: int = 500
+    # When the daily-monitoring job starts: labels, then the monitors' refresh, then the alerts, each after the one
+    # before (spec/workflows.py daily_monitoring).
     schedule: Schedule = field(default_factory=lambda: Schedule("0 0 6 * * ?"))
-    # When the alerts are evaluated (their queries read the metric tables the monitor refreshed).
-    alert_schedule: Schedule = field(default_factory=lambda: Schedule("0 30 6 * * ?"))
 
 
 @dataclass(frozen=True)
@@ -294,7 +321,9 @@ class Environment:
     catalog: str
     workspace: Workspace
     account: Account = field(default_factory=Account)
+    # How CI reaches the environment as its CI runner (``ci_service_principal``): GitHub Actions, Azure DevOps.
     ci_federation: CiFederation | None = field(default_factory=CiFederation)
+    ci_azure_devops: AzureDevOpsFederation | None = field(default_factory=AzureDevOpsFederation)
     # None keeps state in a local file (fine for a try-out); set it for anything shared.
     state_backend: StateBackend | None = None
     cloud: Cloud = "azure"
@@ -305,6 +334,10 @@ class Environment:
     data_scientists_group: str = "data-scientists"
     ml_engineers_group: str = "ml-engineers"
     data_scientist_access: DataScientistAccess = "read"
+    # The groups named above (and the serving consumers) must exist in the account, assigned to the workspace: the
+    # stack looks each up by a data source, so a missing one fails the plan with its name. True: the stack creates
+    # them (account-level, assigned to the workspace) instead.
+    create_groups: bool = False
     service_principal: str = ""
     # Catalogs of this environment that another environment's workspace may read (bound BINDING_TYPE_READ_ONLY).
     read_only_from: tuple[str, ...] = ()
@@ -397,6 +430,14 @@ class Environment:
             )
         if self.inference.streaming_mode == "continuous" and self.inference.streaming_schedule is not None:
             _fail(env, "inference.streaming_schedule", "must be None for a continuous stream (it never stops)")
+        if self.inference.streaming_mode == "continuous" and self.compute.serverless:
+            _fail(
+                env,
+                "inference.streaming_mode",
+                "cannot be continuous on serverless compute (serverless streams support only the availableNow "
+                "trigger, and a continuous job cannot retry its tasks): use streaming_mode='available_now' with a "
+                "streaming_schedule, or compute.serverless=False for a continuous stream on a job cluster",
+            )
         for name in ("batch_schedule", "streaming_schedule"):
             schedule = getattr(self.inference, name)
             if schedule is not None:
@@ -430,6 +471,20 @@ class Environment:
             _fail(env, "ci_federation.issuer", "must be an https URL")
         if self.ci_federation is not None and self.ci_federation.repository.count("/") != 1:
             _fail(env, "ci_federation.repository", "must be <owner>/<repo>")
+        if self.ci_azure_devops is not None and not _APPLICATION_ID.match(self.ci_azure_devops.organization_id):
+            _fail(env, "ci_azure_devops.organization_id", "must be the Azure DevOps organization's id (a UUID)")
+        if self.ci_azure_devops is not None and not all(
+            re.match(r"^[^/\s]+$", part)
+            for part in (self.ci_azure_devops.organization, self.ci_azure_devops.project, self.ci_azure_devops.pipeline)
+        ):
+            _fail(env, "ci_azure_devops", "needs organization, project and pipeline names without '/' or spaces")
+        if self.storage_root is None and self.workspace.create is not None:
+            _fail(
+                env,
+                "storage_root",
+                "is required when the workspaces stack creates the workspace (an automatically provisioned Azure "
+                "metastore has no root storage, so the catalog needs its own): set an abfss:// location",
+            )
         if env in self.read_only_from:
             _fail(env, "read_only_from", "must not contain the environment itself")
 
@@ -437,7 +492,6 @@ class Environment:
         env, m, r, o = self.name, self.monitoring, self.retraining, self.online_evaluation
         for schedule_field, schedule in (
             ("monitoring.schedule", m.schedule),
-            ("monitoring.alert_schedule", m.alert_schedule),
             ("online_evaluation.schedule", o.schedule),
         ):
             if schedule is not None:
@@ -506,12 +560,35 @@ class Environment:
         return int(match.group(1)) if match else None
 
     @property
+    def ci_service_principal(self) -> str:
+        """The CI runner: reached by CI through OIDC federation; it may run the jobs CI runs, and nothing else."""
+        return f"{self.service_principal}-ci"
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Every group the stack names (grants, permissions, owners, ACLs): looked up, or created by the stack."""
+        named = (self.data_scientists_group, self.ml_engineers_group, *self.serving.consumers)
+        principals = {self.service_principal, self.ci_service_principal}
+        return tuple(dict.fromkeys(g for g in named if g not in principals))
+
+    @property
+    def experiment_folder(self) -> str:
+        """The workspace folder of the experiment, created by the stack: an experiment cannot be created in a
+        folder that does not exist."""
+        return f"{self.experiment_dir}/{self.name}"
+
+    @property
+    def monitor_assets_folder(self) -> str:
+        """Where the quality monitors keep their dashboards: under the workspace folder the stack creates."""
+        return f"/Workspace{self.experiment_dir}/{self.name}/monitors"
+
+    @property
     def registered_model(self) -> str:
         return f"{self.catalog}.ml.{self.model_name}"
 
     @property
     def experiment_name(self) -> str:
-        return f"{self.experiment_dir}/{self.name}-{self.model_name}"
+        return f"{self.experiment_folder}/{self.model_name}"
 
     @property
     def flights_table(self) -> str:
@@ -596,7 +673,7 @@ def _build() -> dict[str, Environment]:
         workspace=Workspace(host="https://adb-1000000000000000.0.azuredatabricks.net"),
         service_principal="mlops-base",
         state_backend=StateBackend(resource_group="rg-mlops-tfstate", storage_account="mlopstfstate"),
-        alerts=Alerts(emails=("ml-team@example.com",)),
+        alerts=Alerts(emails=("ml-team@example.com",), webhook_destination_name="ml-team-webhook"),
     )
     overrides: dict[str, dict] = {
         "dev": dict(
@@ -627,7 +704,18 @@ def _build() -> dict[str, Environment]:
         ),
     }
     envs = {
-        name: replace(base, **{"name": name, "catalog": name, "service_principal": f"mlops-{name}", **values})
+        name: replace(
+            base,
+            **{
+                "name": name,
+                "catalog": name,
+                "service_principal": f"mlops-{name}",
+                # Each catalog keeps its managed tables in a container of its own (an Azure metastore provisioned
+                # automatically has no root storage: a catalog without one cannot be created there).
+                "storage_root": f"abfss://{name}@mlopsdata.dfs.core.windows.net/catalog",
+                **values,
+            },
+        )
         for name, values in overrides.items()
     }
     for env in envs.values():

@@ -1,6 +1,6 @@
-"""Job graphs as data: written once, rendered to `databricks_job` by cdktf and executed by the local runner.
+"""Job graphs as data: written once, rendered to `databricks_job` by the stacks and executed by the local runner.
 
-No cdktf import here. A graph is tasks with dependencies (and outcomes for condition tasks), `run_if`, retries,
+No CDK import here. A graph is tasks with dependencies (and outcomes for condition tasks), `run_if`, retries,
 timeouts and parameters that may hold Databricks dynamic value references:
 ``{{job.parameters.<name>}}`` and ``{{tasks.<task_key>.values.<key>}}``. Both renderings resolve the same text.
 """
@@ -55,6 +55,14 @@ class RunJobTask:
 
 
 @dataclass(frozen=True)
+class AlertTask:
+    """Evaluates one SQL alert of ``spec.monitoring.alerts`` now (an ``alert_task`` on Databricks, on the alert the
+    stack declares; the local warehouse runs the same query text), notifying its subscribers on a change."""
+
+    alert: str
+
+
+@dataclass(frozen=True)
 class Dependency:
     task_key: str
     outcome: Literal["true", "false"] | None = None
@@ -63,7 +71,7 @@ class Dependency:
 @dataclass(frozen=True)
 class Task:
     key: str
-    action: WheelTask | ConditionTask | RunJobTask
+    action: WheelTask | ConditionTask | RunJobTask | AlertTask
     depends_on: tuple[Dependency, ...] = ()
     run_if: RunIf = "ALL_SUCCESS"
     max_retries: int = 0
@@ -81,7 +89,15 @@ class Task:
             return self.action.parameters
         if isinstance(self.action, ConditionTask):
             return (self.action.left, self.action.right)
+        if isinstance(self.action, AlertTask):
+            return ()
         return tuple(self.action.job_parameters.values())
+
+    @property
+    def worst_case_seconds(self) -> int:
+        """How long the task may take at most: every attempt timing out, with the waits between them."""
+        attempts = self.max_retries + 1
+        return attempts * self.timeout_seconds + self.max_retries * -(-self.min_retry_interval_millis // 1000)
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,9 @@ class JobGraph:
     tasks: tuple[Task, ...]
     parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     schedule: Schedule | None = None
-    timeout_seconds: int = 4 * 3600
+    # None: the longest the tasks can take (``worst_case_seconds``), so the job never times out a task that is
+    # still within its own timeout and retries. A value below that is refused.
+    timeout_seconds: int | None = None
     max_concurrent_runs: int = 1
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # A continuous job (Databricks restarts it when it stops); locally one run of its tasks.
@@ -127,6 +145,11 @@ class JobGraph:
             if task.no_retry_reason and task.max_retries:
                 raise WorkflowError(f"graph {self.name!r}: task {task.key!r} has a no_retry_reason but retries")
         self.topological_order()  # raises on cycles
+        if not self.continuous and self.timeout_seconds is not None and self.timeout_seconds < self.worst_case_seconds:
+            raise WorkflowError(
+                f"graph {self.name!r}: field 'timeout_seconds' is {self.timeout_seconds}s but its tasks may take "
+                f"{self.worst_case_seconds}s (timeouts and retries on the longest path): raise it, or leave it None"
+            )
         for task in self.tasks:
             upstream = self.upstream(task.key)
             for text in task.parameter_texts():
@@ -145,6 +168,24 @@ class JobGraph:
                             )
                     else:
                         raise WorkflowError(f"graph {self.name!r}: task {task.key!r} has unsupported reference {ref!r}")
+
+    @property
+    def worst_case_seconds(self) -> int:
+        """The longest path through the graph, each task at its worst (``Task.worst_case_seconds``)."""
+        finish: dict[str, int] = {}
+        for key in self.topological_order():
+            task = self.task(key)
+            start = max((finish[d.task_key] for d in task.depends_on), default=0)
+            finish[key] = start + task.worst_case_seconds
+        return max(finish.values())
+
+    @property
+    def job_timeout_seconds(self) -> int:
+        """What the job's ``timeout_seconds`` is: 0 (none) for a continuous job, else the configured value or the
+        worst case."""
+        if self.continuous:
+            return 0
+        return self.timeout_seconds if self.timeout_seconds is not None else self.worst_case_seconds
 
     def no_retry_tags(self) -> dict[str, str]:
         """The job tags that tell the job_reliability policy which tasks must not retry, and why."""
@@ -282,7 +323,8 @@ def model_training(env: Environment) -> JobGraph:
                 ),
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
-                timeout_seconds=3600,
+                # The child run may take its whole job timeout: the parent never abandons it earlier.
+                timeout_seconds=feature_pipeline(env).job_timeout_seconds,
                 description="runs the feature pipeline job as a child run",
             ),
             Task(
@@ -445,45 +487,97 @@ def streaming_inference(env: Environment) -> JobGraph:
         parameters=MappingProxyType({} if continuous else {"publish_lookback_minutes": PUBLISH_LOOKBACK_MINUTES}),
         schedule=None if continuous else env.inference.streaming_schedule,
         continuous=continuous,
-        timeout_seconds=0 if continuous else 4 * 3600,
         tasks=tasks,
         tags=MappingProxyType({"environment": env.name, "stage": "inference"}),
     )
 
 
+def _labels_task(env: Environment) -> Task:
+    return Task(
+        "labels",
+        _wheel("mlops-labels", env, "--as-of", "{{job.parameters.as_of}}"),
+        max_retries=env.job_retries,
+        min_retry_interval_millis=60_000,
+        timeout_seconds=3600,
+        description="served requests unpacked; label and arr_delay set on every flight that arrived",
+    )
+
+
 def labels(env: Environment) -> JobGraph:
-    """Once flights have arrived: their arrival delay into the predictions and the served requests."""
+    """Once flights have arrived: their arrival delay into the predictions and the served requests. On demand: the
+    daily monitoring graph runs the same task first."""
     return JobGraph(
         name="labels",
         description="Unpacks the inference table and joins arrival delays into the monitored tables.",
-        schedule=env.monitoring.schedule,
         # Empty: flights scheduled before today (a replay passes its simulated day).
         parameters=MappingProxyType({"as_of": ""}),
+        tasks=(_labels_task(env),),
+        tags=MappingProxyType({"environment": env.name, "stage": "monitoring"}),
+    )
+
+
+def daily_monitoring(env: Environment) -> JobGraph:
+    """The production day, in order, each step after the one before: labels, then both quality monitors refresh
+    (waiting for the refreshes to end), then every SQL alert is evaluated on the fresh metrics, then the retraining
+    graph decides. One graph instead of clock offsets between separate schedules, so a slow step delays the next
+    instead of being overtaken by it; and no table trigger on a metrics table that only the first refresh creates."""
+    from spec.monitoring import alerts
+
+    alert_tasks = tuple(
+        Task(
+            f"alert_{spec.name}",
+            AlertTask(alert=spec.name),
+            depends_on=(Dependency("refresh_monitors"),),
+            max_retries=env.job_retries,
+            min_retry_interval_millis=60_000,
+            timeout_seconds=900,
+            description=spec.description,
+        )
+        for spec in alerts(env)
+    )
+    retrain = retraining(env)
+    return JobGraph(
+        name="daily-monitoring",
+        description="Labels, then the quality monitors' refresh, then the SQL alerts, then the retraining decision.",
+        schedule=env.monitoring.schedule,
+        parameters=MappingProxyType({"as_of": ""}),
         tasks=(
+            _labels_task(env),
             Task(
-                "labels",
-                _wheel("mlops-labels", env, "--as-of", "{{job.parameters.as_of}}"),
+                "refresh_monitors",
+                _wheel("mlops-refresh-monitors", env),
+                depends_on=(Dependency("labels"),),
                 max_retries=env.job_retries,
                 min_retry_interval_millis=60_000,
-                timeout_seconds=3600,
-                description="served requests unpacked; label and arr_delay set on every flight that arrived",
+                timeout_seconds=REFRESH_TIMEOUT_SECONDS,
+                description="refreshes every quality monitor and waits until each refresh has ended",
+            ),
+            *alert_tasks,
+            Task(
+                "retraining",
+                RunJobTask(job="retraining"),
+                depends_on=tuple(Dependency(task.key) for task in alert_tasks),
+                timeout_seconds=retrain.job_timeout_seconds,
+                description="the retraining graph: check, then the model workflow when it says so",
+                no_retry_reason="the retraining graph retries its own tasks; a second run could train twice",
             ),
         ),
         tags=MappingProxyType({"environment": env.name, "stage": "monitoring"}),
     )
 
 
-def retraining(env: Environment) -> JobGraph:
-    """Started when the monitor refreshes the predictions' drift metrics: the check runs the alert SQL and the
-    Champion's age, and the model workflow runs on a window ending at the latest labelled data if either says so."""
-    from spec.monitoring import monitored_tables
+# A refresh of a monitored table's metrics (both granularities) on Databricks: generous, the refresh task waits.
+REFRESH_TIMEOUT_SECONDS = 2 * 3600
 
-    predictions = monitored_tables(env)[0]
+
+def retraining(env: Environment) -> JobGraph:
+    """Started by the daily monitoring graph once the alerts have run on fresh metrics: the check runs the alert SQL
+    and the Champion's age, and the model workflow runs on a window ending at the latest labelled data if either says
+    so."""
     return JobGraph(
         name="retraining",
         description="Retrains on the latest labelled data when the alerts or the champion's age say so.",
-        trigger_tables=(predictions.drift_metrics_table,),
-        # A second trigger while one runs is skipped, not queued: the run in progress already retrains.
+        # A second start while one runs is skipped, not queued: the run in progress already retrains.
         max_concurrent_runs=1,
         tasks=(
             Task(
@@ -513,7 +607,7 @@ def retraining(env: Environment) -> JobGraph:
                     ),
                 ),
                 depends_on=(Dependency("should_retrain", outcome="true"),),
-                timeout_seconds=3 * 3600,
+                timeout_seconds=model_training(env).job_timeout_seconds,
                 description="the model workflow: train, validate, champion vs challenger",
                 no_retry_reason="the model workflow retries its own tasks; a second run would train twice",
             ),
@@ -553,6 +647,7 @@ def job_graphs(env: Environment) -> dict[str, JobGraph]:
             streaming_inference(env),
             labels(env),
             retraining(env),
+            daily_monitoring(env),
             champion_challenger(env),
         )
     }
@@ -560,4 +655,21 @@ def job_graphs(env: Environment) -> dict[str, JobGraph]:
         for task in graph.tasks:
             if isinstance(task.action, RunJobTask) and task.action.job not in graphs:
                 raise WorkflowError(f"graph {graph.name!r}: task {task.key!r} runs unknown job {task.action.job!r}")
+    check_run_job_timeouts(graphs)
     return graphs
+
+
+def check_run_job_timeouts(graphs: Mapping[str, JobGraph]) -> None:
+    """A run-job task must wait at least as long as its child job may run: else the parent gives up on a child that is
+    still within its own timeouts and retries (and a retry of the parent would start a second child)."""
+    for graph in graphs.values():
+        for task in graph.tasks:
+            if not isinstance(task.action, RunJobTask):
+                continue
+            child = graphs[task.action.job]
+            if task.timeout_seconds < child.job_timeout_seconds:
+                raise WorkflowError(
+                    f"graph {graph.name!r}: task {task.key!r} field 'timeout_seconds' is {task.timeout_seconds}s, "
+                    f"shorter than its child job {child.name!r} may run ({child.job_timeout_seconds}s): set it to "
+                    f"at least {child.job_timeout_seconds}"
+                )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cdktn import ITerraformDependable
 from cdktn_provider_databricks.catalog import Catalog
 from cdktn_provider_databricks.grants import Grants, GrantsGrant
@@ -16,10 +18,11 @@ from spec.config import Environment
 class Governance(Construct):
     """Declares the catalog (ISOLATED), one schema per configured name, catalog grants and workspace bindings.
 
-    ``principal_ready`` is what makes the jobs' service principal usable in the workspace (its assignment): the
-    grants that name it wait for it. ``workspace_ids`` maps every environment name to its workspace id (a number,
-    or a token when the `workspaces` stack creates the workspace), so the catalog can be bound read-only to the
-    workspaces listed in ``env.read_only_from``.
+    ``principal_ready`` is what makes the principals the grants name usable in the workspace (the service
+    principal's assignment, the groups' lookups or assignments): the catalog and its grants wait for them.
+    ``workspace_ids`` maps every environment name to its workspace id (a number, or a token when the `workspaces`
+    stack creates the workspace), so the catalog can be bound read-only to the workspaces listed in
+    ``env.read_only_from``.
     """
 
     def __init__(
@@ -29,7 +32,7 @@ class Governance(Construct):
         *,
         env: Environment,
         service_principal_id: str,
-        principal_ready: ITerraformDependable,
+        principal_ready: Sequence[ITerraformDependable],
         workspace_ids: dict[str, float],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -38,12 +41,14 @@ class Governance(Construct):
             self,
             "catalog",
             name=env.catalog,
-            comment=f"{env.name} environment of the MLOps project, managed by cdktf",
+            comment=f"{env.name} environment of the MLOps project, managed by CDK Terrain",
             isolation_mode="ISOLATED",
             owner=owner,
             force_destroy=False,
-            properties={"environment": env.name, "managed-by": "cdktf"},
+            properties={"environment": env.name, "managed-by": "cdktn"},
             storage_root=env.storage_root,
+            # Its owner is a group: it must exist (looked up, or created and assigned) first.
+            depends_on=[*principal_ready],
         )
         self.schemas = {
             name: Schema(
@@ -65,7 +70,7 @@ class Governance(Construct):
                 for g in access.catalog_grants(env, service_principal_id)
             ],
             # A grant names the jobs' service principal: it must exist in the workspace first.
-            depends_on=[principal_ready],
+            depends_on=[*principal_ready],
         )
         self.bindings = [
             WorkspaceBinding(

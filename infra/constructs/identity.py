@@ -1,5 +1,12 @@
-"""The environment's service principal: created in the account, assigned to the workspace, reachable from CI by
-OIDC federation (no stored secret) or, without federation, by an OAuth secret that stays in Terraform state."""
+"""The environment's two service principals, created in the account and assigned to the workspace:
+
+- the jobs' principal (``env.service_principal``): every job's ``run_as``, the owner of the registered model, the
+  holder of the catalog grants. Nobody signs in as it: it has no federation policy and no secret.
+- the CI runner (``env.ci_service_principal``): what CI signs in as to run the jobs it runs (the staging run). It is
+  reached by OIDC federation from GitHub Actions and Azure DevOps (no stored secret) or, when config has neither, by
+  an OAuth secret that stays in Terraform state. Its only rights are workspace USER and CAN_MANAGE_RUN on those jobs
+  (``infra.constructs.jobs``).
+"""
 
 from __future__ import annotations
 
@@ -28,40 +35,71 @@ class Identity(Construct):
         workspace_id: float,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.service_principal = ServicePrincipal(
-            self,
-            "service_principal",
-            provider=account_provider,
-            display_name=env.service_principal,
-            active=True,
+        self._account = account_provider
+        self._workspace_id = workspace_id
+        self.service_principal, self.assignment = self._principal(
+            "service_principal", "workspace_assignment", env.service_principal
         )
-        self.assignment = MwsPermissionAssignment(
+        self.ci_service_principal, self.ci_assignment = self._principal(
+            "ci_service_principal", "ci_workspace_assignment", env.ci_service_principal
+        )
+        ci_id = Token.as_number(self.ci_service_principal.id)
+        self.federations: list[ServicePrincipalFederationPolicy] = []
+        if env.ci_federation is not None:
+            self.federations.append(
+                ServicePrincipalFederationPolicy(
+                    self,
+                    "ci_federation",
+                    provider=account_provider,
+                    service_principal_id=ci_id,
+                    policy_id=f"{env.ci_service_principal}-github",
+                    description=f"GitHub Actions runs {env.name}'s CI jobs as {env.ci_service_principal}",
+                    oidc_policy=ServicePrincipalFederationPolicyOidcPolicy(
+                        issuer=env.ci_federation.issuer,
+                        subject=env.ci_federation.subject(env.name),
+                        audiences=[account_id],
+                    ),
+                )
+            )
+        if env.ci_azure_devops is not None:
+            self.federations.append(
+                ServicePrincipalFederationPolicy(
+                    self,
+                    "ci_federation_azure_devops",
+                    provider=account_provider,
+                    service_principal_id=ci_id,
+                    policy_id=f"{env.ci_service_principal}-azure-devops",
+                    description=f"Azure DevOps runs {env.name}'s CI jobs as {env.ci_service_principal}",
+                    oidc_policy=ServicePrincipalFederationPolicyOidcPolicy(
+                        issuer=env.ci_azure_devops.issuer,
+                        subject=env.ci_azure_devops.subject(),
+                        audiences=[env.ci_azure_devops.audience],
+                    ),
+                )
+            )
+        if not self.federations:
+            self.secret = ServicePrincipalSecret(
+                self, "oauth_secret", provider=account_provider, service_principal_id=self.ci_service_principal.id
+            )
+
+    def _principal(
+        self, principal_id: str, assignment_id: str, name: str
+    ) -> tuple[ServicePrincipal, MwsPermissionAssignment]:
+        principal = ServicePrincipal(self, principal_id, provider=self._account, display_name=name, active=True)
+        assignment = MwsPermissionAssignment(
             self,
-            "workspace_assignment",
-            provider=account_provider,
-            workspace_id=workspace_id,
-            principal_id=Token.as_number(self.service_principal.id),
+            assignment_id,
+            provider=self._account,
+            workspace_id=self._workspace_id,
+            principal_id=Token.as_number(principal.id),
             permissions=["USER"],
         )
-        if env.ci_federation is not None:
-            self.federation = ServicePrincipalFederationPolicy(
-                self,
-                "ci_federation",
-                provider=account_provider,
-                service_principal_id=Token.as_number(self.service_principal.id),
-                policy_id=f"{env.service_principal}-ci",
-                description=f"CI deploys {env.name} as {env.service_principal} with its OIDC token",
-                oidc_policy=ServicePrincipalFederationPolicyOidcPolicy(
-                    issuer=env.ci_federation.issuer,
-                    subject=env.ci_federation.subject(env.name),
-                    audiences=[account_id],
-                ),
-            )
-        else:
-            self.secret = ServicePrincipalSecret(
-                self, "oauth_secret", provider=account_provider, service_principal_id=self.service_principal.id
-            )
+        return principal, assignment
 
     @property
     def application_id(self) -> str:
         return self.service_principal.application_id
+
+    @property
+    def ci_application_id(self) -> str:
+        return self.ci_service_principal.application_id

@@ -8,6 +8,8 @@ Terraform state. The jobs' service principal may READ it; ml-engineers MANAGE it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cdktn import ITerraformDependable
 from cdktn_provider_databricks.schema import Schema
 from cdktn_provider_databricks.secret_acl import SecretAcl
@@ -27,7 +29,7 @@ class Inference(Construct):
         env: Environment,
         raw_schema: Schema,
         service_principal_id: str,
-        principal_ready: ITerraformDependable,
+        principal_ready: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
         self.landing = Volume(
@@ -48,7 +50,7 @@ class Inference(Construct):
                 scope=self.secret_scope.name,
                 principal=service_principal_id,
                 permission="READ",
-                depends_on=[principal_ready],
+                depends_on=[*principal_ready],
             ),
             SecretAcl(
                 self,
@@ -56,5 +58,6 @@ class Inference(Construct):
                 scope=self.secret_scope.name,
                 principal=env.ml_engineers_group,
                 permission="MANAGE",
+                depends_on=[*principal_ready],
             ),
         ]

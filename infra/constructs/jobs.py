@@ -1,14 +1,19 @@
 """Renders the job graphs of ``spec.workflows`` to `databricks_job` resources: one per graph per environment.
 
 Tasks run the project's wheel entry points (python_wheel_task) on a serverless environment by default, or on a job
-cluster governed by the cluster policy; jobs run as the environment's service principal and notify on failure.
-The wheel is uploaded to a Unity Catalog volume, one folder per commit (`make wheel` builds it before
-`cdktf deploy`). ml-engineers manage every job; data scientists run them in dev and only see them elsewhere.
+cluster governed by the cluster policy; alert tasks evaluate the stack's SQL alerts. Jobs run as the environment's
+service principal and notify on failure. The wheel is uploaded to a Unity Catalog volume, one folder per commit
+(`make wheel` builds it before `cdktn deploy`). ml-engineers manage every job; data scientists run them in dev and
+only see them elsewhere; the CI runner may run the jobs CI runs (``spec.access.CI_JOBS``) and nothing else; the jobs'
+principal may run the jobs its run-job tasks start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from cdktn import ITerraformDependable, Token
+from cdktn_provider_databricks.alert_v2 import AlertV2
 from cdktn_provider_databricks.file import File
 from cdktn_provider_databricks.job import (
     Job,
@@ -22,6 +27,8 @@ from cdktn_provider_databricks.job import (
     JobRunAs,
     JobSchedule,
     JobTask,
+    JobTaskAlertTask,
+    JobTaskAlertTaskSubscribers,
     JobTaskConditionTask,
     JobTaskDependsOn,
     JobTaskLibrary,
@@ -40,7 +47,7 @@ from constructs import Construct
 from infra.constructs.notifications import Notifications
 from spec import access
 from spec.config import Environment
-from spec.workflows import PACKAGE_NAME, ConditionTask, JobGraph, RunJobTask, WheelTask, job_graphs
+from spec.workflows import PACKAGE_NAME, AlertTask, ConditionTask, JobGraph, RunJobTask, WheelTask, job_graphs
 
 ENVIRONMENT_KEY = "default"
 JOB_CLUSTER_KEY = "job_cluster"
@@ -63,12 +70,15 @@ class Jobs(Construct):
         env: Environment,
         ml_schema: Schema,
         service_principal_id: str,
-        principal_ready: ITerraformDependable,
+        ci_service_principal_id: str,
+        principal_ready: Sequence[ITerraformDependable],
         cluster_policy_id: str,
         notifications: Notifications,
         wheel_version: str,
         code_version: str,
-        triggers_ready: list[ITerraformDependable] | None = None,
+        alerts: Mapping[str, AlertV2],
+        warehouse_id: str,
+        triggers_ready: Sequence[ITerraformDependable] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.env = env
@@ -95,8 +105,10 @@ class Jobs(Construct):
         self.wheel_path = self.wheel.path
         self._sp = service_principal_id
         # run_as and single_user_name name the service principal: it must be in the workspace first.
-        self._principal_ready = principal_ready
-        self._triggers_ready = list(triggers_ready or [])
+        self._principal_ready = list(principal_ready)
+        self._triggers_ready = list(triggers_ready)
+        self._alerts = alerts
+        self._warehouse_id = warehouse_id
         self._policy = cluster_policy_id
         self._notifications = notifications
         self.jobs: dict[str, Job] = {}
@@ -104,15 +116,35 @@ class Jobs(Construct):
         # Children first, so run-job tasks can refer to their job ids.
         for name in sorted(graphs, key=lambda n: _depth(graphs, n)):
             self.jobs[name] = self._job(graphs[name])
+        children = {t.action.job for g in graphs.values() for t in g.tasks if isinstance(t.action, RunJobTask)}
         self.permissions = {
             name: Permissions(
                 self,
                 f"{name.replace('-', '_')}_permissions",
                 job_id=job.id,
                 access_control=[
-                    PermissionsAccessControl(group_name=g.principal, permission_level=g.level)
-                    for g in access.job_access(env)
+                    *(
+                        PermissionsAccessControl(group_name=g.principal, permission_level=g.level)
+                        for g in access.job_access(env)
+                    ),
+                    # A run-job task starts its child as the parent's run_as: that principal must be allowed to run it.
+                    *(
+                        [PermissionsAccessControl(service_principal_name=self._sp, permission_level="CAN_MANAGE_RUN")]
+                        if name in children
+                        else []
+                    ),
+                    # CI signs in as the CI runner to run these jobs (run-now, then reads the run's result).
+                    *(
+                        [
+                            PermissionsAccessControl(
+                                service_principal_name=ci_service_principal_id, permission_level="CAN_MANAGE_RUN"
+                            )
+                        ]
+                        if name in access.CI_JOBS
+                        else []
+                    ),
                 ],
+                depends_on=list(self._principal_ready),
             )
             for name, job in self.jobs.items()
         }
@@ -176,10 +208,10 @@ class Jobs(Construct):
             webhook_notifications=JobWebhookNotifications(on_failure=[JobWebhookNotificationsOnFailure(id=webhook.id)])
             if webhook
             else None,
-            timeout_seconds=graph.timeout_seconds,
+            timeout_seconds=graph.job_timeout_seconds,
             max_concurrent_runs=graph.max_concurrent_runs,
             tags={**graph.tags, **graph.no_retry_tags(), "code_version": self.code_version},
-            depends_on=[self._principal_ready, *(self._triggers_ready if graph.trigger_tables else [])],
+            depends_on=[*self._principal_ready, *(self._triggers_ready if graph.trigger_tables else [])],
         )
 
     def _task(self, task, serverless: bool) -> JobTask:
@@ -207,6 +239,23 @@ class Jobs(Construct):
         if isinstance(action, ConditionTask):
             return JobTask(
                 **common, condition_task=JobTaskConditionTask(left=action.left, op=action.op, right=action.right)
+            )
+        if isinstance(action, AlertTask):
+            alert = self._alerts[action.alert]
+            return JobTask(
+                **common,
+                max_retries=task.max_retries,
+                min_retry_interval_millis=task.min_retry_interval_millis,
+                alert_task=JobTaskAlertTask(
+                    alert_id=alert.id,
+                    warehouse_id=self._warehouse_id,
+                    subscribers=[JobTaskAlertTaskSubscribers(user_name=e) for e in self._notifications.emails]
+                    + (
+                        [JobTaskAlertTaskSubscribers(destination_id=self._notifications.webhook.id)]
+                        if self._notifications.webhook is not None
+                        else []
+                    ),
+                ),
             )
         if isinstance(action, RunJobTask):
             return JobTask(

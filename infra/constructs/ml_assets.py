@@ -1,13 +1,16 @@
-"""What the ML work needs in an environment: the MLflow experiment (and who may read or edit it), the Unity Catalog
-registered model (with its grants), the serverless SQL warehouse the alerts run on, and the cluster policy job
-clusters must use."""
+"""What the ML work needs in an environment: the workspace folder of the environment (the experiment and the monitors'
+dashboards live under it: neither can be created in a folder that does not exist), the MLflow experiment (and who may
+read or edit it), the Unity Catalog registered model (with its grants), the serverless SQL warehouse the alerts run
+on, and the cluster policy job clusters must use."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from cdktn import ITerraformDependable
 from cdktn_provider_databricks.cluster_policy import ClusterPolicy
+from cdktn_provider_databricks.directory import Directory
 from cdktn_provider_databricks.grants import Grants, GrantsGrant
 from cdktn_provider_databricks.mlflow_experiment import MlflowExperiment
 from cdktn_provider_databricks.permissions import Permissions, PermissionsAccessControl
@@ -41,14 +44,15 @@ class MlAssets(Construct):
         catalog_name: str,
         schema_name: str,
         service_principal_id: str,
-        principal_ready: ITerraformDependable,
+        principal_ready: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
+        # mkdirs: the parents (/Shared/mlops) come with it. The experiment's name refers to its path, so it waits.
+        self.folder = Directory(self, "folder", path=env.experiment_folder)
         self.experiment = MlflowExperiment(
             self,
             "experiment",
-            name=env.experiment_name,
-            description=f"Training runs of {env.registered_model}",
+            name=f"{self.folder.path}/{env.model_name}",
         )
         self.experiment_permissions = Permissions(
             self,
@@ -62,7 +66,7 @@ class MlAssets(Construct):
                 # The jobs log their runs here.
                 PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_MANAGE"),
             ],
-            depends_on=[principal_ready],
+            depends_on=[*principal_ready],
         )
         self.model = RegisteredModel(
             self,
@@ -73,7 +77,7 @@ class MlAssets(Construct):
             comment="Predicts whether a flight arrives more than 15 minutes late",
             # The jobs' service principal owns the model: it registers versions and moves aliases.
             owner=service_principal_id,
-            depends_on=[principal_ready],
+            depends_on=[*principal_ready],
         )
         self.model_grants = Grants(
             self,

@@ -13,6 +13,8 @@ Lakehouse Monitoring quality monitor (``inference_log``) on each, and the SQL al
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cdktn import ITerraformDependable
 from cdktn_provider_databricks.alert_v2 import (
     AlertV2,
@@ -25,13 +27,13 @@ from cdktn_provider_databricks.alert_v2 import (
     AlertV2RunAs,
     AlertV2Schedule,
 )
+from cdktn_provider_databricks.directory import Directory
 from cdktn_provider_databricks.permissions import Permissions, PermissionsAccessControl
 from cdktn_provider_databricks.quality_monitor import (
     QualityMonitor,
     QualityMonitorInferenceLog,
     QualityMonitorNotifications,
     QualityMonitorNotificationsOnFailure,
-    QualityMonitorSchedule,
 )
 from cdktn_provider_databricks.schema import Schema
 from cdktn_provider_databricks.sql_endpoint import SqlEndpoint
@@ -58,7 +60,7 @@ class Monitoring(Construct):
         warehouse: SqlEndpoint,
         notifications: Notifications,
         service_principal_id: str,
-        principal_ready: ITerraformDependable,
+        principal_ready: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
         self.env = env
@@ -73,7 +75,7 @@ class Monitoring(Construct):
                 # The alerts run as the jobs' principal on this warehouse.
                 PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_USE"),
             ],
-            depends_on=[principal_ready],
+            depends_on=[*principal_ready],
         )
         self.tables = {
             table: self._table(table, schemas[table.split(".")[1]])
@@ -82,14 +84,21 @@ class Monitoring(Construct):
         baseline = self._full_name(self.tables[env.baseline_table], env.baseline_table)
         output_schema = f"{schemas['monitoring'].catalog_name}.{schemas['monitoring'].name}"
         self.monitors = {}
+        self.assets_dirs = {}
         for monitored in monitoring.monitored_tables(env):
+            # The monitor's dashboard folder, created first (mkdirs: its parents too); the monitor refers to it.
+            self.assets_dirs[monitored.table] = Directory(
+                self,
+                f"assets_{_name(monitored.table)}",
+                path=f"{env.monitor_assets_folder.removeprefix('/Workspace')}/{_name(monitored.table)}",
+            )
             self.monitors[monitored.table] = QualityMonitor(
                 self,
                 f"monitor_{_name(monitored.table)}",
                 table_name=self._full_name(self.tables[monitored.table], monitored.table),
                 baseline_table_name=baseline,
                 output_schema_name=output_schema,
-                assets_dir=f"/Workspace/Shared/mlops/{env.name}/monitors/{_name(monitored.table)}",
+                assets_dir=self.assets_dirs[monitored.table].workspace_path,
                 inference_log=[
                     QualityMonitorInferenceLog(
                         granularities=list(monitored.granularities),
@@ -102,12 +111,7 @@ class Monitoring(Construct):
                     )
                 ],
                 slicing_exprs=list(monitored.slicing_exprs),
-                schedule=[
-                    QualityMonitorSchedule(
-                        quartz_cron_expression=env.monitoring.schedule.quartz_cron,
-                        timezone_id=env.monitoring.schedule.timezone,
-                    )
-                ],
+                # No schedule of its own: the daily-monitoring job refreshes it after the labels, and alerts after.
                 notifications=[
                     QualityMonitorNotifications(
                         on_failure=[QualityMonitorNotificationsOnFailure(email_addresses=list(env.alerts.emails))]
@@ -137,9 +141,12 @@ class Monitoring(Construct):
                     empty_result_state="ERROR",
                     notification=AlertV2EvaluationNotification(notify_on_ok=True, subscriptions=subscriptions),
                 ),
+                # Evaluated by the daily-monitoring job's alert tasks, right after the refresh it reads: its own
+                # schedule (required) stays paused, so no clock offset decides the order.
                 schedule=AlertV2Schedule(
-                    quartz_cron_schedule=env.monitoring.alert_schedule.quartz_cron,
-                    timezone_id=env.monitoring.alert_schedule.timezone,
+                    quartz_cron_schedule=env.monitoring.schedule.quartz_cron,
+                    timezone_id=env.monitoring.schedule.timezone,
+                    pause_status="PAUSED",
                 ),
                 run_as=AlertV2RunAs(service_principal_name=service_principal_id),
                 # The metric tables appear with the monitor's first refresh.

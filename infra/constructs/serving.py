@@ -19,7 +19,7 @@ See docs/serving.md for the alternatives considered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cdktn import ITerraformDependable, TerraformResourceLifecycle
 from cdktn_provider_databricks.model_serving import (
@@ -66,7 +66,7 @@ class Serving(Construct):
         *,
         env: Environment,
         service_principal_id: str,
-        principal_ready: ITerraformDependable,
+        principal_ready: Sequence[ITerraformDependable],
         schemas: Mapping[str, Schema],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -96,7 +96,7 @@ class Serving(Construct):
             tags=[
                 ModelServingTags(key="environment", value=env.name),
                 ModelServingTags(key="registered_model", value=env.registered_model),
-                ModelServingTags(key="managed-by", value="cdktf"),
+                ModelServingTags(key="managed-by", value="cdktn"),
             ],
             lifecycle=TerraformResourceLifecycle(ignore_changes=["config"]),
         )
@@ -105,5 +105,5 @@ class Serving(Construct):
             "endpoint_permissions",
             serving_endpoint_id=self.endpoint.serving_endpoint_id,
             access_control=endpoint_access(env, service_principal_id),
-            depends_on=[principal_ready],
+            depends_on=[*principal_ready],
         )

@@ -1,4 +1,4 @@
-"""One Terraform stack per environment: `cdktf deploy staging` deploys exactly the staging environment."""
+"""One Terraform stack per environment: `cdktn deploy staging` deploys exactly the staging environment."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from cdktn_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
 from infra.constructs.governance import Governance
+from infra.constructs.groups import Groups
 from infra.constructs.identity import Identity
 from infra.constructs.inference import Inference
 from infra.constructs.jobs import Jobs
@@ -75,10 +76,11 @@ class EnvironmentStack(TerraformStack):
         self.identity = Identity(
             self, "identity", env=env, account_provider=account, account_id=account_id, workspace_id=own.workspace_id
         )
+        self.groups = Groups(self, "groups", env=env, account_provider=account, workspace_id=own.workspace_id)
         sp_id = self.identity.application_id
-        # Whatever names the service principal (grants, owner, run_as, permissions) waits for its assignment to the
-        # workspace: referring to the account-level principal alone would let it race the assignment.
-        ready = self.identity.assignment
+        # Whatever names a principal (grants, owners, run_as, permissions, ACLs) waits for it to be usable in the
+        # workspace: the service principals' assignments, the groups' lookups (or assignments, when created).
+        ready = [self.identity.assignment, self.identity.ci_assignment, *self.groups.ready.values()]
         self.governance = Governance(
             self,
             "governance",
@@ -124,16 +126,19 @@ class EnvironmentStack(TerraformStack):
             env=env,
             ml_schema=self.governance.schemas["ml"],
             service_principal_id=sp_id,
+            ci_service_principal_id=self.identity.ci_application_id,
             principal_ready=ready,
             cluster_policy_id=self.ml.cluster_policy.id,
             notifications=self.notifications,
             wheel_version=wheel_version(),
             code_version=code_version,
-            # A table-update trigger names the monitors' metric tables: the job waits for its monitors.
-            triggers_ready=list(self.monitoring.monitors.values()),
+            alerts={name: alert for name, alert in self.monitoring.alerts.items()},
+            warehouse_id=self.ml.warehouse.id,
         )
         TerraformOutput(self, "catalog", value=self.governance.catalog.name)
         TerraformOutput(self, "registered_model", value=env.registered_model)
         TerraformOutput(self, "service_principal_application_id", value=sp_id)
+        # CI's DATABRICKS_CI_CLIENT_ID: the principal CI signs in as to run the CI jobs (docs/ci-cd.md).
+        TerraformOutput(self, "ci_service_principal_application_id", value=self.identity.ci_application_id)
         TerraformOutput(self, "sql_warehouse_id", value=self.ml.warehouse.id)
         TerraformOutput(self, "cluster_policy_id", value=self.ml.cluster_policy.id)

@@ -17,6 +17,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from jobs.platform.landing import DatabricksLanding, Landing
+from jobs.platform.monitors import DatabricksMonitors, Monitors
 from jobs.platform.notify import WEBHOOK_URL_ENV, DatabricksNotifier, Notifier
 from jobs.platform.online_store import OnlineStore, databricks_online_store, no_online_store
 from jobs.platform.registry import Registry, databricks_registry_config
@@ -56,6 +57,8 @@ class Platform:
     online_store: Callable[[], OnlineStore]
     # SQL over the tables by their catalog.schema.table names (the alert queries, the retraining check).
     sql: Sql | None = None
+    # The quality monitors, refreshed by the daily-monitoring job.
+    monitors: Monitors | None = None
 
     @property
     def spark(self) -> SparkSession:
@@ -89,7 +92,15 @@ def databricks_platform(env: Environment, environ: Mapping[str, str]) -> Platfor
         work_dir=databricks_work_dir(env),
         online_store=databricks_online_store(env),
         sql=SparkSql(databricks_spark),
+        monitors=DatabricksMonitors(WorkspaceClient, timeout_seconds=monitor_refresh_timeout_seconds()),
     )
+
+
+def monitor_refresh_timeout_seconds() -> float:
+    """The refresh task's own timeout, less a margin to fail with a message before Databricks kills the task."""
+    from spec.workflows import REFRESH_TIMEOUT_SECONDS
+
+    return REFRESH_TIMEOUT_SECONDS - 300
 
 
 def databricks_work_dir(env: Environment) -> str:

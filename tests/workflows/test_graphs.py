@@ -6,9 +6,11 @@ import pytest
 
 from spec.config import ENVIRONMENTS
 from spec.workflows import (
+    AlertTask,
     ConditionTask,
     Dependency,
     JobGraph,
+    RunJobTask,
     Task,
     WheelTask,
     WorkflowError,
@@ -62,8 +64,10 @@ def test_the_model_workflow_is_started_by_the_retraining_job_with_a_moving_windo
         graphs = job_graphs(env)
         assert graphs["model-training"].schedule is None
         retraining = graphs["retraining"]
-        assert retraining.trigger_tables == (f"{env.catalog}.monitoring.flight_delay_predictions_drift_metrics",)
-        assert (retraining.schedule, retraining.max_concurrent_runs) == (None, 1)
+        # Started by the daily graph, not by a table trigger: a trigger on a metrics table that only the monitor's
+        # first refresh creates makes the Jobs API refuse the job on a fresh workspace ("The table ... does not
+        # exist", databricks/cli#4437).
+        assert (retraining.trigger_tables, retraining.schedule, retraining.max_concurrent_runs) == ((), None, 1)
         retrain = retraining.task("retrain")
         assert retrain.depends_on == (Dependency("should_retrain", "true"),)
         assert dict(retrain.action.job_parameters) == {
@@ -72,6 +76,68 @@ def test_the_model_workflow_is_started_by_the_retraining_job_with_a_moving_windo
             "max_rows": str(env.retraining.max_rows),
         }
     assert ENVIRONMENTS["prod"].retraining.max_model_age_days == 28
+
+
+@pytest.mark.parametrize("name", list(ENVIRONMENTS))
+def test_the_production_day_is_one_graph_labels_then_refresh_then_alerts_then_retraining(name):
+    env = ENVIRONMENTS[name]
+    graphs = job_graphs(env)
+    daily = graphs["daily-monitoring"]
+    alert_keys = [t.key for t in daily.tasks if isinstance(t.action, AlertTask)]
+
+    assert daily.schedule == env.monitoring.schedule
+    assert len(alert_keys) == 4
+    assert daily.task("labels").action.entry_point == "mlops-labels"
+    assert daily.task("refresh_monitors").depends_on == (Dependency("labels"),)
+    assert all(daily.task(key).depends_on == (Dependency("refresh_monitors"),) for key in alert_keys)
+    assert daily.task("retraining").action == RunJobTask(job="retraining")
+    assert [d.task_key for d in daily.task("retraining").depends_on] == alert_keys
+    assert daily.topological_order()[:2] == ["labels", "refresh_monitors"]
+    # Nothing else starts on its own clock: the labels graph runs on demand, the retraining graph from here.
+    assert graphs["labels"].schedule is None and graphs["retraining"].schedule is None
+
+
+@pytest.mark.parametrize("name", list(ENVIRONMENTS))
+def test_a_run_job_task_waits_as_long_as_its_child_job_may_run(name):
+    graphs = job_graphs(ENVIRONMENTS[name])
+    run_jobs = [(g, t) for g in graphs.values() for t in g.tasks if isinstance(t.action, RunJobTask)]
+    assert len(run_jobs) == 3
+    for graph, task in run_jobs:
+        child = graphs[task.action.job]
+        assert task.timeout_seconds >= child.job_timeout_seconds >= child.worst_case_seconds, (graph.name, task.key)
+    # model-training's tasks add up to more than the 3 h the retrain task allowed before (with retries, far more).
+    training = graphs["model-training"]
+    assert sum(t.timeout_seconds for t in training.tasks if t.key != "validation_failed") > 3 * 3600
+
+
+def test_a_run_job_task_shorter_than_its_child_is_refused_naming_the_field():
+    from dataclasses import replace
+
+    from spec.workflows import check_run_job_timeouts
+
+    graphs = job_graphs(ENVIRONMENTS["prod"])
+    retraining = graphs["retraining"]
+    short = replace(
+        retraining,
+        tasks=tuple(replace(t, timeout_seconds=3 * 3600) if t.key == "retrain" else t for t in retraining.tasks),
+    )
+
+    with pytest.raises(WorkflowError) as refused:
+        check_run_job_timeouts({**graphs, "retraining": short})
+
+    assert str(refused.value) == (
+        f"graph 'retraining': task 'retrain' field 'timeout_seconds' is 10800s, shorter than its child job "
+        f"'model-training' may run ({graphs['model-training'].job_timeout_seconds}s): set it to at least "
+        f"{graphs['model-training'].job_timeout_seconds}"
+    )
+
+
+def test_a_job_timeout_below_its_tasks_worst_case_is_refused():
+    task = Task("a", _wheel(), max_retries=1, min_retry_interval_millis=60_000, timeout_seconds=3600)
+
+    with pytest.raises(WorkflowError, match=r"field 'timeout_seconds' is 3600s but its tasks may take 7260s"):
+        JobGraph("short", "", (task,), timeout_seconds=3600)
+    assert JobGraph("fits", "", (task,)).job_timeout_seconds == 7260
 
 
 def test_a_job_has_a_schedule_a_table_trigger_or_continuous_mode_not_two():
