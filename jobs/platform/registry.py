@@ -56,7 +56,7 @@ def parse_model_uri(uri: str) -> ModelRef:
 
 def logged_model_name(name: str) -> dict[str, str]:
     """The keyword that names a logged model: ``name`` in MLflow 3, ``artifact_path`` in MLflow 2 (the runtimes'
-    mlflow-skinny 2.21.3 on serverless environment 3 and DBR 16.4 LTS ML has no ``name``)."""
+    mlflow-skinny 2.22.0 on serverless environment 4 and 2.21.3 on DBR 16.4 LTS ML have no ``name``)."""
     import mlflow
 
     return {"name": name} if int(mlflow.__version__.split(".")[0]) >= 3 else {"artifact_path": name}

@@ -59,15 +59,16 @@ def test_a_literal_catalog_name_is_reported(synthesized):
     assert {a.split(".")[0] for a, _ in findings} == {"databricks_volume", "databricks_job"}
 
 
-def test_a_job_that_does_not_wait_for_the_assignment_is_reported(synthesized):
+def test_a_permission_that_does_not_wait_for_the_assignment_is_reported(synthesized):
     stack = synthesized["staging"]
-    # The feature pipeline: model-training also waits through its run-job task, which refers to this job.
-    job_address = address(stack, "databricks_job", "jobs/feature_pipeline")
-    rtype, name = job_address.split(".")
+    # The warehouse's permissions: nothing else it waits for waits for the assignment (the jobs do, through the
+    # catalog, which waits for the principals its grants name).
+    permissions_address = address(stack, "databricks_permissions", "monitoring/warehouse_permissions")
+    rtype, name = permissions_address.split(".")
     stack["resource"][rtype][name]["depends_on"] = []
 
     findings = principal_races(stack)
 
-    assert {f.address for f in findings} == {job_address}
-    assert {f.attribute for f in findings} == {"run_as.service_principal_name"}
+    assert {f.address for f in findings} == {permissions_address}
+    assert {f.attribute for f in findings} == {"access_control[2].service_principal_name"}
     assert all(isinstance(f, Finding) and "does not wait for its workspace assignment" in f.message for f in findings)

@@ -70,8 +70,12 @@ def test_prod_scores_daily_in_batch_and_hourly_from_the_landing_volume(synthesiz
 
 
 def test_a_continuous_stream_is_a_continuous_job_without_schedule_and_publishing_is_left_to_the_batch():
+    prod = ENVIRONMENTS["prod"]
     env = replace(
-        ENVIRONMENTS["prod"], inference=Inference(batch_schedule=Schedule("0 0 5 * * ?"), streaming_mode="continuous")
+        prod,
+        # Continuous streaming needs a job cluster: serverless supports neither its trigger nor its retries.
+        compute=replace(prod.compute, serverless=False),
+        inference=Inference(batch_schedule=Schedule("0 0 5 * * ?"), streaming_mode="continuous"),
     )
     graph = job_graphs(env)["streaming-inference"]
     assert (graph.continuous, graph.schedule, [t.key for t in graph.tasks]) == (True, None, ["stream"])

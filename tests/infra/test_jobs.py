@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from spec.config import ENVIRONMENTS
-from spec.workflows import ConditionTask, RunJobTask, WheelTask, job_graphs, references
-from tests.support.stacks import CODE_VERSION, address, one, resources
+from spec.workflows import AlertTask, ConditionTask, RunJobTask, WheelTask, job_graphs, references
+from tests.support.stacks import CODE_VERSION, address, at_path, one, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
 
@@ -22,6 +22,8 @@ def _texts(task: dict) -> list[str]:
         return task["python_wheel_task"]["parameters"]
     if "condition_task" in task:
         return [task["condition_task"]["left"], task["condition_task"]["right"]]
+    if "alert_task" in task:
+        return []
     return list(task["run_job_task"].get("job_parameters", {}).values())
 
 
@@ -61,12 +63,17 @@ def test_synthesized_jobs_have_the_local_graphs_tasks_dependencies_and_reference
                 )
                 assert rendered["run_job_task"]["job_id"] == f"${{databricks_job.{child}.id}}"
                 assert rendered["run_job_task"]["job_parameters"] == dict(task.action.job_parameters)
+            elif isinstance(task.action, AlertTask):
+                alert = at_path(synthesized[name], "databricks_alert_v2", f"monitoring/alert_{task.action.alert}")[0]
+                assert rendered["alert_task"]["alert_id"] == f"${{databricks_alert_v2.{alert}.id}}"
+            else:
+                raise AssertionError(f"{graph_name}.{task.key}: no rendering checked for {task.action}")
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_jobs_run_as_the_service_principal_serverless_and_notify_on_failure(synthesized, name):
     stack = synthesized[name]
-    sp = next(iter(resources(stack, "databricks_service_principal")))
+    sp = at_path(stack, "databricks_service_principal", "identity/service_principal")[0]
     wheel = address(stack, "databricks_file", "jobs/wheel")
     volume = address(stack, "databricks_volume", "jobs/artifacts")
     assert one(stack, "databricks_file")["path"] == (

@@ -9,7 +9,7 @@ import pytest
 from jobs.core.columns import FEATURE_COLUMNS, PREDICTION_COLUMNS
 from spec import monitoring
 from spec.config import ENVIRONMENTS
-from tests.support.stacks import address, resolve, resources
+from tests.support.stacks import resolve, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
 
@@ -61,7 +61,8 @@ def test_each_monitored_table_has_an_inference_log_monitor_with_its_baseline(syn
             }
         ]
         assert monitor["slicing_exprs"] == ["origin", "carrier"]
-        assert monitor["schedule"] == [{"quartz_cron_expression": "0 0 6 * * ?", "timezone_id": "UTC"}]
+        # Refreshed by the daily-monitoring job after the labels, not on a clock of its own.
+        assert "schedule" not in monitor
     tables = {
         resolve_name(stack, f"{b['catalog_name']}.{b['schema_name']}.{b['name']}"): b
         for b in resources(stack, "databricks_sql_table").values()
@@ -90,16 +91,18 @@ def _split_refs(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
-def test_the_retraining_job_starts_when_the_drift_metrics_change_after_its_monitor_exists(synthesized, name):
+def test_the_daily_job_refreshes_the_monitors_then_runs_the_alerts_then_retraining(synthesized, name):
     stack = synthesized[name]
-    (job,) = [b for b in resources(stack, "databricks_job").values() if b["name"] == f"[{name}] retraining"]
-    assert job["trigger"] == {
-        "pause_status": "UNPAUSED",
-        "table_update": {
-            "condition": "ANY_UPDATED",
-            "table_names": [f"{name}.monitoring.flight_delay_predictions_drift_metrics"],
-        },
-    }
-    assert job["max_concurrent_runs"] == 1
-    monitor = address(stack, "databricks_quality_monitor", "monitoring/monitor_flight_delay_predictions")
-    assert monitor in job["depends_on"]
+    (job,) = [b for b in resources(stack, "databricks_job").values() if b["name"] == f"[{name}] daily-monitoring"]
+    tasks = {t["task_key"]: t for t in job["task"]}
+    assert job["schedule"]["quartz_cron_expression"] == "0 0 6 * * ?"
+    assert tasks["refresh_monitors"]["python_wheel_task"]["entry_point"] == "mlops-refresh-monitors"
+    alert_tasks = [t for t in job["task"] if "alert_task" in t]
+    assert len(alert_tasks) == len(resources(stack, "databricks_alert_v2")) == 4
+    assert all(t["depends_on"] == [{"task_key": "refresh_monitors"}] for t in alert_tasks)
+    assert tasks["retraining"]["depends_on"] == [{"task_key": t["task_key"]} for t in alert_tasks]
+    (retraining,) = [b for b in resources(stack, "databricks_job").values() if b["name"] == f"[{name}] retraining"]
+    assert "trigger" not in retraining and "schedule" not in retraining
+    assert retraining["max_concurrent_runs"] == 1
+    # The alerts' own schedules stay paused: the job evaluates them right after the refresh they read.
+    assert {a["schedule"]["pause_status"] for a in resources(stack, "databricks_alert_v2").values()} == {"PAUSED"}

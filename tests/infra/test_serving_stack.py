@@ -37,7 +37,7 @@ def test_endpoint_is_declared_without_versions_and_with_inference_table_and_noti
         "tags": [
             {"key": "environment", "value": name},
             {"key": "registered_model", "value": f"{name}.ml.flight_delay"},
-            {"key": "managed-by", "value": "cdktf"},
+            {"key": "managed-by", "value": "cdktn"},
         ],
         # The deploy job owns served entities and traffic routes (no version exists at first apply).
         "lifecycle": {"ignore_changes": ["config"]},
@@ -67,6 +67,7 @@ def test_endpoint_permissions_manage_for_engineers_and_jobs_principal(synthesize
     _, permissions = at_path(stack, "databricks_permissions", "serving/endpoint_permissions")
     endpoint = address(stack, "databricks_model_serving", "serving/endpoint")
     principal = address(stack, "databricks_service_principal", "identity/service_principal")
+    permissions["depends_on"] = sorted(permissions["depends_on"])
     assert permissions == {
         "serving_endpoint_id": f"${{{endpoint}.serving_endpoint_id}}",
         "access_control": [
@@ -74,7 +75,13 @@ def test_endpoint_permissions_manage_for_engineers_and_jobs_principal(synthesize
             {"service_principal_name": f"${{{principal}.application_id}}", "permission_level": "CAN_MANAGE"},
             {"group_name": "flight-ops", "permission_level": "CAN_QUERY"},
         ],
-        "depends_on": [address(stack, "databricks_mws_permission_assignment", "identity/workspace_assignment")],
+        "depends_on": sorted(
+            [
+                address(stack, "databricks_mws_permission_assignment", "identity/workspace_assignment"),
+                address(stack, "databricks_mws_permission_assignment", "identity/ci_workspace_assignment"),
+                *(f"data.databricks_group.{n}" for n in stack["data"]["databricks_group"]),
+            ]
+        ),
     }
 
 

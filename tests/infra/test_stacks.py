@@ -6,7 +6,7 @@ import pytest
 
 from spec import access
 from spec.config import ENVIRONMENTS
-from tests.support.stacks import one, resources
+from tests.support.stacks import address, at_path, one, resolve, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
 
@@ -30,7 +30,7 @@ def test_provider_is_pinned_and_points_at_the_environment_workspace(synthesized,
         "account_id": "${var.databricks_account_id}",
     }
     assert stack["variable"]["databricks_account_id"]["type"] == "string"
-    federation = one(stack, "databricks_service_principal_federation_policy")
+    _, federation = at_path(stack, "databricks_service_principal_federation_policy", "identity/ci_federation")
     assert federation["oidc_policy"]["audiences"] == ["${var.databricks_account_id}"]
     assert "token" not in workspace and "token" not in account
 
@@ -72,12 +72,15 @@ def test_data_scientists_read_staging_and_prod_and_never_write(synthesized, name
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_the_service_principal_writes_its_own_catalog_and_owns_the_model(synthesized, name):
     stack = synthesized[name]
-    sp_logical = next(iter(resources(stack, "databricks_service_principal")))
+    sp_logical, sp = at_path(stack, "databricks_service_principal", "identity/service_principal")
     sp_ref = f"${{databricks_service_principal.{sp_logical}.application_id}}"
     assert _catalog_grants(stack)[sp_ref] == list(access.JOB_PRIVILEGES)
     model = one(stack, "databricks_registered_model")
     assert (model["name"], model["owner"]) == ("flight_delay", sp_ref)
-    assert one(stack, "databricks_service_principal")["display_name"] == f"mlops-{name}"
+    assert sp["display_name"] == f"mlops-{name}"
+    # The CI runner holds no catalog grant: it only runs the CI jobs.
+    ci_logical, _ = at_path(stack, "databricks_service_principal", "identity/ci_service_principal")
+    assert not any(ci_logical in principal for principal in _catalog_grants(stack))
 
 
 def test_prod_is_bound_read_write_to_prod_and_read_only_to_dev(synthesized):
@@ -99,7 +102,7 @@ def test_dev_is_bound_to_dev_only(synthesized):
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_ci_reaches_the_service_principal_by_oidc_not_by_a_token(synthesized, name):
     stack = synthesized[name]
-    policy = one(stack, "databricks_service_principal_federation_policy")
+    _, policy = at_path(stack, "databricks_service_principal_federation_policy", "identity/ci_federation")
     assert policy["oidc_policy"]["subject"] == f"repo:example-org/mlops-databricks:environment:{name}"
     assert "databricks_token" not in stack["resource"]
     assert "databricks_obo_token" not in stack["resource"]
@@ -121,7 +124,9 @@ def test_no_owner_is_a_person(synthesized, name):
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_experiment_warehouse_and_cluster_policy_are_named_after_the_environment(synthesized, name):
     stack = synthesized[name]
-    assert one(stack, "databricks_mlflow_experiment")["name"] == f"/Shared/mlops/{name}-flight_delay"
+    folder = address(stack, "databricks_directory", "ml/folder")
+    assert one(stack, "databricks_mlflow_experiment")["name"] == f"${{{folder}.path}}/flight_delay"
+    assert resolve(stack, f"${{{folder}.path}}") == f"/Shared/mlops/{name}"
     warehouse = one(stack, "databricks_sql_endpoint")
     assert (warehouse["name"], warehouse["enable_serverless_compute"]) == (f"mlops-{name}-alerts", True)
     assert one(stack, "databricks_cluster_policy")["name"] == f"mlops-{name}-job-clusters"

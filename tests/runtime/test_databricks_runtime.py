@@ -2,7 +2,7 @@
 
 What cannot run here is the runtime itself; what can is its Python and its preinstalled libraries, as its release
 notes list them (runtime/*.txt, sources named in each file):
-- serverless environment version 3: https://docs.databricks.com/aws/en/release-notes/serverless/environment-version/three
+- serverless environment version 4: https://docs.databricks.com/aws/en/release-notes/serverless/environment-version/four
 - Databricks Runtime 16.4 LTS ML: https://docs.databricks.com/aws/en/release-notes/runtime/16.4lts-ml
 A job installs the wheel on top of them (a serverless environment dependency, or a cluster library): pip must accept
 the wheel's Python requirement, must not have to change any preinstalled library, and every entry point must start.
@@ -110,6 +110,15 @@ def test_the_wheel_needs_no_spark_no_cdktf_and_no_local_engine():
     assert names.isdisjoint(NOT_ON_THE_RUNTIME), sorted(names & set(NOT_ON_THE_RUNTIME))
 
 
+def test_the_configured_computes_are_serverless_environment_4_and_dbr_16_4_lts_ml():
+    assert RUNTIME_KEYS == ["16.4.x-cpu-ml-scala2.12", "serverless-environment-4"]
+    assert {key: str(runtime_pins(RUNTIMES[key])[canonicalize_name("mlflow-skinny")]) for key in RUNTIME_KEYS} == {
+        "16.4.x-cpu-ml-scala2.12": "2.21.3",
+        "serverless-environment-4": "2.22.0",
+    }
+    assert runtime_pins(RUNTIMES["serverless-environment-4"])[canonicalize_name("databricks-connect")].major == 17
+
+
 def test_a_range_that_refuses_the_runtime_version_is_reported():
     """The check above can fail: a floor above the runtime's MLflow is named with both versions."""
     spec, version = SpecifierSet(">=3"), runtime_pins(RUNTIMES[RUNTIME_KEYS[0]])[canonicalize_name("mlflow-skinny")]
@@ -214,10 +223,13 @@ def test_the_wheel_installs_on_the_runtime_without_changing_its_libraries(instal
     assert seen["pip check"] == "No broken requirements found."
     pins = runtime_pins(RUNTIMES[key])
     versions = {canonicalize_name(n): Version(v) for n, v in seen["versions"].items()}
-    expected = {
-        name: Version(NO_CP312_WHEEL[name][1]) if name in NO_CP312_WHEEL else pins[name]
-        for name in ("mlflow-skinny", "databricks-sdk", "scikit-learn", "pandas", "numpy", "pyarrow", "boto3")
-    }
+    names = ["mlflow-skinny", "databricks-sdk", "scikit-learn", "pandas", "numpy", "pyarrow", "boto3"]
+    if RUNTIMES[key].spark_package:
+        names.append(canonicalize_name(RUNTIMES[key].spark_package))
+    expected = {name: pins[name] for name in names}
+    for name, (pinned, substitute) in NO_CP312_WHEEL.items():
+        if expected.get(name) == Version(pinned):
+            expected[name] = Version(substitute)
     assert {name: versions.get(name) for name in expected} == expected
     assert canonicalize_name("mlflow") not in versions, "the full mlflow distribution was pulled in"
 
@@ -233,5 +245,6 @@ def test_every_job_entry_point_starts_on_the_runtime(installed, key):
 @pytest.mark.parametrize("key", RUNTIME_KEYS)
 def test_the_model_logs_registers_and_loads_with_the_runtime_mlflow(installed, key):
     smoke = installed[key]["smoke"]
-    assert (smoke["mlflow"], smoke["version"], smoke["predictions"]) == ("2.21.3", "1", 50)
+    mlflow = str(runtime_pins(RUNTIMES[key])[canonicalize_name("mlflow-skinny")])
+    assert (smoke["mlflow"], smoke["version"], smoke["predictions"]) == (mlflow, "1", 50)
     assert smoke["roc_auc"] > 0.8
