@@ -1,8 +1,9 @@
 """The production loop closed on the local engines, with the real jobs, monitor, alert SQL and job graphs: a champion
 trained on January 2013 scores four weeks of February (close to its training data: the drift alert stays OK), then
-four weeks of summer from June 24 (a later season: it fires); the retraining graph then retrains on the latest
-labelled window through validation and the Champion/Challenger deployment, and the new version carries the
-decision."""
+four weeks of summer from June 24 (a later season: it fires). The summer's production day runs as the daily-monitoring
+graph that Databricks runs: labels, then both monitors' refresh, then every alert task, then the retraining graph,
+which retrains on the latest labelled window through validation and the Champion/Challenger deployment; the new
+version carries the decision."""
 
 from __future__ import annotations
 
@@ -27,11 +28,17 @@ DRIFT_ALERT = "flight_delay_predictions_feature_drift"
 FEBRUARY, SUMMER = date(2013, 2, 4), date(2013, 6, 24)  # Mondays: four weekly windows from each
 
 
-def live_four_weeks(first_monday: date) -> dict[str, AlertResult]:
-    """Score four weeks with the champion, label them, refresh the monitor, evaluate the alerts: by name."""
+def score_four_weeks(first_monday: date) -> date:
+    """Score four weeks with the champion; the last day scored."""
     last = first_monday + timedelta(days=27)
     args = ["--env", ENV.name, "--start-date", first_monday.isoformat(), "--end-date", last.isoformat()]
     assert batch_inference.main(args) == 0
+    return last
+
+
+def live_four_weeks(first_monday: date) -> dict[str, AlertResult]:
+    """Score four weeks with the champion, label them, refresh the monitor, evaluate the alerts: by name."""
+    last = score_four_weeks(first_monday)
     labels.label(build_platform(ENV), as_of=last + timedelta(days=1), lookback_days=28)
     refresh_monitor(ENV, monitored_tables(ENV)[0])
     return {alert.name: alert for alert in evaluate_alerts(ENV)}
@@ -47,16 +54,19 @@ def runner(spark, mlops_home) -> LocalRunner:
 
 
 def test_a_later_season_fires_the_drift_alert_and_retraining_ends_in_a_recorded_decision(runner):
-    # given: the January champion lives through February, then early summer
+    # given: the January champion lives through February, then scores early summer
     stable = live_four_weeks(FEBRUARY)
-    drifted = live_four_weeks(SUMMER)
+    last = score_four_weeks(SUMMER)
 
-    # then: February is close to the training data, summer is not
+    # when: the production day runs, in order, as one graph
+    day = runner.run("daily-monitoring", {"as_of": (last + timedelta(days=1)).isoformat()})
+
+    # then: February was close to the training data, summer is not: the alert task says so, after the refresh
     assert stable[DRIFT_ALERT].state == OK, stable[DRIFT_ALERT].details
-    assert drifted[DRIFT_ALERT].state == TRIGGERED, drifted[DRIFT_ALERT].details
-
-    # when: the retraining job runs, as the drift metrics' table-update trigger starts it
-    run = runner.run("retraining", {})
+    assert day.status == "SUCCESS", day.failed_task
+    assert day.tasks["refresh_monitors"].values["refreshed_tables"].split(",")[0] == monitored_tables(ENV)[0].table
+    assert day.tasks[f"alert_{DRIFT_ALERT}"].values["state"] == TRIGGERED, day.tasks[f"alert_{DRIFT_ALERT}"].values
+    run = load_run(day.tasks["retraining"].child_run_id, runner.home)
 
     # then: the check retrained for the alert on the window ending at the latest labelled flight ...
     check = run.tasks["check"].values
