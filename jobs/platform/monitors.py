@@ -3,7 +3,9 @@ wait until every refresh has ended, so the alerts that follow read fresh metrics
 
 On Databricks the monitors are the stack's ``databricks_quality_monitor`` resources (Lakehouse Monitoring, REST
 ``/api/2.1/unity-catalog/tables/{table}/monitor/refreshes``, databricks-sdk ``quality_monitors``); locally the
-local monitor (``local.monitor``) refreshes the Delta metric tables.
+local monitor (``local.monitor``) refreshes the Delta metric tables. Newer SDKs mark ``quality_monitors`` deprecated
+for the data-quality API (``w.data_quality``, databricks-sdk >= 0.68), but the SDKs the runtimes preinstall are older
+(runtime/*.txt) and the monitors stay Lakehouse monitors for now (tests/infra/test_monitor_api_choice.py says why).
 """
 
 from __future__ import annotations
