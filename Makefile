@@ -68,3 +68,10 @@ bench-inference: setup
 .PHONY: bench-monitor
 bench-monitor: setup
 	$(BIN)/python -m bench.monitor
+
+# Cold `build_app(outdir=...).synth()` of every stack: this checkout on CDK Terrain against commit a7f8515 on cdktf
+# 0.21.0 (git archive + a virtualenv of its own under .mlops/bench-synth, made once), alternating, same node;
+# figures go to docs/BENCHMARKS.md. Fewer rounds: make bench-synth ARGS="--rounds 3".
+.PHONY: bench-synth
+bench-synth: setup
+	$(BIN)/python -m bench.synth $(ARGS)
