@@ -161,3 +161,28 @@ def test_a_monitor_on_a_table_nothing_creates_is_caught(prod):
     findings = simulate(prod, prerequisites("prod"))
 
     assert [(f.rule, f.attribute) for f in findings] == [("securable_exists", "table_name")]
+
+
+def test_the_stack_before_the_fixes_breaks_the_rules_its_first_deploy_would_have_met():
+    """staging as commit a7f8515 synthesized it (cdktf 0.21, provider 1.99; `make bench-synth` keeps that toolchain):
+    the simulator finds facts 1 to 5 of the first-deploy issue in it, as a real apply would have, one by one."""
+    import json
+    from pathlib import Path
+
+    old = json.loads((Path(__file__).parent / "fixtures" / "staging-a7f8515.cdk.tf.json").read_text())
+
+    findings = simulate(old, Prerequisites(ci_principal="sp:mlops-staging", ci_jobs=("[staging] model-training",)))
+
+    by_rule = {rule: [f for f in findings if f.rule == rule] for rule in RULES}
+    assert {rule: len(found) for rule, found in by_rule.items()} == {
+        "parent_folder": 3,  # the experiment, both monitors' dashboards
+        "trigger_table": 1,  # the retraining job, on the drift metrics table
+        "principal_exists": 30,  # every grant, owner, permission and ACL naming a group nobody looked up
+        "run_permission": 3,  # CI as the jobs' principal; two run-job tasks whose run_as may not run the child
+        "securable_exists": 0,
+    }
+    assert {f.message.split("'")[1] for f in by_rule["principal_exists"]} == {
+        "data-scientists",
+        "ml-engineers",
+        "flight-ops",
+    }
