@@ -1,4 +1,5 @@
-"""The cdktf app: the one place that synthesizes. `cdktf synth` runs this module (see cdktf.json)."""
+"""The CDK Terrain app: the one place that synthesizes. `cdktn synth` runs this module (see cdktf.json, which cdktn
+reads as cdktf did)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A per-environment summary of synthesized stacks: resource counts by type and grants per principal.
 
-Reads the Terraform JSON only (no cdktf import), so it also works on a `cdktf.out/` written by `cdktf synth`.
+Reads the Terraform JSON only (no CDK Terrain import), so it also works on a `cdktf.out/` written by `cdktn synth`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ class StackSummary:
 def load_stacks(outdir: Path) -> dict[str, dict]:
     stacks_dir = Path(outdir) / "stacks"
     if not stacks_dir.is_dir():
-        raise FileNotFoundError(f"no synthesized stacks under {stacks_dir}; run `mlops synth` or `cdktf synth` first")
+        raise FileNotFoundError(
+            f"no synthesized stacks under {stacks_dir}; run `mlops synth` or `npx cdktn synth` first"
+        )
     return {p.name: json.loads((p / "cdk.tf.json").read_text()) for p in sorted(stacks_dir.iterdir()) if p.is_dir()}
 
 

@@ -10,7 +10,7 @@ runner (the same graphs Databricks runs):
 3. the week's flights arrive: the labels job joins their delays into the predictions and the served requests;
 4. the quality monitor refreshes its metric tables; the SQL alerts are evaluated (people hear of them through the
    webhook receiver);
-5. the retraining job runs, as the drift metrics' table-update trigger would start it: its check runs the same alert
+5. the retraining job runs, as the daily-monitoring job starts it after the alerts: its check runs the same alert
    SQL and the champion's age, and retrains through the model workflow (validation, Champion vs Challenger) if so;
 6. the online Champion/Challenger decision runs on the labelled served traffic.
 

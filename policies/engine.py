@@ -1,7 +1,7 @@
 """Evaluates the Rego rules of this folder in-process (regopy, i.e. rego-cpp), with no OPA binary.
 
 Each ``policies/<rule>.rego`` is ``package mlops.<rule>`` and defines ``findings`` (a set of
-``{"address", "msg"}``) and ``deny`` (their messages, for conftest / ``opa eval``). ``lib.rego`` turns a cdktf
+``{"address", "msg"}``) and ``deny`` (their messages, for conftest / ``opa eval``). ``lib.rego`` turns a synthesized
 ``cdk.tf.json``, a ``terraform show -json`` plan or an already normalized document into one list of resources, so the
 same rules run over all three (see the comment at the top of ``lib.rego`` and ``docs/policies.md``).
 

@@ -6,7 +6,7 @@
 # `lib.env_config` (that environment's entry in `config`). Three input shapes are understood:
 #
 #   1. already normalized:   {"resources": [...], "providers": [...], "environment": "prod", "config": {...}}
-#   2. cdktf synth output:   cdktf.out/stacks/<env>/cdk.tf.json  (`resource.<type>.<name>`, `provider.<name>`)
+#   2. cdktn synth output:   cdktf.out/stacks/<env>/cdk.tf.json  (`resource.<type>.<name>`, `provider.<name>`)
 #   3. a Terraform plan:     `terraform show -json plan.tfplan`   (`planned_values`, else `resource_changes`;
 #                            `configuration` supplies references and literals)
 #
@@ -17,8 +17,8 @@
 #
 # The policy configuration (groups, protected environments, service principals, workspace ids) is `input.config`
 # or, as conftest/opa pass data files, `data.mlops.config`; `mlops policy --write-data FILE` writes it from
-# spec/config.py. The environment is `input.environment`, else the cdktf stack name, else `data.mlops.environment`,
-# else the `environment` property of the one catalog in the document.
+# spec/config.py. The environment is `input.environment`, else the synthesized stack's name, else
+# `data.mlops.environment`, else the `environment` property of the one catalog in the document.
 #
 # Strings are joined with concat(), never sprintf(): rego-cpp 1.5 (regopy) keeps the JSON quotes of a string that a
 # built-in returned when it is formatted with %s, so sprintf("%s", [concat(...)]) differs from OPA.

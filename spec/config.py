@@ -1,7 +1,8 @@
 """The environments (dev, staging, prod) as plain frozen dataclasses: the one source of truth.
 
-Nothing here imports cdktf, reads environment variables or touches the network, so the local runtime, the jobs and
-the tests can import it freely. Every other module loops over ``ENVIRONMENTS``; no environment name is typed again.
+Nothing here imports CDK Terrain (cdktn), reads environment variables or touches the network, so the local runtime,
+the jobs and the tests can import it freely. Every other module loops over ``ENVIRONMENTS``; no environment name is
+typed again.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class Serving:
     workload_size: str = "Small"
     scale_to_zero: bool = True
     challenger_traffic_percent: int = 0
-    # Who may query the endpoint (CAN_QUERY): groups, or the environment's service principal by its name.
+    # Who may query the endpoint (CAN_QUERY): groups; not the ml-engineers nor a service principal (they manage it).
     consumers: tuple[str, ...] = ("flight-ops",)
     # How long the deploy job waits for Databricks to roll out a new endpoint config (bounds its task timeout).
     update_timeout_minutes: int = 30
@@ -278,14 +279,15 @@ class Monitoring:
 
 @dataclass(frozen=True)
 class Retraining:
-    """Retraining on the latest labelled data. The retraining job starts whenever the monitor refreshes the drift
-    metrics of the predictions (a table-update trigger) and retrains when an alert that starts retraining holds, or
-    when the Champion's training data ends more than ``max_model_age_days`` before the latest labelled flight: the
-    schedule, expressed as an age, because a Databricks job has a schedule or a table trigger, not both. The window
-    ends at the latest labelled flight and spans ``window_days``. An alert starts retraining only when the newest
-    version (promoted or not) was trained on data ending at least ``alert_cooldown_days`` before the latest labelled
-    flight: a model just retrained on nearly the same window is not retrained again for an alert that still holds
-    (its windows still count the weeks before the retraining)."""
+    """Retraining on the latest labelled data. The retraining job has no schedule or trigger of its own: it is the last
+    step of the daily-monitoring job (``monitoring.schedule``; spec/workflows.py ``daily_monitoring``), started as a
+    run-job task once the labels, the monitors' refresh and the SQL alerts have run. It retrains when an alert that
+    starts retraining holds, or when the Champion's training data ends more than ``max_model_age_days`` before the
+    latest labelled flight: the schedule, expressed as an age, checked every day by the same run. The window ends at the
+    latest labelled flight and spans ``window_days``. An alert starts retraining only when the newest version (promoted
+    or not) was trained on data ending at least ``alert_cooldown_days`` before the latest labelled flight: a model just
+    retrained on nearly the same window is not retrained again for an alert that still holds (its windows still count
+    the weeks before the retraining)."""
 
     max_model_age_days: int | None = None
     alert_cooldown_days: int = 0
@@ -629,6 +631,12 @@ class Environment:
     def served_table(self) -> str:
         """The serving endpoint's answers, one row per scored flight, unpacked from its inference table."""
         return self.table("monitoring", f"{self.inference_table_prefix}_served")
+
+    @property
+    def served_rejects_table(self) -> str:
+        """Served requests of the inference table that cannot be unpacked into the served table (a request or an
+        answer that does not parse, as many answers as records or not), each once, with the reason and the time."""
+        return self.table("monitoring", f"{self.inference_table_prefix}_served_rejects")
 
     @property
     def alert_history_table(self) -> str:

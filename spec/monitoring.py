@@ -1,4 +1,4 @@
-"""What is monitored and what the alerts ask, by name: one source for the cdktf quality monitors and SQL alerts, the
+"""What is monitored and what the alerts ask, by name: one source for the stack's quality monitors and SQL alerts, the
 local monitor, the local SQL warehouse and the retraining check.
 
 Two tables are monitored as Lakehouse Monitoring ``inference_log`` tables (problem type classification): the

@@ -49,7 +49,7 @@ def mlops_home(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
-    """A cdktf output directory with every environment's stack: the one synthesis of the test session."""
+    """The synth output directory (cdktf.out, as `cdktn synth` writes it): the one synthesis of the session."""
     from infra.main import build_app
 
     outdir = tmp_path_factory.mktemp("cdktf.out")

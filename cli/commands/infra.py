@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    synth = subparsers.add_parser("synth", help="synthesize every stack to Terraform JSON (like `cdktf synth`)")
+    synth = subparsers.add_parser("synth", help="synthesize every stack to Terraform JSON (like `cdktn synth`)")
     synth.add_argument("--outdir", type=Path, default=Path("cdktf.out"))
     synth.set_defaults(func=_synth)
     summary = subparsers.add_parser("summary", help="synthesize and print resources and grants per environment")

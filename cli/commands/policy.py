@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    policy.add_argument("--stack-dir", type=Path, help="an existing cdktf output directory (cdktf.out)")
+    policy.add_argument(
+        "--stack-dir", type=Path, help="an existing synth output directory (cdktf.out, as `cdktn synth` writes it)"
+    )
     policy.add_argument("--plan", type=Path, action="append", help="a `terraform show -json` plan (repeatable)")
     policy.add_argument(
         "--env",

@@ -89,7 +89,7 @@ class Jobs(Construct):
             schema_name=ml_schema.name,
             name="artifacts",
             volume_type="MANAGED",
-            comment="the project's wheel, uploaded by cdktf deploy",
+            comment="the project's wheel, uploaded by cdktn deploy",
         )
         wheel = wheel_filename(wheel_version)
         self.code_version = code_version

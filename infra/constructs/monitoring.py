@@ -4,8 +4,9 @@ Lakehouse Monitoring quality monitor (``inference_log``) on each, and the SQL al
 - Tables: the predictions (``ml``), the served requests (``monitoring``; the labels job unpacks the inference table
   into it) and the baseline (``ml``; each model version's training data scored by it, written by the train job),
   with the columns of ``spec.monitoring.MONITORED_TABLE_COLUMNS``; the jobs write into them.
-- Monitors: timestamp, model id, prediction, probability and label columns from ``spec.monitoring``; granularities,
-  slices and refresh schedule from ``env.monitoring``; the baseline per model version; failures e-mailed.
+- Monitors: timestamp, model id, prediction, probability and label columns from ``spec.monitoring``; granularities
+  and slices from ``env.monitoring`` (no schedule: the daily-monitoring job refreshes them); the baseline per model
+  version; failures e-mailed.
 - Alerts (``databricks_alert_v2``): the query texts of ``spec.monitoring.alerts`` (the local warehouse runs the same
   text), on the environment's SQL warehouse, run as the jobs' service principal, firing when ``triggered`` > 0 and
   notifying the webhook destination and the alert e-mails. An alert whose query fails is in ERROR, not OK.

@@ -3,7 +3,7 @@
 The ordering problem: a custom-model endpoint serves registered model *versions*, and no version exists when an
 environment is first applied (the registered model is created empty by ``MlAssets``; versions come from the
 training job). Declaring ``config.served_entities`` with a bootstrap version therefore fails the first
-``cdktf deploy`` of every fresh environment, and afterwards Terraform and the deploy job would fight over versions.
+``cdktn deploy`` of every fresh environment, and afterwards Terraform and the deploy job would fight over versions.
 
 The split chosen here (provider 1.99 documents ``config`` as optional, "can be added and modified after creation",
 and an omitted ``config`` as "no change to the endpoint"):

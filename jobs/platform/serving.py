@@ -172,7 +172,7 @@ class EndpointUpdater:
         except NotFound as e:
             raise LookupError(
                 f"serving endpoint {name!r} does not exist in the {self._env.name} workspace: it is created by "
-                f"Terraform, run `cdktf deploy {self._env.name}` first"
+                f"Terraform, run `npx cdktn deploy {self._env.name}` first"
             ) from e
         try:
             if current.state is not None and current.state.config_update == EndpointStateConfigUpdate.IN_PROGRESS:

@@ -111,7 +111,7 @@ def test_a_missing_endpoint_is_a_clear_error_naming_the_deploy_that_creates_it()
 
     assert str(error.value) == (
         "serving endpoint 'flight-delay' does not exist in the prod workspace: it is created by Terraform, "
-        "run `cdktf deploy prod` first"
+        "run `npx cdktn deploy prod` first"
     )
     assert [(method, path) for method, path, _ in transport.calls] == [("GET", f"{BASE}/flight-delay")]
 
