@@ -44,7 +44,7 @@ wheel: setup
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist . ; status=$$?; mv jobs/BUILD_COMMIT dist/BUILD_COMMIT; exit $$status
 
 demo: setup
-	$(BIN)/mlops demo
+	$(BIN)/mlops demo --report report
 
 policy: setup
 	$(BIN)/mlops policy

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from jobs.platform.online_store import Credentials, DynamoDBOnlineStore, OnlineStore, OnlineStoreError
+from local.node_tools import NodeToolNotFound, find_node_tool
 from local.paths import mlops_home
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DYNAMODB_ENDPOINT_ENV = "MLOPS_DYNAMODB_ENDPOINT"
-DYNALITE = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "dynalite"
 HOST = "127.0.0.1"
 LOCAL_CREDENTIALS = Credentials("local", "local")
 START_TIMEOUT_SECONDS = 20.0
@@ -62,13 +62,14 @@ def port_is_taken(port: int) -> bool:
 
 
 class Dynalite:
-    """A dynalite process on ``127.0.0.1:<port>``; ``path`` None keeps its tables in memory."""
+    """A dynalite process on ``127.0.0.1:<port>``; ``path`` None keeps its tables in memory. ``executable`` None
+    finds dynalite when it starts (``local.node_tools``: the PATH, then ``node_modules/.bin``)."""
 
     def __init__(
         self,
         path: Path | None = None,
         port: int | None = None,
-        executable: Path = DYNALITE,
+        executable: Path | None = None,
         start_timeout: float = START_TIMEOUT_SECONDS,
     ) -> None:
         self.path = path
@@ -131,7 +132,12 @@ class Dynalite:
         self.stop()
 
     def _check_executable(self) -> None:
-        if not self.executable.exists():
+        if self.executable is None:
+            try:
+                self.executable = find_node_tool("dynalite")
+            except NodeToolNotFound as e:
+                raise DynaliteError(str(e)) from e
+        elif not self.executable.exists():
             raise DynaliteError(f"dynalite is not installed ({self.executable} is missing): run make setup")
 
     def _spawn(self) -> subprocess.Popen:

@@ -5,12 +5,17 @@
    and the serving gateway for prod (its own process, as a user runs it); they stop at the end, on Ctrl-C or failure;
 3. the model workflow runs in dev, then staging (a small slice), then prod (the first weeks of 2013);
 4. prod lives through the rest of the year week by week (``local.replay``);
-5. the report: ``report/index.html`` with its plots, and a summary on the terminal.
+5. the report: ``index.html`` with its plots (in ``--report``, default ``$MLOPS_HOME/demo/report``), and a summary
+   on the terminal.
 
 Progress bars show the phase, the simulated week and the time left; events (alerts, retraining, promotions) are
 printed as they happen; everything else (Spark, MLflow, the jobs' logs) goes to ``<home>/demo.log``. The demo keeps
 its state in its own home, ``$MLOPS_HOME/demo`` (``.mlops/demo``), which it clears first: running it again, or after
-an interrupted run, needs no cleanup.
+an interrupted run, needs no cleanup. Nothing is looked up in, or written to, the package's own directory: an installed
+``mlops`` finds dynalite on the PATH or in ``node_modules/.bin`` (``local.node_tools``).
+
+Run in-process (``cli.main.main(["demo", ...])``), the command gives back what it changed for its run: the handlers of
+SIGINT, SIGTERM and SIGHUP and the environment variables are restored when it returns or raises.
 """
 
 from __future__ import annotations
@@ -22,15 +27,18 @@ import os
 import secrets
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+# Where `cli` is imported from: a child `python -m cli.main` must import the same code (see package_pythonpath).
+SOURCE_DIR = Path(__file__).resolve().parents[2]
 SERVICES_FILE = "services.json"
 GATEWAY_READY_SECONDS = 120.0
 
@@ -51,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--prod-only", action="store_true", help="skip the model workflow in dev and staging (a quicker look)"
     )
-    demo.add_argument("--report", type=Path, default=ROOT / "report", help="where the report goes (default: report/)")
+    demo.add_argument(
+        "--report", type=Path, default=None, help="where the report goes (default: $MLOPS_HOME/demo/report)"
+    )
     demo.set_defaults(func=_demo)
 
 
@@ -64,18 +74,54 @@ def _month(text: str) -> date:
 
 
 def demo_home() -> Path:
-    base = Path(os.environ.get("MLOPS_HOME", ROOT / ".mlops")).resolve()
-    return base / "demo"
+    """``$MLOPS_HOME/demo`` (``.mlops/demo`` in the working directory, as every local command's state)."""
+    from local.paths import mlops_home
+
+    return mlops_home() / "demo"
 
 
 def preflight() -> list[str]:
     """What is missing to run the demo, each with its fix."""
+    from local.node_tools import NodeToolNotFound, find_node_tool
+
     problems = []
     if shutil.which("java") is None:
         problems.append("java is not on PATH: Spark needs Java 17 (apt-get install openjdk-17-jre-headless)")
-    if not (ROOT / "node_modules" / ".bin" / "dynalite").exists():
-        problems.append("node_modules/.bin/dynalite is missing: run `make setup` (it runs npm install)")
+    try:
+        find_node_tool("dynalite")
+    except NodeToolNotFound as missing:
+        problems.append(str(missing))
     return problems
+
+
+def package_pythonpath(environ: dict[str, str]) -> str | None:
+    """PYTHONPATH for a child ``python -m cli.main`` started in another directory: ``SOURCE_DIR`` first when the
+    interpreter would not search it anyway (a checkout run without an install), else PYTHONPATH as it is."""
+    current = environ.get("PYTHONPATH")
+    searched = {Path(p).resolve() for p in (*site.getsitepackages(), site.getusersitepackages())}
+    if SOURCE_DIR in searched:
+        return current
+    return os.pathsep.join([str(SOURCE_DIR), *([current] if current else [])])
+
+
+@contextmanager
+def restored_process_state(signals: tuple[signal.Signals, ...]) -> Iterator[None]:
+    """The handlers of ``signals`` and the whole environment as they were, once the block ends (returns or raises):
+    the demo sets handlers, its home and its services' addresses, and the jobs it runs in-process export variables
+    (task values, MLflow's experiment); called in-process, none of it may outlive the command."""
+    handlers = {signum: signal.getsignal(signum) for signum in signals}
+    environ = dict(os.environ)
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            # None: a handler not installed from Python, which Python cannot put back; the default is the closest.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        for name, value in environ.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 def process_start(pid: int) -> int | None:
@@ -200,6 +246,9 @@ def start_gateway(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     environ = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_SERVING_TOKEN": token}
+    pythonpath = package_pythonpath(environ)
+    if pythonpath:
+        environ["PYTHONPATH"] = pythonpath
     log = services.enter_context(log_file.open("a"))
     process = subprocess.Popen(
         # The replay waits for each week's requests to reach the inference table: write it every 0.2 s.
@@ -218,7 +267,7 @@ def start_gateway(
         env=environ,
         stdout=log,
         stderr=subprocess.STDOUT,
-        cwd=ROOT,
+        cwd=home,  # never the package's directory: whatever the gateway writes beside it lands in the demo's home
         start_new_session=True,
     )
     services.callback(stop_process, process)
@@ -300,17 +349,16 @@ def _demo(args: argparse.Namespace) -> int:
         raise SystemExit(f"mlops demo: {error}") from error
 
     home = demo_home()
-    saved_handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    stop_on_signals()
-    try:
-        with demo_lock(home.parent):
-            return _demo_in(console, args, config, home)
-    except KeyboardInterrupt:
-        console.print(f"[yellow]mlops demo: interrupted; the services it started are stopped; logs in {home}[/yellow]")
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, saved_handlers[0])
-        signal.signal(signal.SIGTERM, saved_handlers[1])
+    with restored_process_state(STOP_SIGNALS):
+        stop_on_signals()
+        try:
+            with demo_lock(home.parent):
+                return _demo_in(console, args, config, home)
+        except KeyboardInterrupt:
+            console.print(
+                f"[yellow]mlops demo: interrupted; the services it started are stopped; logs in {home}[/yellow]"
+            )
+            return 130
 
 
 def _demo_in(console, args: argparse.Namespace, config, home: Path) -> int:
@@ -343,13 +391,14 @@ def _demo_in(console, args: argparse.Namespace, config, home: Path) -> int:
     result.phases = {**phases, **result.phases}
 
     console.rule("3. The report")
+    report_dir = home / "report" if args.report is None else args.report
     t0 = time.perf_counter()
     with quiet_terminal(log_file):
-        _write_report(result, args.report)
+        _write_report(result, report_dir)
         result.phases["report"] = round(time.perf_counter() - t0, 1)
         result.wall_seconds = round(time.perf_counter() - started, 1)
         # Once more with the report's own time and the wall time (the page only; the plots stay).
-        index = _write_report(result, args.report, plots=False)
+        index = _write_report(result, report_dir, plots=False)
     _print_summary(console, result, index, home)
     return 0
 
