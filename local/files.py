@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def write_json_atomically(path: Path, document: object) -> None:
@@ -19,3 +25,29 @@ def write_json_atomically(path: Path, document: object) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` while the block runs, waiting for its holder if another has it.
+
+    The kernel releases the lock when its holder ends, however it ends, so a crashed holder never blocks the next
+    one. A flock belongs to the open file, so two threads of one process exclude each other as two processes do. The
+    file is created once and never deleted: a deleted lock file could be locked by one holder while another creates
+    and locks a new one under the same name. ``what`` (say, "the refresh of the monitor on x.y.z") is logged when the
+    lock has to be waited for.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for %s to finish elsewhere (lock %s)", what, path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -15,7 +15,8 @@ slicing expression), for ``MONITORED_FEATURES`` plus the prediction, the probabi
 Windows are aligned in UTC: minutes, hours and days on the Unix epoch, weeks on Mondays (``WEEK_ORIGIN_US``), months on
 calendar months. A refresh computes only the windows whose rows changed since the last refresh (new windows, and
 windows whose labels arrived later), recognised by a per-window fingerprint kept in
-``$MLOPS_HOME/monitoring/<table>.json``, plus the CONSECUTIVE drift of the window after each of them.
+``$MLOPS_HOME/monitoring/<table>.json``, plus the CONSECUTIVE drift of the window after each of them. Refreshes of one
+table take turns (an exclusive lock, ``<table>.lock`` beside the state), and the state is replaced atomically.
 
 Every statistic is computed for all windows and slices of a granularity at once (one sort per column, then segment
 reductions), not per window: the formulas are scipy's, and tests/integration/test_monitor.py checks each against
@@ -42,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from local.files import exclusive_lock, write_json_atomically
 from local.paths import mlops_home, table_path
 from spec.config import GRANULARITIES, Environment
 from spec.monitoring import (
@@ -1175,6 +1177,11 @@ def state_path(monitored: MonitoredTable) -> Path:
     return mlops_home() / "monitoring" / f"{monitored.table}.json"
 
 
+def lock_path(monitored: MonitoredTable) -> Path:
+    """Beside the state: held by one refresh of ``monitored`` at a time."""
+    return state_path(monitored).with_name(f"{monitored.table}.lock")
+
+
 def _config_fingerprint(monitored: MonitoredTable) -> str:
     config = {
         "logic": LOGIC_VERSION,
@@ -1297,7 +1304,17 @@ def _partitions(granularity: str, keys: Iterable[str], kind: str) -> set[str]:
 def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool = False) -> RefreshResult:
     """Recompute the metric tables of ``monitored`` for the windows whose rows changed since the last refresh (every
     window with ``full``, on the first refresh, when the monitor's configuration changed, or when a metric table is
-    missing)."""
+    missing).
+
+    Refreshes of one table run one at a time (an exclusive lock beside the state, see ``lock_path``): two at once
+    would plan from the same state and each replace the other's metric tables and state. The second waits for the
+    first, then finds what the first wrote."""
+    with exclusive_lock(lock_path(monitored), f"the refresh of the monitor on {monitored.table}"):
+        return _refresh(env, monitored, full=full)
+
+
+def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> RefreshResult:
+    """``refresh_monitor`` under the table's lock."""
     started = time.perf_counter()
     for granularity in monitored.granularities:
         parse_granularity(granularity)
@@ -1365,7 +1382,14 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
         keep_drift |= _partitions(granularity, set(fingerprints) - plan.consecutive, CONSECUTIVE)
         recomputed: set[str] = set()
         if plan.consecutive:
-            assert frame is not None  # plan.rows holds plan.consecutive: its versions were wanted
+            if frame is None:  # plan.rows holds plan.consecutive, so their versions' rows were read: a planner bug
+                first = _window_key(granularity, min(plan.consecutive))
+                raise RuntimeError(
+                    f"{monitored.table} {granularity}: {len(plan.consecutive)} windows are to be recomputed (the "
+                    f"first: model version {first.model_version}, from {first.start:%Y-%m-%d %H:%M} UTC) but no rows "
+                    f"were read for them: the refresh plan lists {len(plan.rows)} windows to read, and these must "
+                    "include every window it recomputes"
+                )
             version_index = {name: i for i, name in enumerate(frame.versions)}
             base_rows = np.arange(n_current, frame.n)
             starts = window_starts_by[granularity]
@@ -1496,11 +1520,9 @@ def _readable(full_name: str, schema: pa.Schema) -> bool:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    """Written whole or not at all: a refresh interrupted before this point recomputes its windows next time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps(state, sort_keys=True))
-    staging.replace(path)
+    """Written whole or not at all (under a temporary name of its own, then renamed): a refresh interrupted before
+    this point recomputes its windows next time."""
+    write_json_atomically(path, state)
 
 
 def _merge(old: pa.Table | None, new: list[pa.Table], schema: pa.Schema, kind_column: str, keep: set[str]) -> pa.Table:

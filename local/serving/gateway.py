@@ -188,8 +188,16 @@ class Gateway:
             return
         self._started = False
         self.runtime.stop()
-        self.inference_log.close()
-        logger.info("inference log closed: %s", self.inference_log.stats())
+        unwritten = self.inference_log.close()
+        stats = self.inference_log.stats()
+        if unwritten:
+            logger.error(
+                "inference log closed: %d of %d rows are not in the inference table %s (%d spilled to files beside "
+                "it, named in the errors above; the rest lost or still queued): %s",
+                unwritten, stats["accepted"], self.settings.table_dir, stats["spilled"], stats,
+            )  # fmt: skip
+        else:
+            logger.info("inference log closed: %s", stats)
 
     # The gate (see ``admitted``): 401 without credentials, 403 with wrong ones, then 404 for another endpoint.
     def authorize(self, request: Request) -> None:

@@ -7,7 +7,10 @@ name and version). ``execution_duration_ms`` is a double here: local predictions
 
 Requests are queued by the serving threads and written by one background thread, every ``flush_interval`` seconds
 or ``batch_size`` rows, whichever comes first. ``close()`` drains the queue; a batch that cannot be written after
-retries is kept in a JSON-lines file next to the table, so no row is silently lost.
+retries, and a row that does not fit the schema, is kept in a JSON-lines file next to the table (an error names the
+file and the row count), so no row is silently lost. A failing batch never stops the writer: it goes on with the next.
+``close()`` returns how many rows are not in the table (spilled, or lost because even the spill file could not be
+written); the gateway logs a non-zero count as an error.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,20 +94,30 @@ class InferenceLogger:
         if closed:
             self._write([dict(row)])
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Write everything queued so far, then stop the writer thread."""
+    def close(self, timeout: float = 60.0) -> int:
+        """Write everything queued so far, then stop the writer thread. Returns how many of the rows accepted so far
+        are not in the table: spilled to a file beside it, lost (an error said why), or still queued (the writer
+        did not finish within ``timeout``)."""
         with self._lock:
-            if self._closed:
-                return
+            already = self._closed
             self._closed = True
-            if self._thread is not None:
+            if not already and self._thread is not None:
                 self._queue.put(_STOP)
-        if self._thread is None:
-            self._drain_and_write()
-            return
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            logger.error("inference log writer did not finish within %.0fs; rows may still be queued", timeout)
+        if already:
+            return self._unwritten()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("inference log writer did not finish within %.0fs; rows may still be queued", timeout)
+                return self._unwritten()
+        # The writer has stopped (or never ran): whatever it left in the queue is written here. After a normal stop
+        # nothing is left; a writer that died of a bug leaves its queue, which is not lost with it.
+        self._drain_and_write()
+        return self._unwritten()
+
+    def _unwritten(self) -> int:
+        with self._lock:
+            return self._accepted - self._written
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -154,11 +168,39 @@ class InferenceLogger:
         self._write(self._drain()[0])
 
     def _write(self, rows: list[Mapping[str, Any]]) -> None:
+        """Append ``rows``, retrying; spill what cannot be converted or appended. Never raises: the writer thread
+        must outlive any batch (a row neither written nor spilled stays pending, and ``close()`` reports it)."""
         if not rows:
             return
+        try:
+            table, rejected = self._convert(rows)
+        except Exception as e:  # a bug in the conversion's own fallback: the batch is kept whole
+            table, rejected = None, [(row, e) for row in rows]
+        if rejected:
+            reasons = sorted({f"{type(e).__name__}: {e}" for _, e in rejected})
+            self._spill([row for row, _ in rejected], "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""))
+        if table is not None:
+            self._append(table)
+
+    def _convert(self, rows: list[Mapping[str, Any]]) -> tuple[pa.Table | None, list[tuple[Any, Exception]]]:
+        """The rows as an Arrow table of ``SCHEMA``, and the rows that do not convert with the reason. One row
+        that does not fit (a value of another type, not a mapping) must not take its batch's other rows with it."""
+        try:
+            return pa.Table.from_pylist([_record(row) for row in rows], schema=SCHEMA), []
+        except Exception:
+            logger.debug("inference log: a batch of %d rows does not convert; converting it row by row", len(rows))
+        tables: list[pa.Table] = []
+        rejected: list[tuple[Any, Exception]] = []
+        for row in rows:
+            try:
+                tables.append(pa.Table.from_pylist([_record(row)], schema=SCHEMA))
+            except Exception as e:
+                rejected.append((row, e))
+        return (pa.concat_tables(tables) if tables else None), rejected
+
+    def _append(self, table: pa.Table) -> None:
         from deltalake import write_deltalake
 
-        table = pa.Table.from_pylist([{c: row.get(c) for c in COLUMNS} for row in rows], schema=SCHEMA)
         error: Exception | None = None
         for attempt in range(1, self._retries + 1):
             try:
@@ -166,23 +208,48 @@ class InferenceLogger:
                 write_deltalake(str(self.table_dir), table, mode="append")
             except Exception as e:  # any failure is retried, then spilled: never dropped
                 error = e
-                logger.warning("inference log: writing %d rows failed (attempt %d): %s", len(rows), attempt, e)
+                logger.warning("inference log: writing %d rows failed (attempt %d): %s", table.num_rows, attempt, e)
                 time.sleep(0.2 * attempt)
                 continue
             with self._lock:
-                self._written += len(rows)
-            logger.debug("inference log: appended %d rows to %s", len(rows), self.table_dir)
+                self._written += table.num_rows
+            logger.debug("inference log: appended %d rows to %s", table.num_rows, self.table_dir)
             return
-        spill = self.table_dir.parent / f"{self.table_dir.name}.unwritten-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.jsonl"
-        with spill.open("w", encoding="utf-8") as f:
-            for row in table.to_pylist():
-                f.write(json.dumps(row, default=str) + "\n")
+        self._spill(table.to_pylist(), f"writing to {self.table_dir} failed {self._retries} times: {error}")
+
+    def _spill(self, rows: list[Any], reason: str) -> None:
+        """Keep ``rows`` in a JSON-lines file of their own beside the table, and say so; if even that fails, say that
+        they are lost (they stay counted as pending)."""
+        name = f"{self.table_dir.name}.unwritten-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.jsonl"
+        spill = self.table_dir.parent / name
+        try:
+            spill.parent.mkdir(parents=True, exist_ok=True)
+            with spill.open("x", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(_json_line(row) + "\n")
+        except Exception as e:
+            logger.error(
+                "inference log: %d rows could not be kept: not in %s (%s), and the spill file %s failed too (%s)",
+                len(rows),
+                self.table_dir,
+                reason,
+                spill,
+                e,
+            )
+            return
         with self._lock:
             self._spilled += len(rows)
-        logger.error(
-            "inference log: %d rows could not be written to %s (%s); kept in %s",
-            len(rows),
-            self.table_dir,
-            error,
-            spill,
-        )
+        logger.error("inference log: %d rows could not be written to %s (%s); kept in %s",
+                     len(rows), self.table_dir, reason, spill)  # fmt: skip
+
+
+def _record(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {c: row.get(c) for c in COLUMNS}
+
+
+def _json_line(row: Any) -> str:
+    """The row as one JSON line; values JSON lacks as their text, and anything else as its ``repr``."""
+    try:
+        return json.dumps(dict(row), default=str)
+    except Exception:
+        return json.dumps({"unreadable_row": repr(row)})

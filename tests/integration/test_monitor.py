@@ -593,6 +593,89 @@ def test_a_model_version_without_baseline_rows_is_named(mlops_home):
         _refresh(env)
 
 
+def _state(monitored) -> dict:
+    """The refresh state of ``monitored`` without what names its catalog (the table, and the configuration's
+    fingerprint, which holds the baseline table's name): the same rows in two catalogs give one state."""
+    from local.monitor import _config_fingerprint, state_path
+
+    state = json.loads(state_path(monitored).read_text())
+    assert (state["table"], state["config"]) == (monitored.table, _config_fingerprint(monitored))
+    return {k: v for k, v in state.items() if k not in ("table", "config")}
+
+
+def test_two_refreshes_of_one_table_at_once_give_what_one_after_the_other_gives(mlops_home, monkeypatch):
+    import threading
+    from contextlib import suppress
+
+    import local.monitor as monitor
+
+    # Given the same two scored weeks and baseline in two catalogs, one of them refreshed twice, one after the other
+    together, apart = _env("monrace"), _env("monraceapart")
+    for env in (together, apart):
+        _write(
+            env.predictions_table,
+            pd.concat([_flights(300, WEEK1, 7, seed=70), _flights(300, WEEK1 + timedelta(days=7), 7, seed=71)]),
+        )
+        _write(env.baseline_table, _flights(500, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=72))
+    one_after_the_other = [_refresh(apart), _refresh(apart)]
+
+    # When two threads refresh the other catalog's table at once, each held (up to 2 s) once it has read the state
+    # until the other has read it too: the moment an unserialized refresh plans from a state the other replaces
+    both_read = threading.Barrier(2, timeout=2)
+    read_baseline = monitor._read_baseline
+
+    def held(*args):
+        with suppress(threading.BrokenBarrierError):
+            both_read.wait()
+        return read_baseline(*args)
+
+    monkeypatch.setattr(monitor, "_read_baseline", held)
+    results, errors = [], []
+
+    def refresh() -> None:
+        try:
+            results.append(_refresh(together))
+        except Exception as error:  # reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=refresh) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    # Then neither failed, and one computed every window while the other found nothing to do, as one after the other
+    assert errors == [] and len(results) == 2
+    shape = sorted((len(r.computed), r.written) for r in results)
+    assert shape == sorted((len(r.computed), r.written) for r in one_after_the_other)
+    assert shape[0] == (0, False) and shape[1][0] == one_after_the_other[0].windows
+    # and the metric tables and the state are those of one refresh after the other, with no staging file left over
+    mine, theirs = monitored_tables(together)[0], monitored_tables(apart)[0]
+    for name, reference in zip(
+        (mine.profile_metrics_table, mine.drift_metrics_table),
+        (theirs.profile_metrics_table, theirs.drift_metrics_table),
+        strict=True,
+    ):
+        pd.testing.assert_frame_equal(_metric_rows(name), _metric_rows(reference))
+    assert _state(mine) == _state(theirs)
+    assert not [p.name for p in monitor.state_path(mine).parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_plan_that_recomputes_windows_it_read_no_rows_for_is_an_explicit_error(mlops_home, monkeypatch):
+    import local.monitor as monitor
+
+    # Given a planner that asks for windows to be recomputed but for none of their rows (a bug: it cannot today)
+    env = _env("monplanbug")
+    _write(env.predictions_table, _flights(100, WEEK1, 7, seed=80))
+    _write(env.baseline_table, _flights(100, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=81))
+    plan = monitor._plan
+    monkeypatch.setattr(monitor, "_plan", lambda *args: replace(plan(*args), rows=set()))
+
+    # Then the refresh stops with an error naming the table and what is wrong, under python -O too (not an assert)
+    with pytest.raises(RuntimeError, match=r"monplanbug\.ml\.flight_delay_predictions .*no rows were read"):
+        _refresh(env)
+
+
 # --- The SQL alerts on the metric tables ----------------------------------------------------------------------------
 
 

@@ -676,6 +676,143 @@ def test_a_row_logged_while_the_log_closes_is_written_and_the_writer_stops(tmp_p
     assert list(read_table(tmp_path / "payload")["databricks_request_id"]) == ["late"]
 
 
+def test_the_gateway_logs_an_error_when_its_inference_log_closes_with_rows_not_in_the_table(registry, tmp_path, caplog):
+    # Given a running gateway whose inference log got a row that does not fit the table's schema
+    gateway = make_gateway(registry, tmp_path)
+    deploy(gateway, ("champion", "1", 100))
+    gateway.start()
+    gateway.inference_log.log(_log_row("bad", status_code="teapot"))
+    gateway.inference_log.log(_log_row("good"))
+
+    # When it stops
+    gateway.stop()
+
+    # Then an error says how many rows are not in the inference table and where the spilled ones are
+    closing = [r for r in caplog.records if r.getMessage().startswith("inference log closed")]
+    assert [r.levelname for r in closing] == ["ERROR"]
+    assert "1 of 2 rows are not in the inference table" in closing[0].getMessage()
+    assert "1 spilled" in closing[0].getMessage()
+    assert list(read_table(gateway.settings.table_dir)["databricks_request_id"]) == ["good"]
+
+
+def _log_row(request_id: str, **values: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "databricks_request_id": request_id,
+        "request_date": now.date(),
+        "request_time": now,
+        "endpoint_name": ENDPOINT,
+        "status_code": 200,
+        "execution_duration_ms": 1.0,
+        **values,
+    }
+
+
+def _settled(log, rows: int, timeout: float = 5.0) -> bool:
+    """Whether the writer has written or spilled ``rows`` rows within ``timeout`` (False, not an error: a dead writer
+    never does, and the test's own assertions say what went wrong)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = log.stats()
+        if stats["written"] + stats["spilled"] >= rows:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_row_that_does_not_fit_the_schema_is_spilled_and_reported_and_the_writer_keeps_writing(tmp_path, caplog):
+    from local.serving.inference_log import InferenceLogger
+
+    # Given a writer whose first batch holds a row Arrow cannot convert (a status code that is not a number) between
+    # two good rows
+    table_dir = tmp_path / "payload"
+    log = InferenceLogger(table_dir, batch_size=3, flush_interval=0.05)
+    log.start()
+    for row in (_log_row("good-1"), _log_row("bad", status_code="teapot"), _log_row("good-2")):
+        log.log(row)
+    _settled(log, 3)
+
+    # When good rows follow and the log closes
+    for i in range(3, 6):
+        log.log(_log_row(f"good-{i}"))
+    started = time.monotonic()
+    unwritten = log.close(timeout=10)
+
+    # Then close() neither hung nor left rows behind, and reports the one row it could not write
+    assert time.monotonic() - started < 5 and "writer did not finish" not in caplog.text
+    assert log.stats() == {"accepted": 6, "written": 5, "spilled": 1, "pending": 0}
+    assert unwritten == 1
+    # and every good row is in the table, the batch's neighbours of the bad row included
+    assert sorted(read_table(table_dir)["databricks_request_id"]) == [f"good-{i}" for i in range(1, 6)]
+    # and the bad row is in the spill file beside the table, which an error names with the row count and the reason
+    (spill,) = tmp_path.glob("payload.unwritten-*.jsonl")
+    assert [json.loads(line)["databricks_request_id"] for line in spill.read_text().splitlines()] == ["bad"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "1 rows" in errors[0] and str(spill) in errors[0] and "teapot" in errors[0]
+
+
+def test_a_batch_whose_conversion_fails_is_spilled_and_the_writer_serves_the_next_batch(tmp_path, caplog, monkeypatch):
+    import pyarrow as pa
+
+    from local.serving import inference_log
+    from local.serving.inference_log import InferenceLogger
+
+    # Given Arrow failing on every conversion that holds the first row (a fault of the library, not a bad value)
+    class FaultyArrow:
+        """pyarrow as the module sees it, but Table.from_pylist fails on the row "first" (Arrow's types are
+        immutable: the module's name for pyarrow is replaced instead)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(pa, name)
+
+        class Table:
+            @staticmethod
+            def from_pylist(rows: list, *args: Any, **kwargs: Any) -> pa.Table:
+                if any(row.get("databricks_request_id") == "first" for row in rows):
+                    raise MemoryError("injected: Arrow could not allocate")
+                return pa.Table.from_pylist(rows, *args, **kwargs)
+
+    monkeypatch.setattr(inference_log, "pa", FaultyArrow())
+    table_dir = tmp_path / "payload"
+    log = InferenceLogger(table_dir, batch_size=1, flush_interval=0.05)
+    log.start()
+    log.log(_log_row("first"))
+    _settled(log, 1)
+
+    # When more rows follow
+    log.log(_log_row("second"))
+    log.log(_log_row("third"))
+    unwritten = log.close(timeout=10)
+
+    # Then the first row is spilled and reported, and the writer wrote the others
+    assert "writer did not finish" not in caplog.text
+    assert log.stats() == {"accepted": 3, "written": 2, "spilled": 1, "pending": 0}
+    assert unwritten == 1
+    assert sorted(read_table(table_dir)["databricks_request_id"]) == ["second", "third"]
+    (spill,) = tmp_path.glob("payload.unwritten-*.jsonl")
+    assert json.loads(spill.read_text())["databricks_request_id"] == "first"
+    assert "injected: Arrow could not allocate" in caplog.text
+
+
+def test_rows_that_can_be_neither_written_nor_spilled_are_reported_by_close(tmp_path, caplog):
+    from local.serving.inference_log import InferenceLogger
+
+    # Given a table whose folder is a file: no append, no spill file beside it can succeed
+    (tmp_path / "warehouse").write_text("not a folder")
+    log = InferenceLogger(tmp_path / "warehouse" / "payload", flush_interval=0.05, write_retries=1)
+    log.start()
+    log.log(_log_row("first"))
+    _settled(log, 1, timeout=1)
+    log.log(_log_row("second"))
+
+    # When the log closes, the writer finished, said why each row is lost, and close() counts them
+    unwritten = log.close(timeout=10)
+    assert "writer did not finish" not in caplog.text
+    assert log.stats() == {"accepted": 2, "written": 0, "spilled": 0, "pending": 2}
+    assert caplog.text.count("could not be kept") == 2
+    assert unwritten == 2
+
+
 # --- config: state, failed loads, swaps under load ------------------------------------------------------------------
 
 
