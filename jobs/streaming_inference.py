@@ -11,36 +11,90 @@ in the checkpoint, the restarted stream replays that micro-batch, and the write 
 ``--trigger available-now`` processes what has landed and stops (a scheduled job); ``--trigger continuous`` runs
 until stopped, a micro-batch every ``--interval``.
 
-Task values: ``batches``, ``scored_rows``, ``rejected_rows``, ``replayed_batches``, ``model_version``.
+Task values: ``batches``, ``scored_rows``, ``rejected_rows``, ``replayed_batches``, ``model_version``. They are read
+back after the stream stops, from what its micro-batches committed, never counted inside the micro-batch function: on
+Databricks serverless (Spark Connect) Spark pickles that function and calls it in another Python process, so nothing
+it changes reaches the job's own process.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from jobs.core.columns import LANDING_SCHEMA
 from jobs.core.features import flight_features
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
+from jobs.platform.registry import ModelRef
+from jobs.platform.tables import Tables
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
-from spec.config import get_environment
+from spec.config import Environment, get_environment
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+    from pyspark.sql.streaming import StreamingQuery
 
 logger = logging.getLogger("jobs.streaming_inference")
 
 SOURCE = "stream"
 TRIGGERS = ("available-now", "continuous")
+# How often the running query's progress is read while it runs. Spark keeps only its latest updates (100 by default:
+# one per micro-batch, one per 10 s when idle); one is lost only if more than that many arrive between two reads.
+PROGRESS_POLL_SECONDS = 10.0
+# The rows' ``batch_id`` of micro-batch 12 is ``stream-12``.
+_BATCH_ID = rf"^{SOURCE}-([0-9]+)$"
 
 
-@dataclass
+@dataclass(frozen=True)
 class StreamResult:
     model_version: str
-    batches: int = 0
-    scored_rows: int = 0
-    rejected_rows: int = 0
-    replayed_batches: list[int] = field(default_factory=list)
+    batches: int
+    scored_rows: int
+    rejected_rows: int
+    replayed_batches: list[int]
+
+
+@dataclass(frozen=True)
+class ScoreMicroBatch:
+    """What Spark calls with each micro-batch: score it and append its rows exactly once.
+
+    On Databricks serverless (Spark Connect) Spark pickles this object and calls it in a Python process of its own,
+    so it holds values that survive pickling (no DataFrame of the job's session: the weather is read by version in
+    each call) and returns nothing; what it wrote is read back from the tables (``stream_batch_rows``)."""
+
+    tables: Tables
+    env: Environment
+    writer: str
+    weather_version: int
+    model_path: str
+    ref: ModelRef
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        env, tables = self.env, self.tables
+        at = datetime.now(UTC)
+        # The weather features as of the stream's start; flights only ever use readings from before their departure.
+        weather = tables.read(env.weather_features_table, version=self.weather_version)
+        valid, rejected = split(flight_features(batch, weather))
+        rejects = tables.append_once(
+            reject_rows(rejected, batch_id=f"{SOURCE}-{batch_id}", source=SOURCE, at=at),
+            env.rejects_table,
+            f"{self.writer}.rejects",
+            batch_id,
+        )
+        scored = prediction_rows(
+            score(valid, self.model_path), self.ref, batch_id=f"{SOURCE}-{batch_id}", source=SOURCE, at=at
+        )
+        predictions = tables.append_once(scored, env.predictions_table, self.writer, batch_id)
+        if predictions is None:
+            logger.warning("micro-batch %s was already written (a replay after a restart): skipped", batch_id)
+            return
+        logger.info(
+            "micro-batch %s: %s flights scored, %s rejected", batch_id, predictions.rows, rejects.rows if rejects else 0
+        )
 
 
 def app_id(platform: Platform) -> str:
@@ -52,6 +106,50 @@ def checkpoint_location(platform: Platform) -> str:
     return f"{platform.work_dir}/checkpoints/streaming-inference"
 
 
+def _stream_batches(tables: Tables, full_name: str) -> DataFrame:
+    """The micro-batch id (``micro_batch``) of every row the stream wrote to ``full_name``."""
+    from pyspark.sql import functions as F
+
+    # Selected in Spark rather than with the port's ``filters``: locally, once the labels job's delta-rs merge has
+    # rewritten files, their string columns are string_view, which the Arrow filter cannot compare with a string.
+    rows = tables.read(full_name, columns=["batch_id", "source"])
+    return rows.where((F.col("source") == SOURCE) & F.col("batch_id").rlike(_BATCH_ID)).select(
+        F.regexp_extract(F.col("batch_id"), _BATCH_ID, 1).cast("long").alias("micro_batch")
+    )
+
+
+def last_stream_batch(tables: Tables, full_name: str) -> int | None:
+    """The highest micro-batch id with rows in ``full_name``; None when the stream wrote none there yet."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(full_name):
+        return None
+    last = _stream_batches(tables, full_name).agg(F.max("micro_batch")).first()[0]
+    return None if last is None else int(last)
+
+
+def stream_batch_rows(tables: Tables, full_name: str, after: int | None) -> dict[int, int]:
+    """Rows per micro-batch id in ``full_name`` of the micro-batches above ``after`` (every one when None).
+
+    With ``after`` the ``last_stream_batch`` before a run: the rows that run wrote, exactly. A run writes only
+    micro-batches above the table's transaction version for the stream (``append_once`` skips the others), which is
+    at least ``after``; and before the run no row had an id above ``after``. A replayed micro-batch's rows were
+    written by the run before: not counted."""
+    if not tables.exists(full_name):
+        return {}
+    batches = _stream_batches(tables, full_name)
+    if after is not None:
+        batches = batches.where(batches["micro_batch"] > after)
+    return {int(r["micro_batch"]): int(r["count"]) for r in batches.groupBy("micro_batch").count().collect()}
+
+
+def _batches_run(query: StreamingQuery) -> set[int]:
+    """The ids of the micro-batches in the query's retained progress that ran: those that reached the sink
+    (``addBatch``). Not ``numInputRows``: a replay skipped before its rows are read counts none; an idle trigger
+    reports the next id without running it."""
+    return {int(p["batchId"]) for p in query.recentProgress if "addBatch" in p["durationMs"]}
+
+
 def run_stream(platform: Platform, trigger: str = "available-now", interval: str = "1 minute") -> StreamResult:
     if trigger not in TRIGGERS:
         raise JobError(f"trigger must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
@@ -61,36 +159,17 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
             f"table {env.weather_features_table!r} does not exist: run mlops-features --env {env.name} first"
         )
     ref = resolve_champion(platform)
-    model_path = stage_model(platform, ref)
-    spark = platform.spark
-    # The weather features as of the stream's start; flights only ever use readings from before their departure.
-    weather = tables.read(env.weather_features_table)
-    result = StreamResult(ref.version)
-    writer = app_id(platform)
-
-    def on_batch(batch, batch_id: int) -> None:
-        at = datetime.now(UTC)
-        valid, rejected = split(flight_features(batch, weather))
-        rejects = tables.append_once(
-            reject_rows(rejected, batch_id=f"stream-{batch_id}", source=SOURCE, at=at),
-            env.rejects_table,
-            f"{writer}.rejects",
-            batch_id,
-        )
-        scored = prediction_rows(score(valid, model_path), ref, batch_id=f"stream-{batch_id}", source=SOURCE, at=at)
-        predictions = tables.append_once(scored, env.predictions_table, writer, batch_id)
-        result.batches += 1
-        if predictions is None:
-            result.replayed_batches.append(batch_id)
-            logger.warning("micro-batch %s was already written (a replay after a restart): skipped", batch_id)
-            return
-        result.scored_rows += predictions.rows
-        result.rejected_rows += rejects.rows if rejects is not None else 0
-        logger.info(
-            "micro-batch %s: %s flights scored, %s rejected", batch_id, predictions.rows, rejects.rows if rejects else 0
-        )
-
-    source = platform.landing.read_stream(spark, LANDING_SCHEMA, env.inference.max_files_per_trigger)
+    on_batch = ScoreMicroBatch(
+        tables=tables,
+        env=env,
+        writer=app_id(platform),
+        weather_version=tables.version(env.weather_features_table),
+        model_path=stage_model(platform, ref),
+        ref=ref,
+    )
+    # What the stream had written before this run: the counts are of the rows above these marks.
+    marks = {name: last_stream_batch(tables, name) for name in (env.predictions_table, env.rejects_table)}
+    source = platform.landing.read_stream(platform.spark, LANDING_SCHEMA, env.inference.max_files_per_trigger)
     stream = (
         source.writeStream.foreachBatch(on_batch)
         .option("checkpointLocation", checkpoint_location(platform))
@@ -101,8 +180,10 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
     )
     query = stream.start()
     logger.info("stream %s started (%s) on %s with %s", query.id, trigger, platform.landing.path, ref.uri)
+    ran: set[int] = set()
     try:
-        query.awaitTermination()
+        while not query.awaitTermination(PROGRESS_POLL_SECONDS):
+            ran |= _batches_run(query)
     except KeyboardInterrupt:
         logger.info("stopping the stream (Ctrl-C): the current micro-batch finishes first")
         query.stop()
@@ -111,6 +192,20 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
             f"the stream stopped at a failed micro-batch; run it again to resume from the checkpoint "
             f"{checkpoint_location(platform)}: {error}"
         ) from error
+    ran |= _batches_run(query)
+    scored = stream_batch_rows(tables, env.predictions_table, marks[env.predictions_table])
+    rejected = stream_batch_rows(tables, env.rejects_table, marks[env.rejects_table])
+    written = scored.keys() | rejected.keys()
+    # A replay is a micro-batch the stream had written before this run (at most its last mark) that ran and wrote no
+    # row now: every row of a micro-batch is scored or rejected, so append_once skipped it.
+    last_mark = max((mark for mark in marks.values() if mark is not None), default=-1)
+    result = StreamResult(
+        model_version=ref.version,
+        batches=len(ran | written),
+        scored_rows=sum(scored.values()),
+        rejected_rows=sum(rejected.values()),
+        replayed_batches=sorted(b for b in ran - written if b <= last_mark),
+    )
     logger.info(
         "stream done: %s micro-batches, %s flights scored, %s rejected, %s replayed",
         result.batches,
