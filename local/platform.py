@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING
 from jobs.platform import Platform
 from jobs.platform.monitors import Refreshed
 from jobs.platform.notify import WEBHOOK_URL_ENV
-from jobs.platform.registry import Registry
-from local.adapters import LocalLanding, LocalNotifier, LocalServing, LocalTaskValues, local_registry_config
+from local.adapters import (
+    LocalLanding,
+    LocalNotifier,
+    LocalRegistry,
+    LocalServing,
+    LocalTaskValues,
+    TaskContext,
+    current_task,
+    local_registry_config,
+    writing,
+)
 from local.dynalite import local_online_store
 from local.paths import landing_dir, mlops_home, work_dir
 from local.spark import local_spark
@@ -29,16 +38,21 @@ logger = logging.getLogger(__name__)
 
 def build_local_platform(env: Environment, environ: Mapping[str, str]) -> Platform:
     """Local Spark, delta-rs tables, MLflow on SQLite, task values for the local runner, the gateway's state file
-    and notifications, all under ``$MLOPS_HOME``."""
+    and notifications, all under ``$MLOPS_HOME``.
+
+    Built inside a local run's task (``local.adapters.current_task``), the adapters keep that task, threads the job
+    starts included: its task values go to its run's file, and once the runner gives up on it (a timeout) its writes
+    to tables, task values, registry tags and aliases, the serving state and the monitors raise instead of landing."""
     home = mlops_home()
-    registry = Registry(env, local_registry_config())
+    task = current_task()
+    registry = LocalRegistry(env, local_registry_config(), task=task)
     registry.activate()
     return Platform(
         env=env,
-        tables=LocalTables(local_spark),
+        tables=LocalTables(local_spark, task=task),
         registry=registry,
-        task_values=LocalTaskValues.from_environ(environ),
-        serving=LocalServing(home / "serving"),
+        task_values=LocalTaskValues(task=task) if task else LocalTaskValues.from_environ(environ),
+        serving=LocalServing(home / "serving", task=task),
         notifier=LocalNotifier(env.name, home / "notifications.jsonl", environ.get(WEBHOOK_URL_ENV) or None),
         spark_session=local_spark,
         on_databricks=False,
@@ -46,7 +60,7 @@ def build_local_platform(env: Environment, environ: Mapping[str, str]) -> Platfo
         work_dir=str(work_dir(env.name)),
         online_store=lambda: local_online_store(env, environ),
         sql=LocalSql(env.name),
-        monitors=LocalMonitors(env),
+        monitors=LocalMonitors(env, task=task),
     )
 
 
@@ -54,8 +68,9 @@ class LocalMonitors:
     """The local monitor (``local.monitor``) on each monitored table, all at once as on Databricks (numpy and delta-rs
     release the GIL). A table nothing has written yet has nothing to profile: it is skipped and said so."""
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: Environment, *, task: TaskContext | None = None) -> None:
         self.env = env
+        self.task = task
 
     def refresh(self, tables: Sequence[str]) -> list[Refreshed]:
         from deltalake import DeltaTable
@@ -77,5 +92,9 @@ class LocalMonitors:
             refresh_monitor(self.env, monitored)
             return Refreshed(monitored.table, "local", "SUCCESS", round(time.perf_counter() - started, 1))
 
-        with ThreadPoolExecutor(max(1, len(present)), thread_name_prefix="monitor") as pool:
+        # The pool's threads do not inherit the task's context: the check is made here, for all of them.
+        with (
+            writing(f"the monitors of {', '.join(m.table for m in present)}", self.task),
+            ThreadPoolExecutor(max(1, len(present)), thread_name_prefix="monitor") as pool,
+        ):
             return list(pool.map(one, present))

@@ -3,17 +3,19 @@ Databricks Lakeflow Jobs, and records every run under ``$MLOPS_HOME/runs/<run_id
 
 - tasks run in dependency order; `run_if` decides whether a task runs given its dependencies' states;
 - a dependency on a condition task carries an outcome ("true"/"false"): a mismatch excludes the dependant;
-- wheel tasks call the `[project.scripts]` entry point in this process (sharing one Spark session), with the
-  environment variables the task-values adapter reads (MLOPS_TASK_VALUES_DIR, MLOPS_TASK_KEY);
+- wheel tasks call the `[project.scripts]` entry point in this process (sharing one Spark session), in a thread whose
+  context names the run and the task (``local.adapters.TaskContext``: where the task values go); nothing goes through
+  the process's environment, so two runners at once keep their task values apart;
 - ``{{job.parameters.x}}`` and ``{{tasks.t.values.k}}`` are resolved by ``spec.workflows.resolve``, as on Databricks;
 - run-job tasks run the child graph as a separate, linked run;
 - alert tasks evaluate the named SQL alert on the local warehouse (``local.alerts``: the same query text, history and
   notifications); the alert's state is the task's values, and the task succeeds whatever the state, as on Databricks;
 - retries: up to ``max_retries`` more attempts; the wait is ``min_retry_interval_millis`` capped by
   ``max_retry_wait_seconds`` (default 1 s), so local runs do not sleep for minutes;
-- timeouts: a task still running after ``timeout_seconds`` is marked FAILED and the run goes on without it (Python
-  cannot kill a thread: the abandoned attempt may still finish in the background); as on Databricks it is not
-  retried unless ``retry_on_timeout`` is set.
+- timeouts: a task still running after ``timeout_seconds`` is marked FAILED and the run goes on without it; as on
+  Databricks it is not retried unless ``retry_on_timeout`` is set. Python cannot kill a thread, so the runner ends
+  the task instead: a write under way may finish (the runner waits up to ``write_drain_seconds`` for it), every later
+  write of the local platform raises ``RunEndedError``, and what the abandoned attempt ends with is logged.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from local.adapters import TaskContext, task_context
 from local.paths import runs_dir
 from spec.config import Environment
 from spec.workflows import (
@@ -131,6 +134,7 @@ class LocalRunner:
         max_retry_wait_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        write_drain_seconds: float = 30.0,
     ) -> None:
         self.env = env
         self.graphs = dict(graphs) if graphs is not None else job_graphs(env)
@@ -140,6 +144,8 @@ class LocalRunner:
         self.max_retry_wait_seconds = max_retry_wait_seconds
         self.clock = clock
         self.sleep = sleep
+        # How long a timed-out task's write under way may hold back the run (then it goes on, saying so).
+        self.write_drain_seconds = write_drain_seconds
 
     def run(
         self, graph_name: str, parameters: Mapping[str, str] | None = None, *, parent_run_id: str | None = None
@@ -266,39 +272,55 @@ class LocalRunner:
         if isinstance(action, WheelTask):
             argv = [resolve(p, run.parameters, values) for p in action.parameters]
             task_run.parameters = argv
-            values_file = run_dir / "task_values" / f"{task.key}.json"
-            values_file.unlink(missing_ok=True)  # a retry starts from a clean slate
-            code = self._call_with_timeout(task, action.entry_point, argv, run_dir)
+            context = TaskContext(run.run_id, task.key, run_dir / "task_values")
+            context.values_file.unlink(missing_ok=True)  # a retry starts from a clean slate
+            code = self._call_with_timeout(task, action.entry_point, argv, context)
+            values_file = context.values_file
             task_run.values = json.loads(values_file.read_text()) if values_file.exists() else {}
             if code != 0:
                 raise RuntimeError(f"{action.entry_point} exited with code {code}")
             return
         raise WorkflowError(f"task {task.key!r}: unsupported action {type(action).__name__}")
 
-    def _call_with_timeout(self, task: Task, entry_point: str, argv: list[str], run_dir: Path) -> int:
+    def _call_with_timeout(self, task: Task, entry_point: str, argv: list[str], context: TaskContext) -> int:
+        """The entry point's exit code, called in a thread whose context is ``context``; a TimeoutError after
+        ``timeout_seconds``, once the task is ended (its later writes refused)."""
         result: dict[str, object] = {}
-        saved = {k: os.environ.get(k) for k in ("MLOPS_TASK_VALUES_DIR", "MLOPS_TASK_KEY")}
-        os.environ["MLOPS_TASK_VALUES_DIR"] = str(run_dir / "task_values")
-        os.environ["MLOPS_TASK_KEY"] = task.key
 
         def target() -> None:
             try:
                 result["code"] = self.executor(entry_point, argv)
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
                 result["error"] = error
-
-        try:
-            worker = threading.Thread(target=target, name=f"task-{task.key}", daemon=True)
-            worker.start()
-            worker.join(task.timeout_seconds)
-            if worker.is_alive():
-                raise TimeoutError(f"{entry_point} timed out after {task.timeout_seconds}s")
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
+            if context.ended:  # nobody reads `result` any more: say how the abandoned attempt ended
+                if "error" in result:
+                    log.error(
+                        "task %s of run %s, abandoned after its timeout, failed: %s",
+                        context.task_key,
+                        context.run_id,
+                        result["error"],
+                    )
                 else:
-                    os.environ[key] = value
+                    log.warning(
+                        "task %s of run %s, abandoned after its timeout, returned %s; ignored",
+                        context.task_key,
+                        context.run_id,
+                        result["code"],
+                    )
+
+        run_in_task = task_context(context).run
+        worker = threading.Thread(target=run_in_task, args=(target,), name=f"task-{task.key}", daemon=True)
+        worker.start()
+        worker.join(task.timeout_seconds)
+        if worker.is_alive():
+            if not context.end("timed out", self.write_drain_seconds):
+                log.warning(
+                    "task %s of run %s: a write still under way %.0fs after the timeout; the run goes on without it",
+                    context.task_key,
+                    context.run_id,
+                    self.write_drain_seconds,
+                )
+            raise TimeoutError(f"{entry_point} timed out after {task.timeout_seconds}s")
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
         return int(result["code"])  # type: ignore[arg-type]

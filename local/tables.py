@@ -1,5 +1,6 @@
 """Delta tables on this machine: delta-rs (``deltalake``) tables under ``$MLOPS_HOME/warehouse/<catalog>/<schema>/
-<table>``, exchanged with Spark through Arrow. A write is one Delta commit, as on Databricks."""
+<table>``, exchanged with Spark through Arrow. A write is one Delta commit, as on Databricks; a task its local run
+has given up on (``local.adapters.TaskContext``) commits nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.platform.tables import Filters, TableWrite, WriteMode, check_filters, check_mode, check_table_name
+from local.adapters import TaskContext, writing
 from local.paths import table_path
 
 if TYPE_CHECKING:
@@ -38,10 +40,12 @@ def _without_empty_batches(table: pa.Table) -> pa.Table:
 
 
 class LocalTables:
-    """delta-rs tables under the local warehouse; Spark reads and writes them through Arrow."""
+    """delta-rs tables under the local warehouse; Spark reads and writes them through Arrow. Each commit is made
+    only while ``task`` (or else the thread's current runner task) is still running."""
 
-    def __init__(self, spark: Callable[[], SparkSession]) -> None:
+    def __init__(self, spark: Callable[[], SparkSession], *, task: TaskContext | None = None) -> None:
         self._spark = spark
+        self._task = task
 
     def read(
         self,
@@ -70,10 +74,11 @@ class LocalTables:
 
         mode = check_mode(mode)
         path = self.path(full_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrow = df.toArrow()
-        # One commit; on overwrite the schema may change with the code that writes it.
-        write_deltalake(str(path), arrow, mode=mode, schema_mode="overwrite" if mode == "overwrite" else None)
+        with writing(f"table {full_name} ({mode})", self._task):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # One commit; on overwrite the schema may change with the code that writes it.
+            write_deltalake(str(path), arrow, mode=mode, schema_mode="overwrite" if mode == "overwrite" else None)
         written = TableWrite(full_name, DeltaTable(str(path)).version(), arrow.num_rows)
         logger.info("wrote %s rows to %s (%s, version %s)", written.rows, full_name, mode, written.version)
         return written
@@ -82,13 +87,14 @@ class LocalTables:
         from deltalake import DeltaTable, write_deltalake
 
         path = self.path(full_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrow = df.toArrow()
-        if DeltaTable.is_deltatable(str(path)):
-            # delta-rs' predicate overwrite: the rows matching `where` are replaced in the same commit.
-            write_deltalake(str(path), arrow, mode="overwrite", predicate=where)
-        else:
-            write_deltalake(str(path), arrow, mode="append")
+        with writing(f"table {full_name} (replace where {where})", self._task):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if DeltaTable.is_deltatable(str(path)):
+                # delta-rs' predicate overwrite: the rows matching `where` are replaced in the same commit.
+                write_deltalake(str(path), arrow, mode="overwrite", predicate=where)
+            else:
+                write_deltalake(str(path), arrow, mode="append")
         written = TableWrite(full_name, DeltaTable(str(path)).version(), arrow.num_rows)
         logger.info(
             "wrote %s rows to %s (replace where %s, version %s)", written.rows, full_name, where, written.version
@@ -99,7 +105,6 @@ class LocalTables:
         from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
         path = self.path(full_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if DeltaTable.is_deltatable(str(path)):
             done = DeltaTable(str(path)).transaction_version(app_id)
             if done is not None and done >= version:
@@ -107,7 +112,9 @@ class LocalTables:
                 return None
         arrow = df.toArrow()
         properties = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
-        write_deltalake(str(path), arrow, mode="append", commit_properties=properties)
+        with writing(f"table {full_name} (append {app_id} {version})", self._task):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_deltalake(str(path), arrow, mode="append", commit_properties=properties)
         written = TableWrite(full_name, DeltaTable(str(path)).version(), arrow.num_rows)
         logger.info(
             "wrote %s rows to %s (%s %s, version %s)", written.rows, full_name, app_id, version, written.version
@@ -124,11 +131,12 @@ class LocalTables:
             return 0
         table = DeltaTable(self._existing(full_name))
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        metrics = (
-            table.merge(arrow, predicate=f"{on} AND t.{unset} IS NULL", source_alias="s", target_alias="t")
-            .when_matched_update({c: f"s.{c}" for c in columns})
-            .execute()
-        )
+        with writing(f"table {full_name} (merge on {', '.join(keys)})", self._task):
+            metrics = (
+                table.merge(arrow, predicate=f"{on} AND t.{unset} IS NULL", source_alias="s", target_alias="t")
+                .when_matched_update({c: f"s.{c}" for c in columns})
+                .execute()
+            )
         updated = int(metrics.get("num_target_rows_updated", 0))
         logger.info("updated %s rows of %s from %s source rows", updated, full_name, arrow.num_rows)
         return updated

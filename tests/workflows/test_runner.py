@@ -3,13 +3,11 @@ end to end in tests/integration)."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
+from local.adapters import LocalTaskValues
 from local.runner import LocalRunner, load_run
 from spec.config import ENVIRONMENTS
 from spec.workflows import ConditionTask, Dependency, JobGraph, RunJobTask, Task, WheelTask, WorkflowError
@@ -31,10 +29,9 @@ class Script:
         if self.failures.get(entry_point, 0) < spec.get("fail_times", 0):
             self.failures[entry_point] = self.failures.get(entry_point, 0) + 1
             raise RuntimeError(f"{entry_point} broke")
-        values = spec.get("values", {})
-        if values:
-            path = Path(os.environ["MLOPS_TASK_VALUES_DIR"]) / f"{os.environ['MLOPS_TASK_KEY']}.json"
-            path.write_text(json.dumps(values))
+        task_values = LocalTaskValues.from_environ()  # what a job's platform writes its task values to
+        for key, value in spec.get("values", {}).items():
+            task_values.set(key, value)
         return spec.get("code", 0)
 
 
