@@ -7,10 +7,16 @@ or not, is younger than ``retraining.alert_cooldown_days``), or when the Champio
 ``retraining.max_model_age_days`` (the schedule, as an age), or when there is no Champion. The training window ends
 at the latest labelled flight and spans ``retraining.window_days``.
 
-An alert query that fails (its metric table missing, say) decides nothing: it is reported as an error, and the other
-checks still decide.
+Each alert's rows are judged by ``jobs.core.alert_verdict``, the very verdict the local alerts apply: an alert whose
+query failed, returned no row, no ``triggered`` column, NULL, NaN or a non-number is in ERROR. An alert in ERROR
+decides nothing, so it is never taken for "does not hold": it is named in the reason and in ``alert_errors``, and
+once every task value is set the check fails (exit 1), so a person hears of it and retraining waits until the alert
+is fixed. Not an error: a monitored table that does not exist yet (nothing scored there so far: its monitor has no
+metric table to query) and a metric table with no window to judge yet (the query says ``windows`` = 0: OK); both
+are named in ``alert_no_data``.
 
-Task values: ``retrain`` ("true"/"false"), ``reason``, ``training_start``, ``training_end``.
+Task values: ``retrain`` ("true"/"false"), ``reason``, ``training_start``, ``training_end``, ``alert_errors`` and
+``alert_no_data`` ("; "-separated ``<alert>: <why>``, empty when none).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from jobs.core import contract
+from jobs.core.alert_verdict import run_alert_query
 from jobs.core.columns import LABEL, SCHEDULED_DATE
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
@@ -31,6 +38,20 @@ from spec.monitoring import alerts, describe_alert_row
 logger = logging.getLogger("jobs.check_retraining")
 
 
+# A task value holds at most this many characters of text (the reason, the alerts in ERROR).
+_TEXT_VALUE_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class AlertsSay:
+    """What the alerts that start retraining say: those whose condition holds, those in ERROR (``<alert>: <why>``:
+    they decide nothing), and those with no data to judge yet (not an error)."""
+
+    holding: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    no_data: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class RetrainingCheck:
     retrain: bool
@@ -38,10 +59,18 @@ class RetrainingCheck:
     training_start: date | None
     training_end: date | None
     errors: tuple[str, ...] = ()
+    no_data: tuple[str, ...] = ()
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.reasons) or "no alert holds and the champion is recent"
+        reason = "; ".join(self.reasons) or (
+            "no alert that can be judged holds and the champion is recent"
+            if self.errors
+            else "no alert holds and the champion is recent"
+        )
+        if self.errors:
+            reason += f"; {len(self.errors)} alert(s) in ERROR decide nothing: {'; '.join(self.errors)}"
+        return reason
 
 
 def latest_labelled_date(platform: Platform) -> date | None:
@@ -54,22 +83,25 @@ def latest_labelled_date(platform: Platform) -> date | None:
     return labelled.agg(F.max(SCHEDULED_DATE)).collect()[0][0]
 
 
-def holding_alerts(platform: Platform) -> tuple[list[str], list[str]]:
-    """The alerts that start retraining whose condition holds, and the alert queries that failed."""
-    holding, errors = [], []
+def holding_alerts(platform: Platform) -> AlertsSay:
+    """Run the query of every alert that starts retraining and judge its rows as the SQL alerts are judged."""
+    holding, errors, no_data = [], [], []
     for spec in alerts(platform.env):
         if not spec.starts_retraining:
             continue
-        try:
-            rows = platform.sql.query(spec.query_text)
-        except ValueError as error:
-            errors.append(f"{spec.name}: {error}")
-            logger.error("alert query %s failed: %s", spec.name, error)
-            continue
-        if rows and rows[0].get(spec.source_column) and float(rows[0][spec.source_column]) > 0:
-            details = {k: v for k, v in rows[0].items() if k != spec.source_column}
-            holding.append(f"{spec.name} holds ({describe_alert_row(details)})")
-    return holding, errors
+        verdict = run_alert_query(spec, platform.sql.query)
+        if verdict.holds:
+            holding.append(f"{spec.name} holds ({describe_alert_row(verdict.details)})")
+        elif verdict.is_error and not platform.tables.exists(spec.monitored.table):
+            # Nothing scored there yet, so its monitor has no metric table: nothing is broken, nothing to judge.
+            no_data.append(f"{spec.name}: no data yet ({spec.monitored.table} does not exist)")
+            logger.info("alert %s: no data yet: %s does not exist", spec.name, spec.monitored.table)
+        elif verdict.is_error:
+            errors.append(f"{spec.name}: {verdict.reason}")
+            logger.error("alert %s is in ERROR and decides nothing: %s", spec.name, verdict.reason)
+        elif verdict.reason:  # OK, but no window to judge yet
+            no_data.append(f"{spec.name}: {verdict.reason}")
+    return AlertsSay(tuple(holding), tuple(errors), tuple(no_data))
 
 
 def trained_until(platform: Platform, version: str) -> date:
@@ -81,7 +113,8 @@ def check(platform: Platform) -> RetrainingCheck:
     registry, cfg = platform.registry, platform.env.retraining
     if platform.sql is None:
         raise JobError("this platform has no SQL engine to run the alert queries on")
-    reasons, errors = holding_alerts(platform)
+    said = holding_alerts(platform)
+    reasons = list(said.holding)
     notes: list[str] = []
     latest = latest_labelled_date(platform)
     newest = registry.latest_version()
@@ -105,19 +138,32 @@ def check(platform: Platform) -> RetrainingCheck:
                 f"labelled flight (more than {cfg.max_model_age_days})"
             )
     if latest is None:
-        return RetrainingCheck(False, ("no labelled flight yet: nothing to train on",), None, None, tuple(errors))
+        return RetrainingCheck(
+            False, ("no labelled flight yet: nothing to train on",), None, None, said.errors, said.no_data
+        )
     start = latest - timedelta(days=cfg.window_days - 1)
-    return RetrainingCheck(bool(reasons), tuple(reasons or notes), start, latest, tuple(errors))
+    return RetrainingCheck(bool(reasons), tuple(reasons or notes), start, latest, said.errors, said.no_data)
 
 
 def run_check(platform: Platform) -> RetrainingCheck:
+    """Check, set every task value, then fail (``JobError``) if an alert is in ERROR: a broken alert is never a
+    silent "no retraining"."""
     result = check(platform)
     logger.info("retrain=%s: %s", result.retrain, result.reason)
     values = platform.task_values
     values.set("retrain", "true" if result.retrain else "false")
-    values.set("reason", result.reason[:1000])
+    values.set("reason", result.reason[:_TEXT_VALUE_CHARS])
     values.set("training_start", result.training_start.isoformat() if result.training_start else "")
     values.set("training_end", result.training_end.isoformat() if result.training_end else "")
+    values.set("alert_errors", "; ".join(result.errors)[:_TEXT_VALUE_CHARS])
+    values.set("alert_no_data", "; ".join(result.no_data)[:_TEXT_VALUE_CHARS])
+    if result.errors:
+        without = "; ".join(result.reasons) or "no reason"
+        raise JobError(
+            f"{len(result.errors)} alert(s) that start retraining are in ERROR and decided nothing (fix them: until "
+            f"then a drift or a quality drop goes unseen): {'; '.join(result.errors)}. "
+            f"Without them: retrain={'true' if result.retrain else 'false'} ({without})"
+        )
     return result
 
 

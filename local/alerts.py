@@ -7,6 +7,8 @@ States:
     TRIGGERED  ``triggered`` > 0: the condition of spec/monitoring.py holds
     ERROR      the query failed, returned no row, or no usable ``triggered``: never reported as OK
 
+The verdict is ``jobs.core.alert_verdict``'s (re-exported here): the retraining check applies the same one.
+
 Every evaluation appends one row per alert to the Delta table ``env.alert_history_table``; the previous state of an
 alert is its latest row there. A change to TRIGGERED or ERROR notifies, like an alert's notification destinations:
 the webhook (an argument, or ``MLOPS_NOTIFY_WEBHOOK_URL``) gets the JSON body of ``AlertResult.body``, and the
@@ -22,7 +24,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import math
 import os
 import socket
 import urllib.error
@@ -34,6 +35,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from jobs.core.alert_verdict import ERROR, TRIGGERED, run_alert_query
+from jobs.core.alert_verdict import OK as OK  # re-exported: the states and the verdict, as before
+from jobs.core.alert_verdict import Verdict as Verdict
+from jobs.core.alert_verdict import judge as judge
 from jobs.platform.notify import WEBHOOK_URL_ENV, Notifier
 from jobs.platform.sql import Sql
 from local.adapters import LocalNotifier
@@ -44,43 +49,13 @@ from spec.monitoring import AlertSpec, alerts
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN, OK, TRIGGERED, ERROR = "UNKNOWN", "OK", "TRIGGERED", "ERROR"
+# OK, TRIGGERED and ERROR, and the verdict on a query's rows, are jobs.core.alert_verdict's: the retraining check
+# judges the same rows by the same function. UNKNOWN is a previous state only: never evaluated.
+UNKNOWN = "UNKNOWN"
 # The states a change into notifies (a Databricks alert notifies when it triggers; an alert that cannot be
 # evaluated is news too: nobody is watching the metric any more).
 NOTIFY_ON = {TRIGGERED: "alert_triggered", ERROR: "alert_error"}
 _WEBHOOK_TIMEOUT_SECONDS = 5
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What one run of an alert's query says."""
-
-    state: str
-    value: float | None
-    details: dict[str, Any]
-    reason: str | None = None
-
-
-def judge(spec: AlertSpec, rows: Sequence[Mapping[str, Any]]) -> Verdict:
-    """The state the rows of ``spec``'s query put the alert in: the first row's ``source_column`` > 0 is TRIGGERED,
-    0 (or less) is OK; no row, no such column, NULL or a non-number is ERROR with the reason."""
-    column = spec.source_column
-    if not rows:
-        return Verdict(ERROR, None, {}, "the query returned no row")
-    row = dict(rows[0])
-    details = {k: v for k, v in row.items() if k != column}
-    if column not in row:
-        return Verdict(ERROR, None, details, f"the query returned no column {column!r} (columns: {', '.join(row)})")
-    raw = row[column]
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return Verdict(ERROR, None, details, f"{column} is {raw!r}, not a number")
-    value = float(raw)
-    if math.isnan(value):  # compares false both ways: neither OK nor TRIGGERED can be said
-        return Verdict(ERROR, None, details, f"{column} is NaN")
-    if value > 0:
-        return Verdict(TRIGGERED, value, details)
-    reason = "no window to judge yet (0 windows in the metric table)" if details.get("windows") == 0 else None
-    return Verdict(OK, value, details, reason)
 
 
 def latest_metric(details: Mapping[str, Any]) -> tuple[str, Any] | None:
@@ -89,15 +64,6 @@ def latest_metric(details: Mapping[str, Any]) -> tuple[str, Any] | None:
         if key.startswith("latest_") and key != "latest_window":
             return key.removeprefix("latest_"), value
     return None
-
-
-def run_alert_query(spec: AlertSpec, sql: Sql) -> Verdict:
-    """Run the alert's query exactly as written and judge its rows; a failed query is ERROR with the reason."""
-    try:
-        rows = sql.query(spec.query_text)
-    except ValueError as error:
-        return Verdict(ERROR, None, {}, str(error))
-    return judge(spec, rows)
 
 
 @dataclass(frozen=True)
@@ -258,7 +224,7 @@ def evaluate_alerts(
     evaluated_at = clock()
     results = []
     for spec in specs:
-        verdict = run_alert_query(spec, sql)
+        verdict = run_alert_query(spec, sql.query)
         result = AlertResult(
             alert=spec,
             evaluated_at=evaluated_at,

@@ -169,11 +169,20 @@ def receiver(tmp_path):
         ([{"windows": 4}], ERROR, "the query returned no column 'triggered' (columns: windows)"),
         ([{"windows": 4, "triggered": None}], ERROR, "triggered is None, not a number"),
         ([{"windows": 4, "triggered": "yes"}], ERROR, "triggered is 'yes', not a number"),
+        ([{"windows": 4, "triggered": float("nan")}], ERROR, "triggered is NaN"),
     ],
 )
 def test_judge_is_never_a_silent_ok(rows, state, reason):
     verdict = judge(alerts(DEV)[0], rows)
     assert (verdict.state, verdict.reason) == (state, reason)
+
+
+def test_the_alerts_and_the_retraining_check_share_one_verdict():
+    import jobs.check_retraining
+    from jobs.core import alert_verdict
+
+    assert judge is alert_verdict.judge
+    assert jobs.check_retraining.run_alert_query is alert_verdict.run_alert_query
 
 
 # --- the queries on the local warehouse
@@ -550,3 +559,100 @@ def test_an_old_champion_or_none_retrains_whatever_the_alerts_say(mlops_home, sp
     )
     assert not check(fresh).retrain and check(fresh).reason == "no alert holds and the champion is recent"
     assert check(orphan).reasons == ("there is no champion",)
+
+
+# --- a broken alert: ERROR for the alerts and for the retraining check alike, and the check fails
+
+
+class InjectedSql:
+    """The environment's warehouse, except that one alert's query returns ``rows`` (or fails with ``error``)."""
+
+    def __init__(self, inner, query_text: str, rows: list[dict] | None = None, error: str | None = None) -> None:
+        self.inner, self.query_text, self.rows, self.error = inner, query_text, rows, error
+
+    def query(self, text: str):
+        if text != self.query_text:
+            return self.inner.query(text)
+        if self.error is not None:
+            raise ValueError(self.error)
+        return self.rows
+
+
+DRIFT = "flight_delay_predictions_feature_drift"
+
+
+@pytest.mark.parametrize(
+    ("rows", "error", "reason"),
+    [
+        ([], None, "the query returned no row"),
+        ([{"breaches": 2}], None, "the query returned no column 'triggered' (columns: breaches)"),
+        ([{"windows": 4, "triggered": None}], None, "triggered is None, not a number"),
+        ([{"windows": 4, "triggered": float("nan")}], None, "triggered is NaN"),
+        ([{"windows": 4, "triggered": "yes"}], None, "triggered is 'yes', not a number"),
+        (None, "the query failed: [TABLE_OR_VIEW_NOT_FOUND]", "the query failed: [TABLE_OR_VIEW_NOT_FOUND]"),
+    ],
+    ids=["no-row", "no-column", "null", "nan", "not-a-number", "query-failed"],
+)
+def test_a_broken_alert_is_an_error_for_the_alerts_and_fails_the_retraining_check(
+    mlops_home, spark, request, rows, error, reason
+):
+    from jobs.check_retraining import run_check
+    from jobs.platform.job import JobError, run_job
+
+    # given: a recent champion, stable drift and good quality (nothing to retrain for), and the drift alert's query
+    # broken in one way
+    name = f"retrain_broken_{request.node.callspec.id.replace('-', '_')}"
+    platform = retraining_platform(name, "2013-08-31", {"1": "2013-08-24"}, champion="1")
+    write_drift(platform.env, STABLE)
+    write_profile(platform.env, [0.7, 0.71, 0.72, 0.7])
+    drift = spec_named(platform.env, "predictions_feature_drift")
+    platform = replace(platform, sql=InjectedSql(platform.sql, drift.query_text, rows, error))
+
+    # when: the alert is evaluated, and the retraining check runs
+    (alert,) = evaluate_alerts(platform.env, platform.sql, specs=[drift], clock=lambda: EVALUATED_AT)
+    with pytest.raises(JobError) as failed:
+        run_check(platform)
+
+    # then: both say ERROR with the same reason; the check sets its task values, then fails, naming the alert
+    assert (alert.state, alert.reason) == (ERROR, reason)
+    values = platform.task_values.values
+    assert values["alert_errors"] == f"{DRIFT}: {reason}"
+    assert values["retrain"] == "false"
+    assert values["reason"] == (
+        f"no alert that can be judged holds and the champion is recent; 1 alert(s) in ERROR decide nothing: "
+        f"{DRIFT}: {reason}"
+    )
+    assert f"{DRIFT}: {reason}" in str(failed.value)
+    # ... and the job exits non-zero, which fails the Databricks task: a person hears of it
+    assert run_job("mlops-check-retraining", lambda: run_check(platform) and 0) == 1
+
+
+def test_an_alert_with_nothing_to_judge_yet_is_said_and_does_not_fail_the_check(mlops_home, spark):
+    from jobs.check_retraining import run_check
+    from jobs.platform import build_platform
+
+    # given: nothing scored yet (no predictions table, so no metric table to query) ...
+    empty = build_platform(replace(isolated("retrain_nothing_yet"), retraining=ENVIRONMENTS["prod"].retraining))
+    # ... and scored, but no window in the metric tables yet (the queries say windows = 0)
+    fresh = retraining_platform("retrain_no_window", "2013-08-31", {"1": "2013-08-24"}, champion="1")
+    write_drift(fresh.env, [])
+
+    # when
+    nothing, no_window = run_check(empty), run_check(fresh)
+
+    # then: no error, nothing fails; the alerts that could not judge are named
+    predictions = empty.env.predictions_table
+    assert (nothing.errors, no_window.errors) == ((), ())
+    assert empty.task_values.values["alert_errors"] == fresh.task_values.values["alert_errors"] == ""
+    assert empty.task_values.values["alert_no_data"] == (
+        f"{DRIFT}: no data yet ({predictions} does not exist); "
+        f"flight_delay_predictions_model_quality: no data yet ({predictions} does not exist)"
+    )
+    assert fresh.task_values.values["alert_no_data"] == (
+        f"{DRIFT}: no window to judge yet (0 windows in the metric table); "
+        "flight_delay_predictions_model_quality: no window to judge yet (0 windows in the metric table)"
+    )
+    assert (nothing.reason, no_window.reason) == (
+        "no labelled flight yet: nothing to train on",
+        "no alert holds and the champion is recent",
+    )

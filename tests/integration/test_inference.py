@@ -8,6 +8,7 @@ March. The tests share it and each reads only what it wrote (its own batch, its 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from datetime import date
 
@@ -190,6 +191,74 @@ def test_a_stream_killed_after_a_write_restarts_with_no_row_lost_and_none_twice(
     assert len(keys) == len(set(keys))
 
 
+def as_spark_connect_does(monkeypatch) -> None:
+    """foreachBatch as under Spark Connect (Databricks serverless): the function is pickled when registered and
+    Spark calls an unpickled copy of it (in another Python process there), so nothing it changes in itself or in
+    what it closes over reaches the job's process."""
+    import pickle
+
+    from pyspark.serializers import CloudPickleSerializer
+    from pyspark.sql.streaming.readwriter import DataStreamWriter
+
+    register = DataStreamWriter.foreachBatch
+
+    def foreach_batch(self, func):
+        pickled = CloudPickleSerializer().dumps(func)
+        return register(self, lambda batch, batch_id: pickle.loads(pickled)(batch, batch_id))
+
+    monkeypatch.setattr(DataStreamWriter, "foreachBatch", foreach_batch)
+
+
+def stream_rows_between(name: str, first: int, last: int) -> int:
+    """Rows of ``name`` written by the stream's micro-batches ``first``..``last``."""
+    written = table(name)
+    ids = pa.array([f"stream-{n}" for n in range(first, last + 1)])
+    return written.filter(pc.is_in(written["batch_id"], value_set=ids)).num_rows
+
+
+def test_task_values_are_the_rows_the_run_wrote_when_spark_calls_a_pickled_copy_of_the_batch_function(
+    champion, mlops_home, monkeypatch
+):
+    # given: eight landed days and a file of three malformed flights: two micro-batches (seven files per trigger),
+    # with the micro-batch function pickled as Spark Connect does, and a task values file as in a job run
+    as_spark_connect_does(monkeypatch)
+    values_dir = mlops_home / "stream_task_values"
+    monkeypatch.setenv("MLOPS_TASK_VALUES_DIR", str(values_dir))
+    monkeypatch.setenv("MLOPS_TASK_KEY", "score")
+    writer = streaming_inference.app_id(build_platform(ENV))
+    tables = {ENV.predictions_table: writer, ENV.rejects_table: f"{writer}.rejects"}
+
+    def last_batches() -> dict[str, int]:
+        """The last micro-batch of the stream each table holds, from its Delta transaction (-1: none yet)."""
+        last = {}
+        for name, app in tables.items():
+            path = str(table_path(name))
+            done = DeltaTable(path).transaction_version(app) if DeltaTable.is_deltatable(path) else None
+            last[name] = -1 if done is None else done
+        return last
+
+    before = last_batches()
+    good = land_flights(ENV, date(2013, 3, 18), date(2013, 3, 25))
+    bad = pq.read_table(good[0]).slice(0, 3).to_pylist()
+    bad[0]["carrier"], bad[1]["distance"], bad[2]["hour"] = None, -5.0, 99
+    from local.adapters import LocalLanding
+
+    LocalLanding(good[0].parent).land(pa.Table.from_pylist(bad, schema=landing_arrow_schema()), "2013-03-18-bad")
+
+    # when
+    ok(streaming_inference.main, "--trigger", "available-now")
+
+    # then: the task values are the rows this run's micro-batches committed, no more, no fewer
+    after = last_batches()
+    assert after[ENV.predictions_table] - before[ENV.predictions_table] == 2
+    scored = stream_rows_between(ENV.predictions_table, before[ENV.predictions_table] + 1, after[ENV.predictions_table])
+    rejected = stream_rows_between(ENV.rejects_table, before[ENV.rejects_table] + 1, after[ENV.rejects_table])
+    assert (scored, rejected) == (scheduled_flights("2013-03-18", "2013-03-25"), 3)
+    values = json.loads((values_dir / "score.json").read_text())
+    assert (values["scored_rows"], values["rejected_rows"]) == (scored, rejected)
+    assert (values["batches"], values["replayed_batches"]) == (2, 0)
+
+
 # ---- after the flights: labels, served requests, Champion vs Challenger online -----------------------------------
 
 
@@ -311,6 +380,93 @@ def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_a
     assert sorted(served["flight"]) == sorted(rows["flight"])
     assert (served["prediction"] == (served["probability"] > 0.5).astype(int)).all()  # replayed = answered
     assert served["label"].notna().sum() == result.labelled_served > 0
+
+
+def log_inference(rows: list[dict]) -> None:
+    """Rows of the serving endpoint's inference table, as the gateway logs them (answered with HTTP 200)."""
+    from datetime import UTC, datetime
+
+    from local.serving.inference_log import InferenceLogger
+
+    log = InferenceLogger(table_path(ENV.inference_table), flush_interval=0.1)
+    log.start()
+    now = datetime.now(UTC)
+    for row in rows:
+        log.log(
+            {
+                "client_request_id": None,
+                "request_date": now.date(),
+                "request_time": now,
+                "endpoint_name": ENV.serving.endpoint_name,
+                "served_entity_name": "champion",
+                "model_name": MODEL,
+                "model_version": "1",
+                "status_code": 200,
+                "execution_duration_ms": 2.0,
+                **row,
+            }
+        )
+    log.close()
+
+
+def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reason(champion, caplog):
+    from jobs import labels
+    from jobs.core.columns import FEATURE_COLUMNS
+    from jobs.core.features import flight_features
+    from jobs.core.requests import flight_key_id
+
+    # given: beside one good served request, four that the endpoint answered but that cannot be unpacked
+    platform = build_platform(ENV)
+    tables = platform.tables
+    day = flight_features(
+        tables.read(ENV.flights_table), tables.read(ENV.weather_features_table), date(2013, 3, 7), date(2013, 3, 7)
+    )
+    row = next(day.limit(1).toPandas().iterrows())[1]
+    record, key = {c: (None if pd.isna(row[c]) else row[c]) for c in FEATURE_COLUMNS}, flight_key_id(row)
+    serve(platform, [record], [key], champion)
+    two_records = json.dumps({"dataframe_records": [record, record]}, default=str)
+    malformed = {
+        "bad-json": ("{not json", json.dumps({"predictions": [1]})),
+        "bad-response": (json.dumps({"dataframe_records": [record]}, default=str), json.dumps({"error": "boom"})),
+        "bad-count": (two_records, json.dumps({"predictions": [1]})),
+        "bad-answer": (json.dumps({"dataframe_records": [record]}, default=str), json.dumps({"predictions": ["late"]})),
+    }
+    log_inference(
+        [
+            {"databricks_request_id": request_id, "request": request, "response": response}
+            for request_id, (request, response) in malformed.items()
+        ]
+    )
+
+    def warned(caplog) -> set[str]:
+        return {r for r in malformed if any(r in m for m in caplog.messages)}
+
+    # when: the labels job runs, then runs again
+    with caplog.at_level(logging.WARNING, logger="jobs.labels"):
+        first = labels.label(build_platform(ENV), as_of=date(2013, 3, 9))
+        warned_first = warned(caplog)
+        caplog.clear()
+        again = labels.label(build_platform(ENV), as_of=date(2013, 3, 9))
+        warned_again = warned(caplog)
+
+    # then: each was warned about once, not on every run, and is recorded once with its reason and the time
+    assert warned_first == set(malformed)
+    assert warned_again == set()
+    assert (first.served_rows, first.served_rejected) == (1, 4)
+    assert (again.served_rows, again.served_rejected) == (0, 0)
+    rejects = table(ENV.served_rejects_table).to_pandas().set_index("databricks_request_id")
+    assert sorted(rejects.index) == sorted(malformed)
+    assert rejects.loc["bad-json", "reason"].startswith("cannot be unpacked: JSONDecodeError")
+    assert rejects.loc["bad-response", "reason"] == (
+        "cannot be unpacked: ValueError: response body has no predictions list"
+    )
+    assert rejects.loc["bad-count", "reason"] == "2 records but 1 answers"
+    assert rejects.loc["bad-answer", "reason"].startswith("cannot be unpacked: ValueError: invalid literal for int()")
+    assert rejects["rejected_at"].notna().all() and rejects["request_time"].notna().all()
+    # ... and the good request beside them was unpacked once
+    served = table(ENV.served_table).to_pandas()
+    assert (served["batch_id"] == f"req-{champion}-{key}-0").sum() == 1
+    assert not served["batch_id"].isin(list(malformed)).any()
 
 
 def test_online_decision_ramps_a_close_challenger_promotes_a_better_one_and_retires_a_worse_one(champion):
