@@ -43,44 +43,45 @@ class Identity(Construct):
         self.ci_service_principal, self.ci_assignment = self._principal(
             "ci_service_principal", "ci_workspace_assignment", env.ci_service_principal
         )
-        ci_id = Token.as_number(self.ci_service_principal.id)
         self.federations: list[ServicePrincipalFederationPolicy] = []
         if env.ci_federation is not None:
-            self.federations.append(
-                ServicePrincipalFederationPolicy(
-                    self,
-                    "ci_federation",
-                    provider=account_provider,
-                    service_principal_id=ci_id,
-                    policy_id=f"{env.ci_service_principal}-github",
-                    description=f"GitHub Actions runs {env.name}'s CI jobs as {env.ci_service_principal}",
-                    oidc_policy=ServicePrincipalFederationPolicyOidcPolicy(
-                        issuer=env.ci_federation.issuer,
-                        subject=env.ci_federation.subject(env.name),
-                        audiences=[account_id],
-                    ),
-                )
+            self._federation(
+                "ci_federation",
+                env,
+                "github",
+                "GitHub Actions",
+                env.ci_federation.issuer,
+                env.ci_federation.subject(env.name),
+                account_id,
             )
         if env.ci_azure_devops is not None:
-            self.federations.append(
-                ServicePrincipalFederationPolicy(
-                    self,
-                    "ci_federation_azure_devops",
-                    provider=account_provider,
-                    service_principal_id=ci_id,
-                    policy_id=f"{env.ci_service_principal}-azure-devops",
-                    description=f"Azure DevOps runs {env.name}'s CI jobs as {env.ci_service_principal}",
-                    oidc_policy=ServicePrincipalFederationPolicyOidcPolicy(
-                        issuer=env.ci_azure_devops.issuer,
-                        subject=env.ci_azure_devops.subject(),
-                        audiences=[env.ci_azure_devops.audience],
-                    ),
-                )
-            )
+            azure = env.ci_azure_devops
+            self._federation(
+                "ci_federation_azure_devops", env, "azure-devops", "Azure DevOps", azure.issuer, azure.subject(),
+                azure.audience,
+            )  # fmt: skip
         if not self.federations:
             self.secret = ServicePrincipalSecret(
                 self, "oauth_secret", provider=account_provider, service_principal_id=self.ci_service_principal.id
             )
+
+    def _federation(
+        self, construct_id: str, env: Environment, key: str, ci: str, issuer: str, subject: str, audience: str
+    ) -> None:
+        """Lets ``ci``'s OIDC tokens with this issuer and subject (and audience) sign in as the CI runner."""
+        self.federations.append(
+            ServicePrincipalFederationPolicy(
+                self,
+                construct_id,
+                provider=self._account,
+                service_principal_id=Token.as_number(self.ci_service_principal.id),
+                policy_id=f"{env.ci_service_principal}-{key}",
+                description=f"{ci} runs {env.name}'s CI jobs as {env.ci_service_principal}",
+                oidc_policy=ServicePrincipalFederationPolicyOidcPolicy(
+                    issuer=issuer, subject=subject, audiences=[audience]
+                ),
+            )
+        )
 
     def _principal(
         self, principal_id: str, assignment_id: str, name: str
