@@ -26,7 +26,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -281,11 +280,9 @@ class Replay:
         return self.result
 
     def week(self, week: date) -> WeekRecord:
-        from deltalake import DeltaTable
 
         from local.alerts import evaluate_alerts
         from local.landing import land_flights
-        from local.monitor import refresh_monitor
         from spec.monitoring import monitored_tables
 
         record = WeekRecord(week.isoformat())
@@ -310,11 +307,8 @@ class Replay:
         with record.step("labels"):
             self.run_graph("labels", {"as_of": (week + timedelta(days=7)).isoformat()}, week)
         with record.step("monitor"):
-            # Each monitor refreshes on its own, as Lakehouse Monitoring's do: both at once (numpy and delta-rs
-            # release the GIL).
-            present = [m for m in monitored_tables(self.env) if DeltaTable.is_deltatable(str(table_path(m.table)))]
-            with ThreadPoolExecutor(max(1, len(present)), thread_name_prefix="monitor") as pool:
-                list(pool.map(lambda monitored: refresh_monitor(self.env, monitored), present))
+            # The daily-monitoring job's refresh: each monitor on its own, both at once, as Lakehouse Monitoring's.
+            self.platform.monitors.refresh([m.table for m in monitored_tables(self.env)])
         with record.step("alerts"):
             alerts = evaluate_alerts(self.env, self.platform.sql, webhook_url=self.webhook_url)
         for alert in alerts:
