@@ -39,6 +39,12 @@ MONITORED_FEATURES = (
 # (temperature, dew point, pressure, humidity): a week of them against a training window of several weeks is always
 # far apart, whatever the model's quality, so they would retrain every week for nothing.
 DRIFT_ALERT_COLUMNS = ("distance", "sched_hour", "wind_speed", "precip", "visib", "probability")
+# Lakehouse Monitoring's drift types (the drift metric table's `drift_type`): a window against the baseline table, and
+# against the window before it; and the profile's `log_type` of the monitored rows. One place for the monitor, the
+# alerts, the dashboard and the report.
+INPUT = "INPUT"
+BASELINE = "BASELINE"
+CONSECUTIVE = "CONSECUTIVE"
 # Lakehouse Monitoring's name for the whole table in `column_name` (model quality metrics live on these rows).
 TABLE_COLUMN = ":table"
 # The columns of the monitored tables (predictions, served requests) and of the baseline, with their SQL types:
