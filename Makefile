@@ -37,11 +37,12 @@ lint: setup
 synth: setup
 	cdktn synth --output cdktf.out
 
-# The wheel carries the commit it was built from (jobs/BUILD_COMMIT, inside the wheel only): lineage on Databricks;
-# dist/BUILD_COMMIT tells the stacks which folder to upload it to.
+# The wheel the Databricks jobs install: only `jobs` and `spec` (runtime/wheel.py). It carries the commit it was built
+# from (jobs/BUILD_COMMIT, inside the wheel only): lineage on Databricks; dist/BUILD_COMMIT tells the stacks which
+# folder to upload it to.
 wheel: setup
 	rm -rf dist build && git rev-parse HEAD > jobs/BUILD_COMMIT
-	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist . ; status=$$?; mv jobs/BUILD_COMMIT dist/BUILD_COMMIT; exit $$status
+	$(BIN)/python runtime/wheel.py --out dist ; status=$$?; mv jobs/BUILD_COMMIT dist/BUILD_COMMIT; exit $$status
 
 demo: setup
 	$(BIN)/mlops demo --report report

@@ -16,12 +16,12 @@ runtime's MLflow.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -35,12 +35,24 @@ from packaging.version import Version
 
 from spec.config import ENVIRONMENTS, RUNTIMES, Runtime
 
+
+def _load_wheel_builder():
+    """runtime/wheel.py, the script `make wheel` runs (runtime/ is a folder of files, not a package)."""
+    location = Path(__file__).resolve().parents[2] / "runtime" / "wheel.py"
+    module_spec = importlib.util.spec_from_file_location("jobs_wheel_builder", location)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+WHEEL_BUILDER = _load_wheel_builder()
+build_jobs_wheel = WHEEL_BUILDER.build
+
 pytestmark = pytest.mark.runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SMOKE = ROOT / "tests" / "support" / "runtime_smoke.py"
-PACKAGES = [p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]]
 
 # Runtime versions that PyPI publishes no wheel of for CPython 3.12 (Databricks builds its own), and the earliest
 # release that has one, installed in their place. The range checks below still use the runtime's own version.
@@ -110,6 +122,29 @@ def test_the_wheel_needs_no_spark_no_cdktf_and_no_local_engine():
     assert names.isdisjoint(NOT_ON_THE_RUNTIME), sorted(names & set(NOT_ON_THE_RUNTIME))
 
 
+def top_level_names(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return {name.split("/", 1)[0] for name in archive.namelist() if "/" in name and ".dist-info/" not in name}
+
+
+def test_the_jobs_wheel_carries_only_the_job_runtime_and_its_spec(wheel):
+    assert top_level_names(wheel) == {"jobs", "spec"} == set(WHEEL_BUILDER.PACKAGES)
+    scripts = job_entry_points(wheel)
+    assert "mlops" not in scripts and set(scripts) >= {"mlops-train", "mlops-refresh-monitors"}
+    with zipfile.ZipFile(wheel) as archive:
+        entry_points = archive.read(next(n for n in archive.namelist() if n.endswith("entry_points.txt"))).decode()
+    assert "mlops_databricks.platforms" not in entry_points, "the local platform is not on Databricks"
+
+
+@pytest.mark.parametrize("libraries", sorted({RUNTIMES[key].libraries for key in RUNTIMES}))
+def test_no_top_level_name_of_the_jobs_wheel_is_a_library_of_a_runtime(libraries):
+    names = {canonicalize_name(line.partition("==")[0]) for line in (ROOT / libraries).read_text().splitlines()}
+    names.discard(canonicalize_name(""))
+    assert len(names) > 100, f"{libraries} lists too few libraries to be a runtime's list"
+    taken = {p for p in WHEEL_BUILDER.PACKAGES if canonicalize_name(p) in names}
+    assert taken == set(), f"{libraries} preinstalls {sorted(taken)}: the wheel's package would shadow or be shadowed"
+
+
 def test_the_configured_computes_are_serverless_environment_4_and_dbr_16_4_lts_ml():
     assert RUNTIME_KEYS == ["16.4.x-cpu-ml-scala2.12", "serverless-environment-4"]
     assert {key: str(runtime_pins(RUNTIMES[key])[canonicalize_name("mlflow-skinny")]) for key in RUNTIME_KEYS} == {
@@ -158,16 +193,8 @@ def run(command: list[str], cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel, built from a copy of the sources (setuptools' build/ folder keeps deleted modules otherwise)."""
-    source = tmp_path_factory.mktemp("source")
-    for package in PACKAGES:
-        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(source)], source)
-    (built,) = out.glob("*.whl")
-    return built
+    """The jobs wheel, as `make wheel` builds it (runtime/wheel.py)."""
+    return build_jobs_wheel(tmp_path_factory.mktemp("dist"))
 
 
 def job_entry_points(wheel: Path) -> list[str]:
@@ -178,6 +205,13 @@ def job_entry_points(wheel: Path) -> list[str]:
     names = [line.split("=")[0].strip() for line in section.splitlines() if line.strip().startswith("mlops-")]
     assert names, "the wheel declares no job entry point"
     return names
+
+
+# Which installed distributions provide each of the wheel's top-level names (two would mean one shadows the other).
+PROVIDERS = (
+    "import json, importlib.metadata as m; found = m.packages_distributions(); "
+    f"print(json.dumps({{name: sorted(set(found.get(name, []))) for name in {list(WHEEL_BUILDER.PACKAGES)!r}}}))"
+)
 
 
 def install(key: str, wheel: Path, workdir: Path) -> dict:
@@ -201,6 +235,7 @@ def install(key: str, wheel: Path, workdir: Path) -> dict:
     frozen = run([str(bin_dir / "pip"), "freeze"], workdir)
     seen["versions"] = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", frozen, flags=re.MULTILINE))
     seen["help"] = {ep: run([str(bin_dir / ep), "--help"], workdir) for ep in job_entry_points(wheel)}
+    seen["providers"] = json.loads(run([str(bin_dir / "python"), "-c", PROVIDERS], workdir))
     seen["smoke"] = json.loads(run([str(bin_dir / "python"), str(SMOKE)], workdir).strip().splitlines()[0])
     return seen
 
@@ -232,6 +267,11 @@ def test_the_wheel_installs_on_the_runtime_without_changing_its_libraries(instal
             expected[name] = Version(substitute)
     assert {name: versions.get(name) for name in expected} == expected
     assert canonicalize_name("mlflow") not in versions, "the full mlflow distribution was pulled in"
+
+
+@pytest.mark.parametrize("key", RUNTIME_KEYS)
+def test_only_the_jobs_wheel_provides_its_top_level_names_on_the_runtime(installed, key):
+    assert installed[key]["providers"] == {name: ["mlops-databricks"] for name in WHEEL_BUILDER.PACKAGES}
 
 
 @pytest.mark.parametrize("key", RUNTIME_KEYS)
