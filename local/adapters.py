@@ -27,7 +27,7 @@ from jobs.platform.notify import event_document, post_event
 from jobs.platform.registry import ModelRef, Registry, RegistryConfig
 from jobs.platform.serving import ServedEntity, describe
 from jobs.platform.task_values import InMemoryTaskValues, TaskValue
-from local.files import write_json_atomically
+from local.files import replacing, write_json_atomically
 from local.paths import mlflow_artifact_root, mlflow_tracking_uri
 from local.serving.state import new_state, state_path, write_state
 
@@ -254,7 +254,7 @@ class LocalLanding:
         folder = Path(self.path)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{name}.parquet"
-        tmp = folder / f".{name}.parquet.tmp"
-        pq.write_table(table, tmp, coerce_timestamps="us", allow_truncated_timestamps=True)
-        os.replace(tmp, target)
+        # The temporary name starts with a dot: Spark's file source skips it, so a stream never reads half a file.
+        with replacing(target) as tmp:
+            pq.write_table(table, tmp, coerce_timestamps="us", allow_truncated_timestamps=True)
         return target

@@ -21,17 +21,13 @@ Retraining that an alert starts is serialized by ``retraining_lock``: the local 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +35,10 @@ from jobs.core.alert_verdict import ERROR, TRIGGERED, run_alert_query
 from jobs.core.alert_verdict import OK as OK  # re-exported: the states and the verdict, as before
 from jobs.core.alert_verdict import Verdict as Verdict
 from jobs.core.alert_verdict import judge as judge
-from jobs.platform.notify import WEBHOOK_URL_ENV, Notifier
+from jobs.platform.notify import WEBHOOK_URL_ENV, Notifier, event_json, post_json
 from jobs.platform.sql import Sql
 from local.adapters import LocalNotifier
+from local.files import LockHeld, exclusive_lock
 from local.paths import mlops_home, table_path
 from local.warehouse import LocalSql
 from spec.config import Environment
@@ -55,7 +52,6 @@ UNKNOWN = "UNKNOWN"
 # The states a change into notifies (a Databricks alert notifies when it triggers; an alert that cannot be
 # evaluated is news too: nobody is watching the metric any more).
 NOTIFY_ON = {TRIGGERED: "alert_triggered", ERROR: "alert_error"}
-_WEBHOOK_TIMEOUT_SECONDS = 5
 
 
 def latest_metric(details: Mapping[str, Any]) -> tuple[str, Any] | None:
@@ -108,7 +104,7 @@ class AlertResult:
             "state": self.state,
             "previous_state": self.previous_state,
             "value": self.value,
-            "details": json.loads(_to_json(self.details)),
+            "details": json.loads(event_json(self.details)),
             "reason": self.reason,
             "monitored_table": self.alert.monitored.table,
             "description": self.alert.description,
@@ -158,7 +154,7 @@ class AlertHistory:
                 "state": r.state,
                 "previous_state": r.previous_state,
                 "value": r.value,
-                "details": _to_json(r.details),
+                "details": event_json(r.details),
                 "reason": r.reason,
                 "notification": r.notification,
             }
@@ -261,38 +257,17 @@ def _notify(result: AlertResult, env_name: str, url: str | None, notifier: Notif
 
 
 def post_webhook(url: str, body: Mapping[str, Any]) -> str:
-    """POST ``body`` as JSON; says how it went. Never raises: a dead receiver must not hide the alert."""
-    request = urllib.request.Request(
-        url, data=_to_json(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=_WEBHOOK_TIMEOUT_SECONDS) as response:
-            return f"webhook: HTTP {response.status}"
-    except urllib.error.HTTPError as error:
-        logger.error("alert %s: the webhook answered HTTP %s", body.get("alert"), error.code)
-        return f"webhook failed: HTTP {error.code}"
-    except OSError as error:
-        logger.error("alert %s: the webhook could not be reached: %s", body.get("alert"), error)
-        return f"webhook failed: {error}"
+    """POST ``body`` as JSON (``jobs.platform.notify.post_json``); says how it went, never raises."""
+    return post_json(url, body, what=f"alert {body.get('alert')}")
 
 
-def _to_json(document: Any) -> str:
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime | date):
-            return value.isoformat()
-        return str(value)
-
-    return json.dumps(document, sort_keys=True, default=default)
-
-
-class RetrainingInProgress(RuntimeError):
+class RetrainingInProgress(LockHeld):
     """Another local retraining of the environment holds the lock."""
 
-    def __init__(self, env_name: str, holder: Mapping[str, Any]) -> None:
+    def __init__(self, env_name: str, busy: LockHeld) -> None:
         self.env_name = env_name
-        self.holder = dict(holder)
-        who = ", ".join(f"{k} {v}" for k, v in self.holder.items()) or "holder unknown"
-        super().__init__(f"a retraining of {env_name} is already in progress ({who}): not starting a second run")
+        super().__init__(busy.path, f"a retraining of {env_name}", busy.holder)
+        self.args = (f"{self.args[0]}: not starting a second run",)
 
 
 def retraining_lock_path(env_name: str, home: Path | None = None) -> Path:
@@ -303,48 +278,13 @@ def retraining_lock_path(env_name: str, home: Path | None = None) -> Path:
 def retraining_lock(
     env_name: str, *, home: Path | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> Iterator[Path]:
-    """Hold the environment's retraining lock while the block runs; ``RetrainingInProgress`` if another holds it.
-
-    The lock is an exclusive ``flock`` on ``$MLOPS_HOME/locks/retraining-<env>.lock``: the kernel releases it when
-    its holder ends, however it ends, so a crashed run never blocks the next one (its lock is stale by
-    construction). The file says who holds it (pid, host, since); it is emptied on release, never deleted (a
-    deleted file could be locked by one process while another creates and locks a new one under the same name).
-    A file still naming a holder when the lock is free was left by a run that crashed: it is logged and taken over.
-    """
+    """Hold the environment's retraining lock (``$MLOPS_HOME/locks/retraining-<env>.lock``, ``local.files``'s
+    exclusive lock, which records its holder) while the block runs; ``RetrainingInProgress`` naming the holder if
+    another run holds it: never two retrainings of one environment at once."""
     path = retraining_lock_path(env_name, home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    with ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RetrainingInProgress(env_name, _holder(path)) from None
-        stale = _holder(path)
-        if stale:
-            logger.warning(
-                "retraining lock of %s left by a run that ended without releasing it (%s): taken over", env_name, stale
-            )
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": clock().isoformat()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-        try:
-            yield path
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def _holder(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return {}
-    if not text:
-        return {}
-    try:
-        holder = json.loads(text)
-    except json.JSONDecodeError:
-        return {"file": text[:200]}
-    return holder if isinstance(holder, dict) else {"file": text[:200]}
+            held.enter_context(exclusive_lock(path, f"a retraining of {env_name}", wait=False, clock=clock))
+        except LockHeld as busy:
+            raise RetrainingInProgress(env_name, busy) from None
+        yield path

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import traceback
@@ -34,6 +33,7 @@ from importlib import metadata
 from pathlib import Path
 
 from local.adapters import TaskContext, task_context
+from local.files import write_text_atomically
 from local.paths import runs_dir
 from spec.config import Environment
 from spec.workflows import (
@@ -327,9 +327,7 @@ class LocalRunner:
 
     @staticmethod
     def _save(run: WorkflowRun, run_dir: Path) -> None:
-        tmp = run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(run.to_json(), indent=2, default=str))
-        os.replace(tmp, run_dir / "run.json")
+        write_text_atomically(run_dir / "run.json", json.dumps(run.to_json(), indent=2, default=str))
 
 
 def _compare(left: str, op: str, right: str) -> bool:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -29,18 +30,40 @@ def event_document(env_name: str, event: str, message: str, details: Mapping[str
     return {"event": event, "env": env_name, "message": message, "details": dict(details), "at": at.isoformat()}
 
 
-def post_event(url: str, document: dict) -> None:
+def _json_default(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime | date) else str(value)
+
+
+def event_json(document: Mapping[str, object]) -> str:
+    """An event as JSON, the one encoding of webhooks and histories: sorted keys, dates in ISO 8601."""
+    return json.dumps(document, sort_keys=True, default=_json_default)
+
+
+def post_json(url: str, document: Mapping[str, object], *, what: str) -> str:
+    """POST ``document`` as JSON to a webhook; says how it went ("webhook: HTTP 200", "webhook failed: ...").
+
+    Never raises: a dead receiver must not hide the event it reports. A failure is logged as an error naming
+    ``what`` was being sent, and the returned text is recorded beside the event (the alert history, the log)."""
     request = urllib.request.Request(
         url,
-        data=json.dumps(document, default=str).encode(),
+        data=event_json(document).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:
-            logger.info("notification %s posted to the webhook (HTTP %s)", document["event"], response.status)
-    except OSError as e:
-        logger.error("notification %s could not be posted to the webhook: %s", document["event"], e)
+            logger.info("%s posted to the webhook (HTTP %s)", what, response.status)
+            return f"webhook: HTTP {response.status}"
+    except urllib.error.HTTPError as error:
+        logger.error("%s: the webhook answered HTTP %s", what, error.code)
+        return f"webhook failed: HTTP {error.code}"
+    except OSError as error:
+        logger.error("%s could not be posted to the webhook: %s", what, error)
+        return f"webhook failed: {error}"
+
+
+def post_event(url: str, document: dict) -> str:
+    return post_json(url, document, what=f"notification {document['event']}")
 
 
 class DatabricksNotifier:

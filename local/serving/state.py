@@ -18,8 +18,6 @@ apart from ``read_state`` / ``write_state``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.platform.serving import ServedEntity, StateError, check_entities
+from local.files import write_text_atomically
 
 if TYPE_CHECKING:
     from spec.config import Environment
@@ -105,17 +104,7 @@ def read_state(path: Path) -> EndpointState:
 
 def write_state(path: Path, state: EndpointState) -> None:
     """Atomically replace ``path``: readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(state.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, state.to_json())
 
 
 def new_state(

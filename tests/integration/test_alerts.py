@@ -423,7 +423,7 @@ def test_a_lock_left_by_a_crashed_run_is_taken_over(mlops_home, caplog):
     # when / then
     with retraining_lock("alerts_stale"):
         assert json.loads(path.read_text())["pid"] != 999999
-    assert "left by a run that ended without releasing it" in caplog.text
+    assert "left by a holder that ended without releasing it" in caplog.text
 
 
 RETRAINING_RUNS: list[tuple[str, str, bool]] = []
