@@ -108,11 +108,11 @@ def prepare(platform: Platform, rows: int) -> Prepared:
     from deltalake import DeltaTable
 
     from jobs import features, ingest, train
-    from jobs.core.columns import SCHEDULED_DEPARTURE
     from jobs.core.features import flight_features
     from jobs.platform.registry import CHAMPION, ModelRef
     from jobs.scoring import split, stage_model
     from local.tables import LocalTables
+    from spec.columns import SCHEDULED_DEPARTURE
 
     env, tables = platform.env, platform.tables
     flights_path = LocalTables.path(env.flights_table)
@@ -165,9 +165,9 @@ def measure(platform: Platform, model_uri: str, model_path: str, rows_df: DataFr
     from pyspark.sql import functions as F
     from threadpoolctl import threadpool_limits
 
-    from jobs.core.columns import FEATURE_COLUMNS
     from jobs.core.model import model_frame
     from jobs.scoring import score
+    from spec.columns import FEATURE_COLUMNS
 
     spark = platform.spark
     count = rows_df.count()

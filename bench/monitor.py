@@ -69,13 +69,13 @@ def build_rows(seed: int = 13):
     from sklearn.utils.class_weight import compute_sample_weight
     from threadpoolctl import threadpool_limits
 
-    from jobs.core.columns import FLIGHT_KEY, PREDICTION_COLUMNS, SCHEDULED_DEPARTURE, SCORED_FEATURES
     from jobs.core.data import flight_labels
     from jobs.core.features import flight_features, weather_features
     from jobs.core.inference import LATE_ABOVE
     from jobs.core.model import build_model, model_frame, predict_proba
     from jobs.ingest import source_frames
     from local.spark import local_spark
+    from spec.columns import FLIGHT_KEY, PREDICTION_COLUMNS, SCHEDULED_DEPARTURE, SCORED_FEATURES
 
     spark = local_spark()
     flights, weather = source_frames(None, None)

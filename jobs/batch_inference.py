@@ -20,12 +20,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from jobs.core.columns import FLIGHT_KEY
 from jobs.core.data import hours_around
 from jobs.core.features import flight_features
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, job_parser, optional_iso_date, run_job
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
+from spec.columns import FLIGHT_KEY
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.batch_inference")

@@ -28,10 +28,10 @@ from datetime import date, timedelta
 
 from jobs.core import contract
 from jobs.core.alert_verdict import run_alert_query
-from jobs.core.columns import LABEL, SCHEDULED_DATE
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
+from spec.columns import LABEL, SCHEDULED_DATE
 from spec.config import get_environment
 from spec.monitoring import alerts, describe_alert_row
 

@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass
 
 from jobs.core import contract
-from jobs.core.columns import LABEL
 from jobs.core.decisions import PASSED, Decision, promotion_decision
 from jobs.core.evaluation import classification_metrics
 from jobs.core.model import predict_proba
@@ -31,6 +30,7 @@ from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, positive_int, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
 from jobs.promotion import promote, update_serving
+from spec.columns import LABEL
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.deploy")

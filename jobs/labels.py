@@ -27,22 +27,23 @@ from typing import Any
 
 import pandas as pd
 
-from jobs.core.columns import (
-    FLIGHT_KEY,
-    LABEL,
-    PREDICTION,
-    PREDICTION_COLUMNS,
-    PROBABILITY,
-    SCHEDULED_DATE,
-    SCHEDULED_DEPARTURE,
-    SCORED_FEATURES,
-)
 from jobs.core.data import flight_labels
 from jobs.core.model import model_frame, predict_proba
 from jobs.core.requests import parse_flight_key_id, request_records, response_predictions
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import exit_on_failure, job_parser, optional_iso_date, run_job, whole_number
 from jobs.platform.registry import ModelRef
+from spec.columns import (
+    FLIGHT_KEY,
+    LABEL,
+    PREDICTION,
+    PREDICTION_COLUMN_TYPES,
+    PREDICTION_COLUMNS,
+    PROBABILITY,
+    SCHEDULED_DATE,
+    SCHEDULED_DEPARTURE,
+    SCORED_FEATURES,
+)
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.labels")
@@ -200,20 +201,8 @@ def _typed(platform: Platform, frame: pd.DataFrame):
         .withColumn("arr_delay", F.lit(None).cast("double"))
         .withColumn("labeled_at", F.lit(None).cast("timestamp"))
     )
-    casts = {
-        "sched_date": "date",
-        "flight": "long",
-        "time_hour": "timestamp",
-        SCHEDULED_DEPARTURE: "timestamp",
-        **{c: "double" for c in SCORED_FEATURES},
-        PREDICTION: "int",
-        PROBABILITY: "double",
-        "scored_at": "timestamp",
-        LABEL: "int",
-        "arr_delay": "double",
-        "labeled_at": "timestamp",
-    }
-    return df.select(*[F.col(c).cast(casts.get(c, "string")).alias(c) for c in PREDICTION_COLUMNS])
+    # The predictions' columns in the types the stack declares for the monitored tables (spec.columns).
+    return df.select(*[F.col(c).cast(sql_type.lower()).alias(c) for c, sql_type in PREDICTION_COLUMN_TYPES])
 
 
 def apply_labels(platform: Platform, table: str, as_of: date, now: datetime, lookback_days: int = LOOKBACK_DAYS) -> int:

@@ -21,13 +21,13 @@ import argparse
 import logging
 
 from jobs.core import contract
-from jobs.core.columns import LABEL, PROBABILITY
 from jobs.core.decisions import OnlineDecision, online_decision
 from jobs.core.evaluation import roc_auc
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import exit_on_failure, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef
 from jobs.promotion import challenger_percent, promote, update_serving
+from spec.columns import LABEL, PROBABILITY
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.online_decision")

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from jobs.core.columns import PREDICTION, PROBABILITY, SCHEDULED_DEPARTURE
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job, whole_number
 from jobs.platform.online_store import ROW_FIELDS, Item, OnlineStoreError, WriteCounts, to_item
+from spec.columns import PREDICTION, PROBABILITY, SCHEDULED_DEPARTURE
 from spec.config import get_environment
 
 if TYPE_CHECKING:

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from jobs.core.columns import (
+from jobs.core.inference import LATE_ABOVE, reject_reason
+from jobs.core.model import model_frame, predict_proba
+from jobs.platform import Platform
+from jobs.platform.job import JobError
+from jobs.platform.registry import CHAMPION, ModelRef
+from spec.columns import (
     FLIGHT_KEY,
     PREDICTION,
     PREDICTION_COLUMNS,
@@ -31,11 +36,6 @@ from jobs.core.columns import (
     SCHEDULED_DEPARTURE,
     SCORED_FEATURES,
 )
-from jobs.core.inference import LATE_ABOVE, reject_reason
-from jobs.core.model import model_frame, predict_proba
-from jobs.platform import Platform
-from jobs.platform.job import JobError
-from jobs.platform.registry import CHAMPION, ModelRef
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

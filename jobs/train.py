@@ -19,16 +19,6 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from jobs.core import contract
-from jobs.core.columns import (
-    FLIGHT_KEY,
-    LABEL,
-    PREDICTION,
-    PREDICTION_COLUMNS,
-    PROBABILITY,
-    SCHEDULED_DATE,
-    SCHEDULED_DEPARTURE,
-    SCORED_FEATURES,
-)
 from jobs.core.data import deterministic_sample, held_out_start
 from jobs.core.evaluation import classification_metrics
 from jobs.core.inference import LATE_ABOVE
@@ -55,6 +45,16 @@ from jobs.platform.job import (
     run_job,
 )
 from jobs.platform.registry import ModelRef, logged_model_name, model_requirements
+from spec.columns import (
+    FLIGHT_KEY,
+    LABEL,
+    PREDICTION,
+    PREDICTION_COLUMNS,
+    PROBABILITY,
+    SCHEDULED_DATE,
+    SCHEDULED_DEPARTURE,
+    SCORED_FEATURES,
+)
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.train")

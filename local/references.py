@@ -42,11 +42,11 @@ def weekly_reference(spec: ReferenceSpec) -> dict[str, float | None]:
     import numpy as np
     import pandas as pd
 
-    from jobs.core.columns import LABEL, SCHEDULED_DATE
     from jobs.core.data import held_out_start
     from jobs.core.evaluation import roc_auc
     from jobs.core.model import build_model, labels, model_frame, predict_proba
     from jobs.train import TEST_FRACTION
+    from spec.columns import LABEL, SCHEDULED_DATE
 
     examples = pd.read_parquet(spec.examples)
     examples[SCHEDULED_DATE] = pd.to_datetime(examples[SCHEDULED_DATE]).dt.date

@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.core.columns import FEATURE_COLUMNS, FLIGHT_KEY, LABEL, PROBABILITY, SCHEDULED_DEPARTURE
 from jobs.core.evaluation import roc_auc
 from jobs.core.requests import flight_key_id
 from jobs.platform import build_platform
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef
 from local.paths import mlflow_tracking_uri, mlops_home, table_path, warehouse_dir, work_dir
+from spec.columns import FEATURE_COLUMNS, FLIGHT_KEY, LABEL, PROBABILITY, SCHEDULED_DEPARTURE
 from spec.config import ENVIRONMENTS, Environment
 from spec.monitoring import describe_alert_row
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Literal
 
+from spec.columns import FEATURE_COLUMNS, PREDICTION_COLUMN_TYPES
 from spec.config import Environment
 
 TIMESTAMP_COL = "sched_departure"
@@ -29,11 +30,8 @@ PREDICTION_COL = "prediction"
 PREDICTION_PROBA_COL = "probability"
 LABEL_COL = "label"
 PROBLEM_TYPE = "PROBLEM_TYPE_CLASSIFICATION"
-# The model's inputs, as the monitor profiles them (jobs.core.columns.FEATURE_COLUMNS; a test keeps them equal).
-MONITORED_FEATURES = (
-    "carrier", "origin", "dest", "distance", "sched_hour", "month", "day_of_week",
-    "temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib",
-)  # fmt: skip
+# The model's inputs, as the monitor profiles them.
+MONITORED_FEATURES = FEATURE_COLUMNS
 # What the drift alert watches: the schedule, the weather that makes delays (wind, rain, visibility) and the model's
 # own output. Not the calendar (month, day of week move by construction), and not the season's slow variables
 # (temperature, dew point, pressure, humidity): a week of them against a training window of several weeks is always
@@ -48,28 +46,8 @@ CONSECUTIVE = "CONSECUTIVE"
 # Lakehouse Monitoring's name for the whole table in `column_name` (model quality metrics live on these rows).
 TABLE_COLUMN = ":table"
 # The columns of the monitored tables (predictions, served requests) and of the baseline, with their SQL types:
-# declared by the stack, written by the jobs (jobs.core.columns.PREDICTION_COLUMNS; a test keeps them equal).
-MONITORED_TABLE_COLUMNS = (
-    ("sched_date", "DATE"),
-    ("carrier", "STRING"),
-    ("flight", "BIGINT"),
-    ("origin", "STRING"),
-    ("dest", "STRING"),
-    ("time_hour", "TIMESTAMP"),
-    ("sched_departure", "TIMESTAMP"),
-    *((name, "DOUBLE") for name in MONITORED_FEATURES if name not in ("carrier", "origin", "dest")),
-    ("prediction", "INT"),
-    ("probability", "DOUBLE"),
-    ("model_name", "STRING"),
-    ("model_version", "STRING"),
-    ("model_alias", "STRING"),
-    ("scored_at", "TIMESTAMP"),
-    ("batch_id", "STRING"),
-    ("source", "STRING"),
-    ("label", "INT"),
-    ("arr_delay", "DOUBLE"),
-    ("labeled_at", "TIMESTAMP"),
-)
+# declared by the stack, written by the jobs.
+MONITORED_TABLE_COLUMNS = PREDICTION_COLUMN_TYPES
 
 AlertKind = Literal["feature_drift", "model_quality"]
 

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.core.columns import (
+from spec.columns import (
     ARRIVAL_DELAY_THRESHOLD_MINUTES,
     DEPARTURE_HOUR,
     FLIGHT_KEY,

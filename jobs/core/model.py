@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from jobs.core.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, NUMERIC_FEATURES, WEATHER_FEATURES
+from spec.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, NUMERIC_FEATURES, WEATHER_FEATURES
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature

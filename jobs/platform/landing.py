@@ -3,7 +3,7 @@
 Databricks: Auto Loader (``cloudFiles``) on the raw schema's landing volume, ``/Volumes/<catalog>/raw/landing/flights``
 (declared by the stack). Locally (``local.adapters.LocalLanding``): Spark's file source on a folder under
 ``$MLOPS_HOME/landing/<env>/flights``, fed by ``mlops land``. Both read Parquet files of the schedule columns
-(``jobs.core.columns.SCHEDULE_COLUMNS``), at most ``max_files_per_trigger`` files per micro-batch.
+(``spec.columns.SCHEDULE_COLUMNS``), at most ``max_files_per_trigger`` files per micro-batch.
 """
 
 from __future__ import annotations

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.core.columns import FEATURE_COLUMNS, PREDICTION_COLUMNS
 from spec import monitoring
+from spec.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, PREDICTION_COLUMNS
 from spec.config import ENVIRONMENTS
 from tests.support.stacks import resolve, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
 
 
-def test_the_monitored_columns_are_the_jobs_columns():
-    assert [name for name, _ in monitoring.MONITORED_TABLE_COLUMNS] == list(PREDICTION_COLUMNS)
-    assert monitoring.MONITORED_FEATURES == FEATURE_COLUMNS
+def test_the_monitored_columns_are_the_predictions_with_a_sql_type_each():
+    types = dict(monitoring.MONITORED_TABLE_COLUMNS)
+    assert list(types) == list(PREDICTION_COLUMNS) and monitoring.MONITORED_FEATURES == FEATURE_COLUMNS
+    assert {types[c] for c in NUMERIC_FEATURES} == {"DOUBLE"} and {types[c] for c in CATEGORICAL_FEATURES} == {"STRING"}
+    key_types = (types["prediction"], types["probability"], types["label"], types["flight"])
+    assert key_types == ("INT", "DOUBLE", "INT", "BIGINT")
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)

@@ -21,12 +21,12 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs import batch_inference, deploy, features, ingest, streaming_inference, train, validate
-from jobs.core.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
 from jobs.platform import build_platform
 from jobs.platform.job import JobError
 from jobs.platform.registry import CHAMPION, ModelRef
 from local.landing import land_flights, landing_arrow_schema
 from local.paths import table_path
+from spec.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
 from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
@@ -358,9 +358,9 @@ def champion_version(platform) -> str:
 
 def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_answered(champion):
     from jobs import labels
-    from jobs.core.columns import FEATURE_COLUMNS
     from jobs.core.features import flight_features
     from jobs.core.requests import flight_key_id
+    from spec.columns import FEATURE_COLUMNS
 
     platform = build_platform(ENV)
     tables = platform.tables
@@ -411,9 +411,9 @@ def log_inference(rows: list[dict]) -> None:
 
 def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reason(champion, caplog):
     from jobs import labels
-    from jobs.core.columns import FEATURE_COLUMNS
     from jobs.core.features import flight_features
     from jobs.core.requests import flight_key_id
+    from spec.columns import FEATURE_COLUMNS
 
     # given: beside one good served request, four that the endpoint answered but that cannot be unpacked
     platform = build_platform(ENV)

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from jobs.core.columns import PREDICTION_COLUMNS
+from spec.columns import PREDICTION_COLUMNS
 from spec.config import ENVIRONMENTS
 from spec.monitoring import MONITORED_FEATURES, TABLE_COLUMN, alerts, monitored_tables
 

@@ -16,10 +16,10 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from jobs.core.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
     from jobs.core.evaluation import classification_metrics
     from jobs.core.model import build_model, model_frame, model_signature, predict_proba
     from jobs.platform.registry import logged_model_name, model_requirements
+    from spec.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
 
     rng = np.random.default_rng(7)
     rows = 2000

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from jobs.core.columns import SCHEDULED_DEPARTURE
 from jobs.core.model import build_model, labels, model_frame, model_signature, shuffled
+from spec.columns import SCHEDULED_DEPARTURE
 
 # A quarter of 2013 holds about 80,000 flights that arrived: enough for any slice the tests and benchmarks take.
 WINDOW = (date(2013, 1, 1), date(2013, 3, 31))

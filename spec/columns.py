@@ -1,5 +1,7 @@
-"""The names the jobs, the model and the serving payloads agree on: columns of the examples and of the model's
-input. Plain constants, no Spark: the model, the gateway and the runtime-compatibility check import them freely."""
+"""The names the jobs, the model, the serving payloads, the monitors and the stacks agree on: columns of the examples,
+of the model's input and of the predictions (with their SQL types). Plain constants, no Spark: the model, the gateway,
+the stacks and the runtime-compatibility check import them freely. One module, so no test has to keep two equal.
+"""
 
 from __future__ import annotations
 
@@ -55,3 +57,21 @@ LANDING_SCHEMA = (
     "year long, month long, day long, hour long, minute long, sched_dep_time long, sched_arr_time long, "
     "carrier string, flight long, tailnum string, origin string, dest string, distance double, time_hour timestamp"
 )
+
+# The predictions' SQL types: the stack declares the monitored tables (predictions, served requests) and their
+# baseline with them (spec.monitoring.MONITORED_TABLE_COLUMNS); the jobs write Spark values of these types.
+_SQL_TYPES = {
+    "sched_date": "DATE",
+    "flight": "BIGINT",
+    "time_hour": "TIMESTAMP",
+    SCHEDULED_DEPARTURE: "TIMESTAMP",
+    PREDICTION: "INT",
+    PROBABILITY: "DOUBLE",
+    "scored_at": "TIMESTAMP",
+    LABEL: "INT",
+    "arr_delay": "DOUBLE",
+    "labeled_at": "TIMESTAMP",
+    **{name: "STRING" for name in (*CATEGORICAL_FEATURES, *PREDICTION_METADATA) if name != "scored_at"},
+    **{name: "DOUBLE" for name in NUMERIC_FEATURES},
+}
+PREDICTION_COLUMN_TYPES = tuple((name, _SQL_TYPES[name]) for name in PREDICTION_COLUMNS)
