@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 
 from local.paths import mlops_home
 from local.report import (
-    BASELINE,
     DRIFT_COLUMNS,
+    PROFILE_COLUMNS,
     WEEK,
     drift_rows,
     figure_drift,
@@ -39,17 +39,20 @@ from local.report import (
     save_figure,
 )
 from spec.config import Environment
-from spec.monitoring import LABEL_COL, MODEL_ID_COL, TABLE_COLUMN, MonitoredTable, monitored_tables
+from spec.monitoring import (
+    BASELINE,
+    CONSECUTIVE,
+    INPUT,
+    LABEL_COL,
+    MODEL_ID_COL,
+    TABLE_COLUMN,
+    MonitoredTable,
+    monitored_tables,
+)
 
 logger = logging.getLogger(__name__)
 
-CONSECUTIVE = "CONSECUTIVE"
-INPUT = "INPUT"
 LATEST_WEEKS = 8
-PROFILE_COLUMNS = (
-    "granularity", MODEL_ID_COL, "log_type", "slice_key", "slice_value", "column_name", "count",
-    "num_nulls", "accuracy_score", "roc_auc_score",
-)  # fmt: skip
 DAY_WIDTH = {"1 day": 1, "1 week": 7}
 
 
@@ -250,7 +253,7 @@ def figure_label_coverage(profile: pd.DataFrame, *, granularities: tuple[str, ..
     return figure
 
 
-def _latest_week_text(metrics: Metrics) -> str:
+def _latest_week_text(metrics: Metrics, *, min_rows: int) -> str:
     quality = _whole_table(metrics.profile, TABLE_COLUMN)
     weekly = quality[quality["granularity"] == WEEK]
     if weekly.empty:
@@ -260,8 +263,8 @@ def _latest_week_text(metrics: Metrics) -> str:
     coverage = label_coverage(metrics.profile, WEEK)
     latest = coverage[coverage["window_start"] == start]
     labelled = int(latest["labelled"].sum()) if len(latest) else 0
-    drift = drift_rows(metrics.drift, drift_type=BASELINE, granularity=WEEK)
-    drift = drift[drift["window_start"] == start]
+    drift = drift_rows(metrics.drift, drift_type=BASELINE, granularity=WEEK, profile=metrics.profile)
+    drift = drift[(drift["window_start"] == start) & (drift["rows"] >= min_rows)]
     worst = drift.loc[drift["psi"].idxmax()] if len(drift) else None
     text = f"Latest weekly window {start:%Y-%m-%d}: {rows:,} rows, {labelled:,} labelled"
     if worst is not None:
@@ -296,10 +299,12 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[s
             "drift_baseline",
             "Drift against the baseline",
             "PSI of each input feature against the training data of "
-            "the model version that scored the window (drift metrics, BASELINE, whole table, 1 week windows).",
+            "the model version that scored the window (drift metrics, BASELINE, whole table, 1 week windows; a "
+            f"version with fewer than {m.min_window_rows} rows in the window is left out, as the drift alert does).",
             figure_drift(
-                drift_rows(drift, drift_type=BASELINE, granularity=WEEK),
+                drift_rows(drift, drift_type=BASELINE, granularity=WEEK, profile=profile),
                 threshold=m.max_drift_psi,
+                min_rows=m.min_window_rows,
                 title="Baseline drift (PSI) per feature and week",
             ),
             "no baseline drift row",
@@ -310,8 +315,9 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[s
             "PSI of each input feature against the previous "
             "window (drift metrics, CONSECUTIVE); the threshold is the baseline alert's, for scale.",
             figure_drift(
-                drift_rows(drift, drift_type=CONSECUTIVE, granularity=WEEK),
+                drift_rows(drift, drift_type=CONSECUTIVE, granularity=WEEK, profile=profile),
                 threshold=m.max_drift_psi,
+                min_rows=m.min_window_rows,
                 title="Consecutive drift (PSI) per feature and week",
             ),
             "no consecutive drift row",
@@ -325,7 +331,7 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[s
             "no label profile row",
         ),
     )
-    sections = [f"<p>{html.escape(_latest_week_text(metrics))}</p>"]
+    sections = [f"<p>{html.escape(_latest_week_text(metrics, min_rows=m.min_window_rows))}</p>"]
     for name, heading, caption, figure, missing in plots:
         file = f"{stem}_{name}.png"
         written = save_figure(figure, out_dir / file)

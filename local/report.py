@@ -34,9 +34,23 @@ from matplotlib.patches import Patch
 
 from local.paths import table_path
 from spec.config import ENVIRONMENTS, Environment, Monitoring
-from spec.monitoring import DRIFT_ALERT_COLUMNS, MONITORED_FEATURES, monitored_tables
+from spec.errors import MlopsError
+from spec.monitoring import (
+    BASELINE,
+    DRIFT_ALERT_COLUMNS,
+    INPUT,
+    MODEL_ID_COL,
+    MONITORED_FEATURES,
+    TABLE_COLUMN,
+    monitored_tables,
+)
 
 logger = logging.getLogger(__name__)
+
+
+class ReportError(MlopsError):
+    """A metric table the report reads is not what the monitor writes; the message names it and what to run."""
+
 
 # The demo's targets.
 MAX_SHORTFALL_TO_WEEKLY = 0.01  # the loop's mean weekly ROC AUC at most this far below retraining every week
@@ -45,7 +59,6 @@ MAX_WALL_SECONDS = 600.0  # the whole demo under 10 minutes
 
 MET, MISSED, NOT_MEASURED = "met", "missed", "not measured"
 WEEK = "1 week"
-BASELINE = "BASELINE"
 
 # The three retraining policies the replay compares: (column of report_data.json, label, colour).
 POLICIES = (
@@ -380,21 +393,34 @@ def figure_quality(weeks: pd.DataFrame, *, min_roc_auc: float, events: Sequence[
     return figure
 
 
-def drift_matrix(drift: pd.DataFrame) -> pd.DataFrame:
-    """Features x weekly windows of PSI: the largest over the model versions that scored the window (as the drift
-    alert takes it). ``drift`` has columns ``window_start``, ``model_version``, ``column_name``, ``psi``."""
-    table = drift.groupby(["column_name", "window_start"])["psi"].max().unstack("window_start")
+def drift_matrix(drift: pd.DataFrame, *, min_rows: int) -> pd.DataFrame:
+    """Features x weekly windows of PSI: the largest over the model versions that scored at least ``min_rows`` rows
+    of the window, as the drift alert takes it (``monitoring.min_window_rows``: a version's few late flights in the
+    window after its successor took over are not a distribution). ``drift`` is ``drift_rows``' frame."""
+    kept = drift[drift["rows"] >= min_rows]  # no profile row (NaN): left out too, as the alert's join does
+    table = kept.groupby(["column_name", "window_start"])["psi"].max().unstack("window_start")
     ordered = [f for f in MONITORED_FEATURES if f in table.index]
     ordered += sorted(set(table.index) - set(ordered))
     return table.reindex(ordered).sort_index(axis=1)
 
 
-def figure_drift(drift: pd.DataFrame | None, *, threshold: float, title: str, cell_days: int = 7) -> Figure | None:
+def small_groups(drift: pd.DataFrame, *, min_rows: int) -> pd.DataFrame:
+    """The (``window_start``, ``model_version``) groups ``drift_matrix`` leaves out, with their ``rows``."""
+    small = drift[~(drift["rows"] >= min_rows)]
+    return small[["window_start", "model_version", "rows"]].drop_duplicates().reset_index(drop=True)
+
+
+def figure_drift(
+    drift: pd.DataFrame | None, *, threshold: float, min_rows: int, title: str, cell_days: int = 7
+) -> Figure | None:
     """(b) PSI per feature and window as a heatmap; cells above the alert threshold marked x, the threshold drawn on
-    the colour bar; features the drift alert ignores (they move with the calendar) say so; no window: grey."""
+    the colour bar; features the drift alert ignores (they move with the calendar) say so; no window: grey. Groups of
+    fewer than ``min_rows`` rows are left out as the drift alert leaves them out, and the axis says how many."""
     if drift is None or drift.empty or drift["psi"].notna().sum() == 0:
         return None
-    matrix = drift_matrix(drift)
+    matrix = drift_matrix(drift, min_rows=min_rows)
+    if matrix.empty:
+        return None
     # Every window of the span gets a column, so a window the monitor has no row for shows as such (grey).
     starts = pd.date_range(matrix.columns.min(), matrix.columns.max(), freq=f"{cell_days}D")
     matrix = matrix.reindex(columns=starts)
@@ -422,7 +448,13 @@ def figure_drift(drift: pd.DataFrame | None, *, threshold: float, title: str, ce
     ax.xaxis_date()
     _date_axis(ax)
     ax.grid(False)
-    ax.set_xlabel(f"window start  (x: PSI above the alert threshold {threshold}; grey: no window)")
+    left_out = len(small_groups(drift, min_rows=min_rows))
+    note = f"; {left_out} model version-window(s) of fewer than {min_rows} rows left out, as the alert does"
+    ax.set_xlabel(
+        f"window start  (x: PSI above the alert threshold {threshold}; grey: no window"
+        + (note if left_out else "")
+        + ")"
+    )
     ax.set_title(title, loc="left")
     return figure
 
@@ -591,7 +623,7 @@ def read_metric_table(full_name: str, columns: Sequence[str]) -> pd.DataFrame | 
     table = DeltaTable(str(path))
     present = {f.name for f in table.schema().fields}
     if "window" not in present:
-        raise ValueError(f"{full_name} at {path} has no column 'window': not a monitor metric table")
+        raise ReportError(f"{full_name} at {path} has no column 'window': not a monitor metric table")
     wanted = [c for c in dict.fromkeys(columns) if c in present and c != "window"]
     arrow = table.to_pyarrow_table(columns=["window", *wanted])
     frame = arrow.select(wanted).to_pandas()
@@ -605,9 +637,24 @@ def read_metric_table(full_name: str, columns: Sequence[str]) -> pd.DataFrame | 
     return frame
 
 
-def drift_rows(frame: pd.DataFrame, *, drift_type: str, granularity: str) -> pd.DataFrame:
-    """The PSI of each monitored feature per window and model version, whole table: ``window_start``,
-    ``model_version``, ``column_name``, ``psi``."""
+def window_rows(profile: pd.DataFrame, *, granularity: str) -> pd.DataFrame:
+    """Rows per window and model version as the drift alert counts them (spec/monitoring.py): the ``count`` of the
+    profile's whole-table row (``column_name`` ':table', ``log_type`` INPUT, no slice). Columns ``window_start``,
+    ``model_version``, ``rows``."""
+    chosen = profile[
+        (profile["column_name"] == TABLE_COLUMN)
+        & (profile["log_type"] == INPUT)
+        & (profile["granularity"] == granularity)
+        & profile["slice_key"].isna()
+    ]
+    rows = chosen.groupby(["window_start", MODEL_ID_COL], as_index=False)["count"].max()
+    return rows.rename(columns={"count": "rows"})
+
+
+def drift_rows(frame: pd.DataFrame, *, drift_type: str, granularity: str, profile: pd.DataFrame) -> pd.DataFrame:
+    """The PSI of each monitored feature per window and model version, whole table, with the rows that version
+    scored in the window (from ``profile``, the profile metric table; NaN without a profile row): ``window_start``,
+    ``model_version``, ``column_name``, ``psi``, ``rows``."""
     chosen = frame[
         (frame["granularity"] == granularity)
         & (frame["drift_type"] == drift_type)
@@ -616,29 +663,38 @@ def drift_rows(frame: pd.DataFrame, *, drift_type: str, granularity: str) -> pd.
         & frame["population_stability_index"].notna()
     ]
     chosen = chosen.rename(columns={"population_stability_index": "psi"})
-    return chosen[["window_start", "model_version", "column_name", "psi"]].reset_index(drop=True)
+    chosen = chosen[["window_start", MODEL_ID_COL, "column_name", "psi"]]
+    sized = chosen.merge(window_rows(profile, granularity=granularity), on=["window_start", MODEL_ID_COL], how="left")
+    sized["rows"] = sized["rows"].astype(float)
+    return sized.reset_index(drop=True)
 
 
-DRIFT_COLUMNS = (
-    "granularity",
-    "model_version",
-    "slice_key",
-    "column_name",
-    "drift_type",
-    "population_stability_index",
-)
+DRIFT_COLUMNS = ("granularity", MODEL_ID_COL, "slice_key", "column_name", "drift_type", "population_stability_index")
+# What the report and the dashboard read of the profile metric table (model quality, label coverage, window sizes).
+PROFILE_COLUMNS = (
+    "granularity", MODEL_ID_COL, "log_type", "slice_key", "slice_value", "column_name", "count",
+    "num_nulls", "accuracy_score", "roc_auc_score",
+)  # fmt: skip
 
 
 def load_drift(env: Environment | str) -> pd.DataFrame | None:
     """Baseline PSI per feature of the predictions (batch and streaming), weekly windows, whole table, per model
-    version (``drift_rows``' columns); None when the monitor has not written its drift table yet."""
+    version, with the rows each version scored in the window (``drift_rows``' columns); None when the monitor has
+    not written its metric tables yet."""
     env = ENVIRONMENTS[env] if isinstance(env, str) else env
     monitored = monitored_tables(env)[0]
     frame = read_metric_table(monitored.drift_metrics_table, DRIFT_COLUMNS)
     if frame is None:
         logger.info("report: no drift table %s yet; the report has no drift plot", monitored.drift_metrics_table)
         return None
-    return drift_rows(frame, drift_type=BASELINE, granularity=WEEK)
+    profile = read_metric_table(monitored.profile_metrics_table, PROFILE_COLUMNS)
+    if profile is None:
+        # The monitor writes both tables in one refresh: a drift table alone is a broken warehouse, not "no data".
+        raise ReportError(
+            f"{monitored.drift_metrics_table} exists but {monitored.profile_metrics_table} does not: the drift "
+            f"plot needs the rows per window from it (run mlops monitor --env {env.name} --full)"
+        )
+    return drift_rows(frame, drift_type=BASELINE, granularity=WEEK, profile=profile)
 
 
 # --- HTML -----------------------------------------------------------------------------------------------------------
@@ -766,9 +822,13 @@ def _plots(data: dict[str, Any], drift: pd.DataFrame | None) -> tuple[_Plot, ...
             "Drift per feature",
             "Population stability index of each input feature against the "
             "training data of the model that scored the week (the monitor's drift table: BASELINE drift, whole "
-            "table, 1 week windows; the largest over the model versions of the week).",
+            "table, 1 week windows; the largest over the model versions of the week that scored at least "
+            f"{monitoring.min_window_rows} of its flights, as the drift alert takes it).",
             lambda: figure_drift(
-                drift, threshold=monitoring.max_drift_psi, title="Baseline drift (PSI) per feature and week"
+                drift,
+                threshold=monitoring.max_drift_psi,
+                min_rows=monitoring.min_window_rows,
+                title="Baseline drift (PSI) per feature and week",
             ),
             "no drift metrics (run mlops monitor first)",
         ),
