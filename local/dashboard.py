@@ -15,30 +15,21 @@ show: ``DashboardError``). The served requests' are optional: their section says
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from local.paths import mlops_home
-from local.report import (
-    DRIFT_COLUMNS,
-    PROFILE_COLUMNS,
-    WEEK,
-    drift_rows,
-    figure_drift,
-    figure_section,
-    html_page,
-    read_metric_table,
-    save_figure,
-)
+from local.report.figures import date_axis, figure_drift, save_figure
+from local.report.metrics import DRIFT_COLUMNS, PROFILE_COLUMNS, WEEK, drift_rows, read_metric_table
+from local.report.page import FigureSection, write_page
 from spec.config import Environment
+from spec.errors import MlopsError
 from spec.monitoring import (
     BASELINE,
     CONSECUTIVE,
@@ -56,7 +47,7 @@ LATEST_WEEKS = 8
 DAY_WIDTH = {"1 day": 1, "1 week": 7}
 
 
-class DashboardError(ValueError):
+class DashboardError(MlopsError):
     """The dashboard has nothing to draw from; the message names the table and the command to run first."""
 
 
@@ -89,13 +80,6 @@ def _whole_table(profile: pd.DataFrame, column_name: str) -> pd.DataFrame:
     ]
 
 
-def _date_axis(ax) -> None:
-    locator = mdates.AutoDateLocator(maxticks=14)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.grid(True, alpha=0.3)
-
-
 def figure_model_quality(profile: pd.DataFrame, *, granularities: tuple[str, ...], min_roc_auc: float) -> Figure | None:
     """ROC AUC and accuracy per window (rows) and granularity (columns), one line per model version; windows
     without labels have no value (a gap), the quality alert's threshold on the ROC AUC panels."""
@@ -126,7 +110,7 @@ def figure_model_quality(profile: pd.DataFrame, *, granularities: tuple[str, ...
                 ax.axhline(min_roc_auc, color="tab:red", linestyle=":", linewidth=1, label=f"alert {min_roc_auc}")
             ax.set_ylabel(label)
             ax.set_title(f"{label}, {granularity} windows", loc="left", fontsize=10)
-            _date_axis(ax)
+            date_axis(ax, minticks=5, grid="both")
         axes[1][col].set_xlabel("window start (no point: no labelled flight in the window)")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     if handles:
@@ -247,7 +231,7 @@ def figure_label_coverage(profile: pd.DataFrame, *, granularities: tuple[str, ..
         ax.set_ylabel("label coverage")
         ax.set_title(f"{granularity} windows", loc="left", fontsize=10)
         ax.legend(loc="lower left", fontsize=8)
-        _date_axis(ax)
+        date_axis(ax, minticks=5, grid="both")
     axes[-1].set_xlabel("window start")
     figure.suptitle("Label coverage per window", x=0.01, ha="left")
     return figure
@@ -272,7 +256,7 @@ def _latest_week_text(metrics: Metrics, *, min_rows: int) -> str:
     return text + "."
 
 
-def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[str]:
+def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[FigureSection]:
     m = env.monitoring
     stem = metrics.monitored.short_name
     profile, drift = metrics.profile, metrics.drift
@@ -331,11 +315,11 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[s
             "no label profile row",
         ),
     )
-    sections = [f"<p>{html.escape(_latest_week_text(metrics, min_rows=m.min_window_rows))}</p>"]
+    sections = []
     for name, heading, caption, figure, missing in plots:
         file = f"{stem}_{name}.png"
         written = save_figure(figure, out_dir / file)
-        sections.append(figure_section(heading, caption, file if written else None, missing))
+        sections.append(FigureSection(heading, caption, file if written else None, missing))
     return sections
 
 
@@ -352,26 +336,22 @@ def render_dashboard(env: Environment, out_dir: Path | None = None) -> Path:
             f"do not exist yet): run mlops monitor --env {env.name} first"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    body = [
-        f"<h1>Quality and drift of {html.escape(env.name)}</h1>",
-        "<p class=\"note\">From the quality monitor's metric tables (Lakehouse Monitoring's columns), refreshed by "
-        f"<code>mlops monitor --env {html.escape(env.name)}</code>.</p>",
-    ]
+    tables = []
     for monitored, metrics in loaded:
-        body.append(f"<h2>{html.escape(monitored.table)}</h2>")
+        table = {
+            "name": monitored.table,
+            "profile_table": monitored.profile_metrics_table,
+            "drift_table": monitored.drift_metrics_table,
+            "latest": None,
+            "sections": None,  # no metric tables yet: the page says what to run
+        }
         if metrics is None:
-            body.append(
-                f'<p class="note">No metric tables yet ({html.escape(monitored.profile_metrics_table)}): run '
-                f"<code>mlops monitor --env {html.escape(env.name)} --table all</code>.</p>"
-            )
             logger.warning("dashboard: no metric tables for %s yet", monitored.table)
-            continue
-        body.append(
-            f'<p class="note">{html.escape(monitored.profile_metrics_table)}, '
-            f"{html.escape(monitored.drift_metrics_table)}</p>"
-        )
-        body += _table_sections(env, metrics, out_dir)
-    index = out_dir / "index.html"
-    index.write_text(html_page(f"{env.name} quality and drift", "\n".join(body)), encoding="utf-8")
+        else:
+            table["latest"] = _latest_week_text(metrics, min_rows=env.monitoring.min_window_rows)
+            table["sections"] = _table_sections(env, metrics, out_dir)
+        tables.append(table)
+    title = f"{env.name} quality and drift"
+    index = write_page("dashboard.html", out_dir / "index.html", title=title, env_name=env.name, tables=tables)
     logger.info("dashboard: %s", index)
     return index

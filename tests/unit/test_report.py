@@ -18,16 +18,9 @@ from deltalake import write_deltalake
 from cli.commands import dashboard as dashboard_command
 from local.dashboard import DashboardError, figure_label_coverage, label_coverage, load_metrics, render_dashboard
 from local.paths import table_path
-from local.report import (
-    ReportError,
-    drift_matrix,
-    figure_drift,
-    figure_quality,
-    load_drift,
-    render_report,
-    summary_rows,
-    weeks_frame,
-)
+from local.report import figure_quality, load_drift, render_report, summary_rows, weeks_frame
+from local.report.figures import drift_matrix, figure_drift
+from local.report.metrics import ReportError
 from local.warehouse import LocalSql
 from spec.config import ENVIRONMENTS
 from spec.monitoring import DRIFT_ALERT_COLUMNS, alerts, monitored_tables
