@@ -10,6 +10,7 @@ out. Without that rule every promotion week showed a dark column: the old Champi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from matplotlib.patches import Patch
 
 from local.report.weeks import POLICIES
 from spec.monitoring import DRIFT_ALERT_COLUMNS, MODEL_ID_COL, MONITORED_FEATURES
+
+logger = logging.getLogger(__name__)
 
 ALERT_COLOURS = {"OK": "#4caf50", "TRIGGERED": "#d62728", "ERROR": "#ff9800"}
 OTHER_STATE_COLOUR = "#9e9e9e"
@@ -118,6 +121,7 @@ def figure_drift(
         return None
     matrix = drift_matrix(drift, min_rows=min_rows)
     if matrix.empty:
+        logger.warning("%s: no plot, every model version scored fewer than %d rows of its windows", title, min_rows)
         return None
     # Every window of the span gets a column, so a window the monitor has no row for shows as such (grey).
     starts = pd.date_range(matrix.columns.min(), matrix.columns.max(), freq=f"{cell_days}D")
