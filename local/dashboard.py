@@ -15,45 +15,39 @@ show: ``DashboardError``). The served requests' are optional: their section says
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from local.paths import mlops_home
-from local.report import (
-    BASELINE,
-    DRIFT_COLUMNS,
-    WEEK,
-    drift_rows,
-    figure_drift,
-    figure_section,
-    html_page,
-    read_metric_table,
-    save_figure,
-)
+from local.report.figures import date_axis, figure_drift, save_figure
+from local.report.metrics import DRIFT_COLUMNS, PROFILE_COLUMNS, WEEK, drift_rows, read_metric_table
+from local.report.page import FigureSection, write_page
 from spec.config import Environment
-from spec.monitoring import LABEL_COL, MODEL_ID_COL, TABLE_COLUMN, MonitoredTable, monitored_tables
+from spec.errors import MlopsError
+from spec.monitoring import (
+    BASELINE,
+    CONSECUTIVE,
+    INPUT,
+    LABEL_COL,
+    MODEL_ID_COL,
+    TABLE_COLUMN,
+    MonitoredTable,
+    monitored_tables,
+)
 
 logger = logging.getLogger(__name__)
 
-CONSECUTIVE = "CONSECUTIVE"
-INPUT = "INPUT"
 LATEST_WEEKS = 8
-PROFILE_COLUMNS = (
-    "granularity", MODEL_ID_COL, "log_type", "slice_key", "slice_value", "column_name", "count",
-    "num_nulls", "accuracy_score", "roc_auc_score",
-)  # fmt: skip
 DAY_WIDTH = {"1 day": 1, "1 week": 7}
 
 
-class DashboardError(ValueError):
+class DashboardError(MlopsError):
     """The dashboard has nothing to draw from; the message names the table and the command to run first."""
 
 
@@ -86,13 +80,6 @@ def _whole_table(profile: pd.DataFrame, column_name: str) -> pd.DataFrame:
     ]
 
 
-def _date_axis(ax) -> None:
-    locator = mdates.AutoDateLocator(maxticks=14)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.grid(True, alpha=0.3)
-
-
 def figure_model_quality(profile: pd.DataFrame, *, granularities: tuple[str, ...], min_roc_auc: float) -> Figure | None:
     """ROC AUC and accuracy per window (rows) and granularity (columns), one line per model version; windows
     without labels have no value (a gap), the quality alert's threshold on the ROC AUC panels."""
@@ -123,7 +110,7 @@ def figure_model_quality(profile: pd.DataFrame, *, granularities: tuple[str, ...
                 ax.axhline(min_roc_auc, color="tab:red", linestyle=":", linewidth=1, label=f"alert {min_roc_auc}")
             ax.set_ylabel(label)
             ax.set_title(f"{label}, {granularity} windows", loc="left", fontsize=10)
-            _date_axis(ax)
+            date_axis(ax, minticks=5, grid="both")
         axes[1][col].set_xlabel("window start (no point: no labelled flight in the window)")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     if handles:
@@ -244,13 +231,13 @@ def figure_label_coverage(profile: pd.DataFrame, *, granularities: tuple[str, ..
         ax.set_ylabel("label coverage")
         ax.set_title(f"{granularity} windows", loc="left", fontsize=10)
         ax.legend(loc="lower left", fontsize=8)
-        _date_axis(ax)
+        date_axis(ax, minticks=5, grid="both")
     axes[-1].set_xlabel("window start")
     figure.suptitle("Label coverage per window", x=0.01, ha="left")
     return figure
 
 
-def _latest_week_text(metrics: Metrics) -> str:
+def _latest_week_text(metrics: Metrics, *, min_rows: int) -> str:
     quality = _whole_table(metrics.profile, TABLE_COLUMN)
     weekly = quality[quality["granularity"] == WEEK]
     if weekly.empty:
@@ -260,8 +247,8 @@ def _latest_week_text(metrics: Metrics) -> str:
     coverage = label_coverage(metrics.profile, WEEK)
     latest = coverage[coverage["window_start"] == start]
     labelled = int(latest["labelled"].sum()) if len(latest) else 0
-    drift = drift_rows(metrics.drift, drift_type=BASELINE, granularity=WEEK)
-    drift = drift[drift["window_start"] == start]
+    drift = drift_rows(metrics.drift, drift_type=BASELINE, granularity=WEEK, profile=metrics.profile)
+    drift = drift[(drift["window_start"] == start) & (drift["rows"] >= min_rows)]
     worst = drift.loc[drift["psi"].idxmax()] if len(drift) else None
     text = f"Latest weekly window {start:%Y-%m-%d}: {rows:,} rows, {labelled:,} labelled"
     if worst is not None:
@@ -269,7 +256,7 @@ def _latest_week_text(metrics: Metrics) -> str:
     return text + "."
 
 
-def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[str]:
+def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[FigureSection]:
     m = env.monitoring
     stem = metrics.monitored.short_name
     profile, drift = metrics.profile, metrics.drift
@@ -296,10 +283,12 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[s
             "drift_baseline",
             "Drift against the baseline",
             "PSI of each input feature against the training data of "
-            "the model version that scored the window (drift metrics, BASELINE, whole table, 1 week windows).",
+            "the model version that scored the window (drift metrics, BASELINE, whole table, 1 week windows; a "
+            f"version with fewer than {m.min_window_rows} rows in the window is left out, as the drift alert does).",
             figure_drift(
-                drift_rows(drift, drift_type=BASELINE, granularity=WEEK),
+                drift_rows(drift, drift_type=BASELINE, granularity=WEEK, profile=profile),
                 threshold=m.max_drift_psi,
+                min_rows=m.min_window_rows,
                 title="Baseline drift (PSI) per feature and week",
             ),
             "no baseline drift row",
@@ -310,8 +299,9 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[s
             "PSI of each input feature against the previous "
             "window (drift metrics, CONSECUTIVE); the threshold is the baseline alert's, for scale.",
             figure_drift(
-                drift_rows(drift, drift_type=CONSECUTIVE, granularity=WEEK),
+                drift_rows(drift, drift_type=CONSECUTIVE, granularity=WEEK, profile=profile),
                 threshold=m.max_drift_psi,
+                min_rows=m.min_window_rows,
                 title="Consecutive drift (PSI) per feature and week",
             ),
             "no consecutive drift row",
@@ -325,11 +315,11 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[s
             "no label profile row",
         ),
     )
-    sections = [f"<p>{html.escape(_latest_week_text(metrics))}</p>"]
+    sections = []
     for name, heading, caption, figure, missing in plots:
         file = f"{stem}_{name}.png"
         written = save_figure(figure, out_dir / file)
-        sections.append(figure_section(heading, caption, file if written else None, missing))
+        sections.append(FigureSection(heading, caption, file if written else None, missing))
     return sections
 
 
@@ -346,26 +336,22 @@ def render_dashboard(env: Environment, out_dir: Path | None = None) -> Path:
             f"do not exist yet): run mlops monitor --env {env.name} first"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    body = [
-        f"<h1>Quality and drift of {html.escape(env.name)}</h1>",
-        "<p class=\"note\">From the quality monitor's metric tables (Lakehouse Monitoring's columns), refreshed by "
-        f"<code>mlops monitor --env {html.escape(env.name)}</code>.</p>",
-    ]
+    tables = []
     for monitored, metrics in loaded:
-        body.append(f"<h2>{html.escape(monitored.table)}</h2>")
+        table = {
+            "name": monitored.table,
+            "profile_table": monitored.profile_metrics_table,
+            "drift_table": monitored.drift_metrics_table,
+            "latest": None,
+            "sections": None,  # no metric tables yet: the page says what to run
+        }
         if metrics is None:
-            body.append(
-                f'<p class="note">No metric tables yet ({html.escape(monitored.profile_metrics_table)}): run '
-                f"<code>mlops monitor --env {html.escape(env.name)} --table all</code>.</p>"
-            )
             logger.warning("dashboard: no metric tables for %s yet", monitored.table)
-            continue
-        body.append(
-            f'<p class="note">{html.escape(monitored.profile_metrics_table)}, '
-            f"{html.escape(monitored.drift_metrics_table)}</p>"
-        )
-        body += _table_sections(env, metrics, out_dir)
-    index = out_dir / "index.html"
-    index.write_text(html_page(f"{env.name} quality and drift", "\n".join(body)), encoding="utf-8")
+        else:
+            table["latest"] = _latest_week_text(metrics, min_rows=env.monitoring.min_window_rows)
+            table["sections"] = _table_sections(env, metrics, out_dir)
+        tables.append(table)
+    title = f"{env.name} quality and drift"
+    index = write_page("dashboard.html", out_dir / "index.html", title=title, env_name=env.name, tables=tables)
     logger.info("dashboard: %s", index)
     return index

@@ -19,8 +19,11 @@ from cli.commands import dashboard as dashboard_command
 from local.dashboard import DashboardError, figure_label_coverage, label_coverage, load_metrics, render_dashboard
 from local.paths import table_path
 from local.report import figure_quality, load_drift, render_report, summary_rows, weeks_frame
+from local.report.figures import drift_matrix, figure_drift
+from local.report.metrics import ReportError
+from local.warehouse import LocalSql
 from spec.config import ENVIRONMENTS
-from spec.monitoring import monitored_tables
+from spec.monitoring import DRIFT_ALERT_COLUMNS, alerts, monitored_tables
 
 PROD = ENVIRONMENTS["prod"]
 PREDICTIONS, SERVED = monitored_tables(PROD)
@@ -94,7 +97,7 @@ def report_data(**values) -> dict:
 def drift_frame() -> pd.DataFrame:
     rows = [
         {"window_start": pd.Timestamp(FIRST_MONDAY + timedelta(weeks=i)), "model_version": "1", "column_name": name,
-         "psi": psi * (1 + i / 10)}
+         "psi": psi * (1 + i / 10), "rows": 5000.0}
         for i in range(8)
         for name, psi in (("temp", 0.2), ("distance", 0.02), ("month", 1.5))
     ]  # fmt: skip
@@ -379,15 +382,87 @@ def test_load_drift_reads_weekly_baseline_psi_of_the_whole_table_per_feature(pre
 
     got = sorted(drift.itertuples(index=False, name=None))
     expected = sorted(
-        [(pd.Timestamp(w.replace(tzinfo=None)), "1", "temp", round(0.1 + 0.15 * i, 10)) for i, w in enumerate(WEEKS)]
-        + [(pd.Timestamp(w.replace(tzinfo=None)), "2", "temp", 0.05) for w in WEEKS]
-        + [(pd.Timestamp(w.replace(tzinfo=None)), "1", "distance", 0.02) for w in WEEKS]
-    )
-    assert [(t, v, c, round(p, 10)) for t, v, c, p in got] == expected
+        [(pd.Timestamp(w.replace(tzinfo=None)), "1", "temp", round(0.1 + 0.15 * i, 10), 900.0)
+         for i, w in enumerate(WEEKS)]
+        + [(pd.Timestamp(w.replace(tzinfo=None)), "2", "temp", 0.05, 100.0) for w in WEEKS]
+        + [(pd.Timestamp(w.replace(tzinfo=None)), "1", "distance", 0.02, 900.0) for w in WEEKS]
+    )  # fmt: skip
+    assert [(t, v, c, round(p, 10), r) for t, v, c, p, r in got] == expected
 
 
 def test_load_drift_without_a_drift_table_is_none(home):
     assert load_drift(PROD) is None
+
+
+def test_a_drift_table_without_its_profile_table_is_a_clear_error(home):
+    write_table(PREDICTIONS.drift_metrics_table, drift_rows(), DRIFT)
+
+    with pytest.raises(ReportError) as error:
+        load_drift(PROD)
+
+    assert str(error.value) == (
+        "prod.monitoring.flight_delay_predictions_drift_metrics exists but prod.monitoring.flight_delay_predictions_"
+        "profile_metrics does not: the drift plot needs the rows per window from it (run mlops monitor --env prod "
+        "--full)"
+    )
+
+
+# A promotion week: the old Champion's last ~100 late-Sunday flights (Monday in UTC) fall into the new Champion's
+# first weekly window, where they form a group of their own with an extreme PSI against the old version's baseline.
+SLIVER_WEEK, PROMOTION_WEEK = WEEKS[0], WEEKS[1]
+SLIVER_PSI = {"sched_hour": 8.6, "day_of_week": 6.1, "wind_speed": 1.9, "visib": 2.4, "temp": 3.3}
+CHAMPION_PSI = {"sched_hour": 0.04, "day_of_week": 0.3, "wind_speed": 0.05, "visib": 0.07, "temp": 0.2}
+
+
+@pytest.fixture
+def promotion_week(home) -> None:
+    profile = [
+        profile_row(SLIVER_WEEK, "1 week", "1", ":table", rows=5000, labels=0),
+        profile_row(PROMOTION_WEEK, "1 week", "1", ":table", rows=PROD.monitoring.min_window_rows - 400, labels=0),
+        profile_row(PROMOTION_WEEK, "1 week", "2", ":table", rows=5200, labels=0),
+        # the sliver's slices and columns are not the group's size: only the whole-table ':table' INPUT row is
+        profile_row(PROMOTION_WEEK, "1 week", "1", ":table", rows=9000, labels=0, slice_key="origin", slice_value="E"),
+        profile_row(PROMOTION_WEEK, "1 week", "1", "sched_hour", rows=9000, labels=0),
+    ]
+    drift = [drift_row(SLIVER_WEEK, "1 week", name, "BASELINE", psi) for name, psi in CHAMPION_PSI.items()]
+    drift += [drift_row(PROMOTION_WEEK, "1 week", name, "BASELINE", psi) for name, psi in SLIVER_PSI.items()]
+    drift += [drift_row(PROMOTION_WEEK, "1 week", n, "BASELINE", psi, version="2") for n, psi in CHAMPION_PSI.items()]
+    write_table(PREDICTIONS.profile_metrics_table, profile, PROFILE)
+    write_table(PREDICTIONS.drift_metrics_table, drift, DRIFT)
+
+
+def test_a_promotion_week_shows_the_champions_psi_not_the_slivers(promotion_week):
+    # Given a promotion week with the old version's sliver (100 rows, PSI up to 8.6) beside the new one's 5,200 rows
+    m = PROD.monitoring
+    drift = load_drift(PROD)
+    week = pd.Timestamp(PROMOTION_WEEK.replace(tzinfo=None))
+    sliver = drift[(drift["window_start"] == week) & (drift["model_version"] == "1")]
+    assert sliver["psi"].max() == 8.6 and sliver["rows"].unique().tolist() == [100.0]
+
+    # When the report builds its drift matrix and its figure
+    matrix = drift_matrix(drift, min_rows=m.min_window_rows)
+    figure = figure_drift(drift, threshold=m.max_drift_psi, min_rows=m.min_window_rows, title="drift")
+
+    # Then the promotion week's cells are the new Champion's PSI: no spurious dark column, no cell marked above the
+    # threshold, and the figure says it left the sliver out
+    assert matrix[week].dropna().to_dict() == CHAMPION_PSI
+    assert matrix[pd.Timestamp(SLIVER_WEEK.replace(tzinfo=None))].dropna().to_dict() == CHAMPION_PSI
+    [heatmap, _colour_bar] = figure.axes
+    assert len(heatmap.collections) == 1  # the mesh alone: no "x" (a cell above the threshold) drawn
+    assert "1 model version-window(s) of fewer than 500 rows left out, as the alert does" in heatmap.get_xlabel()
+
+
+def test_the_drift_picture_and_the_drift_alert_take_the_same_groups(promotion_week):
+    # Given the promotion week's metric tables, when the drift alert's own SQL runs on them (the local warehouse)
+    [alert] = [a for a in alerts(PROD) if a.monitored == PREDICTIONS and a.kind == "feature_drift"]
+    [decided] = LocalSql(PROD.name).query(alert.query_text)
+    matrix = drift_matrix(load_drift(PROD), min_rows=PROD.monitoring.min_window_rows)
+
+    # Then the alert's worst PSI of the latest window is the report's largest cell of the alerted columns that week
+    week = pd.Timestamp(PROMOTION_WEEK.replace(tzinfo=None))
+    alerted = matrix.loc[[c for c in DRIFT_ALERT_COLUMNS if c in matrix.index], week]
+    assert decided["latest_worst_psi"] == alerted.max() == CHAMPION_PSI["visib"]
+    assert (decided["windows"], decided["breaches"], decided["triggered"]) == (2, 0, 0)
 
 
 # --- The dashboard --------------------------------------------------------------------------------------------------
