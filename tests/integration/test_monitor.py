@@ -593,6 +593,29 @@ def test_a_model_version_without_baseline_rows_is_named(mlops_home):
         _refresh(env)
 
 
+@pytest.mark.parametrize(
+    "text", ['{"windows": {"1 week": {', '["not", "a", "state"]', '{"table": "x"}'], ids=["cut", "list", "partial"]
+)
+def test_a_state_file_it_did_not_write_is_named_and_left_as_it_is(mlops_home, text):
+    from local.monitor import MonitorError, state_path
+
+    # Given a monitored table refreshed once, whose state file is then cut short or replaced by something else
+    env = _env("monbadstate")
+    _write(env.predictions_table, _flights(50, WEEK1, 7, seed=63))
+    _write(env.baseline_table, _flights(50, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=64))
+    first = _refresh(env, full=True)
+    path = state_path(monitored_tables(env)[0])
+    path.write_text(text)
+
+    # When the monitor refreshes, then it stops with an error naming the file and what to do, and touches nothing
+    with pytest.raises(MonitorError, match=r"flight_delay_predictions\.json is not a state this monitor .*delete it"):
+        _refresh(env)
+    assert path.read_text() == text
+    # and once the file is deleted, the next refresh recomputes every window
+    path.unlink()
+    assert len(_refresh(env).computed) == first.windows > 1
+
+
 def _state(monitored) -> dict:
     """The refresh state of ``monitored`` without what names its catalog (the table, and the configuration's
     fingerprint, which holds the baseline table's name): the same rows in two catalogs give one state."""
