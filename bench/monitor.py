@@ -159,11 +159,12 @@ def monitor_verdicts(monitored, reference, current, features) -> dict[str, dict]
     from deltalake import DeltaTable
 
     from local.paths import table_path
+    from spec.monitoring import BASELINE
 
     drift = DeltaTable(str(table_path(monitored.drift_metrics_table))).to_pandas()
     profile = DeltaTable(str(table_path(monitored.profile_metrics_table))).to_pandas()
-    drift = drift[(drift["drift_type"] == "BASELINE") & drift["slice_key"].isna()].set_index("column_name")
-    base = profile[(profile["log_type"] == "BASELINE") & profile["slice_key"].isna()].set_index("column_name")
+    drift = drift[(drift["drift_type"] == BASELINE) & drift["slice_key"].isna()].set_index("column_name")
+    base = profile[(profile["log_type"] == BASELINE) & profile["slice_key"].isna()].set_index("column_name")
     out = {}
     for column in features:
         row = drift.loc[column]

@@ -509,12 +509,12 @@ def test_an_incremental_refresh_gives_the_full_refreshs_tables_and_reads_one_bas
         env.predictions_table,
         pd.concat([_flights(300, WEEK1, 7, seed=50, version="1"), _flights(300, week2, 7, seed=51, version="2")]),
     )
-    import local.monitor as monitor
+    from local.monitor import store
 
     baseline_reads = []
-    read_baseline = monitor._read_baseline
+    read_baseline = store.read_baseline
     monkeypatch.setattr(
-        monitor, "_read_baseline", lambda *a: baseline_reads.append(a[2]) or read_baseline(*a), raising=True
+        store, "read_baseline", lambda *a: baseline_reads.append(a[2]) or read_baseline(*a), raising=True
     )
     incremental = _refresh(env)
     monitored = monitored_tables(env)[0]
@@ -593,13 +593,37 @@ def test_a_model_version_without_baseline_rows_is_named(mlops_home):
         _refresh(env)
 
 
+@pytest.mark.parametrize(
+    "text", ['{"windows": {"1 week": {', '["not", "a", "state"]', '{"table": "x"}'], ids=["cut", "list", "partial"]
+)
+def test_a_state_file_it_did_not_write_is_named_and_left_as_it_is(mlops_home, text):
+    from local.monitor import MonitorError, state_path
+
+    # Given a monitored table refreshed once, whose state file is then cut short or replaced by something else
+    env = _env("monbadstate")
+    _write(env.predictions_table, _flights(50, WEEK1, 7, seed=63))
+    _write(env.baseline_table, _flights(50, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=64))
+    first = _refresh(env, full=True)
+    path = state_path(monitored_tables(env)[0])
+    path.write_text(text)
+
+    # When the monitor refreshes, then it stops with an error naming the file and what to do, and touches nothing
+    with pytest.raises(MonitorError, match=r"flight_delay_predictions\.json is not a state this monitor .*delete it"):
+        _refresh(env)
+    assert path.read_text() == text
+    # and once the file is deleted, the next refresh recomputes every window
+    path.unlink()
+    assert len(_refresh(env).computed) == first.windows > 1
+
+
 def _state(monitored) -> dict:
     """The refresh state of ``monitored`` without what names its catalog (the table, and the configuration's
     fingerprint, which holds the baseline table's name): the same rows in two catalogs give one state."""
-    from local.monitor import _config_fingerprint, state_path
+    from local.monitor import state_path
+    from local.monitor.plan import config_fingerprint
 
     state = json.loads(state_path(monitored).read_text())
-    assert (state["table"], state["config"]) == (monitored.table, _config_fingerprint(monitored))
+    assert (state["table"], state["config"]) == (monitored.table, config_fingerprint(monitored))
     return {k: v for k, v in state.items() if k not in ("table", "config")}
 
 
@@ -608,6 +632,7 @@ def test_two_refreshes_of_one_table_at_once_give_what_one_after_the_other_gives(
     from contextlib import suppress
 
     import local.monitor as monitor
+    from local.monitor import store
 
     # Given the same two scored weeks and baseline in two catalogs, one of them refreshed twice, one after the other
     together, apart = _env("monrace"), _env("monraceapart")
@@ -622,14 +647,14 @@ def test_two_refreshes_of_one_table_at_once_give_what_one_after_the_other_gives(
     # When two threads refresh the other catalog's table at once, each held (up to 2 s) once it has read the state
     # until the other has read it too: the moment an unserialized refresh plans from a state the other replaces
     both_read = threading.Barrier(2, timeout=2)
-    read_baseline = monitor._read_baseline
+    read_baseline = store.read_baseline
 
     def held(*args):
         with suppress(threading.BrokenBarrierError):
             both_read.wait()
         return read_baseline(*args)
 
-    monkeypatch.setattr(monitor, "_read_baseline", held)
+    monkeypatch.setattr(store, "read_baseline", held)
     results, errors = [], []
 
     def refresh() -> None:
@@ -662,14 +687,14 @@ def test_two_refreshes_of_one_table_at_once_give_what_one_after_the_other_gives(
 
 
 def test_a_plan_that_recomputes_windows_it_read_no_rows_for_is_an_explicit_error(mlops_home, monkeypatch):
-    import local.monitor as monitor
+    from local.monitor import plan
 
     # Given a planner that asks for windows to be recomputed but for none of their rows (a bug: it cannot today)
     env = _env("monplanbug")
     _write(env.predictions_table, _flights(100, WEEK1, 7, seed=80))
     _write(env.baseline_table, _flights(100, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=81))
-    plan = monitor._plan
-    monkeypatch.setattr(monitor, "_plan", lambda *args: replace(plan(*args), rows=set()))
+    plan_windows = plan.plan_windows
+    monkeypatch.setattr(plan, "plan_windows", lambda *args: replace(plan_windows(*args), rows=set()))
 
     # Then the refresh stops with an error naming the table and what is wrong, under python -O too (not an assert)
     with pytest.raises(RuntimeError, match=r"monplanbug\.ml\.flight_delay_predictions .*no rows were read"):
