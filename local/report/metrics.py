@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from local.monitor.schema import DRIFT_SCHEMA, PROFILE_SCHEMA
 from local.paths import table_path
 from spec.config import ENVIRONMENTS, Environment
 from spec.errors import MlopsError
@@ -84,10 +85,20 @@ def drift_rows(frame: pd.DataFrame, *, drift_type: str, granularity: str, profil
     return sized.reset_index(drop=True)
 
 
-DRIFT_COLUMNS = ("granularity", MODEL_ID_COL, "slice_key", "column_name", "drift_type", "population_stability_index")
+def _columns(schema, *names: str) -> tuple[str, ...]:
+    """``names``, each checked against the monitor's own schema of the table (local.monitor.schema)."""
+    unknown = [name for name in names if name not in schema.names]
+    if unknown:
+        raise ReportError(f"the monitor's metric tables have no column {unknown}: the report reads what it writes")
+    return names
+
+
+DRIFT_COLUMNS = _columns(
+    DRIFT_SCHEMA, "granularity", MODEL_ID_COL, "slice_key", "column_name", "drift_type", "population_stability_index"
+)
 # What the report and the dashboard read of the profile metric table (model quality, label coverage, window sizes).
-PROFILE_COLUMNS = (
-    "granularity", MODEL_ID_COL, "log_type", "slice_key", "slice_value", "column_name", "count",
+PROFILE_COLUMNS = _columns(
+    PROFILE_SCHEMA, "granularity", MODEL_ID_COL, "log_type", "slice_key", "slice_value", "column_name", "count",
     "num_nulls", "accuracy_score", "roc_auc_score",
 )  # fmt: skip
 
