@@ -47,15 +47,25 @@ from spec.monitoring import describe_alert_row
 logger = logging.getLogger("local.replay")
 
 YEAR_START, YEAR_END = date(2013, 1, 1), date(2013, 12, 31)
+DEFAULT_INITIAL_WEEKS = 8
 
 
 @dataclass(frozen=True)
 class ReplayConfig:
+    """The replay's window (``months`` months from ``start``) and the first champion's training.
+
+    The window is replayed a Monday-to-Sunday week at a time (the monitor's weekly windows): every whole week inside
+    it, so up to six days at each end of a month are not replayed. Prod's first champion trains on the
+    ``initial_weeks`` before the window's start when the data (2013) has them (fewer when it has fewer: a window
+    starting in February trains on January). Only a window starting at the data's first month trains its first
+    champion inside itself, on its first ``initial_weeks``, and replays the rest. ``initial_weeks`` None: 8, or at
+    most half the window when the training is inside it (so ``--months 1`` replays January's last two weeks).
+    """
+
     start: date = YEAR_START
     months: int = 12
     seed: int = 7
-    # prod's first champion is trained on these weeks before the replay starts.
-    initial_weeks: int = 8
+    initial_weeks: int | None = None
     requests_per_week: int = 60
     references: bool = True
     # The code's way to prod: the model workflow in these environments first (empty: prod only, for a quick look).
@@ -66,16 +76,21 @@ class ReplayConfig:
             raise ValueError(f"months must be 1..12, got {self.months}")
         if not (YEAR_START <= self.start <= YEAR_END) or self.start.day != 1:
             raise ValueError(f"start must be the first day of a month of 2013, got {self.start}")
-        if self.initial_weeks < 2:
+        if self.initial_weeks is not None and self.initial_weeks < 2:
             raise ValueError(f"initial_weeks must be >= 2 (the first champion needs data), got {self.initial_weeks}")
         if self.end > YEAR_END:
             raise ValueError(f"{self.start} plus {self.months} months goes past 2013, the data's year")
         if self.requests_per_week < 1:
             raise ValueError(f"requests_per_week must be >= 1, got {self.requests_per_week}")
         if not self.weeks():
+            # Only a window trained inside itself can run out of weeks: every month holds three whole weeks.
+            fits = [
+                n for n in range(2, self.training_weeks) if _inside_replay_start(self.start, n) + _TO_SUNDAY <= self.end
+            ]
             raise ValueError(
-                f"{self.months} month(s) from {self.start} leave no whole week to replay after {self.initial_weeks} "
-                "weeks of initial training: more months or fewer initial weeks"
+                f"{self.months} month(s) from {self.start} leave no whole week to replay after {self.training_weeks} "
+                f"weeks of initial training inside the window (the data has nothing before {YEAR_START}): more months"
+                + (f", or at most {fits[-1]} initial weeks" if fits else "")
             )
 
     @property
@@ -85,18 +100,67 @@ class ReplayConfig:
         return first_after - timedelta(days=1)
 
     @property
+    def trains_inside(self) -> bool:
+        """The first champion trains on the window's first weeks: the data has nothing before it."""
+        return self.start == YEAR_START
+
+    @property
+    def training_weeks(self) -> int:
+        """The initial weeks asked (``initial_weeks``, or the default for this window)."""
+        if self.initial_weeks is not None:
+            return self.initial_weeks
+        if self.trains_inside:
+            return min(DEFAULT_INITIAL_WEEKS, max(2, ((self.end - self.start).days + 1) // 14))
+        return DEFAULT_INITIAL_WEEKS
+
+    @property
     def replay_start(self) -> date:
-        """The Monday on or before ``start`` + ``initial_weeks``: the replay goes a Monday-to-Sunday week at a time,
-        as the monitor's weekly windows do, so the initial training can be up to six days shorter than asked."""
-        first = self.start + timedelta(weeks=self.initial_weeks)
-        return first - timedelta(days=first.weekday())
+        """The first replayed Monday. Trained inside the window: the Monday on or before ``start`` +
+        ``training_weeks`` (the initial training can be up to six days shorter than asked). Trained before it: the
+        window's first Monday."""
+        if self.trains_inside:
+            return _inside_replay_start(self.start, self.training_weeks)
+        return self.start + timedelta(days=-self.start.weekday() % 7)
+
+    @property
+    def training_window(self) -> tuple[date, date]:
+        """The first champion's training days, first and last (inclusive)."""
+        if self.trains_inside:
+            return self.start, self.replay_start - timedelta(days=1)
+        return max(YEAR_START, self.start - timedelta(weeks=self.training_weeks)), self.start - timedelta(days=1)
+
+    def describe_training(self) -> str:
+        """Where the first champion's data comes from, in a sentence (said in the log, the events and the report)."""
+        first, last = self.training_window
+        days = (last - first).days + 1
+        span = f"{days // 7} week(s)" + (f" and {days % 7} day(s)" if days % 7 else "")
+        if self.trains_inside:
+            return (
+                f"trained on {first}..{last}, the window's first {span}: the data has nothing before {YEAR_START}, "
+                f"so the replay starts on {self.replay_start}"
+            )
+        if days < self.training_weeks * 7:
+            return (
+                f"trained on {first}..{last}, the {span} before the window (the data starts on {YEAR_START}; "
+                f"{self.training_weeks} weeks asked)"
+            )
+        return f"trained on {first}..{last}, the {span} before the window"
 
     def weeks(self) -> list[date]:
+        """The replayed Mondays: every Monday-to-Sunday week from ``replay_start`` inside the window."""
         weeks, week = [], self.replay_start
-        while week + timedelta(days=6) <= self.end:
+        while week + _TO_SUNDAY <= self.end:
             weeks.append(week)
             week += timedelta(weeks=1)
         return weeks
+
+
+_TO_SUNDAY = timedelta(days=6)  # from a replayed week's Monday to its Sunday
+
+
+def _inside_replay_start(start: date, initial_weeks: int) -> date:
+    first = start + timedelta(weeks=initial_weeks)
+    return first - timedelta(days=first.weekday())
 
 
 @dataclass
@@ -156,6 +220,8 @@ class ReplayResult:
     wall_seconds: float | None = None  # the demo's, once the report is written
     # Why the never/weekly-retrained references are missing (None: they were computed).
     references_missing: str | None = None
+    # The first champion's training days ("start", "end"), whether inside the window, and that in a sentence.
+    initial_training: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,21 +283,24 @@ class Replay:
         from local.runner import LocalRunner
 
         c = self.config
-        # dev and staging: the integration slice CI runs too (a quarter, 15,000 rows).
-        quarter = (c.start, c.start + timedelta(days=89))
+        training_start, initial_end = c.training_window
+        # dev and staging: the integration slice CI runs too (a quarter, 15,000 rows), from the first champion's
+        # first day and inside the data.
+        quarter = (training_start, min(training_start + timedelta(days=89), YEAR_END))
         plans = [
             (name, {"start_date": quarter[0], "end_date": quarter[1], "training_start": quarter[0],
                     "training_end": quarter[1], "max_rows": "15000"})
             for name in c.promotion_path
         ]  # fmt: skip
-        initial_end = c.replay_start - timedelta(days=1)
         plans.append(
             (
                 self.env.name,
-                {"start_date": YEAR_START, "end_date": YEAR_END, "training_start": c.start, "training_end": initial_end,
+                {"start_date": YEAR_START, "end_date": YEAR_END, "training_start": training_start,
+                 "training_end": initial_end,
                  "max_rows": str(self.env.retraining.max_rows)},
             )
         )  # fmt: skip
+        logger.info("prod's first champion: %s", c.describe_training())
         with timed(self.result, "initial training"):
             for i, (name, params) in enumerate(plans):
                 self.progress("initial training", i, len(plans), f"model workflow in {name}")
@@ -249,7 +318,14 @@ class Replay:
         if champion is None:
             raise ReplayError(f"prod has no champion after its first model workflow: see the run under {mlops_home()}")
         self.first_champion = champion
-        self.event(initial_end.isoformat(), "promotion", f"prod: version {champion} is the first champion")
+        training = c.describe_training()
+        self.result.initial_training = {
+            "start": training_start.isoformat(),
+            "end": initial_end.isoformat(),
+            "inside_window": c.trains_inside,
+            "description": training,
+        }
+        self.event(initial_end.isoformat(), "promotion", f"prod: version {champion} is the first champion, {training}")
 
     def replay(self) -> ReplayResult:
         weeks = self.config.weeks()
@@ -558,16 +634,18 @@ class Replay:
                 record.auc_never = _auc(labels(test), predict_proba(first, model_frame(test)))
 
     def year_examples(self) -> pd.DataFrame:
-        """Every labelled example of the replayed year, built by the training job's own join (computed once)."""
+        """Every labelled example of the replayed window, and of the retraining window before its first week (what
+        the weekly reference trains on first), built by the training job's own join (computed once)."""
         if self._year_examples is not None:
             return self._year_examples.copy()
         from jobs.core.features import flight_examples
 
         tables = self.platform.tables
+        retraining_window = self.config.replay_start - timedelta(days=self.env.retraining.window_days)
         examples = flight_examples(
             tables.read(self.env.flights_table),
             tables.read(self.env.weather_features_table),
-            self.config.start,
+            min(self.config.start, max(YEAR_START, retraining_window)),
             self.config.end,
         )
         # In a fixed order: Spark's row order after the join varies from run to run, and the weekly reference samples

@@ -53,8 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--initial-weeks",
         type=int,
-        default=8,
-        help="weeks of 2013 prod's first champion is trained on, up to the Monday before (default 8)",
+        default=None,
+        help="weeks prod's first champion trains on, just before --start (default 8, as many as 2013 has); with "
+        "--start 2013-01 the window's first weeks (default 8, at most half the window), the rest is replayed",
     )
     demo.add_argument(
         "--prod-only", action="store_true", help="skip the model workflow in dev and staging (a quicker look)"
