@@ -8,7 +8,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from local.replay import ReplayConfig
+from local.demo import ReplayError
+from local.demo.config import ReplayConfig
+from spec.errors import MlopsError
 
 
 def mondays(first: str, last: str) -> list[date]:
@@ -72,7 +74,7 @@ def test_the_december_window_ends_with_its_last_whole_week():
 
 
 def test_initial_weeks_that_leave_nothing_to_replay_are_refused_with_what_would_fit():
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ReplayError) as refused:
         ReplayConfig(months=1, initial_weeks=4)
     assert str(refused.value) == (
         "1 month(s) from 2013-01-01 leave no whole week to replay after 4 weeks of initial training inside the "
@@ -95,6 +97,8 @@ def test_initial_weeks_that_leave_nothing_to_replay_are_refused_with_what_would_
     ],
 )
 def test_bad_options_are_refused_naming_the_option(options, message):
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ReplayError) as refused:
         ReplayConfig(**options)
     assert str(refused.value) == message
+    # The project's own error (the CLI says it in one line), not a ValueError a bug could raise too.
+    assert isinstance(refused.value, MlopsError) and not isinstance(refused.value, ValueError)
