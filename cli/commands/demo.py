@@ -3,8 +3,9 @@
 1. every environment's stack is synthesized and summarized;
 2. the local services start on free loopback ports: dynalite (DynamoDB), the webhook receiver the alerts post to,
    and the serving gateway for prod (its own process, as a user runs it); they stop at the end, on Ctrl-C or failure;
-3. the model workflow runs in dev, then staging (a small slice), then prod (the first weeks of 2013);
-4. prod lives through the rest of the year week by week (``local.demo.loop``);
+3. the model workflow runs in dev, then staging (a small slice), then prod: its first champion trains on the weeks
+   before ``--start`` (on the window's first weeks when it starts in January, 2013 having nothing before);
+4. prod lives through the whole weeks of ``--months`` months one by one (``local.demo.loop``);
 5. the report: ``index.html`` with its plots (in ``--report``, default ``$MLOPS_HOME/demo/report``), and a summary
    on the terminal.
 
@@ -58,14 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--report", type=Path, default=None, help="where the report goes (default: $MLOPS_HOME/demo/report)"
     )
     demo.set_defaults(func=_demo)
-
-
-def _month(text: str) -> date:
-    try:
-        year, month = (int(part) for part in text.split("-"))
-        return date(year, month, 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a month YYYY-MM, got {text!r}") from None
 
 
 def _month(text: str) -> date:
