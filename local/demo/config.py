@@ -97,7 +97,7 @@ class ReplayConfig:
         """Where the first champion's data comes from, in a sentence (said in the log, the events and the report)."""
         first, last = self.training_window
         days = (last - first).days + 1
-        span = f"{days // 7} week(s)" + (f" and {days % 7} day(s)" if days % 7 else "")
+        span = _count(days // 7, "week") + (f" and {_count(days % 7, 'day')}" if days % 7 else "")
         if self.trains_inside:
             return (
                 f"trained on {first}..{last}, the window's first {span}: the data has nothing before {YEAR_START}, "
@@ -120,6 +120,10 @@ class ReplayConfig:
 
 
 _TO_SUNDAY = timedelta(days=6)  # from a replayed week's Monday to its Sunday
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 def _inside_replay_start(start: date, initial_weeks: int) -> date:

@@ -28,7 +28,7 @@ def test_the_default_trains_on_january_s_first_eight_weeks_and_replays_the_rest_
     assert config.replay_start == date(2013, 2, 25)
     assert config.weeks() == mondays("2013-02-25", "2013-12-23")
     assert config.describe_training() == (
-        "trained on 2013-01-01..2013-02-24, the window's first 7 week(s) and 6 day(s): the data has nothing before "
+        "trained on 2013-01-01..2013-02-24, the window's first 7 weeks and 6 days: the data has nothing before "
         "2013-01-01, so the replay starts on 2013-02-25"
     )
 
@@ -39,7 +39,7 @@ def test_april_and_may_train_on_the_eight_weeks_before_april_and_replay_the_week
     assert config.training_window == (date(2013, 2, 4), date(2013, 3, 31))
     # Every Monday-to-Sunday week inside April and May: the week of May 27 ends in June.
     assert config.weeks() == mondays("2013-04-01", "2013-05-20")
-    assert config.describe_training() == "trained on 2013-02-04..2013-03-31, the 8 week(s) before the window"
+    assert config.describe_training() == "trained on 2013-02-04..2013-03-31, the 8 weeks before the window"
 
 
 def test_a_window_not_starting_on_a_monday_replays_from_its_first_monday_and_trains_up_to_its_start():
@@ -53,7 +53,7 @@ def test_february_trains_on_what_january_has_and_says_that_it_is_less_than_asked
     assert config.training_window == (date(2013, 1, 1), date(2013, 1, 31))
     assert config.weeks() == mondays("2013-02-04", "2013-02-18")
     assert config.describe_training() == (
-        "trained on 2013-01-01..2013-01-31, the 4 week(s) and 3 day(s) before the window (the data starts on "
+        "trained on 2013-01-01..2013-01-31, the 4 weeks and 3 days before the window (the data starts on "
         "2013-01-01; 8 weeks asked)"
     )
 
@@ -63,6 +63,10 @@ def test_one_month_from_january_trains_on_its_first_half_and_replays_its_last_tw
     assert config.training_weeks == 2
     assert config.training_window == (date(2013, 1, 1), date(2013, 1, 13))
     assert config.weeks() == mondays("2013-01-14", "2013-01-21")
+    assert config.describe_training() == (
+        "trained on 2013-01-01..2013-01-13, the window's first 1 week and 6 days: the data has nothing before "
+        "2013-01-01, so the replay starts on 2013-01-14"
+    )
     # The integration test's window (--months 1 --initial-weeks 2) is the same.
     assert ReplayConfig(months=1, initial_weeks=2).weeks() == config.weeks()
 
