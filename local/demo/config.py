@@ -19,9 +19,10 @@ class ReplayConfig:
     """The replay's window (``months`` months from ``start``) and the first champion's training.
 
     The window is replayed a Monday-to-Sunday week at a time (the monitor's weekly windows): every whole week inside
-    it, so up to six days at each end of a month are not replayed. Prod's first champion trains on the
+    it, so up to six days at each end of the window are not replayed. Prod's first champion trains on the
     ``initial_weeks`` before the window's start when the data (2013) has them (fewer when it has fewer: a window
-    starting in February trains on January). Only a window starting at the data's first month trains its first
+    starting in February trains on January), and on nothing of the window: the days before its first Monday are
+    neither trained on nor replayed. Only a window starting at the data's first month trains its first
     champion inside itself, on its first ``initial_weeks``, and replays the rest. ``initial_weeks`` None: 8, or at
     most half the window when the training is inside it (so ``--months 1`` replays January's last two weeks).
     """

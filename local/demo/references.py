@@ -205,7 +205,10 @@ class References:
 
 
 def score_loop(env: Environment, records: list[WeekRecord]) -> None:
-    """Each week's ROC AUC of what the loop served: the champion's predictions of the week's flights, labelled."""
+    """Each week's ROC AUC of what the loop served: the champion's predictions of the week's flights, labelled.
+
+    Read with delta-rs, as before the move, not through the tables port: the port gives Spark DataFrames, and three
+    columns of the year's predictions need no Spark."""
     import pandas as pd
     from deltalake import DeltaTable
 
