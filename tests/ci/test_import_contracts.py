@@ -36,7 +36,7 @@ def copy_of_the_packages(tmp_path: Path) -> Path:
 def test_the_repository_keeps_every_import_contract():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "Contracts: 13 kept, 0 broken." in result.stdout
+    assert "Contracts: 16 kept, 0 broken." in result.stdout
 
 
 def test_a_job_that_imports_cdktn_or_another_entry_point_breaks_the_contracts(tmp_path):
@@ -48,7 +48,7 @@ def test_a_job_that_imports_cdktn_or_another_entry_point_breaks_the_contracts(tm
     result = lint_imports(root)
 
     assert result.returncode == 1
-    assert "Contracts: 10 kept, 3 broken." in result.stdout, result.stdout
+    assert "Contracts: 13 kept, 3 broken." in result.stdout, result.stdout
     # (import-linter wraps long contract names; their last words end the line)
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert broken == [
@@ -58,3 +58,28 @@ def test_a_job_that_imports_cdktn_or_another_entry_point_breaks_the_contracts(tm
     ]
     assert "jobs.probe -> cdktn" in result.stdout
     assert "jobs.train -> jobs.validate" in result.stdout
+
+
+def test_the_demo_importing_the_cli_or_upwards_or_the_platform_importing_the_demo_breaks_the_contracts(tmp_path):
+    root = copy_of_the_packages(tmp_path)
+    records = root / "local" / "demo" / "records.py"
+    records.write_text(records.read_text() + "\nfrom cli.main import main  # noqa: E402,F401\n")
+    config = root / "local" / "demo" / "config.py"
+    config.write_text(config.read_text() + "\nfrom local.demo import services  # noqa: E402,F401\n")
+    runner = root / "local" / "runner.py"
+    runner.write_text(runner.read_text() + "\nfrom local.demo import loop  # noqa: E402,F401\n")
+
+    result = lint_imports(root)
+
+    assert result.returncode == 1
+    assert "Contracts: 12 kept, 4 broken." in result.stdout, result.stdout
+    broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
+    assert broken == [
+        "Applications depend downwards: cli -> local | infra | policies -> jobs -> spec BROKEN",
+        "policies BROKEN",
+        "The local platform does not depend on the demo that drives it BROKEN",
+        "references, over the records BROKEN",
+    ]
+    assert "local.demo.records -> cli.main" in result.stdout
+    assert "local.runner -> local.demo.loop" in result.stdout
+    assert "local.demo.config -> local.demo.services" in result.stdout

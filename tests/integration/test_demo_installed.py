@@ -26,11 +26,11 @@ import json, sys
 from types import SimpleNamespace
 
 import cli.commands.demo as demo
-import local.replay
 from cli.main import main
+from local.demo import lifecycle, loop, services
 
 demo._synth_summaries = lambda: []
-demo.start_gateway = lambda services, home, env, token, log, record: "http://127.0.0.1:9"
+services.start_gateway = lambda stack, home, env, token, log, record: "http://127.0.0.1:9"
 demo._print_summary = lambda console, result, index, home: None
 reports = []
 
@@ -52,10 +52,10 @@ class Replay:
         return SimpleNamespace(phases={}, wall_seconds=0.0, env="prod")
 
 
-demo._write_report = write_report
-local.replay.Replay = Replay
+lifecycle.write_report = write_report
+loop.Replay = Replay
 code = main(["demo", "--prod-only", "--no-references"])
-print(json.dumps({"code": code, "demo": demo.__file__, "reports": reports}))
+print(json.dumps({"code": code, "demo": demo.__file__, "services": services.__file__, "reports": reports}))
 """
 
 
@@ -90,6 +90,7 @@ def test_an_installed_demo_finds_dynalite_on_the_path_and_reports_under_mlops_ho
     assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
     result = json.loads(child.stdout.strip().splitlines()[-1])
     assert Path(result["demo"]) == installed / "cli" / "commands" / "demo.py"
+    assert Path(result["services"]) == installed / "local" / "demo" / "services.py"
     assert result["code"] == 0, child.stdout[-3000:]
     assert ran.read_text().split() == [str(wrapper)]
     assert result["reports"] == [str(home / "demo" / "report")] * 2

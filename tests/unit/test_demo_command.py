@@ -15,13 +15,12 @@ from types import SimpleNamespace
 import pytest
 
 import local.dynalite
-import local.replay
 from cli.commands import demo
 from cli.main import main
 from local import node_tools
+from local.demo import ReplayError, lifecycle, loop, services
 from local.dynalite import Dynalite, DynaliteError
 from local.node_tools import NODE_PACKAGES, NodeToolNotFound, checkout_root, find_node_tool
-from local.replay import ReplayError
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -47,10 +46,12 @@ class FakeDynalite:
         pass
 
 
-def fake_replay(outcome: str) -> type:
+def fake_replay(outcome: str, configs: list | None = None) -> type:
     class FakeReplay:
         def __init__(self, config, **kwargs) -> None:
             self.config = config
+            if configs is not None:
+                configs.append(config)
 
         def initial_training(self) -> None:
             os.environ[TASK_KEY] = "train"
@@ -75,9 +76,9 @@ def demo_run(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     for name in ("MLOPS_DYNAMODB_ENDPOINT", "MLOPS_NOTIFY_WEBHOOK_URL", TASK_KEY, "MLFLOW_EXPERIMENT_ID"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(demo, "preflight", lambda: [])
+    monkeypatch.setattr(services, "preflight", lambda: [])
     monkeypatch.setattr(demo, "_synth_summaries", lambda: ["prod: 0 resources"])
-    monkeypatch.setattr(demo, "start_gateway", lambda services, home, env, token, log, record: "http://127.0.0.1:9")
+    monkeypatch.setattr(services, "start_gateway", lambda stack, home, env, token, log, record: "http://127.0.0.1:9")
     monkeypatch.setattr(demo, "_print_summary", lambda console, result, index, home: None)
     monkeypatch.setattr(local.dynalite, "Dynalite", FakeDynalite)
     reports: list[Path] = []
@@ -88,15 +89,15 @@ def demo_run(tmp_path, monkeypatch):
         reports.append(report_dir)
         return report_dir / "index.html"
 
-    monkeypatch.setattr(demo, "_write_report", write_report)
+    monkeypatch.setattr(lifecycle, "write_report", write_report)
     saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
         signal.signal(signum, _caller_handler)
 
-    def run(outcome: str):
-        monkeypatch.setattr(local.replay, "Replay", fake_replay(outcome))
+    def run(outcome: str, *options: str, configs: list | None = None):
+        monkeypatch.setattr(loop, "Replay", fake_replay(outcome, configs))
         try:
-            return main(["demo", "--prod-only", "--no-references"]), reports
+            return main(["demo", "--prod-only", "--no-references", *options]), reports
         except Exception as error:
             return error, reports
 
@@ -139,20 +140,52 @@ def test_the_report_goes_under_mlops_home_by_default_and_where_asked_otherwise(d
     assert reports == [tmp_path / "home" / "demo" / "report"] * 2
     asked = tmp_path / "elsewhere"
     reports.clear()
-    monkeypatch.setattr(local.replay, "Replay", fake_replay("succeeds"))
+    monkeypatch.setattr(loop, "Replay", fake_replay("succeeds"))
     assert main(["demo", "--prod-only", "--no-references", "--report", str(asked)]) == 0
     assert reports == [asked] * 2
 
 
 def test_the_gateway_imports_the_demo_s_code_from_any_working_directory(monkeypatch):
     # From a checkout (not a site-packages directory): the checkout goes first on the child's PYTHONPATH ...
-    assert demo.SOURCE_DIR == ROOT
-    assert demo.package_pythonpath({}) == str(ROOT)
-    assert demo.package_pythonpath({"PYTHONPATH": "/opt/extra"}) == os.pathsep.join([str(ROOT), "/opt/extra"])
+    assert services.SOURCE_DIR == ROOT
+    assert services.package_pythonpath({}) == str(ROOT)
+    assert services.package_pythonpath({"PYTHONPATH": "/opt/extra"}) == os.pathsep.join([str(ROOT), "/opt/extra"])
     # ... installed: site-packages is searched anyway, PYTHONPATH stays as it is
-    monkeypatch.setattr(demo, "SOURCE_DIR", Path(site.getsitepackages()[0]).resolve())
-    assert demo.package_pythonpath({"PYTHONPATH": "/opt/extra"}) == "/opt/extra"
-    assert demo.package_pythonpath({}) is None
+    monkeypatch.setattr(services, "SOURCE_DIR", Path(site.getsitepackages()[0]).resolve())
+    assert services.package_pythonpath({"PYTHONPATH": "/opt/extra"}) == "/opt/extra"
+    assert services.package_pythonpath({}) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "training", "weeks"),
+    [
+        # The default: the first champion trains on January's first weeks, the rest of the year is replayed.
+        ((), ("2013-01-01", "2013-02-24"), ("2013-02-25", "2013-12-23", 44)),
+        # April and May: trained on the eight weeks before April, exactly the whole weeks of April and May replayed.
+        (("--start", "2013-04", "--months", "2"), ("2013-02-04", "2013-03-31"), ("2013-04-01", "2013-05-20", 8)),
+        # One month: January's first half trains, its last two weeks are replayed.
+        (("--months", "1"), ("2013-01-01", "2013-01-13"), ("2013-01-14", "2013-01-21", 2)),
+    ],
+)
+def test_the_window_options_reach_the_replay_as_they_say(demo_run, options, training, weeks):
+    configs: list = []
+    code, _ = demo_run("succeeds", *options, configs=configs)
+    assert code == 0
+    [config] = configs
+    replayed = config.weeks()
+    assert tuple(d.isoformat() for d in config.training_window) == training
+    assert (replayed[0].isoformat(), replayed[-1].isoformat(), len(replayed)) == weeks
+
+
+def test_a_window_with_nothing_left_to_replay_is_refused_before_anything_starts(demo_run, tmp_path):
+    configs: list = []
+    with pytest.raises(SystemExit) as refused:
+        demo_run("succeeds", "--months", "1", "--initial-weeks", "4", configs=configs)
+    assert str(refused.value) == (
+        "mlops demo: 1 month(s) from 2013-01-01 leave no whole week to replay after 4 weeks of initial training "
+        "inside the window (the data has nothing before 2013-01-01): more months, or at most 3 initial weeks"
+    )
+    assert configs == [] and not (tmp_path / "home" / "demo").exists()
 
 
 # --- Node tools ------------------------------------------------------------------------------------------------------
@@ -202,7 +235,7 @@ def test_a_missing_node_tool_names_where_it_was_looked_for_and_what_to_install(n
     with pytest.raises(DynaliteError) as not_started:
         Dynalite().start()
     assert str(not_started.value) == str(missing.value)
-    assert str(missing.value) in demo.preflight()
+    assert str(missing.value) in services.preflight()
 
 
 def test_the_checkout_is_found_when_the_package_runs_from_one_and_the_pins_are_package_json_s():

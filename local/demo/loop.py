@@ -1,0 +1,314 @@
+"""The weekly loop of the main job (`mlops demo`): a year of MLOps on the real 2013 New York flights, replayed on
+this machine.
+
+The model workflow runs in dev, then the same code in staging (a small slice) and in prod (the weeks before the
+window, or its first weeks when it starts in January: ``ReplayConfig``). Then prod lives through the window, a week at
+a time, with the environment's own job graphs on the local
+runner (the same graphs Databricks runs):
+
+1. the week's flights land, a file per day; the streaming job scores the first six days, the batch job the seventh,
+   and publishes to the online store (dynalite);
+2. live requests for a sample of the week's flights reach the serving gateway (Champion/Challenger split);
+3. the week's flights arrive: the labels job joins their delays into the predictions and the served requests;
+4. the quality monitor refreshes its metric tables; the SQL alerts are evaluated (people hear of them through the
+   webhook receiver);
+5. the retraining job runs, as the daily-monitoring job starts it after the alerts: its check runs the same alert
+   SQL and the champion's age, and retrains through the model workflow (validation, Champion vs Challenger) if so;
+6. the online Champion/Challenger decision runs on the labelled served traffic.
+
+Two references are computed beside the loop, on the same labelled flights: the first prod champion never retrained,
+and a model retrained every week on the same window length (the costly upper bound). Everything the report shows is
+in ``ReplayResult``; events (alerts, retraining, promotions) are reported as they happen.
+
+The live requests are ``traffic``'s, the references ``references``'; the processes around the loop (the gateway,
+dynalite, the webhook receiver) are ``services``'.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from jobs.platform import build_platform
+from jobs.platform.registry import CHALLENGER, CHAMPION
+from local.demo import ReplayError
+from local.demo.config import YEAR_END, YEAR_START, ReplayConfig
+from local.demo.records import Event, OnEvent, Progress, ReplayResult, WeekRecord, timed
+from local.demo.references import ReferenceProcess, References, score_loop
+from local.demo.traffic import Traffic
+from local.paths import mlflow_tracking_uri, mlops_home, table_path, warehouse_dir
+from spec.config import ENVIRONMENTS, Environment
+from spec.monitoring import describe_alert_row
+
+logger = logging.getLogger(__name__)
+
+
+class Replay:
+    """Runs the lifecycle; ``gateway_url``/``token`` reach the serving gateway the caller started for prod."""
+
+    def __init__(
+        self,
+        config: ReplayConfig,
+        *,
+        gateway_url: str,
+        token: str,
+        webhook_url: str,
+        progress: Progress = lambda phase, done, total, label: None,
+        on_event: OnEvent = lambda event: None,
+        on_spawn: Callable[[str, int], None] = lambda name, pid: None,
+        env_name: str = "prod",
+    ) -> None:
+        from local.runner import LocalRunner
+
+        self.config = config
+        self.env: Environment = ENVIRONMENTS[env_name]
+        self.webhook_url = webhook_url
+        self.progress = progress
+        self.on_event = on_event
+        self.on_spawn = on_spawn  # told of each process the replay starts (its name and pid)
+        self.runner = LocalRunner(self.env)
+        self.platform = build_platform(self.env)
+        self.traffic = Traffic(
+            self.env,
+            gateway_url=gateway_url,
+            token=token,
+            requests_per_week=config.requests_per_week,
+            rng=random.Random(config.seed),
+        )
+        self.references = References(self.env, self.platform, config)
+        self.first_champion: str | None = None
+        self.result = ReplayResult(self.env.name, config.start.isoformat(), config.end.isoformat(), config.seed)
+
+    # ---- the steps ------------------------------------------------------------------------------------------------
+
+    def initial_training(self) -> None:
+        """The model workflow in dev and staging (the code's way to prod), then prod's first champion."""
+        from local.runner import LocalRunner
+
+        c = self.config
+        training_start, initial_end = c.training_window
+        # dev and staging: the integration slice CI runs too (a quarter, 15,000 rows), from the first champion's
+        # first day and inside the data.
+        quarter = (training_start, min(training_start + timedelta(days=89), YEAR_END))
+        plans = [
+            (name, {"start_date": quarter[0], "end_date": quarter[1], "training_start": quarter[0],
+                    "training_end": quarter[1], "max_rows": "15000"})
+            for name in c.promotion_path
+        ]  # fmt: skip
+        plans.append(
+            (
+                self.env.name,
+                {"start_date": YEAR_START, "end_date": YEAR_END, "training_start": training_start,
+                 "training_end": initial_end,
+                 "max_rows": str(self.env.retraining.max_rows)},
+            )
+        )  # fmt: skip
+        logger.info("prod's first champion: %s", c.describe_training())
+        with timed(self.result, "initial training"):
+            for i, (name, params) in enumerate(plans):
+                self.progress("initial training", i, len(plans), f"model workflow in {name}")
+                runner = self.runner if name == self.env.name else LocalRunner(ENVIRONMENTS[name])
+                run = runner.run("model-training", {k: str(v) for k, v in params.items()})
+                if run.status != "SUCCESS":
+                    failed = run.failed_task
+                    raise ReplayError(
+                        f"the model workflow failed in {name} at task {failed.task_key if failed else '?'}: "
+                        f"{failed.error if failed else run.status}"
+                    )
+                self.event(params["training_end"], "training", f"{name}: model workflow succeeded")
+            self.progress("initial training", len(plans), len(plans), "done")
+        champion = self.platform.registry.alias_version(CHAMPION)
+        if champion is None:
+            raise ReplayError(f"prod has no champion after its first model workflow: see the run under {mlops_home()}")
+        self.first_champion = champion
+        training = c.describe_training()
+        self.result.initial_training = {
+            "start": training_start.isoformat(),
+            "end": initial_end.isoformat(),
+            "inside_window": c.trains_inside,
+            "description": training,
+        }
+        self.event(initial_end.isoformat(), "promotion", f"prod: version {champion} is the first champion, {training}")
+
+    def replay(self) -> ReplayResult:
+        weeks = self.config.weeks()
+        with ExitStack() as running:
+            # The weekly-retraining reference fits its models in a process of its own while the weeks go by.
+            reference = (
+                running.enter_context(self.references.start_weekly(weeks, self.on_spawn))
+                if self.config.references
+                else None
+            )
+            with timed(self.result, "replay"):
+                self.traffic.wait_for_gateway()
+                for i, week in enumerate(weeks):
+                    self.progress("replay", i, len(weeks), f"week of {week}")
+                    self.result.weeks.append(self.week(week))
+                self.progress("replay", len(weeks), len(weeks), "done")
+            score_loop(self.env, self.result.weeks)
+            if reference is None:
+                self.result.references_missing = "mlops demo --no-references"
+            else:
+                with timed(self.result, "references"):
+                    self.progress("references", 0, 1, "waiting for the weekly-retraining reference")
+                    weekly = self.weekly_reference(reference, weeks[-1])
+                    self.references.score(self.result.weeks, self.first_champion, weekly)
+                    self.progress("references", 1, 1, "done")
+        self.result.paths = {
+            "mlflow_ui": f"mlflow ui --backend-store-uri {mlflow_tracking_uri()}",
+            "warehouse": str(warehouse_dir()),
+            "predictions_table": str(table_path(self.env.predictions_table)),
+            "served_table": str(table_path(self.env.served_table)),
+            "dashboard": f"MLOPS_HOME={mlops_home()} mlops dashboard --env {self.env.name}",
+        }
+        return self.result
+
+    def week(self, week: date) -> WeekRecord:
+        from local.alerts import evaluate_alerts
+        from local.landing import land_flights
+        from spec.monitoring import monitored_tables
+
+        record = WeekRecord(week.isoformat())
+        registry = self.platform.registry
+        days = [week + timedelta(days=i) for i in range(7)]
+        with record.step("stream"):
+            land_flights(self.env, days[0], days[5])
+            stream = self.run_task("mlops-score-stream", ["--trigger", "available-now"], week)
+        record.scored_stream = int(stream.get("scored_rows", 0))
+        record.rejected += int(stream.get("rejected_rows", 0))
+        with record.step("batch and publish"):
+            # The replay's jobs run one after another, so no scoring run commits behind the publish watermark: no
+            # lookback (its default, two hours of wall clock, would re-read the whole compressed year each week).
+            day = days[6].isoformat()
+            params = {"start_date": day, "end_date": day, "publish_lookback_minutes": "0"}
+            batch = self.run_graph("batch-inference", params, week)
+        record.scored_batch = int(batch.tasks["score"].values.get("scored_rows", 0))
+        record.rejected += int(batch.tasks["score"].values.get("rejected_rows", 0))
+        record.published = int(batch.tasks["publish"].values.get("published_items", 0))
+        with record.step("serving"):
+            served = self.traffic.serve_week(week)
+        record.served_requests, record.served_errors = served.requests, served.errors
+        record.served_p50_ms, record.served_p95_ms = served.p50_ms, served.p95_ms
+        if served.errors:
+            self.event(week, "serving", f"{served.errors} of {served.requests} requests failed")
+        with record.step("labels"):
+            self.run_graph("labels", {"as_of": (week + timedelta(days=7)).isoformat()}, week)
+        with record.step("monitor"):
+            # The daily-monitoring job's refresh: each monitor on its own, both at once, as Lakehouse Monitoring's.
+            self.platform.monitors.refresh([m.table for m in monitored_tables(self.env)])
+        with record.step("alerts"):
+            alerts = evaluate_alerts(self.env, self.platform.sql, webhook_url=self.webhook_url)
+        for alert in alerts:
+            record.alerts[alert.name] = alert.state
+            if alert.state == "TRIGGERED" and alert.previous_state != "TRIGGERED":
+                self.event(week, "alert", f"{alert.name} fired: {describe_alert_row(alert.details)}")
+            if alert.state == "ERROR" and alert.previous_state != "ERROR":
+                self.event(week, "alert", f"{alert.name} is in ERROR: {alert.reason}")
+        with record.step("retraining"):
+            self.retrain(week, record)
+        with record.step("online decision"):
+            decision = self.run_graph("champion-challenger", {}, week).tasks["decide"].values
+        record.online_decision = str(decision.get("action", "none"))
+        if record.online_decision not in ("none", "wait"):
+            self.event(week, "online", f"challenger {record.online_decision}: {decision.get('reason', '')}")
+        record.champion = registry.alias_version(CHAMPION)
+        record.challenger = registry.alias_version(CHALLENGER)
+        if record.challenger and record.challenger != record.champion:
+            from jobs.promotion import challenger_percent
+
+            record.challenger_percent = challenger_percent(self.platform, record.challenger)
+        logger.info("week of %s took %s", week, record.seconds)
+        return record
+
+    def retrain(self, week: date, record: WeekRecord) -> None:
+        before = self.platform.registry.alias_version(CHAMPION)
+        run = self.runner.run("retraining", {})
+        check = run.tasks["check"].values if "check" in run.tasks else {}
+        if check.get("retrain") != "true":
+            if run.status != "SUCCESS":
+                raise ReplayError(f"week of {week}: the retraining check failed: {self._failure(run)}")
+            return
+        record.retrained, record.retrain_reason = True, str(check.get("reason", ""))
+        self.event(
+            week,
+            "retraining",
+            f"retraining on {check.get('training_start')}..{check.get('training_end')}: {record.retrain_reason}",
+        )
+        child = self.runner_child(run)
+        tasks = child.tasks if child is not None else {}
+        record.new_version = str(tasks["train"].values.get("model_version", "")) if "train" in tasks else None
+        record.validation = str(tasks["validate"].values.get("validation_status", "")) if "validate" in tasks else None
+        if run.status != "SUCCESS":
+            # A failed validation is the loop working: the run is red, people are told, the champion keeps serving.
+            # Anything else (a crash in train or validate, say) stops the replay.
+            failed = child.failed_task if child is not None else None
+            if failed is None or failed.task_key != "validation_failed":
+                raise ReplayError(f"week of {week}: the retraining run failed: {self._failure(child or run)}")
+            self.event(
+                week, "validation_failed", f"version {record.new_version} FAILED validation: the champion keeps serving"
+            )
+        after = self.platform.registry.alias_version(CHAMPION)
+        record.promoted = after != before
+        if record.promoted:
+            self.event(week, "promotion", f"version {after} is the champion (was {before})")
+        elif record.validation == "PASSED":
+            self.event(
+                week,
+                "retraining",
+                f"version {record.new_version} is the challenger; the champion {after} keeps serving",
+            )
+
+    def runner_child(self, run):
+        from local.runner import load_run
+
+        retrain = run.tasks.get("retrain")
+        child_id = retrain.child_run_id if retrain is not None else None
+        return load_run(child_id, self.runner.home) if child_id else None
+
+    @staticmethod
+    def _failure(run) -> str:
+        failed = run.failed_task
+        return f"{failed.task_key}: {failed.error}" if failed else run.status
+
+    def run_graph(self, name: str, params: dict[str, str], week: date):
+        run = self.runner.run(name, params)
+        if run.status != "SUCCESS":
+            raise ReplayError(f"week of {week}: the {name} run failed at {self._failure(run)}")
+        return run
+
+    def run_task(self, entry_point: str, args: list[str], week: date) -> dict[str, Any]:
+        """One job entry point outside a graph (the streaming job: its graph's publish step runs with the batch), as
+        a task of its own: its task values go to a file of its own (``TaskContext``), not through the environment."""
+        from local.adapters import TaskContext, task_context
+        from local.runner import run_entry_point
+
+        with tempfile.TemporaryDirectory(prefix="task-values-") as folder:
+            task = TaskContext(f"replay-{entry_point}-{week}-{uuid.uuid4().hex[:8]}", "task", Path(folder))
+            code = task_context(task).run(run_entry_point, entry_point, ["--env", self.env.name, *args])
+            values = json.loads(task.values_file.read_text()) if task.values_file.exists() else {}
+        if code != 0:
+            raise ReplayError(f"week of {week}: {entry_point} exited with code {code}")
+        return values
+
+    def weekly_reference(self, reference: ReferenceProcess, last_week: date) -> dict[str, float | None]:
+        """The reference process's result; when it failed, none (said as an event): the year replayed is kept."""
+        try:
+            return reference.result()
+        except RuntimeError as error:
+            self.result.references_missing = "the weekly-retraining reference failed"
+            self.event(last_week, "reference", f"{error}; the report has no weekly-retrained reference")
+            return {}
+
+    def event(self, week: date | str, kind: str, message: str) -> None:
+        event = Event(week if isinstance(week, str) else week.isoformat(), kind, message)
+        self.result.events.append(event)
+        logger.info("event %s %s: %s", event.week_start, kind, message)
+        self.on_event(event)

@@ -1,0 +1,124 @@
+"""The replay's live traffic: a sample of each week's flights sent to prod's serving gateway, one request a flight,
+as a client calls the endpoint; then the wait for the gateway's inference rows (the labels job must see them).
+
+It reads the predictions and inference tables with delta-rs, not through the tables port (``LocalTables``): the
+port hands Spark DataFrames to jobs, and this waits on a row count every 50 ms, which Spark would turn into seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from jobs.core.requests import flight_key_id
+from local.demo import ReplayError
+from local.paths import table_path
+from spec.columns import FEATURE_COLUMNS
+from spec.config import Environment
+
+logger = logging.getLogger(__name__)
+
+# What names one flight among the predictions: the streaming and the batch job may both have scored it.
+_FLIGHT = ["sched_date", "carrier", "flight", "origin", "dest", "time_hour"]
+
+
+@dataclass(frozen=True)
+class Served:
+    """One week's requests: how many were sent, how many failed, and their latencies (ms)."""
+
+    requests: int = 0
+    errors: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+
+class Traffic:
+    """Requests to the gateway at ``gateway_url`` (bearer ``token``) for prod's endpoint in ``env``."""
+
+    def __init__(
+        self, env: Environment, *, gateway_url: str, token: str, requests_per_week: int, rng: random.Random
+    ) -> None:
+        self.env = env
+        self.gateway_url = gateway_url.rstrip("/")
+        self.token = token
+        self.requests_per_week = requests_per_week
+        self.random = rng
+
+    def serve_week(self, week: date) -> Served:
+        """A sample of the week's flights as live requests, one flight each, named by its key; returns once the
+        gateway has written an inference row for each."""
+        import httpx
+
+        rows = self.week_flights(week)
+        if rows.empty:
+            return Served()
+        sample = rows.sample(min(self.requests_per_week, len(rows)), random_state=self.random.randrange(2**31))
+        url = f"{self.gateway_url}/serving-endpoints/{self.env.serving.endpoint_name}/invocations"
+        before = self.inference_rows()
+        latencies, errors = [], 0
+        with httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as client:
+            for _, row in sample.iterrows():
+                record = {c: (None if pd.isna(row[c]) else row[c]) for c in FEATURE_COLUMNS}
+                body = {"dataframe_records": [record], "client_request_id": flight_key_id(row)}
+                started = time.perf_counter()
+                response = client.post(url, json=body)
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += response.status_code != 200
+        self.wait_for_inference_rows(before + len(latencies))
+        return Served(
+            requests=len(latencies),
+            errors=errors,
+            p50_ms=round(float(np.percentile(latencies, 50)), 2),
+            p95_ms=round(float(np.percentile(latencies, 95)), 2),
+        )
+
+    def wait_for_gateway(self, timeout: float = 60.0) -> None:
+        """The gateway serves once it has loaded the champion the deploy job just put on the endpoint."""
+        import httpx
+
+        deadline, answer = time.monotonic() + timeout, "no answer"
+        headers = {"Authorization": f"Bearer {self.token}"}
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"{self.gateway_url}/ready", headers=headers, timeout=5)
+                if response.status_code == 200:
+                    return
+                answer = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as error:
+                answer = str(error)
+            time.sleep(0.3)
+        raise ReplayError(f"the serving gateway is not ready after {timeout:.0f} s: {answer}")
+
+    def inference_rows(self) -> int:
+        from deltalake import DeltaTable
+
+        path = str(table_path(self.env.inference_table))
+        return DeltaTable(path).to_pyarrow_dataset().count_rows() if DeltaTable.is_deltatable(path) else 0
+
+    def wait_for_inference_rows(self, expected: int, timeout: float = 30.0) -> None:
+        """The gateway writes its inference table in batches (about every second): the labels job must see them."""
+        deadline = time.monotonic() + timeout
+        while self.inference_rows() < expected:
+            if time.monotonic() > deadline:
+                raise ReplayError(
+                    f"the inference table has {self.inference_rows()} rows after {timeout:.0f} s, not {expected}"
+                )
+            time.sleep(0.05)
+
+    def week_flights(self, week: date) -> pd.DataFrame:
+        """The week's scored flights with their features (from the predictions table)."""
+        import pyarrow.dataset as ds
+        from deltalake import DeltaTable
+
+        table = DeltaTable(str(table_path(self.env.predictions_table))).to_pyarrow_dataset()
+        frame = table.to_table(
+            filter=(ds.field("sched_date") >= week) & (ds.field("sched_date") <= week + timedelta(days=6)),
+            columns=[*_FLIGHT, *[c for c in FEATURE_COLUMNS if c not in ("carrier", "origin", "dest")]],
+        ).to_pandas()
+        return frame.drop_duplicates(subset=_FLIGHT)
