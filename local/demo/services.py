@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local.demo import ReplayError
+from local.files import LockHeld, exclusive_lock
 
 # Where `local` is imported from: a child `python -m cli.main` must import the same code (see package_pythonpath).
 SOURCE_DIR = Path(__file__).resolve().parents[2]
@@ -155,26 +156,15 @@ def prepare_home(home: Path) -> list[int]:
 
 @contextmanager
 def demo_lock(base: Path) -> Iterator[None]:
-    """One demo at a time per MLOPS_HOME: an exclusive flock the kernel releases when the process ends."""
-    import fcntl
-
-    base.mkdir(parents=True, exist_ok=True)
-    handle = (base / "demo.lock").open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise ReplayError(f"another demo is running on {base} (pid {holder}); wait for it or stop it") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    try:
+    """One demo at a time per MLOPS_HOME: ``local.files``' exclusive lock on ``demo.lock``, which the kernel releases
+    when the process ends; a second demo is refused, naming the first one's pid."""
+    with ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(base / "demo.lock", f"a demo on {base}", wait=False))
+        except LockHeld as busy:
+            pid = busy.holder.get("pid", "?")
+            raise ReplayError(f"another demo is running on {base} (pid {pid}); wait for it or stop it") from None
         yield
-    finally:
-        handle.close()
 
 
 @contextmanager

@@ -242,3 +242,15 @@ def test_the_checkout_is_found_when_the_package_runs_from_one_and_the_pins_are_p
     assert checkout_root() == ROOT
     pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]
     assert NODE_PACKAGES == {"dynalite": f"dynalite@{pinned['dynalite']}", "cdktn": f"cdktn-cli@{pinned['cdktn-cli']}"}
+
+
+def test_a_second_demo_on_one_home_is_refused_naming_the_first(tmp_path):
+    from local.demo import ReplayError
+    from local.demo.services import demo_lock
+
+    with demo_lock(tmp_path):
+        with pytest.raises(ReplayError, match=rf"another demo is running on {tmp_path} \(pid {os.getpid()}\)"):
+            with demo_lock(tmp_path):
+                pytest.fail("two demos ran on one home")
+    with demo_lock(tmp_path):  # released: the next demo runs
+        pass
