@@ -16,7 +16,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -203,7 +202,7 @@ def local_store_at(
 
     settings = OnlineStoreSettings(create_table=True, endpoint_url=endpoint_url)
     if max_attempts is not None:
-        settings = replace(settings, max_attempts=max_attempts)
+        settings = settings.replace(max_attempts=max_attempts)
     return DynamoDBOnlineStore.connect(table_name, settings, LOCAL_CREDENTIALS, endpoint_url)
 
 
@@ -217,5 +216,5 @@ def local_online_store(env: Environment, environ: Mapping[str, str] | None = Non
             f"{DYNAMODB_ENDPOINT_ENV} is not set: start the local DynamoDB with `mlops dynamodb` and export the "
             f"variable it prints, or run `mlops publish --env {env.name}`, which starts one for its duration"
         )
-    settings = replace(env.online_store, endpoint_url=endpoint, create_table=True)
+    settings = env.online_store.replace(endpoint_url=endpoint, create_table=True)
     return DynamoDBOnlineStore.connect(env.online_table_name, settings, LOCAL_CREDENTIALS, endpoint)
