@@ -27,6 +27,8 @@ STORAGE_ROOT = r"^(abfss|s3|gs)://[^/\s]+"
 ENDPOINT_NAME = r"^[a-z][a-z0-9-]*$"
 HTTP = r"^https?://"
 STORAGE_ACCOUNT = r"^[a-z0-9]{3,24}$"
+WORKSPACE_PATH = r"^/"
+DYNAMODB_NAME = r"^[A-Za-z0-9_.-]+$"
 PATTERN_MEANINGS = {
     IDENTIFIER: "a lowercase identifier (letters, digits and underscores, starting with a letter)",
     UUID: "a UUID (lowercase hex)",
@@ -38,6 +40,8 @@ PATTERN_MEANINGS = {
     ENDPOINT_NAME: "lowercase letters, digits and dashes, starting with a letter",
     HTTP: "an http(s) URL",
     STORAGE_ACCOUNT: "an Azure storage account name (3 to 24 lowercase letters and digits)",
+    WORKSPACE_PATH: "a workspace path starting with '/'",
+    DYNAMODB_NAME: "letters, digits, '_', '-' and '.' only (a DynamoDB table name)",
 }
 
 
@@ -162,10 +166,16 @@ def _description(model: type[BaseModel] | None, location: Sequence[int | str]) -
 
 
 def _dotted(location: Sequence[int | str]) -> str:
-    path = ""
+    """pydantic's location as a person writes it: ``compute.node_types[ibm]``, ``alerts.emails[0]``."""
+    parts: list[str] = []
     for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
+        if part == "[key]" and parts:  # the key of a mapping is at fault, not its value
+            parts[-1] = f"[{parts[-1].lstrip('.')}]"
+        elif isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f".{part}" if parts else str(part))
+    return "".join(parts)
 
 
 def _join(base: str, field: str) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from spec.config.base import STORAGE_ROOT, ConfigError, ConfigModel, Problems
+from spec.config.base import STORAGE_ROOT, WORKSPACE_PATH, ConfigError, ConfigModel, Problems
 from spec.config.models import (
     Account,
     Alerts,
@@ -70,7 +70,7 @@ class Environment(ConfigModel):
     read_only_from: tuple[Identifier, ...] = ()
     compute: Compute = Field(default_factory=Compute)
     model_name: Identifier = "flight_delay"
-    experiment_dir: Annotated[str, Field(pattern=r"^/")] = "/Shared/mlops"
+    experiment_dir: Annotated[str, Field(pattern=WORKSPACE_PATH)] = "/Shared/mlops"
     validation: Validation = Field(default_factory=Validation)
     promotion: Promotion = Field(default_factory=Promotion)
     serving: Serving = Field(default_factory=Serving)

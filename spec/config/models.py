@@ -13,6 +13,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, Field, model_validator
 
 from spec.config.base import (
+    DYNAMODB_NAME,
     EMAIL,
     ENDPOINT_NAME,
     HTTP,
@@ -287,7 +288,7 @@ class OnlineStore(ConfigModel):
     table lives in dynalite (a DynamoDB server) on a loopback port, and ``endpoint_url`` is set at run time."""
 
     # The environment's name and this make the DynamoDB table's name (3 to 200 of these characters in all).
-    table_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "flight-delay-predictions"
+    table_name: Annotated[str, Field(pattern=DYNAMODB_NAME)] = "flight-delay-predictions"
     region: NonEmpty = "us-east-1"
     endpoint_url: Annotated[str, Field(pattern=HTTP)] | None = None
     create_table: bool = False
