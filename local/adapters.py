@@ -30,6 +30,7 @@ from jobs.platform.task_values import InMemoryTaskValues, TaskValue
 from local.files import write_json_atomically
 from local.paths import mlflow_artifact_root, mlflow_tracking_uri
 from local.serving.state import new_state, state_path, write_state
+from spec.errors import MlopsError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -44,7 +45,7 @@ TASK_VALUES_DIR_ENV = "MLOPS_TASK_VALUES_DIR"
 TASK_KEY_ENV = "MLOPS_TASK_KEY"
 
 
-class RunEndedError(RuntimeError):
+class RunEndedError(MlopsError):
     """A task the local runner has given up on tried to write: nothing was written."""
 
 
@@ -204,7 +205,7 @@ class LocalServing:
         return state_path(self.root, env.name, env.serving.endpoint_name)
 
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
-        """``StateError`` (a ``ValueError``) before anything is written when ``served`` cannot be served."""
+        """``StateError`` before anything is written when ``served`` cannot be served."""
         state = new_state(env.name, env.serving.endpoint_name, served, now=self._clock())
         with writing(f"the state of endpoint {env.serving.endpoint_name}", self.task):
             write_state(self.state_path(env), state)

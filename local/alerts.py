@@ -45,6 +45,7 @@ from local.adapters import LocalNotifier
 from local.paths import mlops_home, table_path
 from local.warehouse import LocalSql
 from spec.config import Environment
+from spec.errors import MlopsError
 from spec.monitoring import AlertSpec, alerts
 
 logger = logging.getLogger(__name__)
@@ -285,7 +286,7 @@ def _to_json(document: Any) -> str:
     return json.dumps(document, sort_keys=True, default=default)
 
 
-class RetrainingInProgress(RuntimeError):
+class RetrainingInProgress(MlopsError):
     """Another local retraining of the environment holds the lock."""
 
     def __init__(self, env_name: str, holder: Mapping[str, Any]) -> None:

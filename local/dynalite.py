@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING
 from jobs.platform.online_store import Credentials, DynamoDBOnlineStore, OnlineStore, OnlineStoreError
 from local.node_tools import NodeToolNotFound, find_node_tool
 from local.paths import mlops_home
+from spec.errors import MlopsError
 
 if TYPE_CHECKING:
     from spec.config import Environment
@@ -36,7 +37,7 @@ STOP_TIMEOUT_SECONDS = 5.0
 _POLL_SECONDS = 0.1
 
 
-class DynaliteError(RuntimeError):
+class DynaliteError(MlopsError):
     """dynalite cannot be started; the message says why and what to do."""
 
 

@@ -14,9 +14,17 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from spec.errors import MlopsError
+
 TOKEN_ENV = "MLOPS_SERVING_TOKEN"
 
 logger = logging.getLogger(__name__)
+
+
+class TokenError(MlopsError):
+    """No usable serving token: none is set, or its file is empty."""
+
+    exit_code = 2  # as `mlops predict` has always said it
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ def _read_file(path: Path) -> Token:
         logger.warning("token file %s is readable by others (mode %o); run: chmod 600 %s", path, mode, path)
     value = path.read_text(encoding="utf-8").strip()
     if not value:
-        raise ValueError(f"token file {path} is empty; delete it to have the gateway create a new one")
+        raise TokenError(f"token file {path} is empty; delete it to have the gateway create a new one")
     return Token(value, f"file {path}")
 
 
@@ -72,7 +80,7 @@ def client_token(serving_dir: Path) -> Token:
         return token
     path = token_file(serving_dir)
     if not path.exists():
-        raise FileNotFoundError(
+        raise TokenError(
             f"no serving token: set {TOKEN_ENV} or start the gateway once (`mlops serve`) to create {path}"
         )
     return _read_file(path)
