@@ -30,6 +30,7 @@ from jobs.platform.task_values import InMemoryTaskValues, TaskValue
 from local.files import write_json_atomically
 from local.paths import mlflow_artifact_root, mlflow_tracking_uri
 from local.serving.state import new_state, state_path, write_state
+from local.settings import local_settings
 from spec.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -41,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 # Where task values go when no runner task is current (a CLI command that calls a job itself sets them); the job
 # writes <dir>/<task_key>.json and the caller reads it back.
-TASK_VALUES_DIR_ENV = "MLOPS_TASK_VALUES_DIR"
-TASK_KEY_ENV = "MLOPS_TASK_KEY"
 
 
 class RunEndedError(MlopsError):
@@ -147,8 +146,9 @@ class LocalTaskValues(InMemoryTaskValues):
         task = current_task()
         if task is not None:
             return cls(task=task)
-        environ = os.environ if environ is None else environ
-        return cls(environ.get(TASK_VALUES_DIR_ENV), environ.get(TASK_KEY_ENV))
+        settings = local_settings(environ)
+        values_dir = str(settings.task_values_dir) if settings.task_values_dir is not None else None
+        return cls(values_dir, settings.task_key)
 
     def set(self, key: str, value: TaskValue) -> None:
         with writing(f"task value {key!r}", self.task):

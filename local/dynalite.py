@@ -10,7 +10,6 @@ them.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 from jobs.platform.online_store import Credentials, DynamoDBOnlineStore, OnlineStore, OnlineStoreError
 from local.node_tools import NodeToolNotFound, find_node_tool
 from local.paths import mlops_home
+from local.settings import DYNAMODB_ENDPOINT_ENV, local_settings
 from spec.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DYNAMODB_ENDPOINT_ENV = "MLOPS_DYNAMODB_ENDPOINT"
 HOST = "127.0.0.1"
 LOCAL_CREDENTIALS = Credentials("local", "local")
 START_TIMEOUT_SECONDS = 20.0
@@ -210,8 +209,7 @@ def local_store_at(
 def local_online_store(env: Environment, environ: Mapping[str, str] | None = None) -> OnlineStore:
     """The environment's table in the local DynamoDB that ``MLOPS_DYNAMODB_ENDPOINT`` points at; created on first
     use (``create_table`` is always on here)."""
-    environ = os.environ if environ is None else environ
-    endpoint = environ.get(DYNAMODB_ENDPOINT_ENV) or env.online_store.endpoint_url
+    endpoint = local_settings(environ).dynamodb_endpoint or env.online_store.endpoint_url
     if not endpoint:
         raise OnlineStoreError(
             f"{DYNAMODB_ENDPOINT_ENV} is not set: start the local DynamoDB with `mlops dynamodb` and export the "

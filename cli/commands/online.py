@@ -48,8 +48,9 @@ def local_dynamodb() -> Iterator[str]:
     """The endpoint of the running local DynamoDB, or of a dynalite started until the block ends (exported as
     ``MLOPS_DYNAMODB_ENDPOINT`` meanwhile, for the job's platform)."""
     from local.dynalite import DYNAMODB_ENDPOINT_ENV, Dynalite, dynalite_dir
+    from local.settings import local_settings
 
-    running = os.environ.get(DYNAMODB_ENDPOINT_ENV)
+    running = local_settings().dynamodb_endpoint
     if running:
         yield running
         return

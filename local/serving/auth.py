@@ -14,9 +14,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from local.settings import SERVING_TOKEN_ENV, local_settings
 from spec.errors import MlopsError
 
-TOKEN_ENV = "MLOPS_SERVING_TOKEN"
+TOKEN_ENV = SERVING_TOKEN_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def token_file(serving_dir: Path) -> Path:
 
 
 def _from_env() -> Token | None:
-    value = os.environ.get(TOKEN_ENV, "").strip()
+    value = local_settings().serving_token
     return Token(value, f"environment variable {TOKEN_ENV}") if value else None
 
 
