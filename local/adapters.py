@@ -30,6 +30,8 @@ from jobs.platform.task_values import InMemoryTaskValues, TaskValue
 from local.files import write_json_atomically
 from local.paths import mlflow_artifact_root, mlflow_tracking_uri
 from local.serving.state import new_state, state_path, write_state
+from local.settings import TASK_KEY_ENV as TASK_KEY_ENV  # the variables' names, imported from here too
+from local.settings import TASK_VALUES_DIR_ENV as TASK_VALUES_DIR_ENV
 from local.settings import local_settings
 from spec.errors import MlopsError
 

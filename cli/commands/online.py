@@ -65,7 +65,7 @@ def local_dynamodb() -> Iterator[str]:
 @contextmanager
 def task_values_file() -> Iterator[Path]:
     """Where the job's task values land, read back as the local workflow runner reads them."""
-    from local.adapters import TASK_KEY_ENV, TASK_VALUES_DIR_ENV
+    from local.settings import TASK_KEY_ENV, TASK_VALUES_DIR_ENV
 
     saved = {name: os.environ.get(name) for name in (TASK_VALUES_DIR_ENV, TASK_KEY_ENV)}
     with tempfile.TemporaryDirectory(prefix="mlops-publish-") as folder:
