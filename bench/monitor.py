@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     setups = {"warm-up": predictions.iloc[:5000], **{size: predictions.iloc[:size] for size in sizes}, "july": july}
     targets = {}
     for name, rows in setups.items():
-        catalog_env = replace(env, catalog=f"bench_{str(name).replace('-', '_')}")
+        catalog_env = env.replace(catalog=f"bench_{str(name).replace('-', '_')}")
         _write(catalog_env.baseline_table, baseline)
         _write(catalog_env.predictions_table, rows)
         monitored = monitored_tables(catalog_env)[0]

@@ -1,7 +1,9 @@
 """`mlops`: the project's command line. Each module in ``cli.commands`` contributes its subcommands.
 
 A command module defines ``register(subparsers)``, which adds its parsers and sets ``func`` (args -> exit code).
-Modules are imported lazily here, at parse time, never at import time of anything else.
+Modules are imported lazily here, at parse time, never at import time of anything else. A command lets the project's
+own errors (``spec.errors.MlopsError``) reach ``main``, which prints each as one line and exits non-zero; any other
+exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import warnings
 
 from cli import commands
+from spec.errors import MlopsError
 
 
 def console():
@@ -48,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         # Connection chatter of the Spark gateway and MLflow's schema hints drown the jobs' own log lines.
         logging.getLogger("py4j").setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", module="mlflow")
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except MlopsError as error:
+        # A user's error: one line saying what is wrong. Anything else is a bug and keeps its traceback.
+        print(f"mlops {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import logging
 from jobs.core import contract
 from jobs.core.decisions import traffic_split
 from jobs.platform import Platform, ServedEntity
+from jobs.platform.job import JobError
 from jobs.platform.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, ModelRef
 from jobs.platform.serving import served_entities_for
 
@@ -60,12 +61,12 @@ def rollback(platform: Platform) -> str:
 
     The rolled-back version loses the aliases ``champion`` (and ``challenger``) and is tagged ``rolled_back_to``;
     ``previous_champion`` moves one step back along the chain of ``previous_champion_version`` tags, so a second
-    rollback goes further back. A ValueError when there is no previous Champion.
+    rollback goes further back. A ``JobError`` when there is no previous Champion.
     """
     registry = platform.registry
     previous = registry.alias_version(PREVIOUS_CHAMPION)
     if previous is None:
-        raise ValueError(f"no previous champion of {registry.model_name} to roll back to")
+        raise JobError(f"no previous champion of {registry.model_name} to roll back to")
     current = registry.alias_version(CHAMPION)
     registry.set_alias(CHAMPION, previous)
     if current is not None and current != previous:

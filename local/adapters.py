@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +29,10 @@ from jobs.platform.task_values import InMemoryTaskValues, TaskValue
 from local.files import replacing, write_json_atomically
 from local.paths import mlflow_artifact_root, mlflow_tracking_uri
 from local.serving.state import new_state, state_path, write_state
+from local.settings import TASK_KEY_ENV as TASK_KEY_ENV  # the variables' names, imported from here too
+from local.settings import TASK_VALUES_DIR_ENV as TASK_VALUES_DIR_ENV
+from local.settings import local_settings
+from spec.errors import MlopsError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -40,11 +43,9 @@ logger = logging.getLogger(__name__)
 
 # Where task values go when no runner task is current (a CLI command that calls a job itself sets them); the job
 # writes <dir>/<task_key>.json and the caller reads it back.
-TASK_VALUES_DIR_ENV = "MLOPS_TASK_VALUES_DIR"
-TASK_KEY_ENV = "MLOPS_TASK_KEY"
 
 
-class RunEndedError(RuntimeError):
+class RunEndedError(MlopsError):
     """A task the local runner has given up on tried to write: nothing was written."""
 
 
@@ -146,8 +147,9 @@ class LocalTaskValues(InMemoryTaskValues):
         task = current_task()
         if task is not None:
             return cls(task=task)
-        environ = os.environ if environ is None else environ
-        return cls(environ.get(TASK_VALUES_DIR_ENV), environ.get(TASK_KEY_ENV))
+        settings = local_settings(environ)
+        values_dir = str(settings.task_values_dir) if settings.task_values_dir is not None else None
+        return cls(values_dir, settings.task_key)
 
     def set(self, key: str, value: TaskValue) -> None:
         with writing(f"task value {key!r}", self.task):
@@ -204,7 +206,7 @@ class LocalServing:
         return state_path(self.root, env.name, env.serving.endpoint_name)
 
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
-        """``StateError`` (a ``ValueError``) before anything is written when ``served`` cannot be served."""
+        """``StateError`` before anything is written when ``served`` cannot be served."""
         state = new_state(env.name, env.serving.endpoint_name, served, now=self._clock())
         with writing(f"the state of endpoint {env.serving.endpoint_name}", self.task):
             write_state(self.state_path(env), state)

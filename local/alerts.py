@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -35,11 +34,12 @@ from jobs.core.alert_verdict import ERROR, TRIGGERED, run_alert_query
 from jobs.core.alert_verdict import OK as OK  # re-exported: the states and the verdict, as before
 from jobs.core.alert_verdict import Verdict as Verdict
 from jobs.core.alert_verdict import judge as judge
-from jobs.platform.notify import WEBHOOK_URL_ENV, Notifier, event_json, post_json
+from jobs.platform.notify import Notifier, event_json, post_json
 from jobs.platform.sql import Sql
 from local.adapters import LocalNotifier
 from local.files import LockHeld, exclusive_lock
 from local.paths import mlops_home, table_path
+from local.settings import local_settings
 from local.warehouse import LocalSql
 from spec.config import Environment
 from spec.monitoring import AlertSpec, alerts
@@ -209,9 +209,8 @@ def evaluate_alerts(
 ) -> list[AlertResult]:
     """Evaluate every alert of ``env`` (or ``specs``) once: state, history row, notification on a change to
     TRIGGERED or ERROR. The webhook is ``webhook_url``, else ``MLOPS_NOTIFY_WEBHOOK_URL``; none only records."""
-    environ = os.environ if environ is None else environ
     sql = sql if sql is not None else LocalSql(env.name)
-    url = webhook_url or environ.get(WEBHOOK_URL_ENV) or None
+    url = webhook_url or local_settings(environ).notify_webhook_url
     notifier = notifier if notifier is not None else LocalNotifier(env.name, mlops_home() / "notifications.jsonl")
     history = history if history is not None else AlertHistory(env)
     specs = alerts(env) if specs is None else specs

@@ -10,26 +10,25 @@ them.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from jobs.platform.online_store import Credentials, DynamoDBOnlineStore, OnlineStore, OnlineStoreError
 from local.node_tools import NodeToolNotFound, find_node_tool
 from local.paths import mlops_home
+from local.settings import DYNAMODB_ENDPOINT_ENV, local_settings
+from spec.errors import MlopsError
 
 if TYPE_CHECKING:
     from spec.config import Environment
 
 logger = logging.getLogger(__name__)
 
-DYNAMODB_ENDPOINT_ENV = "MLOPS_DYNAMODB_ENDPOINT"
 HOST = "127.0.0.1"
 LOCAL_CREDENTIALS = Credentials("local", "local")
 START_TIMEOUT_SECONDS = 20.0
@@ -37,7 +36,7 @@ STOP_TIMEOUT_SECONDS = 5.0
 _POLL_SECONDS = 0.1
 
 
-class DynaliteError(RuntimeError):
+class DynaliteError(MlopsError):
     """dynalite cannot be started; the message says why and what to do."""
 
 
@@ -203,19 +202,18 @@ def local_store_at(
 
     settings = OnlineStoreSettings(create_table=True, endpoint_url=endpoint_url)
     if max_attempts is not None:
-        settings = replace(settings, max_attempts=max_attempts)
+        settings = settings.replace(max_attempts=max_attempts)
     return DynamoDBOnlineStore.connect(table_name, settings, LOCAL_CREDENTIALS, endpoint_url)
 
 
 def local_online_store(env: Environment, environ: Mapping[str, str] | None = None) -> OnlineStore:
     """The environment's table in the local DynamoDB that ``MLOPS_DYNAMODB_ENDPOINT`` points at; created on first
     use (``create_table`` is always on here)."""
-    environ = os.environ if environ is None else environ
-    endpoint = environ.get(DYNAMODB_ENDPOINT_ENV) or env.online_store.endpoint_url
+    endpoint = local_settings(environ).dynamodb_endpoint or env.online_store.endpoint_url
     if not endpoint:
         raise OnlineStoreError(
             f"{DYNAMODB_ENDPOINT_ENV} is not set: start the local DynamoDB with `mlops dynamodb` and export the "
             f"variable it prints, or run `mlops publish --env {env.name}`, which starts one for its duration"
         )
-    settings = replace(env.online_store, endpoint_url=endpoint, create_table=True)
+    settings = env.online_store.replace(endpoint_url=endpoint, create_table=True)
     return DynamoDBOnlineStore.connect(env.online_table_name, settings, LOCAL_CREDENTIALS, endpoint)

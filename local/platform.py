@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from jobs.platform import Platform
 from jobs.platform.monitors import Refreshed
-from jobs.platform.notify import WEBHOOK_URL_ENV
 from local.adapters import (
     LocalLanding,
     LocalNotifier,
@@ -26,6 +25,7 @@ from local.adapters import (
 )
 from local.dynalite import local_online_store
 from local.paths import landing_dir, mlops_home, work_dir
+from local.settings import local_settings
 from local.spark import local_spark
 from local.tables import LocalTables
 from local.warehouse import LocalSql
@@ -53,7 +53,7 @@ def build_local_platform(env: Environment, environ: Mapping[str, str]) -> Platfo
         registry=registry,
         task_values=LocalTaskValues(task=task) if task else LocalTaskValues.from_environ(environ),
         serving=LocalServing(home / "serving", task=task),
-        notifier=LocalNotifier(env.name, home / "notifications.jsonl", environ.get(WEBHOOK_URL_ENV) or None),
+        notifier=LocalNotifier(env.name, home / "notifications.jsonl", local_settings(environ).notify_webhook_url),
         spark_session=local_spark,
         on_databricks=False,
         landing=LocalLanding(landing_dir(env.name)),

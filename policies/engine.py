@@ -32,6 +32,7 @@ from regopy.rego_shared import (
 
 from spec import access
 from spec.config import ENVIRONMENTS, Environment
+from spec.errors import MlopsError
 
 POLICY_DIR = Path(__file__).resolve().parent
 LIB_MODULE = "lib"
@@ -47,11 +48,11 @@ class Violation:
     message: str
 
 
-class PolicyInputError(ValueError):
+class PolicyInputError(MlopsError):
     """The document cannot be checked: its environment is unknown or has no configuration."""
 
 
-class PolicyEngineError(RuntimeError):
+class PolicyEngineError(MlopsError):
     """The Rego interpreter failed (a rule does not compile or a built-in raised)."""
 
 

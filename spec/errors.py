@@ -9,3 +9,7 @@ from __future__ import annotations
 
 class MlopsError(Exception):
     """An error the user can act on; its message says what is wrong and, where it can, what to do."""
+
+    # What `mlops` exits with when this error stops a command: 1 (the command failed), or 2 where a command has said
+    # 2 for it until now (the setup it needs is missing).
+    exit_code: int = 1

@@ -59,15 +59,11 @@ def retrain(env, because: list[str]) -> int:
     from cli.commands.workflow import print_run
     from local.alerts import RetrainingInProgress, retraining_lock
     from local.runner import LocalRunner
-    from spec.workflows import WorkflowError
 
     try:
         with retraining_lock(env.name):
             _say(f"{', '.join(because)} TRIGGERED: running the {RETRAINING_WORKFLOW} workflow in {env.name}")
-            try:
-                run = LocalRunner(env).run(RETRAINING_WORKFLOW)
-            except WorkflowError as error:
-                raise SystemExit(f"mlops alerts: {error}") from error
+            run = LocalRunner(env).run(RETRAINING_WORKFLOW)
     except RetrainingInProgress as busy:
         _say(str(busy))
         return 0

@@ -28,11 +28,8 @@ def _dashboard(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from cli.main import console
-    from local.dashboard import DashboardError, render_dashboard
+    from local.dashboard import render_dashboard
 
-    try:
-        index = render_dashboard(ENVIRONMENTS[args.env], args.out)
-    except DashboardError as error:
-        raise SystemExit(f"mlops dashboard: {error}") from error
+    index = render_dashboard(ENVIRONMENTS[args.env], args.out)
     console().print(f"dashboard of {escape(args.env)}: {escape(str(index))}", soft_wrap=True)
     return 0

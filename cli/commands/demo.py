@@ -36,6 +36,7 @@ from pathlib import Path
 
 from local.demo import services
 from local.demo.services import STOP_SIGNALS, quiet_terminal, restored_process_state, stop_on_signals
+from local.settings import HOME_ENV
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +72,6 @@ def _month(text: str) -> date:
 
 def _demo(args: argparse.Namespace) -> int:
     from cli.main import console as cli_console
-    from local.demo import ReplayError
 
     console = cli_console()
     problems = services.preflight()
@@ -79,29 +79,25 @@ def _demo(args: argparse.Namespace) -> int:
         for problem in problems:
             console.print(f"[red]mlops demo: {problem}[/red]")
         return 2
-    try:
-        from local.demo.config import ReplayConfig
+    from local.demo.config import ReplayConfig
 
-        config = ReplayConfig(
-            start=args.start,
-            months=args.months,
-            seed=args.seed,
-            requests_per_week=args.requests_per_week,
-            references=not args.no_references,
-            initial_weeks=args.initial_weeks,
-            promotion_path=() if args.prod_only else ("dev", "staging"),
-        )
-    except ReplayError as error:
-        raise SystemExit(f"mlops demo: {error}") from error
+    config = ReplayConfig(
+        start=args.start,
+        months=args.months,
+        seed=args.seed,
+        requests_per_week=args.requests_per_week,
+        references=not args.no_references,
+        initial_weeks=args.initial_weeks,
+        promotion_path=() if args.prod_only else ("dev", "staging"),
+    )
 
     home = services.demo_home()
     with restored_process_state(STOP_SIGNALS):
         stop_on_signals()
         try:
+            # A held lock or a home that cannot be cleared is a ReplayError: cli.main prints it as one line.
             with services.demo_lock(home.parent):
                 return _demo_in(console, args, config, home)
-        except ReplayError as error:  # the lock is held, or the home cannot be cleared
-            raise SystemExit(f"mlops demo: {error}") from error
         except KeyboardInterrupt:
             console.print(
                 f"[yellow]mlops demo: interrupted; the services it started are stopped; logs in {home}[/yellow]"
@@ -115,7 +111,7 @@ def _demo_in(console, args: argparse.Namespace, config, home: Path) -> int:
     stopped = services.prepare_home(home)
     if stopped:
         console.print(f"stopped {len(stopped)} process(es) an interrupted demo left running")
-    os.environ["MLOPS_HOME"] = str(home)
+    os.environ[HOME_ENV] = str(home)
     log_file = home / "demo.log"
     started = time.perf_counter()
     phases: dict[str, float] = {}

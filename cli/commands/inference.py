@@ -36,10 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _land(args: argparse.Namespace) -> int:
     from local.landing import land_flights
 
-    try:
-        files = land_flights(ENVIRONMENTS[args.env], args.date, args.to_date or args.date)
-    except ValueError as error:
-        raise SystemExit(f"mlops land: {error}") from error
+    files = land_flights(ENVIRONMENTS[args.env], args.date, args.to_date or args.date)
     for path in files:
         print(path)
     return 0

@@ -94,9 +94,6 @@ def _models(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from jobs.promotion import rollback
 
-    try:
-        version = rollback(_platform(args.env, args.target))
-    except ValueError as error:
-        raise SystemExit(f"mlops rollback: {error}") from error
+    version = rollback(_platform(args.env, args.target))
     print(f"{ENVIRONMENTS[args.env].registered_model}: champion is version {version} again")
     return 0

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from local.monitor import MonitorError, refresh_monitor, window_summaries
+    from local.monitor import refresh_monitor, window_summaries
     from spec.monitoring import monitored_tables
 
     env = ENVIRONMENTS[args.env]
@@ -36,11 +36,8 @@ def _monitor(args: argparse.Namespace) -> int:
     chosen = [m for m in monitored_tables(env) if args.table == "all" or kinds[m.table] == args.table]
     granularity = env.monitoring.alert_granularity
     for monitored in chosen:
-        try:
-            result = refresh_monitor(env, monitored, full=args.full)
-            summaries = window_summaries(monitored, granularity)
-        except MonitorError as error:
-            raise SystemExit(f"mlops monitor: {error}") from error
+        result = refresh_monitor(env, monitored, full=args.full)
+        summaries = window_summaries(monitored, granularity)
         _print(result, summaries, granularity, env.monitoring.max_drift_psi)
     return 0
 

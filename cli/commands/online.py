@@ -48,8 +48,9 @@ def local_dynamodb() -> Iterator[str]:
     """The endpoint of the running local DynamoDB, or of a dynalite started until the block ends (exported as
     ``MLOPS_DYNAMODB_ENDPOINT`` meanwhile, for the job's platform)."""
     from local.dynalite import DYNAMODB_ENDPOINT_ENV, Dynalite, dynalite_dir
+    from local.settings import local_settings
 
-    running = os.environ.get(DYNAMODB_ENDPOINT_ENV)
+    running = local_settings().dynamodb_endpoint
     if running:
         yield running
         return
@@ -64,7 +65,7 @@ def local_dynamodb() -> Iterator[str]:
 @contextmanager
 def task_values_file() -> Iterator[Path]:
     """Where the job's task values land, read back as the local workflow runner reads them."""
-    from local.adapters import TASK_KEY_ENV, TASK_VALUES_DIR_ENV
+    from local.settings import TASK_KEY_ENV, TASK_VALUES_DIR_ENV
 
     saved = {name: os.environ.get(name) for name in (TASK_VALUES_DIR_ENV, TASK_KEY_ENV)}
     with tempfile.TemporaryDirectory(prefix="mlops-publish-") as folder:

@@ -74,11 +74,7 @@ def _predict(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise for a person
     env = ENVIRONMENTS[args.env]
     body = sys.stdin.buffer.read() if str(args.json_file) == "-" else args.json_file.read_bytes()
-    try:
-        token = client_token(mlops_home() / "serving")
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    token = client_token(mlops_home() / "serving")
     url = f"{args.url.rstrip('/')}/serving-endpoints/{env.serving.endpoint_name}/invocations"
     try:
         response = httpx.post(
@@ -99,6 +95,6 @@ def _predict(args: argparse.Namespace) -> int:
         )
     try:
         print(json.dumps(response.json(), indent=2))
-    except ValueError:
+    except json.JSONDecodeError:
         print(response.text)
     return 0 if response.is_success else 1

@@ -74,10 +74,11 @@ def run_workflow(env_name: str, workflow: str, params: dict[str, str]):
 
     from local.dynalite import DYNAMODB_ENDPOINT_ENV, Dynalite, dynalite_dir
     from local.runner import LocalRunner
+    from local.settings import local_settings
     from spec.workflows import WorkflowError
 
     with ExitStack() as stack:
-        if publishes(env_name, workflow) and not os.environ.get(DYNAMODB_ENDPOINT_ENV):
+        if publishes(env_name, workflow) and not local_settings().dynamodb_endpoint:
             dynalite = stack.enter_context(Dynalite(dynalite_dir()))
             os.environ[DYNAMODB_ENDPOINT_ENV] = dynalite.endpoint_url
             stack.callback(os.environ.pop, DYNAMODB_ENDPOINT_ENV, None)

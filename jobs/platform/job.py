@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from spec.config import ENVIRONMENTS
+from spec.errors import MlopsError
 
 logger = logging.getLogger("jobs")
 
@@ -25,7 +26,7 @@ DISTRIBUTION = "mlops-databricks"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class JobError(ValueError):
+class JobError(MlopsError):
     """The job cannot do what it was asked; the message says what and how to fix it."""
 
 

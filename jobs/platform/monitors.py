@@ -16,12 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spec.errors import MlopsError
+
 logger = logging.getLogger(__name__)
 
 _DONE = {"SUCCESS", "FAILED", "CANCELED"}
 
 
-class MonitorRefreshError(RuntimeError):
+class MonitorRefreshError(MlopsError):
     """A refresh failed, was canceled or did not end in time; the message names the table and what Databricks said."""
 
 

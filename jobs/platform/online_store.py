@@ -51,6 +51,8 @@ from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from spec.errors import MlopsError
+
 if TYPE_CHECKING:
     from botocore.config import Config
 
@@ -99,7 +101,7 @@ _REQUIRED = (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class OnlineStoreError(RuntimeError):
+class OnlineStoreError(MlopsError):
     """The online store cannot be reached or used; the message names the table, what failed and how to fix it."""
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from spec.errors import MlopsError
+
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.service.serving import ServedEntityInput, ServingEndpointDetailed, TrafficConfig
@@ -53,12 +55,12 @@ class ServedEntity:
         return f"models:/{self.model_name}/{self.model_version}"
 
 
-class StateError(ValueError):
+class StateError(MlopsError):
     """A desired endpoint config is invalid; the message says which field and why."""
 
 
 def check_entities(entities: Sequence[ServedEntity], *, where: str) -> None:
-    """``StateError`` (a ``ValueError``) naming ``where`` and the field unless ``entities`` can be served: at least
+    """``StateError`` naming ``where`` and the field unless ``entities`` can be served: at least
     one, unique names, a model name, positive integer versions, and traffic that adds up to 100 percent."""
     if not entities:
         raise StateError(f"{where}: 'served_entities' must not be empty")
@@ -157,7 +159,7 @@ class EndpointUpdater:
     def deploy(self, entities: Sequence[ServedEntity]) -> ServingEndpointDetailed:
         """Point the endpoint at ``entities`` with their traffic split; wait until the update is done.
 
-        Raises ``StateError`` (a ``ValueError``) before any call when ``entities`` cannot be served, ``LookupError``
+        Raises ``StateError`` before any call when ``entities`` cannot be served, ``LookupError``
         when the endpoint does not exist (Terraform creates it), and ``RuntimeError`` when the update fails, is
         canceled or outlasts the timeout (Databricks keeps the previous config serving)."""
         from databricks.sdk.errors import NotFound, OperationFailed

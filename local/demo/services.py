@@ -31,6 +31,7 @@ from pathlib import Path
 
 from local.demo import ReplayError
 from local.files import LockHeld, exclusive_lock
+from local.settings import HOME_ENV, SERVING_TOKEN_ENV
 
 # Where `local` is imported from: a child `python -m cli.main` must import the same code (see package_pythonpath).
 SOURCE_DIR = Path(__file__).resolve().parents[2]
@@ -207,7 +208,7 @@ def start_gateway(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    environ = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_SERVING_TOKEN": token}
+    environ = {**os.environ, HOME_ENV: str(home), SERVING_TOKEN_ENV: token}
     pythonpath = package_pythonpath(environ)
     if pythonpath:
         environ["PYTHONPATH"] = pythonpath

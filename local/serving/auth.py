@@ -14,9 +14,18 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-TOKEN_ENV = "MLOPS_SERVING_TOKEN"
+from local.settings import SERVING_TOKEN_ENV, local_settings
+from spec.errors import MlopsError
+
+TOKEN_ENV = SERVING_TOKEN_ENV
 
 logger = logging.getLogger(__name__)
+
+
+class TokenError(MlopsError):
+    """No usable serving token: none is set, or its file is empty."""
+
+    exit_code = 2  # as `mlops predict` has always said it
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ def token_file(serving_dir: Path) -> Path:
 
 
 def _from_env() -> Token | None:
-    value = os.environ.get(TOKEN_ENV, "").strip()
+    value = local_settings().serving_token
     return Token(value, f"environment variable {TOKEN_ENV}") if value else None
 
 
@@ -46,7 +55,7 @@ def _read_file(path: Path) -> Token:
         logger.warning("token file %s is readable by others (mode %o); run: chmod 600 %s", path, mode, path)
     value = path.read_text(encoding="utf-8").strip()
     if not value:
-        raise ValueError(f"token file {path} is empty; delete it to have the gateway create a new one")
+        raise TokenError(f"token file {path} is empty; delete it to have the gateway create a new one")
     return Token(value, f"file {path}")
 
 
@@ -72,7 +81,7 @@ def client_token(serving_dir: Path) -> Token:
         return token
     path = token_file(serving_dir)
     if not path.exists():
-        raise FileNotFoundError(
+        raise TokenError(
             f"no serving token: set {TOKEN_ENV} or start the gateway once (`mlops serve`) to create {path}"
         )
     return _read_file(path)

@@ -43,6 +43,7 @@ from local.serving.payload import ConfigUpdate, ErrorBody, InvocationRequest, Pa
 from local.serving.runtime import EndpointRuntime, LiveConfig, LoadedEntity, ModelLoader
 from local.serving.state import EndpointState, StateError, inference_table_config, new_state, state_path
 from spec.config import Environment
+from spec.errors import MlopsError
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class GatewaySettings:
     model_openmp_threads: int | None = 1
 
 
-class HttpError(Exception):
+class HttpError(MlopsError):
     """An answer other than 200, with Databricks' error code."""
 
     def __init__(self, status: int, error_code: str, message: str) -> None:

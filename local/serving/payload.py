@@ -41,6 +41,7 @@ from mlflow.types import DataType, Schema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobs.platform.serving import ServedEntity, StateError
+from spec.errors import MlopsError
 
 FORMATS = tuple(sorted(SUPPORTED_FORMATS))
 # Databricks accepts a caller-chosen id next to the data; it is logged in the inference table.
@@ -50,7 +51,7 @@ CLIENT_REQUEST_ID = "client_request_id"
 MAX_DEPTH = 200
 
 
-class PayloadError(ValueError):
+class PayloadError(MlopsError):
     """The request body is not something the model can score; the message says what is wrong (HTTP 400)."""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,14 @@ def test_the_docs_list_every_deployer_prerequisite(name):
 
 
 def test_a_storage_root_adds_the_external_location_prerequisite_and_a_bad_one_is_refused():
-    env = replace(ENVIRONMENTS["prod"], storage_root="abfss://uc@mlopsprod.dfs.core.windows.net/prod")
+    env = ENVIRONMENTS["prod"].replace(storage_root="abfss://uc@mlopsprod.dfs.core.windows.net/prod")
     assert access.deployer_prerequisites(env)[-1] == access.Prerequisite(
         "external location of abfss://uc@mlopsprod.dfs.core.windows.net/prod",
         "CREATE_MANAGED_STORAGE",
         "the catalog prod keeps its managed tables there",
     )
     with pytest.raises(ConfigError, match=r"^environment 'prod': field 'storage_root' must be an abfss://"):
-        replace(ENVIRONMENTS["prod"], storage_root="/mnt/prod")
+        ENVIRONMENTS["prod"].replace(storage_root="/mnt/prod")
 
 
 @pytest.mark.parametrize(
@@ -60,7 +59,7 @@ def test_data_scientists_see_protected_jobs_and_experiments_read_only(synthesize
 def test_a_storage_root_from_config_reaches_the_catalog():
     from infra.main import build_app
 
-    env = replace(ENVIRONMENTS["dev"], storage_root="abfss://uc@mlopsdev.dfs.core.windows.net/dev")
+    env = ENVIRONMENTS["dev"].replace(storage_root="abfss://uc@mlopsdev.dfs.core.windows.net/dev")
     app = build_app({"dev": env}, code_version="0123456789ab")
     stack = app.node.find_child("dev")
     catalog = stack.governance.catalog

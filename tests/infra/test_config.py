@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from pydantic import ValidationError
 
-from spec.config import ENVIRONMENTS, ConfigError, Monitoring, Schedule, Validation, Workspace, get_environment
+from spec.config import ENVIRONMENTS, ConfigError, Monitoring, Schedule, Workspace, get_environment
 
 
 def test_environments_are_dev_staging_prod_in_promotion_order():
@@ -49,38 +48,45 @@ def test_unknown_environment_lists_the_known_ones():
     [
         (
             {"catalog": "Prod-Catalog"},
-            "environment 'staging': field 'catalog' must be a lowercase identifier, got 'Prod-Catalog'",
+            "environment 'staging': field 'catalog' must be a lowercase identifier (letters, digits and underscores, "
+            "starting with a letter), got 'Prod-Catalog'",
         ),
         (
             {"schemas": ("raw", "features")},
             "environment 'staging': field 'schemas' must contain ['ml', 'monitoring'] (the jobs' tables, the model "
             "and the volumes live there)",
         ),
-        ({"schemas": ("ml", "ml")}, "environment 'staging': field 'schemas' has duplicates"),
+        (
+            {"schemas": ("raw", "features", "ml", "monitoring", "ml")},
+            "environment 'staging': field 'schemas' has duplicates",
+        ),
         (
             {"service_principal": ""},
-            "environment 'staging': field 'service_principal' must name the service principal that runs the jobs",
+            "environment 'staging': field 'service_principal' must not be empty, got '' (the service principal that "
+            "runs the jobs)",
         ),
         (
             {"workspace": Workspace(host="https://example.com")},
-            "environment 'staging': field 'workspace.host' must look like https://adb-<id>.<n>.azuredatabricks.net, got 'https://example.com'",
+            "environment 'staging': field 'workspace.host' must look like https://adb-<id>.<n>.azuredatabricks.net, "
+            "got 'https://example.com'",
         ),
         (
-            {"workspace": Workspace()},
+            {"workspace": {"host": None}},
             "environment 'staging': field 'workspace.host' is required unless workspace.create is set",
         ),
         (
-            {"monitoring": Monitoring(schedule=Schedule("0 3 * * *"))},
-            "environment 'staging': field 'monitoring.schedule' must be a Quartz cron expression with 6 or 7 fields, "
-            "got '0 3 * * *'",
+            {"monitoring": {"schedule": {"quartz_cron": "0 3 * * *"}}},
+            "environment 'staging': field 'monitoring.schedule.quartz_cron' must be a Quartz cron expression with 6 "
+            "or 7 fields, got '0 3 * * *'",
         ),
         (
-            {"validation": Validation(run_mode="sometimes")},
-            "environment 'staging': field 'validation.run_mode' must be disabled, dry_run or enabled, got 'sometimes'",
+            {"validation": {"run_mode": "sometimes"}},
+            "environment 'staging': field 'validation.run_mode' must be 'disabled', 'dry_run' or 'enabled', "
+            "got 'sometimes'",
         ),
         (
-            {"validation": Validation(min_roc_auc=1.5)},
-            "environment 'staging': field 'validation.min_roc_auc' must be between 0 and 1, got 1.5",
+            {"validation": {"min_roc_auc": 1.5}},
+            "environment 'staging': field 'validation.min_roc_auc' must be <= 1.0, got 1.5",
         ),
         (
             {"read_only_from": ("staging",)},
@@ -94,12 +100,48 @@ def test_unknown_environment_lists_the_known_ones():
 )
 def test_invalid_values_name_the_environment_and_the_field(changes, message):
     with pytest.raises(ConfigError) as error:
-        replace(ENVIRONMENTS["staging"], **changes)
+        ENVIRONMENTS["staging"].replace(**changes)
     assert str(error.value) == message
 
 
-def test_an_unknown_environment_is_a_value_error_listing_the_known_ones():
-    from spec.config import get_environment
+def test_a_part_built_on_its_own_names_its_model_and_the_field():
+    with pytest.raises(ConfigError) as error:
+        Monitoring(schedule=Schedule(quartz_cron="0 0 6 * * ?"), min_window_rows=0)
+    assert str(error.value) == "Monitoring: field 'min_window_rows' must be >= 1, got 0"
 
-    with pytest.raises(ValueError, match=r"^unknown environment 'qa'; known: dev, staging, prod$"):
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as error:
+        ENVIRONMENTS["prod"].replace(validation={"min_roc_auc": -0.1, "min_slice_rows": 0})
+    assert error.value.problems == (
+        ("validation.min_roc_auc", "must be >= 0.0, got -0.1"),
+        ("validation.min_slice_rows", "must be >= 1, got 0"),
+    )
+
+
+def test_an_update_keeps_the_other_values_and_leaves_the_original_unchanged():
+    prod = ENVIRONMENTS["prod"]
+    changed = prod.replace(monitoring={"min_window_rows": 50}, catalog="prod_copy")
+    assert (changed.monitoring.min_window_rows, changed.catalog) == (50, "prod_copy")
+    assert changed.monitoring.replace(min_window_rows=500) == prod.monitoring
+    assert (prod.monitoring.min_window_rows, prod.catalog) == (500, "prod")
+    assert prod.model_copy(update={"catalog": "prod_copy"}).catalog == "prod_copy"
+
+
+def test_model_copy_validates_an_update_too():
+    with pytest.raises(ConfigError, match=r"^environment 'prod': field 'job_retries' must be >= 0, got -1$"):
+        ENVIRONMENTS["prod"].model_copy(update={"job_retries": -1})
+
+
+def test_the_environments_are_frozen():
+    with pytest.raises(ValidationError, match="frozen"):
+        ENVIRONMENTS["prod"].catalog = "other"  # type: ignore[misc]
+
+
+def test_an_unknown_environment_is_a_config_error_and_no_value_error():
+    from spec.config import get_environment
+    from spec.errors import MlopsError
+
+    with pytest.raises(MlopsError, match=r"^unknown environment 'qa'; known: dev, staging, prod$") as error:
         get_environment("qa")
+    assert not isinstance(error.value, ValueError)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -144,7 +143,7 @@ def with_workspaces_stack(tmp_path_factory) -> dict[str, dict]:
 
     envs = dict(ENVIRONMENTS)
     spec = AzureWorkspaceSpec(resource_group="rg-mlops", location="westeurope", metastore_id="metastore-1")
-    envs["dev"] = replace(envs["dev"], workspace=Workspace(create=spec))
+    envs["dev"] = envs["dev"].replace(workspace=Workspace(create=spec))
     outdir = tmp_path_factory.mktemp("cdktf.out")
     build_app(envs, outdir=str(outdir), code_version=CODE_VERSION).synth()
     return load_stacks(outdir)

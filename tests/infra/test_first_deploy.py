@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
@@ -222,10 +221,10 @@ def test_no_job_is_triggered_by_a_table_update(synthesized, name):
 def test_a_continuous_stream_is_refused_on_serverless_compute():
     prod = ENVIRONMENTS["prod"]
     assert prod.compute.serverless is True
-    continuous = replace(prod.inference, streaming_mode="continuous", streaming_schedule=None)
+    continuous = prod.inference.replace(streaming_mode="continuous", streaming_schedule=None)
 
     with pytest.raises(ConfigError) as error:
-        replace(prod, inference=continuous)
+        prod.replace(inference=continuous)
 
     assert str(error.value).startswith(
         "environment 'prod': field 'inference.streaming_mode' cannot be continuous on serverless compute"
@@ -234,9 +233,9 @@ def test_a_continuous_stream_is_refused_on_serverless_compute():
 
 def test_a_continuous_stream_is_accepted_on_a_job_cluster():
     prod = ENVIRONMENTS["prod"]
-    continuous = replace(prod.inference, streaming_mode="continuous", streaming_schedule=None)
+    continuous = prod.inference.replace(streaming_mode="continuous", streaming_schedule=None)
 
-    env = replace(prod, inference=continuous, compute=replace(prod.compute, serverless=False))
+    env = prod.replace(inference=continuous, compute=prod.compute.replace(serverless=False))
 
     assert (env.inference.streaming_mode, env.inference.streaming_schedule, env.compute.serverless) == (
         "continuous",

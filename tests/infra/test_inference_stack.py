@@ -4,8 +4,6 @@ the continuous mode from config."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from spec.config import ENVIRONMENTS, Inference, Schedule
@@ -71,11 +69,10 @@ def test_prod_scores_daily_in_batch_and_hourly_from_the_landing_volume(synthesiz
 
 def test_a_continuous_stream_is_a_continuous_job_without_schedule_and_publishing_is_left_to_the_batch():
     prod = ENVIRONMENTS["prod"]
-    env = replace(
-        prod,
+    env = prod.replace(
         # Continuous streaming needs a job cluster: serverless supports neither its trigger nor its retries.
-        compute=replace(prod.compute, serverless=False),
-        inference=Inference(batch_schedule=Schedule("0 0 5 * * ?"), streaming_mode="continuous"),
+        compute=prod.compute.replace(serverless=False),
+        inference=Inference(batch_schedule=Schedule(quartz_cron="0 0 5 * * ?"), streaming_mode="continuous"),
     )
     graph = job_graphs(env)["streaming-inference"]
     assert (graph.continuous, graph.schedule, [t.key for t in graph.tasks]) == (True, None, ["stream"])
@@ -87,7 +84,7 @@ def test_a_continuous_stream_is_a_continuous_job_without_schedule_and_publishing
 
     from infra.main import build_app
 
-    app = build_app({"prod": replace(env, read_only_from=())}, code_version="0123456789ab")
+    app = build_app({"prod": env.replace(read_only_from=())}, code_version="0123456789ab")
     stack = json.loads(Testing.synth(app.node.find_child("prod")))
     job = _job(stack, "streaming-inference")
     assert job["continuous"] == {"pause_status": "UNPAUSED"}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from spec.config import ENVIRONMENTS, ConfigError, Environment, Serving
+from spec.config import ENVIRONMENTS, ConfigError, Environment
 from tests.support.stacks import address, at_path, resolve
 
 ENV_NAMES = list(ENVIRONMENTS)
@@ -92,7 +90,7 @@ def _levels(env: Environment) -> list[tuple[str | None, str | None, str]]:
 
 
 def test_each_consumer_gets_can_query_once():
-    env = replace(ENVIRONMENTS["staging"], serving=Serving(consumers=("analysts", "apps", "analysts")))
+    env = ENVIRONMENTS["staging"].replace(serving={"consumers": ("analysts", "apps", "analysts")})
     assert _levels(env) == [
         ("ml-engineers", None, "CAN_MANAGE"),
         (None, "sp-app-id", "CAN_MANAGE"),
@@ -104,14 +102,14 @@ def test_each_consumer_gets_can_query_once():
 @pytest.mark.parametrize(
     ("consumers", "problem"),
     [
-        ((), "must name at least one group or principal that queries the endpoint"),
+        ((), r"must not be empty, got \(\) \(the groups or principals that query the endpoint \(CAN_QUERY\)\)"),
         (("apps", "ml-engineers"), r"must not name \['ml-engineers'\]: they manage the endpoint already"),
         (("mlops-staging",), r"must not name \['mlops-staging'\]: they manage the endpoint already"),
     ],
 )
 def test_an_endpoint_without_a_consumer_who_only_queries_is_a_config_error(consumers, problem):
     with pytest.raises(ConfigError, match=rf"^environment 'staging': field 'serving.consumers' {problem}"):
-        replace(ENVIRONMENTS["staging"], serving=Serving(consumers=consumers))
+        ENVIRONMENTS["staging"].replace(serving={"consumers": consumers})
 
 
 def test_an_environment_without_a_monitoring_schema_is_rejected_with_the_field_named():
@@ -120,7 +118,7 @@ def test_an_environment_without_a_monitoring_schema_is_rejected_with_the_field_n
     from infra.constructs.serving import Serving as ServingConstruct
 
     with pytest.raises(ConfigError, match=r"^environment 'dev': field 'schemas' must contain \['monitoring'\]"):
-        replace(ENVIRONMENTS["dev"], schemas=("raw", "features", "ml"))
+        ENVIRONMENTS["dev"].replace(schemas=("raw", "features", "ml"))
     # The construct checks what it is given, too: the schema resources must include the inference table's.
     with pytest.raises(ConfigError, match=r"environment 'dev': field 'schemas' must contain 'monitoring'"):
         ServingConstruct(

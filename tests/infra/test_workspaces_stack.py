@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -18,7 +17,7 @@ def with_created_dev(tmp_path_factory) -> dict[str, dict]:
     from infra.main import build_app
 
     envs = dict(ENVIRONMENTS)
-    envs["dev"] = replace(envs["dev"], workspace=Workspace(create=SPEC))
+    envs["dev"] = envs["dev"].replace(workspace=Workspace(create=SPEC))
     outdir = tmp_path_factory.mktemp("cdktf.out")
     build_app(envs, outdir=str(outdir)).synth()
     return {p.name: json.loads((p / "cdk.tf.json").read_text()) for p in (outdir / "stacks").iterdir()}
@@ -48,5 +47,8 @@ def test_environment_stacks_reference_the_created_workspace(with_created_dev):
 
 
 def test_creating_a_workspace_needs_a_metastore():
-    with pytest.raises(ConfigError, match="field 'workspace.create.metastore_id' is required"):
-        replace(ENVIRONMENTS["dev"], workspace=Workspace(create=replace(SPEC, metastore_id="")))
+    with pytest.raises(
+        ConfigError,
+        match="field 'workspace.create.metastore_id' must not be empty, got '' \\(required to assign the Unity",
+    ):
+        ENVIRONMENTS["dev"].replace(workspace={"create": SPEC.model_dump() | {"metastore_id": ""}})

@@ -83,7 +83,7 @@ class RecordingSql(LocalSql):
 
 
 def isolated(name: str) -> Environment:
-    return replace(DEV, catalog=name)
+    return DEV.replace(catalog=name)
 
 
 def week(i: int) -> dict:
@@ -502,7 +502,7 @@ def retraining_platform(name: str, labelled_until: str, trained_until: dict[str,
     from jobs.core import contract
     from jobs.platform import build_platform
 
-    env = replace(isolated(name), retraining=ENVIRONMENTS["prod"].retraining)
+    env = isolated(name).replace(retraining=ENVIRONMENTS["prod"].retraining)
     platform = build_platform(env)
     spark = SparkSession.getActiveSession()
     labelled = [(datetime.fromisoformat(labelled_until).date(), 1), (datetime(2013, 9, 30).date(), None)]
@@ -632,7 +632,7 @@ def test_an_alert_with_nothing_to_judge_yet_is_said_and_does_not_fail_the_check(
     from jobs.platform import build_platform
 
     # given: nothing scored yet (no predictions table, so no metric table to query) ...
-    empty = build_platform(replace(isolated("retrain_nothing_yet"), retraining=ENVIRONMENTS["prod"].retraining))
+    empty = build_platform(isolated("retrain_nothing_yet").replace(retraining=ENVIRONMENTS["prod"].retraining))
     # ... and scored, but no window in the metric tables yet (the queries say windows = 0)
     fresh = retraining_platform("retrain_no_window", "2013-08-31", {"1": "2013-08-24"}, champion="1")
     write_drift(fresh.env, [])

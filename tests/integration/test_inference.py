@@ -171,7 +171,7 @@ class KilledAfterWriting:
 
 def test_a_stream_killed_after_a_write_restarts_with_no_row_lost_and_none_twice(champion):
     # One landed day per micro-batch, so that three days make three micro-batches and the second can be killed.
-    one_file = dataclasses.replace(ENV, inference=dataclasses.replace(ENV.inference, max_files_per_trigger=1))
+    one_file = ENV.replace(inference={"max_files_per_trigger": 1})
     platform = dataclasses.replace(build_platform(ENV), env=one_file)
     start = DeltaTable(str(table_path(ENV.predictions_table))).transaction_version(streaming_inference.app_id(platform))
     land_flights(ENV, date(2013, 3, 12), date(2013, 3, 14))

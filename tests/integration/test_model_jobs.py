@@ -21,8 +21,8 @@ from jobs.core import contract
 from jobs.core.features import WEATHER_FEATURES
 from jobs.core.model import FEATURE_COLUMNS
 from jobs.platform import build_platform
-from jobs.platform.job import code_version
-from jobs.platform.serving import ServedEntity
+from jobs.platform.job import JobError, code_version
+from jobs.platform.serving import ServedEntity, StateError
 from local.adapters import LocalServing, LocalTaskValues
 from spec.config import ENVIRONMENTS
 
@@ -372,7 +372,7 @@ def test_rollback_restores_the_previous_champion_and_serves_it(chain, client, ml
     assert aliases(client) == {"champion": "1"}
     assert client.get_model_version(MODEL, "2").tags[contract.ROLLED_BACK_TO] == "1"
     assert served(serving_state(mlops_home)) == [("champion", "1", 100)]
-    with pytest.raises(ValueError, match=f"no previous champion of {MODEL} to roll back to"):
+    with pytest.raises(JobError, match=f"no previous champion of {MODEL} to roll back to"):
         promotion.rollback(platform)
 
 
@@ -409,7 +409,7 @@ def test_local_serving_refuses_traffic_that_does_not_add_up(tmp_path):
     serving = LocalServing(tmp_path)
     half = [ServedEntity("champion", MODEL, "1", 50)]
 
-    with pytest.raises(ValueError, match="add up to 100 percent, got 50"):
+    with pytest.raises(StateError, match="add up to 100 percent, got 50"):
         serving.update_endpoint(ENV, half)
     assert not serving.state_path(ENV).exists()
 

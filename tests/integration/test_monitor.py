@@ -58,7 +58,7 @@ def test_schema_is_the_predictions_table_layout():
 
 def _env(catalog: str):
     """prod's monitoring configuration in a catalog of its own (its own tables and fingerprint state)."""
-    return replace(ENVIRONMENTS["prod"], catalog=catalog)
+    return ENVIRONMENTS["prod"].replace(catalog=catalog)
 
 
 def _flights(

@@ -60,7 +60,7 @@ def tables(spark, mlops_home):
 def isolated(name: str, **store) -> Environment:
     """dev with its own catalog (predictions table, publish log) and its own DynamoDB table."""
     settings = {"table_name": name.replace("_", "-"), **store}
-    return replace(DEV, catalog=name, online_store=replace(DEV.online_store, **settings))
+    return DEV.replace(catalog=name, online_store=settings)
 
 
 def prediction(flight: int, scored_at: datetime, probability: float = 0.25, **overrides) -> dict:

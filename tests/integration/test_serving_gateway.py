@@ -25,7 +25,7 @@ import pytest
 
 from jobs.core.features import WEATHER_FEATURES
 from jobs.core.model import FEATURE_COLUMNS
-from local.serving.auth import Token, client_token, server_token
+from local.serving.auth import Token, TokenError, client_token, server_token
 from local.serving.state import ServedEntity, new_state, write_state
 from spec.config import ENVIRONMENTS
 
@@ -551,7 +551,7 @@ def test_every_endpoint_route_checks_the_token_then_the_endpoint_name(client, me
 def test_token_file_is_created_0600_once_and_the_environment_variable_wins(tmp_path, monkeypatch, caplog):
     monkeypatch.delenv("MLOPS_SERVING_TOKEN", raising=False)
     serving_dir = tmp_path / "serving"
-    with pytest.raises(FileNotFoundError, match="start the gateway once"):
+    with pytest.raises(TokenError, match="start the gateway once"):
         client_token(serving_dir)
 
     first = server_token(serving_dir)

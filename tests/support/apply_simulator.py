@@ -241,23 +241,44 @@ def simulate(stack: dict, prerequisites: Prerequisites | None = None) -> list[Fi
             name = model.literal(body.get("name"))
             if name:
                 parent = str(PurePosixPath(name).parent)
-                need(address, "name", "parent_folder", ("folder", parent), f"is created in {parent}, which no "
-                     "databricks_directory it waits for creates: declare the folder and refer to its path")
+                need(
+                    address,
+                    "name",
+                    "parent_folder",
+                    ("folder", parent),
+                    f"is created in {parent}, which no "
+                    "databricks_directory it waits for creates: declare the folder and refer to its path",
+                )
         elif rtype == "databricks_quality_monitor":
             assets = model.literal(body.get("assets_dir"))
             if assets:
                 parent = str(PurePosixPath(assets.removeprefix("/Workspace")).parent)
-                need(address, "assets_dir", "parent_folder", ("folder", parent), f"keeps its dashboard under "
-                     f"{parent}, which no databricks_directory it waits for creates")
+                need(
+                    address,
+                    "assets_dir",
+                    "parent_folder",
+                    ("folder", parent),
+                    f"keeps its dashboard under {parent}, which no databricks_directory it waits for creates",
+                )
             for attribute in ("table_name", "baseline_table_name"):
                 table = model.literal(body.get(attribute))
                 if table:
-                    need(address, attribute, "securable_exists", ("table", table), f"monitors {table}, which is not "
-                         "created before it")
+                    need(
+                        address,
+                        attribute,
+                        "securable_exists",
+                        ("table", table),
+                        f"monitors {table}, which is not created before it",
+                    )
             output = model.literal(body.get("output_schema_name"))
             if output:
-                need(address, "output_schema_name", "securable_exists", ("schema", output),
-                     f"writes its metric tables to {output}, which is not created before it")
+                need(
+                    address,
+                    "output_schema_name",
+                    "securable_exists",
+                    ("schema", output),
+                    f"writes its metric tables to {output}, which is not created before it",
+                )
         elif rtype == "databricks_sql_table":
             table = model.securable(address)
             if table:
@@ -271,8 +292,13 @@ def simulate(stack: dict, prerequisites: Prerequisites | None = None) -> list[Fi
                 if kind in body:
                     name = model.literal(body[kind])
                     if name:
-                        need(address, kind, "securable_exists", (kind, name),
-                             f"grants on {kind} {name}, which is not created before it: refer to it")
+                        need(
+                            address,
+                            kind,
+                            "securable_exists",
+                            (kind, name),
+                            f"grants on {kind} {name}, which is not created before it: refer to it",
+                        )
         elif rtype == "databricks_mws_permission_assignment":
             principal = model.literal(body.get("principal_id"))
             if principal:
@@ -280,18 +306,33 @@ def simulate(stack: dict, prerequisites: Prerequisites | None = None) -> list[Fi
         elif rtype == "databricks_job":
             for table in (body.get("trigger") or {}).get("table_update", {}).get("table_names", []):
                 name = model.literal(table) or table
-                need(address, "trigger.table_update.table_names", "trigger_table", ("table", name),
-                     f"is triggered by {name}, which no resource it waits for creates (a metrics table appears only "
-                     "with its monitor's first refresh): start the job otherwise")
+                need(
+                    address,
+                    "trigger.table_update.table_names",
+                    "trigger_table",
+                    ("table", name),
+                    f"is triggered by {name}, which no resource it waits for creates (a metrics table appears only "
+                    "with its monitor's first refresh): start the job otherwise",
+                )
             run_as = (body.get("run_as") or {}).get("service_principal_name")
             principal = _as_principal(model, run_as) if run_as else None
-            if principal and principal.startswith("sp:") and not any(
-                a.startswith("databricks_service_principal.") and f"sp:{found[a].get('display_name')}" == principal
-                for a in found
+            if (
+                principal
+                and principal.startswith("sp:")
+                and not any(
+                    a.startswith("databricks_service_principal.") and f"sp:{found[a].get('display_name')}" == principal
+                    for a in found
+                )
             ):
-                findings.append(Finding("run_permission", address, "run_as.service_principal_name",
-                                        f"runs as {principal[3:]!r}, which the stack does not create: the deployer "
-                                        "needs its Service Principal User role (a prerequisite to list)"))
+                findings.append(
+                    Finding(
+                        "run_permission",
+                        address,
+                        "run_as.service_principal_name",
+                        f"runs as {principal[3:]!r}, which the stack does not create: the deployer "
+                        "needs its Service Principal User role (a prerequisite to list)",
+                    )
+                )
         model.creates[address] = created
 
     runners = _job_runners(model)
@@ -303,19 +344,37 @@ def simulate(stack: dict, prerequisites: Prerequisites | None = None) -> list[Fi
         for i, task in enumerate(body.get("task", [])):
             child = model.literal((task.get("run_job_task") or {}).get("job_id"))
             if child and child.startswith("job:") and run_as not in runners.get(child.removeprefix("job:"), set()):
-                findings.append(Finding("run_permission", address, f"task[{i}].run_job_task.job_id",
-                                        f"starts {child.removeprefix('job:')} as {run_as}, which has no "
-                                        "CAN_MANAGE_RUN on it: add it to that job's databricks_permissions"))
+                findings.append(
+                    Finding(
+                        "run_permission",
+                        address,
+                        f"task[{i}].run_job_task.job_id",
+                        f"starts {child.removeprefix('job:')} as {run_as}, which has no "
+                        "CAN_MANAGE_RUN on it: add it to that job's databricks_permissions",
+                    )
+                )
     if prerequisites.ci_principal:
         for job_name in prerequisites.ci_jobs:
             job = names.get(job_name)
             if job is None:
-                findings.append(Finding("run_permission", "stack", "databricks_job",
-                                        f"CI runs the job {job_name!r}, which the stack does not declare"))
+                findings.append(
+                    Finding(
+                        "run_permission",
+                        "stack",
+                        "databricks_job",
+                        f"CI runs the job {job_name!r}, which the stack does not declare",
+                    )
+                )
             elif prerequisites.ci_principal not in runners.get(job, set()):
-                findings.append(Finding("run_permission", job, "databricks_permissions",
-                                        f"CI signs in as {prerequisites.ci_principal[3:]!r} to run it, which has no "
-                                        "CAN_MANAGE_RUN on it: grant it in the job's databricks_permissions"))
+                findings.append(
+                    Finding(
+                        "run_permission",
+                        job,
+                        "databricks_permissions",
+                        f"CI signs in as {prerequisites.ci_principal[3:]!r} to run it, which has no "
+                        "CAN_MANAGE_RUN on it: grant it in the job's databricks_permissions",
+                    )
+                )
     return sorted(set(findings), key=lambda f: (f.rule, f.address, f.attribute))
 
 

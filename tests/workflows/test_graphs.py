@@ -148,7 +148,7 @@ def test_a_job_has_a_schedule_a_table_trigger_or_continuous_mode_not_two():
             "both",
             "",
             (Task("a", _wheel()),),
-            schedule=Schedule("0 0 3 * * ?"),
+            schedule=Schedule(quartz_cron="0 0 3 * * ?"),
             trigger_tables=("dev.monitoring.x_drift_metrics",),
         )
 

@@ -1,0 +1,96 @@
+"""The environments themselves: a shared base plus each environment's overrides, built and validated once."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from spec.config.base import ConfigError
+from spec.config.environment import Environment
+
+# The shared base: what every environment has unless it overrides it. Parts are given as mappings, so an override
+# changes only the fields it names, and a bad value is reported with the environment's name and the field's path.
+_BASE: dict[str, Any] = {
+    "workspace": {"host": "https://adb-1000000000000000.0.azuredatabricks.net"},
+    "state_backend": {"resource_group": "rg-mlops-tfstate", "storage_account": "mlopstfstate"},
+    "alerts": {"emails": ("ml-team@example.com",), "webhook_destination_name": "ml-team-webhook"},
+}
+
+_OVERRIDES: dict[str, dict[str, Any]] = {
+    "dev": {
+        "workspace": {"host": "https://adb-1111111111111111.11.azuredatabricks.net"},
+        "data_scientist_access": "write",
+        "validation": {"run_mode": "dry_run"},
+        "job_retries": 0,
+    },
+    "staging": {
+        "workspace": {"host": "https://adb-2222222222222222.12.azuredatabricks.net"},
+        "data_scientist_access": "read",
+        "read_only_from": ("dev",),
+    },
+    "prod": {
+        "workspace": {"host": "https://adb-3333333333333333.13.azuredatabricks.net"},
+        "data_scientist_access": "read",
+        "read_only_from": ("dev",),
+        # At least every four weeks of data; alerts start retraining in between, at most every three weeks.
+        "retraining": {"max_model_age_days": 28, "alert_cooldown_days": 21},
+        "serving": {"challenger_traffic_percent": 10},
+        "inference": {
+            "batch_schedule": {"quartz_cron": "0 0 5 * * ?"},
+            "streaming_mode": "available_now",
+            "streaming_schedule": {"quartz_cron": "0 15 * * * ?"},
+        },
+        "alerts": {"emails": ("ml-oncall@example.com",), "webhook_destination_name": "ml-oncall-webhook"},
+        "job_retries": 2,
+    },
+}
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both else value
+    return merged
+
+
+def build_environments(
+    base: dict[str, Any] = _BASE, overrides: dict[str, dict[str, Any]] = _OVERRIDES
+) -> dict[str, Environment]:
+    """Each environment: the base, the names derived from the environment's name, then its overrides."""
+    envs = {
+        name: Environment(
+            **_merge(
+                base,
+                {
+                    "name": name,
+                    "catalog": name,
+                    "service_principal": f"mlops-{name}",
+                    # Each catalog keeps its managed tables in a container of its own (an Azure metastore provisioned
+                    # automatically has no root storage: a catalog without one cannot be created there).
+                    "storage_root": f"abfss://{name}@mlopsdata.dfs.core.windows.net/catalog",
+                    **values,
+                },
+            )
+        )
+        for name, values in overrides.items()
+    }
+    for env in envs.values():
+        unknown = [other for other in env.read_only_from if other not in envs]
+        if unknown:
+            raise ConfigError(
+                f"environment {env.name!r}: field 'read_only_from' names an unknown environment {unknown[0]!r}",
+                [("read_only_from", f"names an unknown environment {unknown[0]!r}")],
+            )
+    return envs
+
+
+ENVIRONMENTS: MappingProxyType[str, Environment] = MappingProxyType(build_environments())
+
+
+def get_environment(name: str) -> Environment:
+    """The environment called ``name``, or a ``ConfigError`` listing the known ones."""
+    try:
+        return ENVIRONMENTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown environment {name!r}; known: {', '.join(ENVIRONMENTS)}") from None
