@@ -17,7 +17,7 @@ from databricks.sdk.errors import NotFound
 from databricks.sdk.service.serving import ServingEndpointsAPI
 
 from jobs.core.decisions import traffic_split
-from jobs.platform.serving import EndpointUpdater, ServedEntity, served_entities_for
+from jobs.platform.serving import EndpointUpdater, ServedEntity, StateError, served_entities_for
 from spec.config import ENVIRONMENTS, Environment
 
 pytestmark = pytest.mark.contract
@@ -160,7 +160,7 @@ def test_a_split_that_does_not_sum_to_100_is_refused_before_any_call():
     bad = (ServedEntity("champion", "dev.ml.flight_delay", "2", 80),)
 
     with pytest.raises(
-        ValueError, match=r"endpoint 'flight-delay' \(env 'dev'\): .* must add up to 100 percent, got 80"
+        StateError, match=r"endpoint 'flight-delay' \(env 'dev'\): .* must add up to 100 percent, got 80"
     ):
         EndpointUpdater(client, ENVIRONMENTS["dev"]).deploy(bad)
     assert transport.calls == []

@@ -16,6 +16,7 @@ import pytest
 from deltalake import write_deltalake
 
 from cli.commands import dashboard as dashboard_command
+from cli.main import main as cli_main
 from local.dashboard import DashboardError, figure_label_coverage, label_coverage, load_metrics, render_dashboard
 from local.paths import table_path
 from local.report import figure_quality, load_drift, render_report, summary_rows, weeks_frame
@@ -495,7 +496,7 @@ def test_label_coverage_shows_an_unlabelled_window_as_unlabelled_not_zero(predic
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["labelled rows / rows", "unlabelled window"]
 
 
-def test_dashboard_without_metric_tables_is_a_clear_error(home, tmp_path):
+def test_dashboard_without_metric_tables_is_a_clear_error(home, tmp_path, capsys):
     message = (
         "no metric tables for prod.ml.flight_delay_predictions (prod.monitoring.flight_delay_predictions_profile_"
         "metrics, prod.monitoring.flight_delay_predictions_drift_metrics do not exist yet): run mlops monitor --env "
@@ -506,12 +507,8 @@ def test_dashboard_without_metric_tables_is_a_clear_error(home, tmp_path):
     assert str(error.value) == message
     assert not (tmp_path / "out").exists()
 
-    parser = argparse.ArgumentParser()
-    dashboard_command.register(parser.add_subparsers())
-    args = parser.parse_args(["dashboard", "--env", "prod"])
-    with pytest.raises(SystemExit) as exit_:
-        args.func(args)
-    assert exit_.value.code == f"mlops dashboard: {message}"
+    assert cli_main(["dashboard", "--env", "prod"]) == 1
+    assert capsys.readouterr().err.strip() == f"mlops dashboard: {message}"
 
 
 def test_dashboard_command_writes_under_mlops_home_by_default(predictions_metrics, home):
