@@ -11,7 +11,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from spec.errors import MlopsError
+
 logger = logging.getLogger(__name__)
+
+
+class StateFileError(MlopsError):
+    """A local state file cannot be read (not JSON: written half by something else, or damaged)."""
+
+
+def read_json(path: Path, what: str) -> object:
+    """The JSON document at ``path`` (``FileNotFoundError`` when there is none); a ``StateFileError`` naming the
+    file and ``what`` it holds when it is not JSON, never a bare decoding error or a guess."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StateFileError(
+            f"{what} at {path} is not valid JSON ({error}; {len(text)} bytes): it was cut short or damaged. "
+            "Move it aside to start that state afresh"
+        ) from error
 
 
 def write_json_atomically(path: Path, document: object) -> None:

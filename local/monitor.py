@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from local.files import exclusive_lock, write_json_atomically
+from local.files import exclusive_lock, read_json, write_json_atomically
 from local.paths import mlops_home, table_path
 from spec.config import GRANULARITIES, Environment
 from spec.monitoring import (
@@ -1337,7 +1337,7 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
     baseline_fp = _baseline_fingerprints(env, monitored, baseline_table, current_names)
 
     path = state_path(monitored)
-    previous = json.loads(path.read_text()) if path.exists() else None
+    previous = read_json(path, f"the state of the monitor on {monitored.table}") if path.exists() else None
     config = _config_fingerprint(monitored)
     monitor_version = 0 if previous is None else int(previous["monitor_version"])
     if previous is not None and previous.get("config") != config:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -103,9 +104,9 @@ def fault_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fault_home")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _in_fault_home(fault_home) -> Iterator[Path]:
-    """Every fault test runs in the session's MLOPS_HOME, with nothing pointing elsewhere."""
+    """Every fault test (and module fixture) runs in the session's MLOPS_HOME, with nothing pointing elsewhere."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(fault_home))
         for name in _OUTSIDE_STATE:
@@ -165,6 +166,8 @@ class Champion:
     left_weather: bool
     run: object  # local.runner.WorkflowRun
     version: str
+    killed_seconds: float
+    rerun_seconds: float
 
 
 @pytest.fixture(scope="session")
@@ -181,15 +184,18 @@ def champion(spark, fault_home) -> Champion:
         for name in _OUTSIDE_STATE:
             patch.delenv(name, raising=False)
         # given: `mlops run model-training` killed right after the ingest task committed the flights table
+        started = time.monotonic()
         killed = run_killed(
             "local.tables:LocalTables.write", 1, env.flights_table, "mlops", "run", "model-training", "--env", env.name,
             *params,
         )  # fmt: skip
         tables = LocalTables(lambda: spark)
         left_flights, left_weather = tables.exists(env.flights_table), tables.exists(env.weather_table)
+        killed_seconds, started = time.monotonic() - started, time.monotonic()
         # when: the workflow runs again
         run = LocalRunner(env).run("model-training", TRAINING)
+        rerun_seconds = time.monotonic() - started
         from jobs.platform import build_platform
 
         version = build_platform(env).registry.alias_version(CHAMPION)
-    return Champion(killed, left_flights, left_weather, run, version)
+    return Champion(killed, left_flights, left_weather, run, version, killed_seconds, rerun_seconds)
