@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import _OUTSIDE_STATE
+from tests.faults.killed import WARM_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_ENV = "MLOPS_FAULT_REPORT"
@@ -117,7 +119,17 @@ def _in_fault_home(fault_home) -> Iterator[Path]:
 @dataclass(frozen=True)
 class Killed:
     returncode: int
-    stderr: str
+    output: str
+
+
+def _check_killed(code: int, output: str, what: str) -> Killed:
+    assert code == -9, f"the process was to be killed after {what} but exited with {code}: {output[-3000:]}"
+    assert "fault injection: SIGKILL" in output
+    return Killed(code, output)
+
+
+def _kill_argv(target: str, calls: int, match: str, command: tuple[str, ...]) -> list[str]:
+    return [sys.executable, "-m", "tests.faults.killed", target, str(calls), match, "--", *command]
 
 
 def run_killed(target: str, calls: int, match: str, *command: str, extra_env: dict | None = None) -> Killed:
@@ -125,14 +137,46 @@ def run_killed(target: str, calls: int, match: str, *command: str, extra_env: di
     ``calls``-th return of ``target`` (see ``tests.faults.killed``); the process must have been killed, not have
     ended by itself."""
     env = {**os.environ, **(extra_env or {})}
-    argv = [sys.executable, "-m", "tests.faults.killed", target, str(calls), match, "--", *command]
+    argv = _kill_argv(target, calls, match, command)
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=KILL_TIMEOUT_SECONDS)
-    assert done.returncode == -9, (
-        f"the process was to be killed after call {calls} of {target} but exited with {done.returncode}: "
-        f"{done.stderr[-3000:]}"
-    )
-    assert "fault injection: SIGKILL" in done.stderr
-    return Killed(done.returncode, done.stderr)
+    return _check_killed(done.returncode, done.stdout + done.stderr, f"call {calls} of {target}")
+
+
+class PendingKill:
+    """A process to be killed in the middle of ``command``, started ahead of time: it starts its Spark session and
+    waits; ``run()`` lets it go and returns once it was killed (``tests.faults.killed``, warm mode)."""
+
+    def __init__(self, target: str, calls: int, match: str, *command: str, extra_env: dict | None = None) -> None:
+        self.what = f"call {calls} of {target}"
+        self._output = tempfile.TemporaryFile()
+        env = {**os.environ, **(extra_env or {}), WARM_ENV: "1"}
+        self.process = subprocess.Popen(
+            _kill_argv(target, calls, match, command),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+        )
+
+    def run(self) -> Killed:
+        self.process.stdin.write(b"go\n")
+        self.process.stdin.close()
+        code = self.process.wait(timeout=KILL_TIMEOUT_SECONDS)
+        self._output.seek(0)
+        return _check_killed(code, self._output.read().decode(errors="replace"), self.what)
+
+    def discard(self) -> None:
+        """Let a process that was not run end (it exits when its stdin closes); kill it if it does not."""
+        if self.process.poll() is None:
+            if not self.process.stdin.closed:
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._output.close()
 
 
 def lost_and_doubled(expected: Iterable[tuple], found: Iterable[tuple]) -> tuple[int, int]:
@@ -170,32 +214,86 @@ class Champion:
     rerun_seconds: float
 
 
+LABELS_AS_OF = "2013-01-25"
+PRODUCTION_LOOP = "test_production_loop.py"
+
+
 @pytest.fixture(scope="session")
-def champion(spark, fault_home) -> Champion:
-    from jobs.platform.registry import CHAMPION
-    from local.runner import LocalRunner
-    from local.tables import LocalTables
+def session_dynalite(fault_home) -> Iterator[object]:
+    """dynalite keeping its tables on disk under the session's MLOPS_HOME, so that a restarted server has them."""
+    from local.dynalite import Dynalite
+
+    server = Dynalite(path=fault_home / "dynamodb").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pending_kills(request, fault_home) -> Iterator[dict[str, PendingKill]]:
+    """The processes the suite kills in the middle of a step, started together at the session's start (each waits,
+    its Spark session started, until its test lets it go): the model workflow, and, when the production loop's
+    tests run, the stream, the publish and the labels job."""
+    from local.dynalite import DYNAMODB_ENDPOINT_ENV
     from spec.config import ENVIRONMENTS
 
     env = ENVIRONMENTS[DEV_NAME]
     params = [arg for name, value in TRAINING.items() for arg in ("--param", f"{name}={value}")]
+    pending: dict[str, PendingKill] = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(fault_home))
         for name in _OUTSIDE_STATE:
             patch.delenv(name, raising=False)
+        try:
+            pending["workflow"] = PendingKill(
+                "local.tables:LocalTables.write", 1, env.flights_table,
+                "mlops", "run", "model-training", "--env", env.name, *params,
+            )  # fmt: skip
+            if any(item.path.name == PRODUCTION_LOOP for item in request.session.items):
+                endpoint = request.getfixturevalue("session_dynalite").endpoint_url
+                pending["stream"] = PendingKill(
+                    "local.tables:LocalTables.append_once", 1, env.predictions_table,
+                    "mlops-score-stream", "--env", env.name, "--trigger", "available-now",
+                )  # fmt: skip
+                pending["publish"] = PendingKill(
+                    "jobs.platform.online_store:DynamoDBOnlineStore._put_chunk", 1, "",
+                    "mlops-publish", "--env", env.name, extra_env={DYNAMODB_ENDPOINT_ENV: endpoint},
+                )  # fmt: skip
+                pending["labels"] = PendingKill(
+                    "local.tables:LocalTables.write", 1, env.served_table,
+                    "mlops-labels", "--env", env.name, "--as-of", LABELS_AS_OF,
+                )  # fmt: skip
+        except BaseException:
+            for process in pending.values():
+                process.discard()
+            raise
+    yield pending
+    for process in pending.values():
+        process.discard()
+
+
+@pytest.fixture(scope="session")
+def champion(fault_home, pending_kills) -> Champion:
+    from jobs.platform import build_platform
+    from jobs.platform.registry import CHAMPION
+    from local.runner import LocalRunner
+    from local.spark import local_spark
+    from local.tables import LocalTables
+    from spec.config import ENVIRONMENTS
+
+    env = ENVIRONMENTS[DEV_NAME]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_HOME", str(fault_home))
+        for name in _OUTSIDE_STATE:
+            patch.delenv(name, raising=False)
+        local_spark()  # this process's Spark starts while the killed processes start theirs
         # given: `mlops run model-training` killed right after the ingest task committed the flights table
         started = time.monotonic()
-        killed = run_killed(
-            "local.tables:LocalTables.write", 1, env.flights_table, "mlops", "run", "model-training", "--env", env.name,
-            *params,
-        )  # fmt: skip
-        tables = LocalTables(lambda: spark)
+        killed = pending_kills["workflow"].run()
+        tables = LocalTables(local_spark)
         left_flights, left_weather = tables.exists(env.flights_table), tables.exists(env.weather_table)
         killed_seconds, started = time.monotonic() - started, time.monotonic()
         # when: the workflow runs again
         run = LocalRunner(env).run("model-training", TRAINING)
         rerun_seconds = time.monotonic() - started
-        from jobs.platform import build_platform
-
         version = build_platform(env).registry.alias_version(CHAMPION)
     return Champion(killed, left_flights, left_weather, run, version, killed_seconds, rerun_seconds)

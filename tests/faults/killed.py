@@ -2,13 +2,16 @@
 
     python -m tests.faults.killed <module:attribute> <calls> <match> -- <entry point> [args...]
 
-Before anything of the project is imported, ``<module:attribute>`` (a function or method, e.g.
-``local.tables:LocalTables.write``) is wrapped: after its ``<calls>``-th call whose arguments mention ``<match>``
-("" matches every call) has *returned*, the process sends itself SIGKILL. That is a kill at a known point in the
-middle of a step (say, right after its first commit), with no cleanup of any kind: no ``finally``, no ``atexit``, no
-flushed buffer, as when the machine's OOM killer or a ``kill -9`` ends a job. The entry point is a
-``[project.scripts]`` name (``mlops``, ``mlops-publish``, ...), called as its console script would be.
+Before the command runs, ``<module:attribute>`` (a function or method, e.g. ``local.tables:LocalTables.write``) is
+wrapped: after its ``<calls>``-th call whose arguments mention ``<match>`` ("" matches every call) has *returned*,
+the process sends itself SIGKILL. That is a kill at a known point in the middle of a step (say, right after its
+first commit), with no cleanup of any kind: no ``finally``, no ``atexit``, no flushed buffer, as when the machine's
+OOM killer or a ``kill -9`` ends a job. The entry point is a ``[project.scripts]`` name (``mlops``,
+``mlops-publish``, ...), called as its console script would be.
 
+With ``MLOPS_FAULT_WARM=1`` the process starts its local Spark session first, says ``fault injection: ready`` on
+stderr and waits for a line on stdin before it runs the command: the suite starts the processes it will kill while
+it does other work, so that their Spark start-ups overlap instead of adding up.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import os
 import signal
 import sys
 from importlib import metadata
+
+WARM_ENV = "MLOPS_FAULT_WARM"
 
 
 def _wrap(target: str, calls: int, match: str) -> None:
@@ -52,7 +57,16 @@ def main(argv: list[str]) -> int:
     entry_point, *args = argv[argv.index("--") + 1 :]
     _wrap(target, int(calls), match)
     (found,) = metadata.entry_points(group="console_scripts", name=entry_point)
-    return int(found.load()(args) or 0)
+    command = found.load()
+    if os.environ.get(WARM_ENV) == "1":
+        from local.spark import local_spark
+
+        local_spark()
+        sys.stderr.write("fault injection: ready\n")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip() != "go":
+            return 3  # the suite did not need this process after all
+    return int(command(args) or 0)
 
 
 if __name__ == "__main__":

@@ -35,18 +35,20 @@ class SlowRetraining:
                            status="SUCCESS")  # fmt: skip
 
 
-def test_two_retrainings_started_at_once_run_one_and_refuse_the_other(fault, monkeypatch, capsys):
-    from cli.commands.alerts import retrain
+def test_two_retrainings_started_at_once_run_one_and_refuse_the_other(fault, monkeypatch):
+    from cli.commands import alerts
 
     row = fault("two retrainings of one environment at once")
     monkeypatch.setattr("local.runner.LocalRunner", SlowRetraining)
+    said: list[str] = []  # what the command tells the person at the terminal
+    monkeypatch.setattr(alerts, "_say", said.append)
     RUNS.clear()
     start = threading.Barrier(2)
     codes: list[int] = []
 
     def alert_fires() -> None:
         start.wait()
-        codes.append(retrain(ENV, ["flight_delay_predictions_feature_drift"]))
+        codes.append(alerts.retrain(ENV, ["flight_delay_predictions_feature_drift"]))
 
     threads = [threading.Thread(target=alert_fires) for _ in range(2)]
     for thread in threads:
@@ -55,8 +57,7 @@ def test_two_retrainings_started_at_once_run_one_and_refuse_the_other(fault, mon
         thread.join(60)
     row.injected()
 
-    out = capsys.readouterr().out
-    refused = out.count(f"a retraining of {ENV.name} is already in progress (pid ")
+    refused = sum(f"a retraining of {ENV.name} is already in progress (pid " in line for line in said)
     overlapping = len(RUNS) == 2 and RUNS[0][0] < RUNS[1][1] and RUNS[1][0] < RUNS[0][1]
     row.record(survived=len(RUNS) == 1 and refused == 1 and not overlapping, lost=0 if RUNS else 1,
                doubled=max(0, len(RUNS) - 1), note=f"{len(RUNS)} run, {refused} refused")  # fmt: skip
