@@ -43,7 +43,7 @@ class FaultRow:
 
         yes = {True: "yes", False: "no"}
         return (
-            f"{self.fault:<58} injected={yes[self.injected]:<3} survived={yes[self.survived]:<3} "
+            f"{self.fault:<68} injected={yes[self.injected]:<3} survived={yes[self.survived]:<3} "
             f"lost={count(self.lost):<4} doubled={count(self.doubled):<4} {self.note}"
         ).rstrip()
 
@@ -73,7 +73,7 @@ def fault_rows(tmp_path_factory) -> Iterator[list[FaultRow]]:
     yield rows
     path = report_path(tmp_path_factory.getbasetemp())
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = f"{'fault':<58} injected     survived     lost      doubled"
+    header = f"{'fault':<68} injected     survived     lost      doubled"
     path.write_text("\n".join([header, *(row.line() for row in rows)]) + "\n")
 
 
