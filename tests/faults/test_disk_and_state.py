@@ -33,15 +33,12 @@ def cut_short(path: Path) -> str:
 
 
 def batch_rows(day: str) -> list[tuple]:
-    rows = DeltaTable(str(table_path(ENV.predictions_table))).to_pyarrow_table()
-    mine = rows.filter(deltalake_batch(rows, f"batch-{day}-{day}"))
-    return list(zip(*(mine.column(c).to_pylist() for c in KEY), strict=True))
-
-
-def deltalake_batch(rows, batch_id: str):
+    """The keys of the predictions of the batch that scored ``day``."""
     import pyarrow.compute as pc
 
-    return pc.equal(rows["batch_id"], batch_id)
+    rows = DeltaTable(str(table_path(ENV.predictions_table))).to_pyarrow_table()
+    mine = rows.filter(pc.equal(rows["batch_id"], f"batch-{day}-{day}"))
+    return list(zip(*(mine.column(c).to_pylist() for c in KEY), strict=True))
 
 
 def scheduled(day: str) -> list[tuple]:
@@ -76,7 +73,8 @@ def test_a_full_disk_while_a_batch_writes_fails_clearly_commits_nothing_and_the_
     monkeypatch.setattr(deltalake, "write_deltalake", write)
     with caplog.at_level(logging.ERROR, logger="jobs"):
         code = batch_inference.main(["--env", ENV.name, "--start-date", "2013-01-24", "--end-date", "2013-01-24"])
-    row.injected() if full_disk else None
+    if full_disk:
+        row.injected()
 
     # then: a clear message, and the table as it was (its log never saw the half-written file)
     expected_message = (

@@ -90,7 +90,8 @@ def test_a_writer_whose_disk_is_full_spills_the_rows_and_says_so_and_loses_none(
     unwritten = log.close(timeout=30)
 
     # then: the failed batch is in a spill file an error names, the rest in the table, each row once
-    row.injected() if "before" in calls else None
+    if "before" in calls:
+        row.injected()
     in_table, spilled = where_rows_went(table_dir)
     lost, doubled = lost_and_doubled([r["databricks_request_id"] for r in map(request_row, range(ROWS))],
                                      in_table + spilled)  # fmt: skip
@@ -115,7 +116,8 @@ def test_a_write_that_committed_and_then_failed_is_not_written_twice(tmp_path, m
     unwritten = log.close(timeout=30)
 
     # then: the retry finds its rows committed and does not append them again
-    row.injected() if "after" in calls else None
+    if "after" in calls:
+        row.injected()
     in_table, spilled = where_rows_went(table_dir)
     lost, doubled = lost_and_doubled([r["databricks_request_id"] for r in map(request_row, range(ROWS))],
                                      in_table + spilled)  # fmt: skip
