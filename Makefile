@@ -76,3 +76,11 @@ bench-monitor: setup
 .PHONY: bench-synth
 bench-synth: setup
 	$(BIN)/python -m bench.synth $(ARGS)
+
+# The fault-injection suite (tests/faults): each production step under a kill, a stopped DynamoDB, a failing writer,
+# a corrupt state file, a full disk, two runs at once; one line per fault: injected, survived, rows lost, doubled.
+.PHONY: bench-faults
+bench-faults: setup
+	@mkdir -p .mlops
+	MLOPS_FAULT_REPORT=$(CURDIR)/.mlops/fault-report.txt $(BIN)/pytest -q -p no:cacheprovider -m faults tests/faults; \
+	status=$$?; cat .mlops/fault-report.txt; exit $$status

@@ -24,6 +24,23 @@ from spec.errors import MlopsError
 logger = logging.getLogger(__name__)
 
 
+class StateFileError(MlopsError):
+    """A local state file cannot be read (not JSON: written half by something else, or damaged)."""
+
+
+def read_json(path: Path, what: str) -> object:
+    """The JSON document at ``path`` (``FileNotFoundError`` when there is none); a ``StateFileError`` naming the
+    file and ``what`` it holds when it is not JSON, never a bare decoding error or a guess."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StateFileError(
+            f"{what} at {path} is not valid JSON ({error}; {len(text)} bytes): it was cut short or damaged. "
+            "Move it aside to start that state afresh"
+        ) from error
+
+
 @contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` (unique, so concurrent writers never share it) for the block to write; when

@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 
 from local.adapters import TaskContext, task_context
-from local.files import write_text_atomically
+from local.files import read_json, write_text_atomically
 from local.paths import runs_dir
 from spec.config import Environment
 from spec.workflows import (
@@ -276,7 +276,8 @@ class LocalRunner:
             context.values_file.unlink(missing_ok=True)  # a retry starts from a clean slate
             code = self._call_with_timeout(task, action.entry_point, argv, context)
             values_file = context.values_file
-            task_run.values = json.loads(values_file.read_text()) if values_file.exists() else {}
+            # A file that is not JSON fails the task with a message naming it: its dependants never run on a guess.
+            task_run.values = read_json(values_file, f"the task values of {task.key}") if values_file.exists() else {}
             if code != 0:
                 raise RuntimeError(f"{action.entry_point} exited with code {code}")
             return
@@ -349,6 +350,6 @@ def load_run(run_id: str, home: Path | None = None) -> WorkflowRun:
     path = (home or runs_dir()) / run_id / "run.json"
     if not path.exists():
         raise FileNotFoundError(f"no run {run_id!r} under {path.parent.parent}")
-    data = json.loads(path.read_text())
+    data = read_json(path, f"the record of run {run_id}")
     data["tasks"] = {k: TaskRun(**v) for k, v in data["tasks"].items()}
     return WorkflowRun(**data)

@@ -5,10 +5,12 @@ has given up on (``local.adapters.TaskContext``) commits nothing."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobs.platform.job import JobError
 from jobs.platform.tables import Filters, TableWrite, WriteMode, check_filters, check_mode, check_table_name
 from local.adapters import TaskContext, writing
 from local.paths import table_path
@@ -37,6 +39,36 @@ def _without_empty_batches(table: pa.Table) -> pa.Table:
     import pyarrow as pa
 
     return pa.Table.from_batches([b for b in table.to_batches() if b.num_rows], schema=table.schema)
+
+
+class TableWriteError(JobError):
+    """A write to a local Delta table failed (a full disk, a lost mount); the message says whether it committed."""
+
+
+def _version(path: Path) -> int | None:
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(path)).version() if DeltaTable.is_deltatable(str(path)) else None
+
+
+@contextmanager
+def _write_failures(full_name: str, path: Path, what: str) -> Iterator[None]:
+    """A failure of delta-rs or of the file system during one write as a ``TableWriteError`` that names the table
+    and says what the table holds now, read back from its log: a commit is all or nothing, so either the table
+    stayed at its version (the next run writes it again) or the write committed before the failure."""
+    from deltalake.exceptions import DeltaError
+
+    before = _version(path)
+    try:
+        yield
+    except (OSError, DeltaError) as error:
+        after = _version(path)
+        if after == before:
+            kept = "it does not exist yet" if before is None else f"it stays at version {before}"
+            outcome = f"nothing was committed ({kept}); run the step again once the cause is fixed"
+        else:
+            outcome = f"the write committed as version {after} before the failure"
+        raise TableWriteError(f"writing table {full_name} ({what}) failed: {error}; {outcome}") from error
 
 
 class LocalTables:
@@ -75,7 +107,7 @@ class LocalTables:
         mode = check_mode(mode)
         path = self.path(full_name)
         arrow = df.toArrow()
-        with writing(f"table {full_name} ({mode})", self._task):
+        with writing(f"table {full_name} ({mode})", self._task), _write_failures(full_name, path, mode):
             path.parent.mkdir(parents=True, exist_ok=True)
             # One commit; on overwrite the schema may change with the code that writes it.
             write_deltalake(str(path), arrow, mode=mode, schema_mode="overwrite" if mode == "overwrite" else None)
@@ -88,7 +120,10 @@ class LocalTables:
 
         path = self.path(full_name)
         arrow = df.toArrow()
-        with writing(f"table {full_name} (replace where {where})", self._task):
+        with (
+            writing(f"table {full_name} (replace where {where})", self._task),
+            _write_failures(full_name, path, f"replace where {where}"),
+        ):
             path.parent.mkdir(parents=True, exist_ok=True)
             if DeltaTable.is_deltatable(str(path)):
                 # delta-rs' predicate overwrite: the rows matching `where` are replaced in the same commit.
@@ -112,7 +147,10 @@ class LocalTables:
                 return None
         arrow = df.toArrow()
         properties = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
-        with writing(f"table {full_name} (append {app_id} {version})", self._task):
+        with (
+            writing(f"table {full_name} (append {app_id} {version})", self._task),
+            _write_failures(full_name, path, f"append {app_id} {version}"),
+        ):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_deltalake(str(path), arrow, mode="append", commit_properties=properties)
         written = TableWrite(full_name, DeltaTable(str(path)).version(), arrow.num_rows)
@@ -131,7 +169,10 @@ class LocalTables:
             return 0
         table = DeltaTable(self._existing(full_name))
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        with writing(f"table {full_name} (merge on {', '.join(keys)})", self._task):
+        with (
+            writing(f"table {full_name} (merge on {', '.join(keys)})", self._task),
+            _write_failures(full_name, self.path(full_name), f"merge on {', '.join(keys)}"),
+        ):
             metrics = (
                 table.merge(arrow, predicate=f"{on} AND t.{unset} IS NULL", source_alias="s", target_alias="t")
                 .when_matched_update({c: f"s.{c}" for c in columns})

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from local.files import write_json_atomically
+from local.files import read_json, write_json_atomically
 from local.monitor.errors import MonitorError
 from local.monitor.frame import Frame, encode_strings, ts_us
 from local.monitor.schema import CHANGE_COLUMNS, LOGIC_VERSION, MONITORED_COLUMNS, PROFILE_QUANTILES
@@ -176,14 +176,16 @@ class State:
         )
 
 
-def load_state(path: Path) -> State | None:
-    """The last refresh's state; None before the first refresh. A file that cannot be read as a state (edited by
-    hand, or written by something else) is a MonitorError naming it: deleting it makes the next refresh recompute
-    every window."""
+def load_state(path: Path, table: str) -> State | None:
+    """The last refresh's state of the monitor on ``table``; None before the first refresh. A file that is not JSON
+    (cut short, damaged) is a ``StateFileError`` naming it; one that cannot be read as a state (edited by hand, or
+    written by something else) is a MonitorError naming it. Either way the file is left as it is: deleting it makes
+    the next refresh recompute every window."""
     if not path.exists():
         return None
+    document = read_json(path, f"the state of the monitor on {table}")
     try:
-        return State.from_json(json.loads(path.read_text()))
+        return State.from_json(document)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise MonitorError(
             f"the monitor's state {path} is not a state this monitor wrote ({type(error).__name__}: {error}): delete "

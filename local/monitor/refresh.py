@@ -115,7 +115,7 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
     baseline_fp = plan.baseline_fingerprints(env, monitored, store.baseline_keys(baseline_table), current_names)
 
     path = plan.state_path(monitored)
-    previous = plan.load_state(path)
+    previous = plan.load_state(path, monitored.table)
     config = plan.config_fingerprint(monitored)
     monitor_version = 0 if previous is None else previous.monitor_version
     if previous is not None and previous.config != config:

@@ -9,6 +9,8 @@ Requests are queued by the serving threads and written by one background thread,
 or ``batch_size`` rows, whichever comes first. ``close()`` drains the queue; a batch that cannot be written after
 retries, and a row that does not fit the schema, is kept in a JSON-lines file next to the table (an error names the
 file and the row count), so no row is silently lost. A failing batch never stops the writer: it goes on with the next.
+A retry never writes a batch twice: each commit carries the writer's id and the batch's number, and a write that
+failed after its commit landed is found in the table's log instead of being appended again.
 ``close()`` returns how many rows are not in the table (spilled, or lost because even the spill file could not be
 written); the gateway logs a non-zero count as an error.
 """
@@ -75,6 +77,10 @@ class InferenceLogger:
         self._written = 0
         self._spilled = 0
         self._closed = False
+        # Each batch's commit carries (writer id, batch number): a retry finds out whether the failed write landed.
+        self._writer_id = f"inference-log-{uuid.uuid4().hex}"
+        self._batches = 0
+        self._append_lock = threading.Lock()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -199,23 +205,51 @@ class InferenceLogger:
         return (pa.concat_tables(tables) if tables else None), rejected
 
     def _append(self, table: pa.Table) -> None:
-        from deltalake import write_deltalake
+        """Append ``table`` as one commit that carries this writer's id and the batch's number (a Delta transaction
+        identifier, as the streaming job's appends do). A write can fail after its commit landed (a step of delta-rs
+        after the commit, a lost answer from the file system): before a retry the table's log says whether the batch
+        is in, so a retry never appends it a second time. Appends of one writer are made one at a time, in order."""
+        from deltalake import CommitProperties, Transaction, write_deltalake
 
-        error: Exception | None = None
-        for attempt in range(1, self._retries + 1):
-            try:
-                self.table_dir.parent.mkdir(parents=True, exist_ok=True)
-                write_deltalake(str(self.table_dir), table, mode="append")
-            except Exception as e:  # any failure is retried, then spilled: never dropped
-                error = e
-                logger.warning("inference log: writing %d rows failed (attempt %d): %s", table.num_rows, attempt, e)
-                time.sleep(0.2 * attempt)
-                continue
-            with self._lock:
-                self._written += table.num_rows
-            logger.debug("inference log: appended %d rows to %s", table.num_rows, self.table_dir)
-            return
-        self._spill(table.to_pylist(), f"writing to {self.table_dir} failed {self._retries} times: {error}")
+        with self._append_lock:
+            self._batches += 1
+            number = self._batches
+            properties = CommitProperties(app_transactions=[Transaction(app_id=self._writer_id, version=number)])
+            error: Exception | None = None
+            for attempt in range(1, self._retries + 1):
+                if attempt > 1 and self._committed(number):
+                    logger.warning("inference log: the failed write of %d rows had committed; not retried",
+                                   table.num_rows)  # fmt: skip
+                    break
+                try:
+                    self.table_dir.parent.mkdir(parents=True, exist_ok=True)
+                    write_deltalake(str(self.table_dir), table, mode="append", commit_properties=properties)
+                except Exception as e:  # any failure is retried, then spilled: never dropped
+                    error = e
+                    logger.warning("inference log: writing %d rows failed (attempt %d): %s", table.num_rows, attempt, e)
+                    time.sleep(0.2 * attempt)
+                    continue
+                break
+            else:
+                if not self._committed(number):
+                    self._spill(table.to_pylist(), f"writing to {self.table_dir} failed {self._retries} times: {error}")
+                    return
+        with self._lock:
+            self._written += table.num_rows
+        logger.debug("inference log: appended %d rows to %s", table.num_rows, self.table_dir)
+
+    def _committed(self, number: int) -> bool:
+        """Whether this writer's batch ``number`` is in the table (its log records the writer's latest batch)."""
+        from deltalake import DeltaTable
+
+        try:
+            if not DeltaTable.is_deltatable(str(self.table_dir)):
+                return False
+            done = DeltaTable(str(self.table_dir)).transaction_version(self._writer_id)
+        except Exception as e:  # the table cannot be read either: the batch is taken as not written
+            logger.warning("inference log: cannot read %s to check a failed write: %s", self.table_dir, e)
+            return False
+        return done is not None and done >= number
 
     def _spill(self, rows: list[Any], reason: str) -> None:
         """Keep ``rows`` in a JSON-lines file of their own beside the table, and say so; if even that fails, say that

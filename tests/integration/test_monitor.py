@@ -594,11 +594,21 @@ def test_a_model_version_without_baseline_rows_is_named(mlops_home):
         _refresh(env)
 
 
+NOT_A_STATE = r"flight_delay_predictions\.json is not a state this monitor .*delete it"
+
+
 @pytest.mark.parametrize(
-    "text", ['{"windows": {"1 week": {', '["not", "a", "state"]', '{"table": "x"}'], ids=["cut", "list", "partial"]
+    ("text", "refusal"),
+    [
+        ('{"windows": {"1 week": {', r"monitor on .* at .*flight_delay_predictions\.json is not valid JSON"),
+        ('["not", "a", "state"]', NOT_A_STATE),
+        ('{"table": "x"}', NOT_A_STATE),
+    ],
+    ids=["cut", "list", "partial"],
 )
-def test_a_state_file_it_did_not_write_is_named_and_left_as_it_is(mlops_home, text):
-    from local.monitor import MonitorError, state_path
+def test_a_state_file_it_did_not_write_is_named_and_left_as_it_is(mlops_home, text, refusal):
+    from local.monitor import state_path
+    from spec.errors import MlopsError
 
     # Given a monitored table refreshed once, whose state file is then cut short or replaced by something else
     env = _env("monbadstate")
@@ -609,7 +619,7 @@ def test_a_state_file_it_did_not_write_is_named_and_left_as_it_is(mlops_home, te
     path.write_text(text)
 
     # When the monitor refreshes, then it stops with an error naming the file and what to do, and touches nothing
-    with pytest.raises(MonitorError, match=r"flight_delay_predictions\.json is not a state this monitor .*delete it"):
+    with pytest.raises(MlopsError, match=refusal):
         _refresh(env)
     assert path.read_text() == text
     # and once the file is deleted, the next refresh recomputes every window
