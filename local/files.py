@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -94,6 +95,15 @@ def lock_holder(path: Path) -> dict[str, Any]:
     return holder if isinstance(holder, dict) else {"file": text[:200]}
 
 
+def _holder_once_written(path: Path, patience: float = 1.0) -> dict[str, Any]:
+    """The holder, waiting briefly for it to write its name: a holder writes it right after taking the lock, so a
+    caller refused in between would otherwise say "holder unknown"."""
+    deadline = time.monotonic() + patience
+    while not (holder := lock_holder(path)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return holder
+
+
 @contextmanager
 def exclusive_lock(
     path: Path, what: str, *, wait: bool = True, clock: Any = lambda: datetime.now(UTC)
@@ -115,7 +125,7 @@ def exclusive_lock(
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if not wait:
-                raise LockHeld(path, what, lock_holder(path)) from None
+                raise LockHeld(path, what, _holder_once_written(path)) from None
             logger.info("waiting for %s to finish elsewhere (lock %s)", what, path)
             fcntl.flock(fd, fcntl.LOCK_EX)
         stale = lock_holder(path)

@@ -9,7 +9,6 @@ Small data: eight landed files of 40 flights each (two micro-batches: the stream
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from datetime import UTC, date, datetime
 
@@ -164,11 +163,7 @@ def test_dynalite_stopped_in_the_middle_of_a_publish_then_restarted_gets_every_i
     row = fault("dynalite stopped in the middle of a publish, restarted")
     # given: an environment of its own (its own catalog and DynamoDB table, one attempt per request) holding the
     # stream's predictions
-    env = dataclasses.replace(
-        ENV,
-        catalog="faults_stop",
-        online_store=dataclasses.replace(ENV.online_store, table_name="faults-stop", max_attempts=1),
-    )
+    env = ENV.replace(catalog="faults_stop", online_store={"table_name": "faults-stop", "max_attempts": 1})
     platform = build_platform(env)
     platform.tables.write(build_platform(ENV).tables.read(ENV.predictions_table), env.predictions_table)
     real_put_chunk = DynamoDBOnlineStore._put_chunk
