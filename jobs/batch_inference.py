@@ -2,7 +2,7 @@
 
 Which flights: those of the raw flights table scheduled in ``--start-date``..``--end-date``, or, without dates,
 every flight of the table that has no batch prediction yet. Each gets its origin's weather at scheduled departure
-from the feature table, through the same point-in-time join as training (``jobs.core.features.flight_features``).
+from the feature table, through the same point-in-time join as training (``flight_features`` of the model).
 Rows that cannot be scored (key or schedule features missing or malformed; the weather is optional) go to
 ``<model>_prediction_rejects`` with the reason.
 
@@ -20,12 +20,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from jobs.core.data import hours_around
-from jobs.core.features import flight_features
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, job_parser, optional_iso_date, run_job
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
-from spec.columns import FLIGHT_KEY
+from models.flight_delay.columns import FLIGHT_KEY
+from models.flight_delay.data import hours_around
+from models.flight_delay.features import flight_features
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.batch_inference")

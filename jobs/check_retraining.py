@@ -31,7 +31,8 @@ from jobs.core.alert_verdict import run_alert_query
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
-from spec.columns import LABEL, SCHEDULED_DATE
+from models.flight_delay.columns import SCHEDULED_DATE
+from spec.columns import LABEL
 from spec.config import get_environment
 from spec.monitoring import alerts, describe_alert_row
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from jobs.core import contract
-from jobs.core.data import hours_around
-from jobs.core.features import flight_examples
 from jobs.core.model import labels, model_frame
 from jobs.platform import Platform
 from jobs.platform.job import JobError
 from jobs.platform.registry import ModelRef
+from models.flight_delay.data import hours_around
+from models.flight_delay.features import flight_examples
 from spec.columns import LABEL
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ import argparse
 import logging
 from dataclasses import dataclass
 
-from jobs.core.features import weather_features
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
+from models.flight_delay.features import weather_features
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.features")

@@ -27,23 +27,21 @@ from typing import Any
 
 import pandas as pd
 
-from jobs.core.data import flight_labels
 from jobs.core.model import model_frame, predict_proba
 from jobs.core.requests import parse_flight_key_id, request_records, response_predictions
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import exit_on_failure, job_parser, optional_iso_date, run_job, whole_number
 from jobs.platform.registry import ModelRef
-from spec.columns import (
+from models.flight_delay.columns import (
     FLIGHT_KEY,
-    LABEL,
-    PREDICTION,
     PREDICTION_COLUMN_TYPES,
     PREDICTION_COLUMNS,
-    PROBABILITY,
     SCHEDULED_DATE,
     SCHEDULED_DEPARTURE,
     SCORED_FEATURES,
 )
+from models.flight_delay.data import flight_labels
+from spec.columns import LABEL, PREDICTION, PROBABILITY
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.labels")

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job, whole_number
 from jobs.platform.online_store import ROW_FIELDS, Item, OnlineStoreError, WriteCounts, to_item
-from spec.columns import PREDICTION, PROBABILITY, SCHEDULED_DEPARTURE
+from models.flight_delay.columns import SCHEDULED_DEPARTURE
+from spec.columns import PREDICTION, PROBABILITY
 from spec.config import get_environment
 
 if TYPE_CHECKING:

@@ -26,16 +26,14 @@ from jobs.core.model import model_frame, predict_proba
 from jobs.platform import Platform
 from jobs.platform.job import JobError
 from jobs.platform.registry import CHAMPION, ModelRef
-from spec.columns import (
+from models.flight_delay.columns import (
     FLIGHT_KEY,
-    PREDICTION,
     PREDICTION_COLUMNS,
-    PROBABILITY,
     REJECT_COLUMNS,
-    REJECT_REASON,
     SCHEDULED_DEPARTURE,
     SCORED_FEATURES,
 )
+from spec.columns import PREDICTION, PROBABILITY, REJECT_REASON
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

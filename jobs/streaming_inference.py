@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from jobs.core.features import flight_features
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
 from jobs.platform.registry import ModelRef
 from jobs.platform.tables import Tables
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
-from spec.columns import LANDING_SCHEMA
+from models.flight_delay.columns import LANDING_SCHEMA
+from models.flight_delay.features import flight_features
 from spec.config import Environment, get_environment
 
 if TYPE_CHECKING:

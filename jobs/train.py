@@ -19,12 +19,9 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from jobs.core import contract
-from jobs.core.data import deterministic_sample, held_out_start
 from jobs.core.evaluation import classification_metrics
 from jobs.core.inference import LATE_ABOVE
 from jobs.core.model import (
-    HYPERPARAMETERS,
-    build_model,
     labels,
     model_frame,
     model_signature,
@@ -45,16 +42,17 @@ from jobs.platform.job import (
     run_job,
 )
 from jobs.platform.registry import ModelRef, logged_model_name, model_requirements
-from spec.columns import (
+from models.flight_delay.columns import (
     FLIGHT_KEY,
-    LABEL,
-    PREDICTION,
     PREDICTION_COLUMNS,
-    PROBABILITY,
     SCHEDULED_DATE,
     SCHEDULED_DEPARTURE,
     SCORED_FEATURES,
 )
+from models.flight_delay.data import deterministic_sample, held_out_start
+from models.flight_delay.estimator import HYPERPARAMETERS
+from models.flight_delay.estimator import build_estimator as build_model
+from spec.columns import LABEL, PREDICTION, PROBABILITY
 from spec.config import get_environment
 
 logger = logging.getLogger("jobs.train")

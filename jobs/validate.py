@@ -35,7 +35,6 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from jobs.core import contract
-from jobs.core.data import LABEL
 from jobs.core.decisions import (
     FAILED,
     PASSED,
@@ -51,6 +50,7 @@ from jobs.examples import environment_version, evaluation_frame, evaluation_peri
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef, parse_model_uri
+from models.flight_delay.data import LABEL
 from spec.config import RunMode, Validation, get_environment
 
 if TYPE_CHECKING:

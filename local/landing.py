@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from local.adapters import LocalLanding
 from local.paths import landing_dir
-from spec.columns import LANDING_SCHEMA, SCHEDULE_COLUMNS
+from models.flight_delay.columns import LANDING_SCHEMA, SCHEDULE_COLUMNS
 from spec.config import Environment
 from spec.errors import MlopsError
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The top-level packages the jobs import: tests/runtime checks that no runtime library installs these names.
-PACKAGES = ("jobs", "spec")
+PACKAGES = ("jobs", "models", "spec")
 PACKAGE_DATA = {"jobs": ["BUILD_COMMIT"]}
 
 

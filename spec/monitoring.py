@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Literal
 
-from spec.columns import FEATURE_COLUMNS, PREDICTION_COLUMN_TYPES
 from spec.config import Environment
+from spec.model import load_model_spec
 
 TIMESTAMP_COL = "sched_departure"
 MODEL_ID_COL = "model_version"
@@ -30,13 +30,12 @@ PREDICTION_COL = "prediction"
 PREDICTION_PROBA_COL = "probability"
 LABEL_COL = "label"
 PROBLEM_TYPE = "PROBLEM_TYPE_CLASSIFICATION"
+# TRANSITION (issue 17): the one model's columns, until every reader takes them from its environment's model.
+_MODEL = load_model_spec("flight_delay")
 # The model's inputs, as the monitor profiles them.
-MONITORED_FEATURES = FEATURE_COLUMNS
-# What the drift alert watches: the schedule, the weather that makes delays (wind, rain, visibility) and the model's
-# own output. Not the calendar (month, day of week move by construction), and not the season's slow variables
-# (temperature, dew point, pressure, humidity): a week of them against a training window of several weeks is always
-# far apart, whatever the model's quality, so they would retrain every week for nothing.
-DRIFT_ALERT_COLUMNS = ("distance", "sched_hour", "wind_speed", "precip", "visib", "probability")
+MONITORED_FEATURES = _MODEL.monitored
+# What the drift alert watches (the model's declaration says which and why).
+DRIFT_ALERT_COLUMNS = _MODEL.drift_features
 # Lakehouse Monitoring's drift types (the drift metric table's `drift_type`): a window against the baseline table, and
 # against the window before it; and the profile's `log_type` of the monitored rows. One place for the monitor, the
 # alerts, the dashboard and the report.
@@ -47,7 +46,7 @@ CONSECUTIVE = "CONSECUTIVE"
 TABLE_COLUMN = ":table"
 # The columns of the monitored tables (predictions, served requests) and of the baseline, with their SQL types:
 # declared by the stack, written by the jobs.
-MONITORED_TABLE_COLUMNS = PREDICTION_COLUMN_TYPES
+MONITORED_TABLE_COLUMNS = _MODEL.prediction_column_types
 
 AlertKind = Literal["feature_drift", "model_quality"]
 

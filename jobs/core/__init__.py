@@ -1,7 +1,5 @@
 """The jobs' logic as pure functions: DataFrames and numbers in, values out. No I/O, no globals, no clients.
 
-- ``data``: flights -> labelled examples (label, calendar features, scheduled-date windows, time split)
-- ``features``: weather -> hourly weather features; the point-in-time join of flights with them
 - ``model``: the scikit-learn pipeline and the frame it takes
 - ``evaluation``: metrics, overall and per slice
 - ``decisions``: validation gates, champion-vs-challenger promotion, serving traffic split

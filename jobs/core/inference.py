@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from spec.columns import CATEGORICAL_FEATURES, FLIGHT_KEY
+from models.flight_delay.columns import CATEGORICAL_FEATURES, FLIGHT_KEY
 
 # The model's decision threshold, as its predict() applies it (argmax of two classes: 0.5 exactly is on time).
 LATE_ABOVE = 0.5

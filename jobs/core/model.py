@@ -11,29 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
-from spec.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL, NUMERIC_FEATURES, WEATHER_FEATURES
+from models.flight_delay.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, WEATHER_FEATURES
+from spec.columns import LABEL
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
-
-# Categories seen fewer times in training are pooled into one "infrequent" column.
-MIN_CATEGORY_FREQUENCY = 20
-
-HYPERPARAMETERS = {
-    "learning_rate": 0.1,
-    "max_iter": 100,
-    "max_leaf_nodes": 31,
-    "min_samples_leaf": 40,
-    "l2_regularization": 1.0,
-    "early_stopping": True,
-    "validation_fraction": 0.1,
-    "n_iter_no_change": 10,
-}
 
 
 def model_frame(examples: pd.DataFrame) -> pd.DataFrame:
@@ -63,27 +47,6 @@ def labels(examples: pd.DataFrame) -> np.ndarray:
 def shuffled(y: np.ndarray, seed: int) -> np.ndarray:
     """The same labels in a random order: a model trained on them learns nothing (a deliberately bad model)."""
     return np.random.default_rng(seed).permutation(y)
-
-
-def build_model(seed: int = 0, **overrides: object) -> Pipeline:
-    unknown = sorted(set(overrides) - set(HYPERPARAMETERS))
-    if unknown:
-        raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(HYPERPARAMETERS)}")
-    encode = ColumnTransformer(
-        [
-            (
-                "categorical",
-                OneHotEncoder(
-                    handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_FREQUENCY, sparse_output=False
-                ),
-                list(CATEGORICAL_FEATURES),
-            ),
-            ("numeric", "passthrough", list(NUMERIC_FEATURES)),
-        ],
-        sparse_threshold=0.0,
-    )
-    classifier = HistGradientBoostingClassifier(random_state=seed, **{**HYPERPARAMETERS, **overrides})
-    return Pipeline([("encode", encode), ("classify", classifier)])
 
 
 def predict_proba(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:

@@ -17,6 +17,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from jobs.platform.landing import DatabricksLanding, Landing
+from jobs.platform.model import ModelPackage, load_model
 from jobs.platform.monitors import DatabricksMonitors, Monitors
 from jobs.platform.notify import WEBHOOK_URL_ENV, DatabricksNotifier, Notifier
 from jobs.platform.online_store import OnlineStore, databricks_online_store, no_online_store
@@ -63,6 +64,11 @@ class Platform:
     @property
     def spark(self) -> SparkSession:
         return self.spark_session()
+
+    @property
+    def model(self) -> ModelPackage:
+        """The model the environment runs: its declaration and its callables (jobs.platform.model)."""
+        return load_model(self.env.model_name)
 
 
 def build_platform(env: Environment, environ: Mapping[str, str] | None = None) -> Platform:

@@ -58,10 +58,11 @@ def weekly_reference(spec: ReferenceSpec) -> dict[str, float | None]:
     import numpy as np
     import pandas as pd
 
-    from jobs.core.data import held_out_start
     from jobs.core.evaluation import roc_auc
-    from jobs.core.model import build_model, labels, model_frame, predict_proba
+    from jobs.core.model import labels, model_frame, predict_proba
     from jobs.train import TEST_FRACTION
+    from models.flight_delay.data import held_out_start
+    from models.flight_delay.estimator import build_estimator as build_model
     from spec.columns import LABEL, SCHEDULED_DATE
 
     examples = pd.read_parquet(spec.examples)
@@ -148,7 +149,7 @@ class References:
         the weekly reference trains on first), built by the training job's own join (computed once)."""
         if self._examples is not None:
             return self._examples.copy()
-        from jobs.core.features import flight_examples
+        from models.flight_delay.features import flight_examples
         from spec.columns import FLIGHT_KEY, SCHEDULED_DEPARTURE
 
         tables = self.platform.tables

@@ -19,7 +19,7 @@ import pandas as pd
 from jobs.core.requests import flight_key_id
 from local.demo import ReplayError
 from local.paths import table_path
-from spec.columns import FEATURE_COLUMNS
+from models.flight_delay.columns import FEATURE_COLUMNS
 from spec.config import Environment
 
 logger = logging.getLogger(__name__)

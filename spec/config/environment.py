@@ -30,6 +30,7 @@ from spec.config.models import (
     Validation,
     Workspace,
 )
+from spec.model import ModelSpec, load_model_spec
 
 # raw: flights, weather, the landing volume; features: weather features; ml: model, predictions, artifacts;
 # monitoring: the inference table and the monitors' metric tables.
@@ -115,6 +116,10 @@ class Environment(ConfigModel):
             )
         if self.name in self.read_only_from:
             problems.add("read_only_from", "must not contain the environment itself")
+        try:
+            load_model_spec(self.model_name)
+        except ConfigError as e:
+            problems.add("model_name", f"names no valid model: {e}")
         problems.raise_any()
         return self
 
@@ -185,6 +190,11 @@ class Environment(ConfigModel):
         return f"/Workspace{self.experiment_dir}/{self.name}/monitors"
 
     @property
+    def model(self) -> ModelSpec:
+        """The declaration of the model this environment runs (models/<model_name>/spec.py)."""
+        return load_model_spec(self.model_name)
+
+    @property
     def registered_model(self) -> str:
         return f"{self.catalog}.ml.{self.model_name}"
 
@@ -205,6 +215,14 @@ class Environment(ConfigModel):
     def weather_features_table(self) -> str:
         """Hourly weather features per airport: the feature table the point-in-time join reads."""
         return self.table("features", "weather_hourly")
+
+    def source_table(self, source: str) -> str:
+        """A raw table of the model's (``ModelSpec.sources``): the ingest job writes it."""
+        return self.table("raw", source)
+
+    def feature_table(self, name: str) -> str:
+        """A feature table of the model's (``ModelSpec.feature_tables``): the features job writes it."""
+        return self.table("features", name)
 
     @property
     def inference_table(self) -> str:

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from jobs import ingest
 from local.paths import table_path
-from spec.columns import WEATHER_KEY
+from models.flight_delay.columns import WEATHER_KEY
 from spec.config import ENVIRONMENTS
 from tests.faults.conftest import DEV_NAME, TRAINING, lost_and_doubled
 

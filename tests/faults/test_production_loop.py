@@ -216,11 +216,11 @@ def served_requests(champion_version: str) -> list[dict]:
     import mlflow.sklearn
     import pandas as pd
 
-    from jobs.core.features import flight_features
     from jobs.core.model import model_frame, predict_proba
     from jobs.core.requests import flight_key_id
     from jobs.platform.registry import ModelRef
     from jobs.scoring import stage_model
+    from models.flight_delay.features import flight_features
     from spec.columns import FEATURE_COLUMNS
 
     platform = build_platform(ENV)

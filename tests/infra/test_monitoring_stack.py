@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from models.flight_delay.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, PREDICTION_COLUMNS
 from spec import monitoring
-from spec.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, PREDICTION_COLUMNS
 from spec.config import ENVIRONMENTS
 from tests.support.stacks import resolve, resources
 

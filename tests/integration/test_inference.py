@@ -26,7 +26,7 @@ from jobs.platform.job import JobError
 from jobs.platform.registry import CHAMPION, ModelRef
 from local.landing import land_flights, landing_arrow_schema
 from local.paths import table_path
-from spec.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
+from models.flight_delay.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
 from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
@@ -358,8 +358,8 @@ def champion_version(platform) -> str:
 
 def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_answered(champion):
     from jobs import labels
-    from jobs.core.features import flight_features
     from jobs.core.requests import flight_key_id
+    from models.flight_delay.features import flight_features
     from spec.columns import FEATURE_COLUMNS
 
     platform = build_platform(ENV)
@@ -411,8 +411,8 @@ def log_inference(rows: list[dict]) -> None:
 
 def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reason(champion, caplog):
     from jobs import labels
-    from jobs.core.features import flight_features
     from jobs.core.requests import flight_key_id
+    from models.flight_delay.features import flight_features
     from spec.columns import FEATURE_COLUMNS
 
     # given: beside one good served request, four that the endpoint answered but that cannot be unpacked

@@ -18,12 +18,12 @@ import pytest
 
 from jobs import deploy, features, ingest, promotion, train, validate
 from jobs.core import contract
-from jobs.core.features import WEATHER_FEATURES
 from jobs.core.model import FEATURE_COLUMNS
 from jobs.platform import build_platform
 from jobs.platform.job import JobError, code_version
 from jobs.platform.serving import ServedEntity, StateError
 from local.adapters import LocalServing, LocalTaskValues
+from models.flight_delay.features import WEATHER_FEATURES
 from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration

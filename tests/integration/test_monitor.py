@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from spec.columns import PREDICTION_COLUMNS
+from models.flight_delay.columns import PREDICTION_COLUMNS
 from spec.config import ENVIRONMENTS
 from spec.monitoring import MONITORED_FEATURES, TABLE_COLUMN, alerts, monitored_tables
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from jobs.core.features import WEATHER_FEATURES
 from jobs.core.model import FEATURE_COLUMNS
 from local.serving.auth import Token, TokenError, client_token, server_token
 from local.serving.state import ServedEntity, new_state, write_state
+from models.flight_delay.features import WEATHER_FEATURES
 from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration

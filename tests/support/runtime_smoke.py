@@ -17,8 +17,9 @@ def main() -> int:
     import pandas as pd
 
     from jobs.core.evaluation import classification_metrics
-    from jobs.core.model import build_model, model_frame, model_signature, predict_proba
+    from jobs.core.model import model_frame, model_signature, predict_proba
     from jobs.platform.registry import logged_model_name, model_requirements
+    from models.flight_delay.estimator import build_estimator as build_model
     from spec.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
 
     rng = np.random.default_rng(7)

@@ -3,8 +3,8 @@
 exercised against the input the real model takes.
 
 The examples come from the jobs' own code on the local Spark session: the raw frames of ``jobs.ingest``, the
-weather features of ``jobs.core.features.weather_features`` and the point-in-time join of
-``jobs.core.features.flight_examples`` (one implementation of the join, for training, inference and the tests).
+weather features and the point-in-time join of the flight-delay model (models/flight_delay/features.py: one
+implementation of the join, for training, inference and the tests).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from jobs.core.model import build_model, labels, model_frame, model_signature, shuffled
-from spec.columns import SCHEDULED_DEPARTURE
+from models.flight_delay.columns import SCHEDULED_DEPARTURE
 
 # A quarter of 2013 holds about 80,000 flights that arrived: enough for any slice the tests and benchmarks take.
 WINDOW = (date(2013, 1, 1), date(2013, 3, 31))
@@ -24,11 +24,11 @@ WINDOW = (date(2013, 1, 1), date(2013, 3, 31))
 def flight_examples(rows: int, seed: int, window: tuple[date, date] = WINDOW) -> pd.DataFrame:
     """``rows`` flights of ``window`` that arrived (a deterministic sample), in scheduled order: the label, the
     schedule's features and the weather at their origin, as the training job builds them."""
-    from jobs.core.data import deterministic_sample
-    from jobs.core.features import flight_examples as join
-    from jobs.core.features import weather_features
     from jobs.ingest import source_frames
     from local.spark import local_spark
+    from models.flight_delay.data import deterministic_sample
+    from models.flight_delay.features import flight_examples as join
+    from models.flight_delay.features import weather_features
 
     spark = local_spark()
     flights, weather = source_frames(*window)

@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from jobs.core.data import (
+from jobs.core.model import FEATURE_COLUMNS
+from models.flight_delay.data import (
     LABEL,
     SCHEDULED_DEPARTURE,
     between_dates,
@@ -16,14 +17,13 @@ from jobs.core.data import (
     held_out_start,
     prepare_flights,
 )
-from jobs.core.features import (
+from models.flight_delay.features import (
     FEATURE_TIME,
     WEATHER_FEATURES,
     flight_examples,
     point_in_time_join,
     weather_features,
 )
-from jobs.core.model import FEATURE_COLUMNS
 
 T0 = datetime(2013, 1, 1, 10)  # UTC; the session time zone is UTC
 POST_DEPARTURE = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time", "tailnum")

@@ -11,12 +11,12 @@ from jobs.core.model import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
     NUMERIC_FEATURES,
-    build_model,
     labels,
     model_frame,
     predict_proba,
     shuffled,
 )
+from models.flight_delay.estimator import build_estimator as build_model
 
 
 def synthetic_examples(n: int, seed: int = 0) -> pd.DataFrame:

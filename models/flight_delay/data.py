@@ -13,14 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spec.columns import (
+from models.flight_delay.columns import (
     ARRIVAL_DELAY_THRESHOLD_MINUTES,
     DEPARTURE_HOUR,
     FLIGHT_KEY,
-    LABEL,
     SCHEDULED_DATE,
     SCHEDULED_DEPARTURE,
 )
+from spec.columns import LABEL
 
 
 def scheduled_date(flights: DataFrame) -> Column:

@@ -16,8 +16,8 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.core.data import between_dates, prepare_flights, scheduled_flights
-from spec.columns import FEATURE_TIME, SCHEDULED_DEPARTURE, WEATHER_FEATURES, WEATHER_KEY
+from models.flight_delay.columns import FEATURE_TIME, SCHEDULED_DEPARTURE, WEATHER_FEATURES, WEATHER_KEY
+from models.flight_delay.data import between_dates, prepare_flights, scheduled_flights
 
 # A weather row stands for a whole hour of observation: it is available from the end of that hour on.
 WEATHER_AVAILABLE_AFTER = timedelta(hours=1)
