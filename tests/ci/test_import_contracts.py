@@ -75,7 +75,7 @@ def test_the_demo_importing_the_cli_or_upwards_or_the_platform_importing_the_dem
     assert "Contracts: 12 kept, 4 broken." in result.stdout, result.stdout
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert broken == [
-        "Applications depend downwards: cli -> local | infra | policies -> jobs -> spec BROKEN",
+        "Layers: cli -> local|infra|policies -> jobs -> models -> spec BROKEN",
         "policies BROKEN",
         "The local platform does not depend on the demo that drives it BROKEN",
         "references, over the records BROKEN",
