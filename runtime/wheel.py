@@ -1,5 +1,5 @@
-"""Build the wheel the Databricks jobs install: the job runtime (``jobs``) and the plain-data spec it reads (``spec``),
-nothing else.
+"""Build the wheel the Databricks jobs install: the job runtime (``jobs``), the models it runs (``models``) and the spec
+it reads (``spec``), nothing else.
 
 The repository's own ``pyproject.toml`` installs everything (the local engines, the CLI, the stacks) for this machine.
 On Databricks only the jobs run, so their wheel carries only their code, its job entry points (``mlops-*``) and the

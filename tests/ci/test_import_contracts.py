@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("spec", "jobs", "local", "cli", "infra", "policies")
+PACKAGES = ("spec", "jobs", "models", "local", "cli", "infra", "policies")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

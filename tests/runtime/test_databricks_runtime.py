@@ -128,7 +128,7 @@ def top_level_names(wheel: Path) -> set[str]:
 
 
 def test_the_jobs_wheel_carries_only_the_job_runtime_and_its_spec(wheel):
-    assert top_level_names(wheel) == {"jobs", "spec"} == set(WHEEL_BUILDER.PACKAGES)
+    assert top_level_names(wheel) == {"jobs", "models", "spec"} == set(WHEEL_BUILDER.PACKAGES)
     scripts = job_entry_points(wheel)
     assert "mlops" not in scripts and set(scripts) >= {"mlops-train", "mlops-refresh-monitors"}
     with zipfile.ZipFile(wheel) as archive:
