@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     child_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     child_env["MLFLOW_TRACKING_URI"] = mlflow_tracking_uri()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if not args.verbose else {}
-    invocations = f"/serving-endpoints/{env.serving.endpoint_name}/invocations"
+    invocations = f"/serving-endpoints/{env.endpoint_name}/invocations"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     mlflow_port = _free_port()
     servers: dict[str, Server] = {

@@ -21,12 +21,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, check_window, exit_on_failure, job_parser, optional_iso_date, run_job
+from jobs.platform.job import (
+    JobError,
+    check_window,
+    exit_on_failure,
+    job_environment,
+    job_parser,
+    optional_iso_date,
+    run_job,
+)
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
 from models.flight_delay.columns import FLIGHT_KEY
 from models.flight_delay.data import hours_around
 from models.flight_delay.features import flight_features
-from spec.config import get_environment
 
 logger = logging.getLogger("jobs.batch_inference")
 
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        score_batch(build_platform(get_environment(args.env)), args.start_date, args.end_date)
+        score_batch(build_platform(job_environment(args)), args.start_date, args.end_date)
         return 0
 
     return run_job("mlops-score-batch", work)

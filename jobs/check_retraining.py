@@ -29,11 +29,10 @@ from datetime import date, timedelta
 from jobs.core import contract
 from jobs.core.alert_verdict import run_alert_query
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
+from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
 from models.flight_delay.columns import SCHEDULED_DATE
 from spec.columns import LABEL
-from spec.config import get_environment
 from spec.monitoring import alerts, describe_alert_row
 
 logger = logging.getLogger("jobs.check_retraining")
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        run_check(build_platform(get_environment(args.env)))
+        run_check(build_platform(job_environment(args)))
         return 0
 
     return run_job("mlops-check-retraining", work)

@@ -27,11 +27,10 @@ from jobs.core.evaluation import classification_metrics
 from jobs.core.model import predict_proba
 from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, exit_on_failure, job_parser, positive_int, run_job
+from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, positive_int, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
 from jobs.promotion import promote, update_serving
 from spec.columns import LABEL
-from spec.config import get_environment
 
 logger = logging.getLogger("jobs.deploy")
 
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        platform = build_platform(get_environment(args.env))
+        platform = build_platform(job_environment(args))
         deploy(platform, ModelRef(args.model_name, str(args.model_version)))
         return 0
 

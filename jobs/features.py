@@ -14,9 +14,8 @@ import logging
 from dataclasses import dataclass
 
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
+from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job
 from models.flight_delay.features import weather_features
-from spec.config import get_environment
 
 logger = logging.getLogger("jobs.features")
 
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        build_features(build_platform(get_environment(args.env)))
+        build_features(build_platform(job_environment(args)))
         return 0
 
     return run_job("mlops-features", work)

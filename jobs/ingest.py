@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_parser, run_job
+from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_environment, job_parser, run_job
 from models.flight_delay.sources import source_frames
-from spec.config import get_environment
 
 logger = logging.getLogger("jobs.ingest")
 
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        ingest(build_platform(get_environment(args.env)), args.start_date, args.end_date)
+        ingest(build_platform(job_environment(args)), args.start_date, args.end_date)
         return 0
 
     return run_job("mlops-ingest", work)

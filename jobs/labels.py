@@ -30,7 +30,7 @@ import pandas as pd
 from jobs.core.model import model_frame, predict_proba
 from jobs.core.requests import parse_flight_key_id, request_records, response_predictions
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import exit_on_failure, job_parser, optional_iso_date, run_job, whole_number
+from jobs.platform.job import exit_on_failure, job_environment, job_parser, optional_iso_date, run_job, whole_number
 from jobs.platform.registry import ModelRef
 from models.flight_delay.columns import (
     FLIGHT_KEY,
@@ -42,7 +42,6 @@ from models.flight_delay.columns import (
 )
 from models.flight_delay.data import flight_labels
 from spec.columns import LABEL, PREDICTION, PROBABILITY
-from spec.config import get_environment
 
 logger = logging.getLogger("jobs.labels")
 
@@ -284,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        label(build_platform(get_environment(args.env)), args.as_of, lookback_days=args.lookback_days)
+        label(build_platform(job_environment(args)), args.as_of, lookback_days=args.lookback_days)
         return 0
 
     return run_job("mlops-labels", work)

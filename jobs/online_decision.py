@@ -24,11 +24,10 @@ from jobs.core import contract
 from jobs.core.decisions import OnlineDecision, online_decision
 from jobs.core.evaluation import roc_auc
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import exit_on_failure, job_parser, run_job
+from jobs.platform.job import exit_on_failure, job_environment, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef
 from jobs.promotion import challenger_percent, promote, update_serving
 from spec.columns import LABEL, PROBABILITY
-from spec.config import get_environment
 
 logger = logging.getLogger("jobs.online_decision")
 
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        decide(build_platform(get_environment(args.env)))
+        decide(build_platform(job_environment(args)))
         return 0
 
     return run_job("mlops-online-decision", work)

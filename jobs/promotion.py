@@ -52,7 +52,7 @@ def update_serving(platform: Platform) -> list[ServedEntity]:
     if served:
         platform.serving.update_endpoint(platform.env, served)
     else:
-        logger.info("no champion yet: the endpoint %s is left as it is", platform.env.serving.endpoint_name)
+        logger.info("no champion yet: the endpoint %s is left as it is", platform.env.endpoint_name)
     return served
 
 

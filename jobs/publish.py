@@ -31,11 +31,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job, whole_number
+from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job, whole_number
 from jobs.platform.online_store import ROW_FIELDS, Item, OnlineStoreError, WriteCounts, to_item
 from models.flight_delay.columns import SCHEDULED_DEPARTURE
 from spec.columns import PREDICTION, PROBABILITY
-from spec.config import get_environment
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -290,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        platform = build_platform(get_environment(args.env))
+        platform = build_platform(job_environment(args))
         publish(platform, full=args.full, lookback=timedelta(minutes=args.lookback_minutes))
         return 0
 

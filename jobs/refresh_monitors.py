@@ -13,8 +13,7 @@ import argparse
 import logging
 
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
-from spec.config import get_environment
+from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job
 from spec.monitoring import monitored_tables
 
 logger = logging.getLogger("jobs.refresh_monitors")
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        refresh(build_platform(get_environment(args.env)))
+        refresh(build_platform(job_environment(args)))
         return 0
 
     return run_job("mlops-refresh-monitors", work)

@@ -26,13 +26,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, exit_on_failure, job_parser, run_job
+from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job
 from jobs.platform.registry import ModelRef
 from jobs.platform.tables import Tables
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
 from models.flight_delay.columns import LANDING_SCHEMA
 from models.flight_delay.features import flight_features
-from spec.config import Environment, get_environment
+from spec.config import Environment
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        run_stream(build_platform(get_environment(args.env)), args.trigger, args.interval)
+        run_stream(build_platform(job_environment(args)), args.trigger, args.interval)
         return 0
 
     return run_job("mlops-score-stream", work)

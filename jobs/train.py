@@ -37,6 +37,7 @@ from jobs.platform.job import (
     exit_on_failure,
     git_commit,
     iso_date,
+    job_environment,
     job_parser,
     positive_int,
     run_job,
@@ -53,7 +54,6 @@ from models.flight_delay.data import deterministic_sample, held_out_start
 from models.flight_delay.estimator import HYPERPARAMETERS
 from models.flight_delay.estimator import build_estimator as build_model
 from spec.columns import LABEL, PREDICTION, PROBABILITY
-from spec.config import get_environment
 
 logger = logging.getLogger("jobs.train")
 
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        platform = build_platform(get_environment(args.env))
+        platform = build_platform(job_environment(args))
         train(platform, args.training_start, args.training_end, args.max_rows, args.shuffle_labels)
         return 0
 

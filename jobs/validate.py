@@ -48,10 +48,10 @@ from jobs.core.evaluation import SLICE_COLUMNS, positive_rate_gap, slice_metrics
 from jobs.core.model import predict_proba
 from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
-from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_parser, run_job
+from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_environment, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef, parse_model_uri
 from models.flight_delay.data import LABEL
-from spec.config import RunMode, Validation, get_environment
+from spec.config import RunMode, Validation
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        env = get_environment(args.env)
+        env = job_environment(args)
         platform = build_platform(env)
         if args.require_passed:
             require_passed(platform, args.model_uri)

@@ -203,14 +203,14 @@ class LocalServing:
         self.task = task
 
     def state_path(self, env: Environment) -> Path:
-        return state_path(self.root, env.name, env.serving.endpoint_name)
+        return state_path(self.root, env.name, env.endpoint_name)
 
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
         """``StateError`` before anything is written when ``served`` cannot be served."""
-        state = new_state(env.name, env.serving.endpoint_name, served, now=self._clock())
-        with writing(f"the state of endpoint {env.serving.endpoint_name}", self.task):
+        state = new_state(env.name, env.endpoint_name, served, now=self._clock())
+        with writing(f"the state of endpoint {env.endpoint_name}", self.task):
             write_state(self.state_path(env), state)
-        logger.info("endpoint %s (%s) now serves %s", env.serving.endpoint_name, env.name, describe(served))
+        logger.info("endpoint %s (%s) now serves %s", env.endpoint_name, env.name, describe(served))
 
 
 class LocalNotifier:

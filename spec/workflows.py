@@ -46,7 +46,7 @@ __all__ = [
 
 
 def _wheel(entry_point: str, env: Environment, *parameters: str) -> WheelTask:
-    return WheelTask(entry_point=entry_point, parameters=("--env", env.name, *parameters))
+    return WheelTask(entry_point=entry_point, parameters=("--env", env.name, "--model", env.model_name, *parameters))
 
 
 def feature_pipeline(env: Environment) -> JobGraph:
@@ -81,7 +81,7 @@ def feature_pipeline(env: Environment) -> JobGraph:
                 description="weather features keyed by origin and hour",
             ),
         ),
-        tags=MappingProxyType({"environment": env.name, "stage": "features"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "features"}),
     )
 
 
@@ -173,7 +173,7 @@ def model_training(env: Environment) -> JobGraph:
             ),
             *_validation_failure(env),
         ),
-        tags=MappingProxyType({"environment": env.name, "stage": "training"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "training"}),
     )
 
 
@@ -252,7 +252,7 @@ def batch_inference(env: Environment) -> JobGraph:
             ),
             _publish(env, "score"),
         ),
-        tags=MappingProxyType({"environment": env.name, "stage": "inference"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "inference"}),
     )
 
 
@@ -276,7 +276,7 @@ def streaming_inference(env: Environment) -> JobGraph:
         schedule=None if continuous else env.inference.streaming_schedule,
         continuous=continuous,
         tasks=tasks,
-        tags=MappingProxyType({"environment": env.name, "stage": "inference"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "inference"}),
     )
 
 
@@ -300,7 +300,7 @@ def labels(env: Environment) -> JobGraph:
         # Empty: flights scheduled before today (a replay passes its simulated day).
         parameters=MappingProxyType({"as_of": ""}),
         tasks=(_labels_task(env),),
-        tags=MappingProxyType({"environment": env.name, "stage": "monitoring"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "monitoring"}),
     )
 
 
@@ -350,7 +350,7 @@ def daily_monitoring(env: Environment) -> JobGraph:
                 no_retry_reason="the retraining graph retries its own tasks; a second run could train twice",
             ),
         ),
-        tags=MappingProxyType({"environment": env.name, "stage": "monitoring"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "monitoring"}),
     )
 
 
@@ -400,7 +400,7 @@ def retraining(env: Environment) -> JobGraph:
                 no_retry_reason="the model workflow retries its own tasks; a second run would train twice",
             ),
         ),
-        tags=MappingProxyType({"environment": env.name, "stage": "retraining"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "retraining"}),
     )
 
 
@@ -420,7 +420,7 @@ def champion_challenger(env: Environment) -> JobGraph:
                 description="promote, ramp or retire the challenger, with the reason on its version",
             ),
         ),
-        tags=MappingProxyType({"environment": env.name, "stage": "serving"}),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "serving"}),
     )
 
 

@@ -75,7 +75,7 @@ def _predict(args: argparse.Namespace) -> int:
     env = ENVIRONMENTS[args.env]
     body = sys.stdin.buffer.read() if str(args.json_file) == "-" else args.json_file.read_bytes()
     token = client_token(mlops_home() / "serving")
-    url = f"{args.url.rstrip('/')}/serving-endpoints/{env.serving.endpoint_name}/invocations"
+    url = f"{args.url.rstrip('/')}/serving-endpoints/{env.endpoint_name}/invocations"
     try:
         response = httpx.post(
             url,

@@ -79,7 +79,7 @@ class Serving(Construct):
         self.endpoint = ModelServing(
             self,
             "endpoint",
-            name=env.serving.endpoint_name,
+            name=env.endpoint_name,
             description=f"Serves the champion (and challenger) of {env.registered_model}",
             ai_gateway=ModelServingAiGateway(
                 inference_table_config=ModelServingAiGatewayInferenceTableConfig(

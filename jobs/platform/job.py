@@ -12,12 +12,13 @@ import logging
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from spec.config import ENVIRONMENTS
+from spec.config import ENVIRONMENTS, ConfigError, Environment, get_environment
 from spec.errors import MlopsError
 
 logger = logging.getLogger("jobs")
@@ -64,10 +65,30 @@ def whole_number(minimum: int, unit: str | None = None) -> Callable[[str], int]:
 positive_int = whole_number(1)
 
 
+class _JobParser(argparse.ArgumentParser):
+    """Refuses a ``--model`` the environment does not run as an argparse error (exit 2), naming the models it runs."""
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore
+        parsed = super().parse_args(args, namespace)
+        try:
+            job_environment(parsed)
+        except ConfigError as e:
+            self.error(str(e))
+        return parsed
+
+
 def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = _JobParser(prog=prog, description=description)
     parser.add_argument("--env", required=True, choices=list(ENVIRONMENTS), help="the environment to run in")
+    parser.add_argument(
+        "--model", default=None, help="the model to run for (one of the environment's models; default: its first)"
+    )
     return parser
+
+
+def job_environment(args: argparse.Namespace) -> Environment:
+    """The environment of ``--env`` as its model ``--model`` sees it (the first model when not given)."""
+    return get_environment(args.env).with_model(getattr(args, "model", None))
 
 
 def check_window(parser: argparse.ArgumentParser, start: date | None, end: date | None, what: str) -> None:

@@ -108,7 +108,7 @@ class DatabricksServing:
 
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
         EndpointUpdater(self._workspace_client(), env).deploy(served)
-        logger.info("endpoint %s (%s) serves %s", env.serving.endpoint_name, env.name, describe(served))
+        logger.info("endpoint %s (%s) serves %s", env.endpoint_name, env.name, describe(served))
 
 
 def served_entities_input(env: Environment, entities: Sequence[ServedEntity]) -> list[ServedEntityInput]:
@@ -154,7 +154,7 @@ class EndpointUpdater:
 
     @property
     def endpoint_name(self) -> str:
-        return self._env.serving.endpoint_name
+        return self._env.endpoint_name
 
     def deploy(self, entities: Sequence[ServedEntity]) -> ServingEndpointDetailed:
         """Point the endpoint at ``entities`` with their traffic split; wait until the update is done.

@@ -59,7 +59,7 @@ class Traffic:
         if rows.empty:
             return Served()
         sample = rows.sample(min(self.requests_per_week, len(rows)), random_state=self.random.randrange(2**31))
-        url = f"{self.gateway_url}/serving-endpoints/{self.env.serving.endpoint_name}/invocations"
+        url = f"{self.gateway_url}/serving-endpoints/{self.env.endpoint_name}/invocations"
         before = self.inference_rows()
         latencies, errors = [], 0
         with httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as client:

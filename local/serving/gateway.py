@@ -150,7 +150,7 @@ class Gateway:
     def __init__(self, settings: GatewaySettings, load_model: ModelLoader) -> None:
         self.settings = settings
         self.env = settings.env
-        self.endpoint = settings.env.serving.endpoint_name
+        self.endpoint = settings.env.endpoint_name
         self.runtime = EndpointRuntime(
             self.env.name,
             self.endpoint,

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from spec.config.base import STORAGE_ROOT, WORKSPACE_PATH, ConfigError, ConfigModel, Problems
 from spec.config.models import (
@@ -19,6 +19,7 @@ from spec.config.models import (
     DataScientistAccess,
     Identifier,
     Inference,
+    ModelDeployment,
     Monitoring,
     NonEmpty,
     OnlineEvaluation,
@@ -70,7 +71,13 @@ class Environment(ConfigModel):
     # Catalogs of this environment that another environment's workspace may read (bound BINDING_TYPE_READ_ONLY).
     read_only_from: tuple[Identifier, ...] = ()
     compute: Compute = Field(default_factory=Compute)
-    model_name: Identifier = "flight_delay"
+    # The models the environment runs (models/<name>/), each with the settings it has here that differ from the
+    # environment's. Every model gets its own registered model, experiment, jobs, endpoint, monitors, alerts and
+    # online table, all named after it.
+    models: Annotated[tuple[ModelDeployment, ...], Field(min_length=1)]
+    # The model this value is about (one of ``models``; the first when not given): every model-derived name below is
+    # this model's. ``with_model(name)`` is the environment as another of its models sees it.
+    model_name: Identifier = ""
     experiment_dir: Annotated[str, Field(pattern=WORKSPACE_PATH)] = "/Shared/mlops"
     validation: Validation = Field(default_factory=Validation)
     promotion: Promotion = Field(default_factory=Promotion)
@@ -83,10 +90,24 @@ class Environment(ConfigModel):
     alerts: Alerts = Field(default_factory=Alerts)
     job_retries: Annotated[int, Field(ge=0)] = 1
     sql_warehouse_size: WarehouseSize = "2X-Small"
+    # The value before a model's own settings were applied (set by ``scoped``): what ``with_model`` starts from. A
+    # ``replace`` of a scoped value starts afresh from that value.
+    _unscoped: Environment | None = PrivateAttr(default=None)
 
     @classmethod
     def _subject(cls, data: Mapping[str, Any]) -> str:
         return f"environment {data.get('name')!r}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_model_by_default(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and not data.get("model_name"):
+            models = data.get("models") or ()
+            first = models[0] if models else None
+            name = first.get("name") if isinstance(first, Mapping) else getattr(first, "name", None)
+            if name:
+                return {**data, "model_name": name}
+        return data
 
     @model_validator(mode="after")
     def _rules_across_fields(self) -> Environment:
@@ -116,12 +137,32 @@ class Environment(ConfigModel):
             )
         if self.name in self.read_only_from:
             problems.add("read_only_from", "must not contain the environment itself")
-        try:
-            load_model_spec(self.model_name)
-        except ConfigError as e:
-            problems.add("model_name", f"names no valid model: {e}")
+        self._check_models(problems)
         problems.raise_any()
         return self
+
+    def _check_models(self, problems: Problems) -> None:
+        names = self.model_names
+        if len(set(names)) != len(names):
+            problems.add("models", f"names a model more than once: {list(names)}")
+        if self.model_name not in names:
+            problems.add("model_name", f"must be one of the models {list(names)}, got {self.model_name!r}")
+        owners: dict[str, str] = {}
+        for i, name in enumerate(names):
+            try:
+                spec = load_model_spec(name)
+            except ConfigError as e:
+                problems.add(f"models[{i}].name", f"names no valid model: {e}")
+                continue
+            # Raw and feature tables are named by the model's declaration: two models must not write the same one.
+            for table in (*(f"raw.{s}" for s in spec.sources), *(f"features.{f}" for f in spec.feature_tables)):
+                if table in owners and owners[table] != name:
+                    problems.add(
+                        f"models[{i}].name",
+                        f"model {name!r} declares the table {table}, which model {owners[table]!r} writes too: rename "
+                        "one of them in its models/<name>/spec.py",
+                    )
+                owners.setdefault(table, name)
 
     def _check_schemas(self, problems: Problems) -> None:
         if len(set(self.schemas)) != len(self.schemas):
@@ -154,6 +195,42 @@ class Environment(ConfigModel):
             problems.add("workspace.workspace_id", "is required when it cannot be read from the host")
         elif match and ws.workspace_id is not None and int(match.group(1)) != ws.workspace_id:
             problems.add("workspace.workspace_id", f"{ws.workspace_id} does not match the host's id {match.group(1)}")
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+    def with_model(self, name: str | None) -> Environment:
+        """The environment as its model ``name`` sees it (None: this value's model): ``model_name`` set, and the
+        model's own settings (``models[...]``) applied over the environment's. A ``ConfigError`` naming the models
+        the environment runs when it does not run ``name``."""
+        if name is None or name == self.model_name:
+            return self
+        deployment = next((m for m in self.models if m.name == name), None)
+        if deployment is None:
+            raise ConfigError(
+                f"environment {self.name!r} runs no model {name!r}; it runs: {', '.join(self.model_names)} "
+                "(config: spec/config/environments.py, field 'models')",
+                [("models", f"has no model {name!r}")],
+            )
+        return (self._unscoped or self).scoped(deployment)
+
+    def scoped(self, deployment: ModelDeployment) -> Environment:
+        """This environment with ``deployment``'s settings applied over its own (build_environments scopes each
+        environment to its first model this way; ``with_model`` to any other, from the same unscoped value)."""
+        try:
+            scoped = self.replace(model_name=deployment.name, **deployment.overrides)
+        except ConfigError as e:
+            index = self.model_names.index(deployment.name)
+            problems = [(f"models[{index}].{field}", problem) for field, problem in e.problems]
+            message = "; ".join(f"field {field!r} {problem}" for field, problem in problems)
+            raise ConfigError(f"environment {self.name!r}: {message}", problems) from e
+        scoped._unscoped = self._unscoped or self
+        return scoped
+
+    def scoped_models(self) -> tuple[Environment, ...]:
+        """The environment as each of its models sees it, in the order of ``models``."""
+        return tuple(self.with_model(name) for name in self.model_names)
 
     # Names derived from config: one place, so stacks, jobs and tests agree.
     @property
@@ -273,12 +350,21 @@ class Environment(ConfigModel):
 
     @property
     def online_table_name(self) -> str:
-        """The DynamoDB table of this environment: one per environment, named after it."""
-        return f"{self.name}-{self.online_store.table_name}"
+        """The DynamoDB table of this environment's model: named after the environment and the model."""
+        return f"{self.name}-{self.online_store.table_name or self._dashed_model + '-predictions'}"
+
+    @property
+    def endpoint_name(self) -> str:
+        """The serving endpoint of this environment's model: ``serving.endpoint_name``, else the model's name."""
+        return self.serving.endpoint_name or self._dashed_model
+
+    @property
+    def _dashed_model(self) -> str:
+        return self.model_name.replace("_", "-")
 
     @property
     def inference_table_prefix(self) -> str:
-        return self.serving.endpoint_name.replace("-", "_")
+        return self.endpoint_name.replace("-", "_")
 
     def table(self, schema: str, name: str) -> str:
         if schema not in self.schemas:

@@ -11,6 +11,9 @@ from spec.config.environment import Environment
 # The shared base: what every environment has unless it overrides it. Parts are given as mappings, so an override
 # changes only the fields it names, and a bad value is reported with the environment's name and the field's path.
 _BASE: dict[str, Any] = {
+    # The models every environment runs (models/<name>/), each with the settings it has that differ from the
+    # environment's: add a model here, or to one environment's overrides, and its resources appear in the plan.
+    "models": ({"name": "flight_delay"},),
     "workspace": {"host": "https://adb-1000000000000000.0.azuredatabricks.net"},
     "state_backend": {"resource_group": "rg-mlops-tfstate", "storage_account": "mlopstfstate"},
     "alerts": {"emails": ("ml-team@example.com",), "webhook_destination_name": "ml-team-webhook"},
@@ -75,6 +78,10 @@ def build_environments(
         )
         for name, values in overrides.items()
     }
+    # Each environment as its first model sees it; every other model's settings are checked now, not at first use.
+    envs = {name: env.scoped(env.models[0]) for name, env in envs.items()}
+    for env in envs.values():
+        env.scoped_models()
     for env in envs.values():
         unknown = [other for other in env.read_only_from if other not in envs]
         if unknown:

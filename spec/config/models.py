@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -245,7 +245,8 @@ class Promotion(ConfigModel):
 
 
 class Serving(ConfigModel):
-    endpoint_name: Annotated[str, Field(pattern=ENDPOINT_NAME)] = "flight-delay"
+    # None: named after the model (its name with dashes), so two models of an environment never share an endpoint.
+    endpoint_name: Annotated[str, Field(pattern=ENDPOINT_NAME)] | None = None
     workload_size: Literal["Small", "Medium", "Large"] = "Small"
     scale_to_zero: bool = True
     challenger_traffic_percent: Annotated[int, Field(ge=0, le=50)] = 0
@@ -288,7 +289,8 @@ class OnlineStore(ConfigModel):
     table lives in dynalite (a DynamoDB server) on a loopback port, and ``endpoint_url`` is set at run time."""
 
     # The environment's name and this make the DynamoDB table's name (3 to 200 of these characters in all).
-    table_name: Annotated[str, Field(pattern=DYNAMODB_NAME)] = "flight-delay-predictions"
+    # None: ``<model name with dashes>-predictions``, one table per model.
+    table_name: Annotated[str, Field(pattern=DYNAMODB_NAME)] | None = None
     region: NonEmpty = "us-east-1"
     endpoint_url: Annotated[str, Field(pattern=HTTP)] | None = None
     create_table: bool = False
@@ -378,6 +380,32 @@ class OnlineEvaluation(ConfigModel):
             )
         problems.raise_any()
         return self
+
+
+class ModelDeployment(ConfigModel):
+    """A model an environment runs (``models/<name>/``), and the settings it has there that differ from the
+    environment's: each part given is a partial update of the environment's part of that name (as
+    ``Environment.replace`` takes it), validated when the environment is built."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    validation: Mapping[str, Any] | None = None
+    promotion: Mapping[str, Any] | None = None
+    serving: Mapping[str, Any] | None = None
+    inference: Mapping[str, Any] | None = None
+    online_store: Mapping[str, Any] | None = None
+    monitoring: Mapping[str, Any] | None = None
+    retraining: Mapping[str, Any] | None = None
+    online_evaluation: Mapping[str, Any] | None = None
+
+    @property
+    def overrides(self) -> dict[str, Mapping[str, Any]]:
+        return {part: value for part in MODEL_PARTS if (value := getattr(self, part)) is not None}
+
+
+# The parts of an environment a model may set for itself.
+MODEL_PARTS = (
+    "validation", "promotion", "serving", "inference", "online_store", "monitoring", "retraining", "online_evaluation"
+)  # fmt: skip
 
 
 class Alerts(ConfigModel):

@@ -25,7 +25,7 @@ def workspace(monkeypatch):
         aliases={"champion": "5", "previous_champion": "4"},
         versions={"3": {}, "4": {"previous_champion_version": "3"}, "5": {"previous_champion_version": "4"}},
     )
-    fake.endpoints[ENV.serving.endpoint_name] = Endpoint(ENV.serving.endpoint_name)
+    fake.endpoints[ENV.endpoint_name] = Endpoint(ENV.endpoint_name)
     with running(fake) as url:
         for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
             monkeypatch.delenv(name, raising=False)

@@ -132,8 +132,8 @@ def test_a_serving_state_cut_short_keeps_the_live_config_serving_and_says_why(ch
 
     row = fault("corrupt state file: serving endpoint state (cut short)")
     # given: the gateway's runtime serving the champion from the state file the deploy job wrote
-    path = state_path(mlops_home() / "serving", ENV.name, ENV.serving.endpoint_name)
-    runtime = EndpointRuntime(ENV.name, ENV.serving.endpoint_name, path, mlflow_model_loader(mlflow_tracking_uri()))
+    path = state_path(mlops_home() / "serving", ENV.name, ENV.endpoint_name)
+    runtime = EndpointRuntime(ENV.name, ENV.endpoint_name, path, mlflow_model_loader(mlflow_tracking_uri()))
     assert runtime.reload("start").ok
     live = runtime.live
     whole = cut_short(path)

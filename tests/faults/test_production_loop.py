@@ -242,7 +242,7 @@ def served_requests(champion_version: str) -> list[dict]:
             "client_request_id": flight_key_id(r),
             "request_date": now.date(),
             "request_time": now,
-            "endpoint_name": ENV.serving.endpoint_name,
+            "endpoint_name": ENV.endpoint_name,
             "served_entity_name": "champion",
             "model_name": ENV.registered_model,
             "model_version": champion_version,

@@ -58,7 +58,7 @@ class Jobs:
 
 
 def serving_state(home: Path) -> dict:
-    return json.loads((home / "serving" / ENV.name / f"{ENV.serving.endpoint_name}.json").read_text())
+    return json.loads((home / "serving" / ENV.name / f"{ENV.endpoint_name}.json").read_text())
 
 
 def aliases(client) -> dict[str, str]:
@@ -227,7 +227,7 @@ def test_first_version_passes_validation_and_becomes_the_champion(chain, client)
     )
     assert chain["deploy1"] == Run(0, {"promoted": "true", "champion_version": "1"})
     assert served(chain["serving1"]) == [("champion", "1", 100)]
-    assert (chain["serving1"]["endpoint"], chain["serving1"]["env"]) == (ENV.serving.endpoint_name, ENV.name)
+    assert (chain["serving1"]["endpoint"], chain["serving1"]["env"]) == (ENV.endpoint_name, ENV.name)
     tags = client.get_model_version(MODEL, "1").tags
     assert tags[contract.VALIDATION_STATUS] == "PASSED"
     assert tags[contract.VALIDATION_RUN_MODE] == "enabled"

@@ -32,7 +32,7 @@ from spec.config import ENVIRONMENTS
 pytestmark = pytest.mark.integration
 
 ENV = ENVIRONMENTS["dev"]
-ENDPOINT = ENV.serving.endpoint_name
+ENDPOINT = ENV.endpoint_name
 MODEL = ENV.registered_model
 FEATURES = list(FEATURE_COLUMNS)
 TOKEN = "integration-token"

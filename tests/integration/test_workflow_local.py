@@ -89,7 +89,7 @@ def test_mlops_serve_answers_the_readme_request_with_the_champion(first_run):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    invocations = f"{base}/serving-endpoints/{ENV.serving.endpoint_name}/invocations"
+    invocations = f"{base}/serving-endpoints/{ENV.endpoint_name}/invocations"
     request = Path(__file__).resolve().parents[2] / "examples" / "flight.json"
     server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--env", ENV.name, "--port", str(port)])
     try:

@@ -95,9 +95,13 @@ def test_an_unknown_model_is_refused_with_the_known_ones_and_how_to_start_one():
 
 def test_an_environment_naming_an_unknown_model_is_refused_at_config_load():
     with pytest.raises(ConfigError) as caught:
+        ENVIRONMENTS["prod"].replace(models=({"name": "flight_delay"}, {"name": "no_such_model"}))
+    assert [f for f, _ in caught.value.problems] == ["models[1].name"]
+    assert str(caught.value).startswith(
+        "environment 'prod': field 'models[1].name' names no valid model: model 'no_such_model': no model package"
+    )
+    with pytest.raises(ConfigError, match=r"field 'model_name' must be one of the models \['flight_delay'\]"):
         ENVIRONMENTS["prod"].replace(model_name="no_such_model")
-    assert [f for f, _ in caught.value.problems] == ["model_name"]
-    assert str(caught.value).startswith("environment 'prod': field 'model_name' names no valid model")
 
 
 def _package(monkeypatch, name, spec, **members):

@@ -32,6 +32,8 @@ def test_model_training_runs_train_validate_condition_deploy_in_order(name):
     assert graph.task("validate").action.parameters == (
         "--env",
         name,
+        "--model",
+        env.model_name,
         "--model-uri",
         "{{tasks.train.values.model_uri}}",
         "--run-mode",
@@ -46,7 +48,8 @@ def test_a_failed_validation_fails_the_run_once_and_a_crash_is_retried(name):
     failed = graph.task("validation_failed")
     assert failed.depends_on == (Dependency("validation_passed", "false"),)
     assert failed.action.parameters == (
-        "--env", name, "--model-uri", "{{tasks.train.values.model_uri}}", "--require-passed",
+        "--env", name, "--model", env.model_name, "--model-uri", "{{tasks.train.values.model_uri}}",
+        "--require-passed",
     )  # fmt: skip
     assert (failed.max_retries, graph.task("validate").max_retries) == (0, env.job_retries)
 

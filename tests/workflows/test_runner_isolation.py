@@ -142,7 +142,7 @@ def test_an_ended_task_refuses_registry_serving_and_monitor_writes(tmp_path):
         registry.set_version_tags(ModelRef("m", "4"), {"status": "PASSED"})
     with pytest.raises(RunEndedError, match=f"{ended} the deletion of alias challenger"):
         registry.delete_alias("challenger")
-    with pytest.raises(RunEndedError, match=f"{ended} the state of endpoint {ENV.serving.endpoint_name}"):
+    with pytest.raises(RunEndedError, match=f"{ended} the state of endpoint {ENV.endpoint_name}"):
         serving.update_endpoint(ENV, [ServedEntity("champion", ENV.registered_model, "4", 100)])
     assert not serving.state_path(ENV).exists()
     with pytest.raises(RunEndedError, match=f"{ended} the monitors of"):
