@@ -58,30 +58,17 @@ def wheel_filename(version: str) -> str:
 
 
 def job_name(env: Environment, graph: JobGraph) -> str:
-    return f"[{env.name}] {graph.name}"
+    """``[<environment>] <model>/<graph>``: every model of an environment has its own jobs."""
+    return f"[{env.name}] {env.model_name}/{graph.name}"
 
 
-class Jobs(Construct):
+class Artifacts(Construct):
+    """The wheel every job of the environment installs: uploaded once per commit to the ml schema's volume."""
+
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        env: Environment,
-        ml_schema: Schema,
-        service_principal_id: str,
-        ci_service_principal_id: str,
-        principal_ready: Sequence[ITerraformDependable],
-        cluster_policy_id: str,
-        notifications: Notifications,
-        wheel_version: str,
-        code_version: str,
-        alerts: Mapping[str, AlertV2],
-        warehouse_id: str,
-        triggers_ready: Sequence[ITerraformDependable] = (),
+        self, scope: Construct, construct_id: str, *, ml_schema: Schema, wheel_version: str, code_version: str
     ) -> None:
         super().__init__(scope, construct_id)
-        self.env = env
         self.volume = Volume(
             self,
             "artifacts",
@@ -103,6 +90,31 @@ class Jobs(Construct):
         )
         # The jobs install the uploaded file: referring to its path orders them after the upload.
         self.wheel_path = self.wheel.path
+
+
+class Jobs(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env: Environment,
+        service_principal_id: str,
+        ci_service_principal_id: str,
+        principal_ready: Sequence[ITerraformDependable],
+        cluster_policy_id: str,
+        notifications: Notifications,
+        artifacts: Artifacts,
+        alerts: Mapping[str, AlertV2],
+        warehouse_id: str,
+        triggers_ready: Sequence[ITerraformDependable] = (),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.env = env
+        self.volume = artifacts.volume
+        self.wheel = artifacts.wheel
+        self.code_version = artifacts.code_version
+        self.wheel_path = artifacts.wheel_path
         self._sp = service_principal_id
         # run_as and single_user_name name the service principal: it must be in the workspace first.
         self._principal_ready = list(principal_ready)

@@ -1,7 +1,8 @@
-"""What the ML work needs in an environment: the workspace folder of the environment (the experiment and the monitors'
-dashboards live under it: neither can be created in a folder that does not exist), the MLflow experiment (and who may
-read or edit it), the Unity Catalog registered model (with its grants), the serverless SQL warehouse the alerts run
-on, and the cluster policy job clusters must use."""
+"""What the ML work needs in an environment, once (``MlAssets``): the workspace folder of the environment (the
+experiments and the monitors' dashboards live under it: neither can be created in a folder that does not exist), the
+serverless SQL warehouse the alerts run on (and who may use it), and the cluster policy job clusters must use; and per
+model (``ModelAssets``): its MLflow experiment (and who may read or edit it) and its Unity Catalog registered model
+(with its grants)."""
 
 from __future__ import annotations
 
@@ -35,24 +36,71 @@ def cluster_policy_definition(env: Environment) -> dict:
 
 
 class MlAssets(Construct):
+    """What every model of the environment shares."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         env: Environment,
+        service_principal_id: str,
+        principal_ready: Sequence[ITerraformDependable],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # mkdirs: the parents (/Shared/mlops) come with it. The experiments' names refer to its path, so they wait.
+        self.folder = Directory(self, "folder", path=env.experiment_folder)
+        self.warehouse = SqlEndpoint(
+            self,
+            "sql_warehouse",
+            name=f"mlops-{env.name}-alerts",
+            cluster_size=env.sql_warehouse_size,
+            max_num_clusters=1,
+            auto_stop_mins=10,
+            enable_serverless_compute=True,
+            warehouse_type="PRO",
+        )
+        # One permissions resource per warehouse (it is authoritative): every model's alerts run on it.
+        self.warehouse_permissions = Permissions(
+            self,
+            "warehouse_permissions",
+            sql_endpoint_id=self.warehouse.id,
+            access_control=[
+                PermissionsAccessControl(group_name=env.ml_engineers_group, permission_level="CAN_MANAGE"),
+                PermissionsAccessControl(group_name=env.data_scientists_group, permission_level="CAN_USE"),
+                # The alerts run as the jobs' principal on this warehouse.
+                PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_USE"),
+            ],
+            depends_on=[*principal_ready],
+        )
+        self.cluster_policy = ClusterPolicy(
+            self,
+            "cluster_policy",
+            name=f"mlops-{env.name}-job-clusters",
+            definition=json.dumps(cluster_policy_definition(env), sort_keys=True),
+        )
+
+
+class ModelAssets(Construct):
+    """One model's experiment and registered model (``env`` is the environment as the model sees it)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env: Environment,
+        folder: Directory,
         catalog_name: str,
         schema_name: str,
         service_principal_id: str,
         principal_ready: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
-        # mkdirs: the parents (/Shared/mlops) come with it. The experiment's name refers to its path, so it waits.
-        self.folder = Directory(self, "folder", path=env.experiment_folder)
         self.experiment = MlflowExperiment(
             self,
             "experiment",
-            name=f"{self.folder.path}/{env.model_name}",
+            name=f"{folder.path}/{env.model_name}",
         )
         self.experiment_permissions = Permissions(
             self,
@@ -74,7 +122,7 @@ class MlAssets(Construct):
             catalog_name=catalog_name,
             schema_name=schema_name,
             name=env.model_name,
-            comment="Predicts whether a flight arrives more than 15 minutes late",
+            comment=env.model.description,
             # The jobs' service principal owns the model: it registers versions and moves aliases.
             owner=service_principal_id,
             depends_on=[*principal_ready],
@@ -84,20 +132,4 @@ class MlAssets(Construct):
             "model_grants",
             model=self.model.id,
             grant=[GrantsGrant(principal=g.principal, privileges=list(g.privileges)) for g in access.model_grants(env)],
-        )
-        self.warehouse = SqlEndpoint(
-            self,
-            "sql_warehouse",
-            name=f"mlops-{env.name}-alerts",
-            cluster_size=env.sql_warehouse_size,
-            max_num_clusters=1,
-            auto_stop_mins=10,
-            enable_serverless_compute=True,
-            warehouse_type="PRO",
-        )
-        self.cluster_policy = ClusterPolicy(
-            self,
-            "cluster_policy",
-            name=f"mlops-{env.name}-job-clusters",
-            definition=json.dumps(cluster_policy_definition(env), sort_keys=True),
         )

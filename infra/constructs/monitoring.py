@@ -14,8 +14,6 @@ Lakehouse Monitoring quality monitor (``inference_log``) on each, and the SQL al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from cdktn import ITerraformDependable
 from cdktn_provider_databricks.alert_v2 import (
     AlertV2,
@@ -29,7 +27,6 @@ from cdktn_provider_databricks.alert_v2 import (
     AlertV2Schedule,
 )
 from cdktn_provider_databricks.directory import Directory
-from cdktn_provider_databricks.permissions import Permissions, PermissionsAccessControl
 from cdktn_provider_databricks.quality_monitor import (
     QualityMonitor,
     QualityMonitorInferenceLog,
@@ -59,25 +56,15 @@ class Monitoring(Construct):
         env: Environment,
         schemas: dict[str, Schema],
         warehouse: SqlEndpoint,
+        warehouse_ready: ITerraformDependable,
         notifications: Notifications,
         service_principal_id: str,
-        principal_ready: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, construct_id)
         self.env = env
         self._warehouse = warehouse
-        self.warehouse_permissions = Permissions(
-            self,
-            "warehouse_permissions",
-            sql_endpoint_id=warehouse.id,
-            access_control=[
-                PermissionsAccessControl(group_name=env.ml_engineers_group, permission_level="CAN_MANAGE"),
-                PermissionsAccessControl(group_name=env.data_scientists_group, permission_level="CAN_USE"),
-                # The alerts run as the jobs' principal on this warehouse.
-                PermissionsAccessControl(service_principal_name=service_principal_id, permission_level="CAN_USE"),
-            ],
-            depends_on=[*principal_ready],
-        )
+        # The alerts run as the jobs' principal: they wait for its permission on the warehouse.
+        self._warehouse_ready = warehouse_ready
         self.tables = {
             table: self._table(table, schemas[table.split(".")[1]])
             for table in (env.predictions_table, env.served_table, env.baseline_table)
@@ -151,7 +138,7 @@ class Monitoring(Construct):
                 ),
                 run_as=AlertV2RunAs(service_principal_name=service_principal_id),
                 # The metric tables appear with the monitor's first refresh.
-                depends_on=[self.monitors[spec.monitored.table], self.warehouse_permissions],
+                depends_on=[self.monitors[spec.monitored.table], self._warehouse_ready],
             )
             for spec in monitoring.alerts(env)
         }

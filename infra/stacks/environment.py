@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import metadata
 
-from cdktn import AzurermBackend, TerraformOutput, TerraformStack, TerraformVariable
+from cdktn import AzurermBackend, ITerraformDependable, TerraformOutput, TerraformStack, TerraformVariable
 from cdktn_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 
@@ -13,8 +13,8 @@ from infra.constructs.governance import Governance
 from infra.constructs.groups import Groups
 from infra.constructs.identity import Identity
 from infra.constructs.inference import Inference
-from infra.constructs.jobs import Jobs
-from infra.constructs.ml_assets import MlAssets
+from infra.constructs.jobs import Artifacts, Jobs
+from infra.constructs.ml_assets import MlAssets, ModelAssets
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.notifications import Notifications
 from infra.constructs.serving import Serving
@@ -89,18 +89,7 @@ class EnvironmentStack(TerraformStack):
             principal_ready=ready,
             workspace_ids={name: ref.workspace_id for name, ref in workspaces.items()},
         )
-        self.ml = MlAssets(
-            self,
-            "ml",
-            env=env,
-            catalog_name=self.governance.catalog.name,
-            schema_name=self.governance.schemas["ml"].name,
-            service_principal_id=sp_id,
-            principal_ready=ready,
-        )
-        self.serving = Serving(
-            self, "serving", env=env, service_principal_id=sp_id, principal_ready=ready, schemas=self.governance.schemas
-        )
+        self.ml = MlAssets(self, "ml", env=env, service_principal_id=sp_id, principal_ready=ready)
         self.inference = Inference(
             self,
             "inference",
@@ -110,35 +99,77 @@ class EnvironmentStack(TerraformStack):
             principal_ready=ready,
         )
         self.notifications = Notifications(self, "notifications", env=env)
-        self.monitoring = Monitoring(
+        self.artifacts = Artifacts(
             self,
-            "monitoring",
-            env=env,
-            schemas=self.governance.schemas,
-            warehouse=self.ml.warehouse,
-            notifications=self.notifications,
-            service_principal_id=sp_id,
-            principal_ready=ready,
-        )
-        self.jobs = Jobs(
-            self,
-            "jobs",
-            env=env,
+            "artifacts",
             ml_schema=self.governance.schemas["ml"],
-            service_principal_id=sp_id,
-            ci_service_principal_id=self.identity.ci_application_id,
-            principal_ready=ready,
-            cluster_policy_id=self.ml.cluster_policy.id,
-            notifications=self.notifications,
             wheel_version=wheel_version(),
             code_version=code_version,
-            alerts={name: alert for name, alert in self.monitoring.alerts.items()},
-            warehouse_id=self.ml.warehouse.id,
         )
+        # Every model of the environment: its own resources, in a construct named after it, so adding or removing a
+        # model adds or removes only its own.
+        self.models = {
+            scoped.model_name: ModelResources(self, scoped.model_name, env=scoped, stack=self, ready=ready)
+            for scoped in env.scoped_models()
+        }
         TerraformOutput(self, "catalog", value=self.governance.catalog.name)
-        TerraformOutput(self, "registered_model", value=env.registered_model)
+        TerraformOutput(self, "registered_models", value=[scoped.registered_model for scoped in env.scoped_models()])
         TerraformOutput(self, "service_principal_application_id", value=sp_id)
         # CI's DATABRICKS_CI_CLIENT_ID: the principal CI signs in as to run the CI jobs (docs/ci-cd.md).
         TerraformOutput(self, "ci_service_principal_application_id", value=self.identity.ci_application_id)
         TerraformOutput(self, "sql_warehouse_id", value=self.ml.warehouse.id)
         TerraformOutput(self, "cluster_policy_id", value=self.ml.cluster_policy.id)
+
+
+class ModelResources(Construct):
+    """One model's resources in an environment (``env`` as the model sees it): experiment and registered model,
+    serving endpoint, monitors and alerts, jobs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        env: Environment,
+        stack: EnvironmentStack,
+        ready: list[ITerraformDependable],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        sp_id = stack.identity.application_id
+        schemas = stack.governance.schemas
+        self.assets = ModelAssets(
+            self,
+            "ml",
+            env=env,
+            folder=stack.ml.folder,
+            catalog_name=stack.governance.catalog.name,
+            schema_name=schemas["ml"].name,
+            service_principal_id=sp_id,
+            principal_ready=ready,
+        )
+        self.serving = Serving(
+            self, "serving", env=env, service_principal_id=sp_id, principal_ready=ready, schemas=schemas
+        )
+        self.monitoring = Monitoring(
+            self,
+            "monitoring",
+            env=env,
+            schemas=schemas,
+            warehouse=stack.ml.warehouse,
+            warehouse_ready=stack.ml.warehouse_permissions,
+            notifications=stack.notifications,
+            service_principal_id=sp_id,
+        )
+        self.jobs = Jobs(
+            self,
+            "jobs",
+            env=env,
+            service_principal_id=sp_id,
+            ci_service_principal_id=stack.identity.ci_application_id,
+            principal_ready=ready,
+            cluster_policy_id=stack.ml.cluster_policy.id,
+            notifications=stack.notifications,
+            artifacts=stack.artifacts,
+            alerts=dict(self.monitoring.alerts),
+            warehouse_id=stack.ml.warehouse.id,
+        )

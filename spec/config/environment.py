@@ -345,8 +345,9 @@ class Environment(ConfigModel):
 
     @property
     def landing_path(self) -> str:
-        """Where flight files land for the streaming job: the raw schema's landing volume."""
-        return f"/Volumes/{self.catalog}/raw/{self.inference.landing_volume}/flights"
+        """Where the model's streamed source lands for the streaming job: a folder per model in the raw schema's
+        landing volume."""
+        return f"/Volumes/{self.catalog}/raw/{self.inference.landing_volume}/{self.model_name}"
 
     @property
     def online_table_name(self) -> str:

@@ -397,6 +397,19 @@ class ModelDeployment(ConfigModel):
     retraining: Mapping[str, Any] | None = None
     online_evaluation: Mapping[str, Any] | None = None
 
+    @model_validator(mode="after")
+    def _shared_parts_stay_shared(self) -> ModelDeployment:
+        problems = Problems()
+        for part, field in (("inference", "landing_volume"), ("online_store", "secret_scope")):
+            if field in (getattr(self, part) or {}):
+                problems.add(
+                    f"{part}.{field}",
+                    "is the environment's, shared by all its models (one volume, one secret scope): set it on the "
+                    "environment, not on a model",
+                )
+        problems.raise_any()
+        return self
+
     @property
     def overrides(self) -> dict[str, Mapping[str, Any]]:
         return {part: value for part in MODEL_PARTS if (value := getattr(self, part)) is not None}

@@ -36,8 +36,8 @@ def test_the_jobs_install_the_uploaded_wheel_after_its_volume_schema_and_catalog
     deps = dependencies(stack)
     job = address(stack, "databricks_job", "jobs/model_training")
     for resource_type, path in (
-        ("databricks_file", "jobs/wheel"),
-        ("databricks_volume", "jobs/artifacts"),
+        ("databricks_file", "artifacts/wheel"),
+        ("databricks_volume", "artifacts/artifacts"),
         ("databricks_schema", "governance/schema_ml"),
         ("databricks_catalog", "governance/catalog"),
     ):
@@ -46,7 +46,7 @@ def test_the_jobs_install_the_uploaded_wheel_after_its_volume_schema_and_catalog
 
 def test_a_literal_catalog_name_is_reported(synthesized):
     stack = synthesized["prod"]
-    volume_address = address(stack, "databricks_volume", "jobs/artifacts")
+    volume_address = address(stack, "databricks_volume", "artifacts/artifacts")
     rtype, name = volume_address.split(".")
     stack["resource"][rtype][name]["catalog_name"] = "prod"
     stack["resource"][rtype][name]["schema_name"] = "ml"
@@ -63,7 +63,7 @@ def test_a_permission_that_does_not_wait_for_the_assignment_is_reported(synthesi
     stack = synthesized["staging"]
     # The warehouse's permissions: nothing else it waits for waits for the assignment (the jobs do, through the
     # catalog, which waits for the principals its grants name).
-    permissions_address = address(stack, "databricks_permissions", "monitoring/warehouse_permissions")
+    permissions_address = address(stack, "databricks_permissions", "ml/warehouse_permissions")
     rtype, name = permissions_address.split(".")
     stack["resource"][rtype][name]["depends_on"] = []
 

@@ -171,7 +171,9 @@ def test_the_stack_before_the_fixes_breaks_the_rules_its_first_deploy_would_have
 
     old = json.loads((Path(__file__).parent / "fixtures" / "staging-a7f8515.cdk.tf.json").read_text())
 
-    findings = simulate(old, Prerequisites(ci_principal="sp:mlops-staging", ci_jobs=("[staging] model-training",)))
+    findings = simulate(
+        old, Prerequisites(ci_principal="sp:mlops-staging", ci_jobs=("[staging] flight_delay/model-training",))
+    )
 
     by_rule = {rule: [f for f in findings if f.rule == rule] for rule in RULES}
     assert {rule: len(found) for rule, found in by_rule.items()} == {

@@ -204,7 +204,7 @@ def test_the_walker_reports_a_deprecated_attribute_nested_in_repeated_blocks(syn
     # Given an egg library on the last task of prod's model-training job (task[].library[].egg)
     stack = synthesized["prod"]
     jobs = {body["name"]: key for key, body in stack["resource"]["databricks_job"].items()}
-    key = jobs["[prod] model-training"]
+    key = jobs["[prod] flight_delay/model-training"]
     stack["resource"]["databricks_job"][key]["task"][-1]["library"] = [{"whl": "/a.whl"}, {"egg": "/b.egg"}]
 
     assert deprecated_uses(stack) == [

@@ -177,7 +177,7 @@ def test_the_ci_runner_may_run_model_training_and_nothing_else(synthesized, name
         for job, entry in _job_permission_entries(stack)
         if entry.get("service_principal_name") == ci
     }
-    assert on_jobs == {(f"[{name}] model-training", "CAN_MANAGE_RUN")}
+    assert on_jobs == {(f"[{name}] {ENVIRONMENTS[name].model_name}/model-training", "CAN_MANAGE_RUN")}
     # No other permissions (experiment, warehouse, endpoint) name it.
     others = [
         key
@@ -199,7 +199,11 @@ def test_the_jobs_principal_may_run_exactly_the_jobs_its_run_job_tasks_start(syn
         for task in job["task"]
         if "run_job_task" in task
     }
-    assert started == {f"[{name}] feature-pipeline", f"[{name}] model-training", f"[{name}] retraining"}
+    assert started == {
+        f"[{name}] {ENVIRONMENTS[name].model_name}/feature-pipeline",
+        f"[{name}] {ENVIRONMENTS[name].model_name}/model-training",
+        f"[{name}] {ENVIRONMENTS[name].model_name}/retraining",
+    }
 
     granted = {
         (job, entry["permission_level"])

@@ -14,7 +14,7 @@ ENV_NAMES = list(ENVIRONMENTS)
 
 
 def _job(stack: dict, name: str) -> dict:
-    (job,) = [b for b in resources(stack, "databricks_job").values() if b["name"].endswith(f"] {name}")]
+    (job,) = [b for b in resources(stack, "databricks_job").values() if b["name"].endswith(f"/{name}")]
     return job
 
 
@@ -30,7 +30,7 @@ def test_the_landing_volume_lives_in_the_raw_schema_and_the_stream_reads_it(synt
         "volume_type": "MANAGED",
         "comment": "flight files (a day of scheduled flights each) for the streaming inference job",
     }
-    assert ENVIRONMENTS[name].landing_path == f"/Volumes/{name}/raw/landing/flights"
+    assert ENVIRONMENTS[name].landing_path == f"/Volumes/{name}/raw/landing/{ENVIRONMENTS[name].model_name}"
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
@@ -52,7 +52,14 @@ def test_prod_scores_daily_in_batch_and_hourly_from_the_landing_volume(synthesiz
     assert stream["schedule"]["quartz_cron_expression"] == "0 15 * * * ?"
     assert "continuous" not in stream
     assert [t["task_key"] for t in stream["task"]] == ["stream", "publish"]
-    assert stream["task"][0]["python_wheel_task"]["parameters"] == ["--env", "prod", "--trigger", "available-now"]
+    assert stream["task"][0]["python_wheel_task"]["parameters"] == [
+        "--env",
+        "prod",
+        "--model",
+        "flight_delay",
+        "--trigger",
+        "available-now",
+    ]
     assert {p["name"]: p["default"] for p in batch["parameter"]} == {
         "start_date": "",
         "end_date": "",
@@ -76,7 +83,14 @@ def test_a_continuous_stream_is_a_continuous_job_without_schedule_and_publishing
     )
     graph = job_graphs(env)["streaming-inference"]
     assert (graph.continuous, graph.schedule, [t.key for t in graph.tasks]) == (True, None, ["stream"])
-    assert graph.task("stream").action.parameters == ("--env", "prod", "--trigger", "continuous")
+    assert graph.task("stream").action.parameters == (
+        "--env",
+        "prod",
+        "--model",
+        "flight_delay",
+        "--trigger",
+        "continuous",
+    )
 
     import json
 

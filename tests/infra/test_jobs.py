@@ -32,9 +32,9 @@ def test_synthesized_jobs_have_the_local_graphs_tasks_dependencies_and_reference
     env = ENVIRONMENTS[name]
     jobs = _jobs_by_name(synthesized[name])
     graphs = job_graphs(env)
-    assert sorted(jobs) == sorted(f"[{name}] {g}" for g in graphs)
+    assert sorted(jobs) == sorted(f"[{name}] {ENVIRONMENTS[name].model_name}/{g}" for g in graphs)
     for graph_name, graph in graphs.items():
-        job = jobs[f"[{name}] {graph_name}"]
+        job = jobs[f"[{name}] {ENVIRONMENTS[name].model_name}/{graph_name}"]
         synthesized_tasks = {t["task_key"]: t for t in job["task"]}
         assert list(synthesized_tasks) == [t.key for t in graph.tasks]
         assert {p["name"]: p["default"] for p in job["parameter"]} == dict(graph.parameters)
@@ -59,7 +59,7 @@ def test_synthesized_jobs_have_the_local_graphs_tasks_dependencies_and_reference
                 child = next(
                     k
                     for k, b in resources(synthesized[name], "databricks_job").items()
-                    if b["name"] == f"[{name}] {task.action.job}"
+                    if b["name"] == f"[{name}] {ENVIRONMENTS[name].model_name}/{task.action.job}"
                 )
                 assert rendered["run_job_task"]["job_id"] == f"${{databricks_job.{child}.id}}"
                 assert rendered["run_job_task"]["job_parameters"] == dict(task.action.job_parameters)
@@ -74,8 +74,8 @@ def test_synthesized_jobs_have_the_local_graphs_tasks_dependencies_and_reference
 def test_jobs_run_as_the_service_principal_serverless_and_notify_on_failure(synthesized, name):
     stack = synthesized[name]
     sp = at_path(stack, "databricks_service_principal", "identity/service_principal")[0]
-    wheel = address(stack, "databricks_file", "jobs/wheel")
-    volume = address(stack, "databricks_volume", "jobs/artifacts")
+    wheel = address(stack, "databricks_file", "artifacts/wheel")
+    volume = address(stack, "databricks_volume", "artifacts/artifacts")
     assert one(stack, "databricks_file")["path"] == (
         f"${{{volume}.volume_path}}/{CODE_VERSION}/mlops_databricks-0.1.0-py3-none-any.whl"
     )
@@ -99,7 +99,7 @@ def test_prod_has_a_webhook_destination_whose_url_is_a_sensitive_variable(synthe
 
 
 def test_the_staging_training_job_has_the_same_task_value_references_as_the_local_graph(synthesized):
-    job = _jobs_by_name(synthesized["staging"])["[staging] model-training"]
+    job = _jobs_by_name(synthesized["staging"])["[staging] flight_delay/model-training"]
     refs = sorted({r for t in job["task"] for text in _texts(t) for r in references(text) if r.startswith("tasks.")})
     assert refs == [
         "tasks.train.values.model_name",

@@ -96,7 +96,11 @@ def _split_refs(text: str) -> list[str]:
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_the_daily_job_refreshes_the_monitors_then_runs_the_alerts_then_retraining(synthesized, name):
     stack = synthesized[name]
-    (job,) = [b for b in resources(stack, "databricks_job").values() if b["name"] == f"[{name}] daily-monitoring"]
+    (job,) = [
+        b
+        for b in resources(stack, "databricks_job").values()
+        if b["name"] == f"[{name}] {ENVIRONMENTS[name].model_name}/daily-monitoring"
+    ]
     tasks = {t["task_key"]: t for t in job["task"]}
     assert job["schedule"]["quartz_cron_expression"] == "0 0 6 * * ?"
     assert tasks["refresh_monitors"]["python_wheel_task"]["entry_point"] == "mlops-refresh-monitors"
@@ -104,7 +108,11 @@ def test_the_daily_job_refreshes_the_monitors_then_runs_the_alerts_then_retraini
     assert len(alert_tasks) == len(resources(stack, "databricks_alert_v2")) == 4
     assert all(t["depends_on"] == [{"task_key": "refresh_monitors"}] for t in alert_tasks)
     assert tasks["retraining"]["depends_on"] == [{"task_key": t["task_key"]} for t in alert_tasks]
-    (retraining,) = [b for b in resources(stack, "databricks_job").values() if b["name"] == f"[{name}] retraining"]
+    (retraining,) = [
+        b
+        for b in resources(stack, "databricks_job").values()
+        if b["name"] == f"[{name}] {ENVIRONMENTS[name].model_name}/retraining"
+    ]
     assert "trigger" not in retraining and "schedule" not in retraining
     assert retraining["max_concurrent_runs"] == 1
     # The alerts' own schedules stay paused: the job evaluates them right after the refresh they read.

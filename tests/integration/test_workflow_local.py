@@ -58,7 +58,7 @@ def test_task_values_are_resolved_into_downstream_parameters(first_run):
     assert train["model_uri"] == f"models:/{ENV.registered_model}/1"
     assert (train["model_name"], train["model_version"]) == (ENV.registered_model, "1")
     assert tasks["validate"]["parameters"] == [
-        "--env", ENV.name, "--model-uri", train["model_uri"], "--run-mode", "enabled",
+        "--env", ENV.name, "--model", ENV.model_name, "--model-uri", train["model_uri"], "--run-mode", "enabled",
     ]  # fmt: skip
     assert tasks["validation_passed"]["outcome"] == "true"
     assert tasks["deploy"]["values"] == {"promoted": "true", "champion_version": "1"}

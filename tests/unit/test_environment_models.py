@@ -63,7 +63,7 @@ def test_each_model_sees_its_own_settings_and_its_own_names(second_model):
     assert (first.serving.workload_size, second.serving.workload_size) == ("Small", "Medium")
     assert (first.validation.min_roc_auc, second.validation.min_roc_auc) == (0.62, 0.7)
     # Scoping again from a scoped value starts from the environment's own settings, not the other model's.
-    assert second.with_model("flight_delay").model_dump() == first.model_dump()
+    assert second.with_model("flight_delay").model_dump(warnings=False) == first.model_dump(warnings=False)
     assert second.with_model("flight_delay").serving.workload_size == "Small"
     model_names = (
         "registered_model", "experiment_name", "endpoint_name", "online_table_name", "predictions_table",
@@ -88,7 +88,7 @@ def test_adding_a_model_changes_nothing_of_the_first(second_model):
     one = ENVIRONMENTS["prod"]
     two = environments_with(({"name": "flight_delay"}, {"name": "second_model"}))["prod"]
     assert two.model_names == ("flight_delay", "second_model")
-    assert two.replace(models=one.models).model_dump() == one.model_dump()
+    assert two.replace(models=one.models).model_dump(warnings=False) == one.model_dump(warnings=False)
 
 
 def test_a_model_setting_that_breaks_a_rule_names_the_model_entry(second_model):
