@@ -64,7 +64,7 @@ class Scaffold:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     init = subparsers.add_parser("init", help="start a new model package: `mlops init model NAME --problem ...`")
-    kinds = init.add_subparsers(dest="kind", required=True, metavar="KIND")
+    kinds = init.add_subparsers(required=True, metavar="KIND")
     model = kinds.add_parser(
         "model", help="scaffold models/NAME/ with a working example on real data, and its tests in tests/models/"
     )
