@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
+from spec.base import IDENTIFIER, ConfigError, ConfigModel, Problems
 from spec.columns import (
     LABEL,
     LABELED_AT,
@@ -33,7 +34,6 @@ from spec.columns import (
     REJECT_METADATA,
     REJECT_REASON,
 )
-from spec.config.base import IDENTIFIER, ConfigError, ConfigModel, Problems
 
 ProblemType = Literal["classification", "regression"]
 PROBLEM_TYPES: tuple[str, ...] = get_args(ProblemType)

@@ -26,7 +26,7 @@ from pathlib import Path
 from string import Template
 
 # spec.config before spec.model: spec.model imported first meets spec.config's import of it half-initialized.
-from spec.config.base import IDENTIFIER
+from spec.base import IDENTIFIER
 from spec.errors import MlopsError
 from spec.model import MODELS_PACKAGE, PROBLEM_TYPES
 

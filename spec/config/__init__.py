@@ -2,16 +2,16 @@
 
 Nothing here imports CDK Terrain (cdktn), reads environment variables or touches the network, so the local runtime,
 the jobs and the tests can import it freely. Every other module loops over ``ENVIRONMENTS``; no environment name is
-typed again. A bad value is a ``ConfigError`` naming the environment and the field (spec/config/base.py); change a
+typed again. A bad value is a ``ConfigError`` naming the environment and the field (spec/base.py); change a
 value with ``env.replace(field=value)``, which validates, as construction does.
 
-    base.py          the model base, ConfigError and its messages
+    (spec/base.py    the model base, ConfigError and its messages, shared with spec/model.py)
     models.py        the parts of an environment (workspace, compute, serving, monitoring, ...), RUNTIMES
     environment.py   Environment: the rules across its parts and the names derived from it
     environments.py  ENVIRONMENTS (a shared base plus each environment's overrides), get_environment
 """
 
-from spec.config.base import ConfigError, ConfigModel
+from spec.base import ConfigError, ConfigModel
 from spec.config.environment import REQUIRED_SCHEMAS, Environment, WarehouseSize
 from spec.config.environments import ENVIRONMENTS, build_environments, get_environment
 from spec.config.models import (

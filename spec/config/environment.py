@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from spec.config.base import STORAGE_ROOT, WORKSPACE_PATH, ConfigError, ConfigModel, Problems
+from spec.base import STORAGE_ROOT, WORKSPACE_PATH, ConfigError, ConfigModel, Problems
 from spec.config.models import (
     Account,
     Alerts,
@@ -31,7 +31,9 @@ from spec.config.models import (
     Validation,
     Workspace,
 )
-from spec.model import ModelSpec, load_model_spec
+
+if TYPE_CHECKING:
+    from spec.model import ModelSpec
 
 # raw: flights, weather, the landing volume; features: weather features; ml: model, predictions, artifacts;
 # monitoring: the inference table and the monitors' metric tables.
@@ -147,6 +149,9 @@ class Environment(ConfigModel):
             problems.add("models", f"names a model more than once: {list(names)}")
         if self.model_name not in names:
             problems.add("model_name", f"must be one of the models {list(names)}, got {self.model_name!r}")
+        # spec.model builds on this package (its ConfigModel): imported here, not at the top, so either loads first.
+        from spec.model import load_model_spec
+
         owners: dict[str, str] = {}
         for i, name in enumerate(names):
             try:
@@ -269,6 +274,8 @@ class Environment(ConfigModel):
     @property
     def model(self) -> ModelSpec:
         """The declaration of the model this environment runs (models/<model_name>/spec.py)."""
+        from spec.model import load_model_spec
+
         return load_model_spec(self.model_name)
 
     @property

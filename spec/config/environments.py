@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from spec.config.base import ConfigError
+from spec.base import ConfigError
 from spec.config.environment import Environment
 
 # The shared base: what every environment has unless it overrides it. Parts are given as mappings, so an override

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
-from spec.config.base import (
+from spec.base import (
     DYNAMODB_NAME,
     EMAIL,
     ENDPOINT_NAME,
