@@ -7,14 +7,20 @@ offline), made into dated rows. The files are rendered from the templates of thi
 with ``string.Template``; they hold only the model's own code and import the platform's interface, so upgrading the
 platform never means generating them again.
 
+It then adds the model to dev in the project's config (``MODELS`` in ``spec/config/environments.py``), so
+``mlops run model-training --env dev --model NAME`` runs it at once; promoting it to staging and prod is adding it
+to their lines, by hand, in review.
+
 A bad name (not a lowercase identifier, a Python keyword, a platform package's name, or a model that exists) is an
 error that says what to write instead, and nothing is written: the files are rendered into a staging directory
-beside ``models/`` and moved into place only once all of them are rendered.
+beside ``models/`` and moved into place only once all of them are rendered, and the config is changed last (the
+files are taken back if it cannot be).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import keyword
 import os
 import re
@@ -48,14 +54,21 @@ class ScaffoldError(MlopsError):
     """The model cannot be scaffolded as asked (a bad or taken name, no project at the root): nothing was written."""
 
 
+# The project's config, under the root, and the environment a new model starts in.
+CONFIG_FILE = "spec/config/environments.py"
+CONFIG_MODELS = "MODELS"
+FIRST_ENVIRONMENT = "dev"
+
+
 @dataclass(frozen=True)
 class Scaffold:
-    """What `mlops init model` wrote: the model's package and its test module."""
+    """What `mlops init model` wrote: the model's package and its test module (and the config it changed)."""
 
     name: str
     problem: str
     package: Path
     test_module: Path
+    config: Path | None = None
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -137,6 +150,9 @@ def scaffold_model(name: str, problem: str, root: Path) -> Scaffold:
         )
     check_name(name, root)
     rendered = render(name, problem)
+    config = root / CONFIG_FILE
+    # Checked before anything is written: a config this command cannot change stops it here.
+    configured = with_model_in_config(config.read_text(encoding="utf-8"), name) if config.is_file() else None
     package = root / MODELS_PACKAGE / name
     test_module = _destination(root, "tests/models/test_NAME.py", name)
     # Staged beside models/ (the same file system), so the moves below are renames: nothing half-written is left.
@@ -153,7 +169,13 @@ def scaffold_model(name: str, problem: str, root: Path) -> Scaffold:
         os.rename(staging / MODELS_PACKAGE / name, package)
         try:
             os.rename(staging / test_module.relative_to(root), test_module)
+            if configured is not None:
+                replaced = staging / "environments.py"
+                replaced.write_text(configured, encoding="utf-8")
+                os.replace(replaced, config)
         except OSError:
+            if test_module.exists():
+                os.rename(test_module, staging / test_module.relative_to(root))
             os.rename(package, staging / MODELS_PACKAGE / name)
             raise
     except BaseException:
@@ -163,7 +185,42 @@ def scaffold_model(name: str, problem: str, root: Path) -> Scaffold:
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Scaffold(name, problem, package, test_module)
+    return Scaffold(name, problem, package, test_module, config if configured is not None else None)
+
+
+def with_model_in_config(text: str, name: str, environment: str = FIRST_ENVIRONMENT) -> str:
+    """The config's text with model ``name`` added to the end of ``environment``'s entry of ``MODELS`` (unchanged
+    when it is there already), written as ``ruff format`` writes it; a ``ScaffoldError`` when the entry is not a
+    tuple literal this command can extend."""
+    tree = ast.parse(text)
+    entry = None
+    for node in tree.body:
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        if any(isinstance(t, ast.Name) and t.id == CONFIG_MODELS for t in targets) and isinstance(node.value, ast.Dict):
+            for key, value in zip(node.value.keys, node.value.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == environment:
+                    entry = value
+    if not isinstance(entry, ast.Tuple):
+        raise ScaffoldError(
+            f"{CONFIG_FILE} has no {CONFIG_MODELS} entry {environment!r} holding a tuple of models: add "
+            f'"{name}" to the models of {environment} by hand, or restore the entry, then run this again'
+        )
+    items = [ast.get_source_segment(text, element) for element in entry.elts]
+    names = [e.value if isinstance(e, ast.Constant) else None for e in entry.elts]
+    if name in names:
+        return text
+    items.append(f'"{name}"')
+    lines = text.splitlines(keepends=True)
+    start, end = entry.lineno - 1, entry.end_lineno - 1
+    head, tail = lines[start][: entry.col_offset], lines[end][entry.end_col_offset :]
+    indent = " " * (len(head) - len(head.lstrip()))
+    one_line = f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if len(head) + len(one_line) + len(tail.rstrip("\n")) <= 120 and "\n" not in "".join(items):
+        replaced = head + one_line + tail
+    else:
+        body = "".join(f"{indent}    {item},\n" for item in items)
+        replaced = f"{head}(\n{body}{indent}){tail}"
+    return "".join(lines[:start]) + replaced + "".join(lines[end + 1 :])
 
 
 def _destination(root: Path, path: str, name: str) -> Path:
@@ -178,14 +235,16 @@ def _init_model(args: argparse.Namespace) -> int:
     out.print(f"Created the {scaffold.problem} model [bold]{scaffold.name}[/bold]:")
     for path in scaffold.files:
         out.print(f"  {path}")
-    # One model per environment for now: the config is edited by hand (several models per environment come later).
+    if scaffold.config is not None:
+        out.print(f"  {scaffold.config} (added to the models of {FIRST_ENVIRONMENT})")
+    else:
+        out.print(f"  (no {CONFIG_FILE} under {args.root}: add the model to an environment's models there by hand)")
     out.print(
         "\nNext:\n"
         f"  1. Run its tests:  pytest -q tests/models/test_{scaffold.name}.py\n"
-        "  2. An environment runs one model for now: to run this one in dev, set\n"
-        f'       "model_name": "{scaffold.name}",\n'
-        '     in the "dev" entry of _OVERRIDES in spec/config/environments.py (this file is not changed for you).\n'
-        "  3. Train, validate and deploy it:  mlops run model-training --env dev\n"
+        f"  2. Train, validate and deploy it:\n"
+        f"       mlops run model-training --env {FIRST_ENVIRONMENT} --model {scaffold.name}\n"
+        f"  3. Add it to staging and prod in {CONFIG_FILE} ({CONFIG_MODELS}) when it is ready to move on.\n"
         "  See docs/bring-your-own-model.md."
     )
     return 0

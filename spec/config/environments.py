@@ -10,10 +10,18 @@ from spec.config.environment import Environment
 
 # The shared base: what every environment has unless it overrides it. Parts are given as mappings, so an override
 # changes only the fields it names, and a bad value is reported with the environment's name and the field's path.
+# The models each environment runs (models/<name>/), in order: the first is the one a command means when it names
+# none. Each is a name, or {"name": ..., "<part>": {...}} with the settings the model has there that differ from the
+# environment's (validation, promotion, serving, inference, online_store, monitoring, retraining,
+# online_evaluation). Add a model to an environment here and its resources appear in the plan, nothing else moves.
+# `mlops init model NAME` adds NAME to dev (it edits the tuple literal below: keep each entry a literal).
+MODELS: dict[str, tuple[str | dict[str, Any], ...]] = {
+    "dev": ("flight_delay",),
+    "staging": ("flight_delay",),
+    "prod": ("flight_delay",),
+}
+
 _BASE: dict[str, Any] = {
-    # The models every environment runs (models/<name>/), each with the settings it has that differ from the
-    # environment's: add a model here, or to one environment's overrides, and its resources appear in the plan.
-    "models": ({"name": "flight_delay"},),
     "workspace": {"host": "https://adb-1000000000000000.0.azuredatabricks.net"},
     "state_backend": {"resource_group": "rg-mlops-tfstate", "storage_account": "mlopstfstate"},
     "alerts": {"emails": ("ml-team@example.com",), "webhook_destination_name": "ml-team-webhook"},
@@ -57,8 +65,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _deployments(entries: tuple[str | dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    return tuple({"name": entry} if isinstance(entry, str) else entry for entry in entries)
+
+
 def build_environments(
-    base: dict[str, Any] = _BASE, overrides: dict[str, dict[str, Any]] = _OVERRIDES
+    base: dict[str, Any] = _BASE,
+    overrides: dict[str, dict[str, Any]] = _OVERRIDES,
+    models: dict[str, tuple[str | dict[str, Any], ...]] = MODELS,
 ) -> dict[str, Environment]:
     """Each environment: the base, the names derived from the environment's name, then its overrides."""
     envs = {
@@ -72,6 +86,7 @@ def build_environments(
                     # Each catalog keeps its managed tables in a container of its own (an Azure metastore provisioned
                     # automatically has no root storage: a catalog without one cannot be created there).
                     "storage_root": f"abfss://{name}@mlopsdata.dfs.core.windows.net/catalog",
+                    "models": _deployments(models.get(name, ())),
                     **values,
                 },
             )

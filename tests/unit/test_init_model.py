@@ -119,9 +119,8 @@ def test_the_command_scaffolds_and_says_what_to_change_to_run_the_model(root, ca
     out = capsys.readouterr().out
     assert sorted(p.name for p in (root / "models" / "churn").iterdir()) == ["__init__.py", "data.py", "spec.py"]
     assert (root / "tests" / "models" / "test_churn.py").is_file()
-    assert '"model_name": "churn"' in out
-    assert "spec/config/environments.py" in out
-    assert "mlops run model-training --env dev" in out
+    assert f"no spec/config/environments.py under {root}" in out
+    assert "mlops run model-training --env dev --model churn" in out
     assert [p.name for p in root.iterdir() if p.name.startswith(".mlops-init-")] == []
 
 
@@ -203,3 +202,47 @@ def test_the_rendered_files_pass_the_projects_linter(problem, tmp_path):
             [str(ruff), *command, *rendered], cwd=tmp_path, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_new_model_is_added_to_dev_in_the_config_written_as_ruff_writes_it(root):
+    config = root / "spec" / "config" / "environments.py"
+    config.parent.mkdir(parents=True)
+    shutil.copy(REPO / init.CONFIG_FILE, config)
+    before = config.read_text(encoding="utf-8")
+
+    scaffold = init.scaffold_model("demand_forecast", "regression", root)
+
+    after = config.read_text(encoding="utf-8")
+    assert scaffold.config == config
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert changed == [('    "dev": ("flight_delay",),', '    "dev": ("flight_delay", "demand_forecast"),')]
+    ast.parse(after)  # it still parses
+
+
+def test_the_config_edit_keeps_ruff_format_stable_when_it_wraps_and_refuses_an_entry_it_cannot_extend():
+    text = 'MODELS: dict = {\n    "dev": ("flight_delay",),\n    "prod": ("flight_delay",),\n}\n'
+    for name in ("a_model_with_quite_a_long_name_number_one_x", "a_model_with_quite_a_long_name_number_two_x"):
+        text = init.with_model_in_config(text, name)
+    assert text == (
+        "MODELS: dict = {\n"
+        '    "dev": (\n'
+        '        "flight_delay",\n'
+        '        "a_model_with_quite_a_long_name_number_one_x",\n'
+        '        "a_model_with_quite_a_long_name_number_two_x",\n'
+        "    ),\n"
+        '    "prod": ("flight_delay",),\n'
+        "}\n"
+    )
+    assert init.with_model_in_config(text, "flight_delay") == text
+    with pytest.raises(init.ScaffoldError, match="has no MODELS entry 'dev' holding a tuple of models"):
+        init.with_model_in_config('MODELS = {"dev": ALL}\n', "churn")
+
+
+def test_a_config_the_command_cannot_extend_stops_it_before_anything_is_written(root):
+    config = root / "spec" / "config" / "environments.py"
+    config.parent.mkdir(parents=True)
+    config.write_text('MODELS = {"dev": list_of_models()}\n', encoding="utf-8")
+    before = tree(root)
+    with pytest.raises(init.ScaffoldError, match='add "churn" to the models of dev by hand'):
+        init.scaffold_model("churn", "classification", root)
+    assert tree(root) == before
