@@ -74,7 +74,7 @@ class MlAssets(Construct):
             catalog_name=catalog_name,
             schema_name=schema_name,
             name=env.model_name,
-            comment="Predicts whether a flight arrives more than 15 minutes late",
+            comment=env.model.description,
             # The jobs' service principal owns the model: it registers versions and moves aliases.
             owner=service_principal_id,
             depends_on=[*principal_ready],

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import pytest
 
-from models.flight_delay.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, PREDICTION_COLUMNS
 from spec import monitoring
 from spec.config import ENVIRONMENTS
 from tests.support.stacks import resolve, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
+# The flight-delay model's columns (every environment runs it).
+_MODEL = ENVIRONMENTS["prod"].model
+CATEGORICAL_FEATURES, NUMERIC_FEATURES = _MODEL.categorical_features, _MODEL.numeric_features
+FEATURE_COLUMNS, PREDICTION_COLUMNS = _MODEL.feature_names, _MODEL.prediction_columns
 
 
 def test_the_monitored_columns_are_the_predictions_with_a_sql_type_each():
-    types = dict(monitoring.MONITORED_TABLE_COLUMNS)
-    assert list(types) == list(PREDICTION_COLUMNS) and monitoring.MONITORED_FEATURES == FEATURE_COLUMNS
+    [monitored, _served] = monitoring.monitored_tables(ENVIRONMENTS["prod"])
+    types = dict(monitored.columns)
+    assert list(types) == list(PREDICTION_COLUMNS) and monitored.features == FEATURE_COLUMNS
     assert {types[c] for c in NUMERIC_FEATURES} == {"DOUBLE"} and {types[c] for c in CATEGORICAL_FEATURES} == {"STRING"}
     key_types = (types["prediction"], types["probability"], types["label"], types["flight"])
     assert key_types == ("INT", "DOUBLE", "INT", "BIGINT")
