@@ -39,10 +39,10 @@ PROBLEM_TYPES: Mapping[str, str] = {
     "classification": "PROBLEM_TYPE_CLASSIFICATION",
     "regression": "PROBLEM_TYPE_REGRESSION",
 }
-# The model quality metrics of the whole-table rows of the profile metric table, as data profiling names its columns,
-# by problem type. A regressor's: the mean squared error, its root, the mean absolute error (the column is named
-# ``mean_average_error``), the mean absolute percentage error and R².
-CLASSIFICATION_METRICS = ("accuracy_score", "precision", "recall", "f1_score", "roc_auc_score", "log_loss")
+# A regressor's quality metrics on the whole-table rows of the profile metric table, as data profiling names its
+# columns: the mean squared error, its root, the mean absolute error (the column is named ``mean_average_error``),
+# the mean absolute percentage error and R². (A classifier's: accuracy_score, precision, recall, f1_score,
+# roc_auc_score, log_loss, confusion_matrix.)
 REGRESSION_METRICS = (
     "mean_squared_error",
     "root_mean_squared_error",
@@ -120,10 +120,6 @@ class MonitoredTable:
         label; a regressor's are plain numbers."""
         return (PREDICTION_COL, LABEL_COL) if self.is_classifier else ()
 
-    @property
-    def quality_metrics(self) -> tuple[str, ...]:
-        return CLASSIFICATION_METRICS if self.is_classifier else REGRESSION_METRICS
-
 
 @dataclass(frozen=True)
 class AlertSpec:
@@ -137,11 +133,6 @@ class AlertSpec:
     # Whether the retraining graph's check runs this alert's query to decide on retraining.
     starts_retraining: bool
     source_column: str = "triggered"
-
-
-def monitored_columns_of(model: ModelSpec) -> tuple[tuple[str, str], ...]:
-    """The monitored tables' (and the baseline's) columns with their SQL types, for ``model``."""
-    return model.prediction_column_types
 
 
 def monitored_tables(env: Environment, model: ModelSpec | None = None) -> tuple[MonitoredTable, ...]:
@@ -159,7 +150,7 @@ def monitored_tables(env: Environment, model: ModelSpec | None = None) -> tuple[
         problem_type=model.problem_type,
         features=model.monitored,
         drift_alert_columns=model.drift_features,
-        columns=monitored_columns_of(model),
+        columns=model.prediction_column_types,
     )
     return (MonitoredTable(env.predictions_table, **common), MonitoredTable(env.served_table, **common))
 

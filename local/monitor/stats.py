@@ -157,7 +157,7 @@ def quantile(s: Sorted, uniq: np.ndarray, n: np.ndarray, q: float) -> np.ndarray
 
 
 def numeric_drift(s: Sorted, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
-    """Kolmogorov-Smirnov, Wasserstein-1, population stability index and Jensen-Shannon distance of each group
+    """Kolmogorov-Smirnov, Wasserstein-1, population stability index and Jensen-Shannon (``js_distance``) of each group
     ``a[i]`` (the window) against the group ``b[i]`` (the previous window, or the baseline), over valid values.
 
     * ``ks_test``: the two-sample statistic sup|F_a - F_b|, exactly ``scipy.stats.ks_2samp``'s, and its two-sided
@@ -172,7 +172,7 @@ def numeric_drift(s: Sorted, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarr
       reference's deciles (``PSI_BINS`` = 10 bins; cut points are reference values, numpy's "lower" quantiles
       at 0.1 .. 0.9, a bin is (cut_{i-1}, cut_i]); shares below ``PSI_FLOOR`` count as ``PSI_FLOOR``. Repeated cut
       points (a column with few distinct values) leave empty bins, which add nothing.
-    * ``js_distance``: ``scipy.spatial.distance.jensenshannon`` (natural log) of the same bins' shares.
+    * ``js_distance``: scipy's ``jensenshannon`` (natural log) of the same bins' shares.
     """
     n_pairs = len(a)
     out = {k: np.full(n_pairs, np.nan) for k in ("ks_statistic", "ks_pvalue", "wasserstein", "psi", "js")}
