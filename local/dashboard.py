@@ -4,8 +4,9 @@ spec/monitoring.py), as one HTML page with PNG plots beside it.
 
 For each monitored table (the batch and streaming predictions, the served requests):
 
-* model quality: ROC AUC and accuracy per window, one line per model version, daily and weekly windows;
-* ROC AUC per slice (each slicing expression: origin, carrier) over the latest weeks;
+* model quality per window, one line per model version, daily and weekly windows: a classifier's ROC AUC and
+  accuracy, a regressor's mean absolute error and R² (``quality_panels``);
+* that quality per slice (each slicing expression of the monitor) over the latest weeks;
 * drift per feature: PSI against the baseline, and against the previous window (consecutive), weekly windows;
 * label coverage: labelled rows / rows per window; a window without any label is shown as unlabelled, never as 0.
 
@@ -16,6 +17,7 @@ show: ``DashboardError``). The served requests' are optional: their section says
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -44,11 +46,38 @@ from spec.monitoring import (
 logger = logging.getLogger(__name__)
 
 LATEST_WEEKS = 8
+# Quality columns where higher is better (the slice heatmap's colours follow): the errors are lower-is-better.
+HIGHER_IS_BETTER = frozenset({"roc_auc_score", "accuracy_score", "r2_score"})
 DAY_WIDTH = {"1 day": 1, "1 week": 7}
 
 
 class DashboardError(MlopsError):
     """The dashboard has nothing to draw from; the message names the table and the command to run first."""
+
+
+@dataclass(frozen=True)
+class QualityPanel:
+    """One model quality metric the dashboard plots: the profile metric table's column, its label, and the quality
+    alert's threshold when the alert reads it."""
+
+    column: str
+    label: str
+    threshold: float | None = None
+
+
+ROC_AUC = QualityPanel("roc_auc_score", "ROC AUC")
+
+
+def quality_panels(env: Environment, monitored: MonitoredTable) -> tuple[QualityPanel, QualityPanel]:
+    """What the dashboard plots of the model quality: the metric the quality alert reads (with its threshold), and a
+    second view of it (a classifier's accuracy, a regressor's R²)."""
+    if monitored.is_classifier:
+        return QualityPanel("roc_auc_score", "ROC AUC", env.monitoring.min_roc_auc), QualityPanel(
+            "accuracy_score", "accuracy"
+        )
+    return QualityPanel("mean_average_error", "mean absolute error", env.monitoring.max_mean_absolute_error), (
+        QualityPanel("r2_score", "R²")
+    )
 
 
 @dataclass(frozen=True)
@@ -80,19 +109,22 @@ def _whole_table(profile: pd.DataFrame, column_name: str) -> pd.DataFrame:
     ]
 
 
-def figure_model_quality(profile: pd.DataFrame, *, granularities: tuple[str, ...], min_roc_auc: float) -> Figure | None:
-    """ROC AUC and accuracy per window (rows) and granularity (columns), one line per model version; windows
-    without labels have no value (a gap), the quality alert's threshold on the ROC AUC panels."""
+def figure_model_quality(
+    profile: pd.DataFrame, *, granularities: tuple[str, ...], panels: Sequence[QualityPanel]
+) -> Figure | None:
+    """The ``panels``' metrics (rows) per window and granularity (columns), one line per model version; windows
+    without labels have no value (a gap), the quality alert's threshold on the panels of the metric it reads."""
     quality = _whole_table(profile, TABLE_COLUMN)
-    if quality[["roc_auc_score", "accuracy_score"]].notna().sum().sum() == 0:
+    if quality[[p.column for p in panels]].notna().sum().sum() == 0:
         return None
     figure = Figure(figsize=(12, 6.4), layout="constrained")
-    axes = figure.subplots(2, len(granularities), sharex="col", squeeze=False)
+    axes = figure.subplots(len(panels), len(granularities), sharex="col", squeeze=False)
     versions = sorted(quality[MODEL_ID_COL].dropna().unique(), key=_version_key)
     colours = {v: f"C{i % 10}" for i, v in enumerate(versions)}
     for col, granularity in enumerate(granularities):
         rows = quality[quality["granularity"] == granularity]
-        for row, (metric, label) in enumerate((("roc_auc_score", "ROC AUC"), ("accuracy_score", "accuracy"))):
+        for row, panel in enumerate(panels):
+            metric, label = panel.column, panel.label
             ax = axes[row][col]
             for version in versions:
                 mine = rows[rows[MODEL_ID_COL] == version].sort_values("window_start")
@@ -106,12 +138,14 @@ def figure_model_quality(profile: pd.DataFrame, *, granularities: tuple[str, ...
                         color=colours[version],
                         label=f"v{version}",
                     )
-            if metric == "roc_auc_score":
-                ax.axhline(min_roc_auc, color="tab:red", linestyle=":", linewidth=1, label=f"alert {min_roc_auc}")
+            if panel.threshold is not None:
+                ax.axhline(
+                    panel.threshold, color="tab:red", linestyle=":", linewidth=1, label=f"alert {panel.threshold}"
+                )
             ax.set_ylabel(label)
             ax.set_title(f"{label}, {granularity} windows", loc="left", fontsize=10)
             date_axis(ax, minticks=5, grid="both")
-        axes[1][col].set_xlabel("window start (no point: no labelled flight in the window)")
+        axes[-1][col].set_xlabel("window start (no point: no labelled row in the window)")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="outside right upper", title="model version", fontsize=8)
@@ -123,9 +157,11 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if str(version).isdigit() else (10**9, str(version))
 
 
-def slice_quality(profile: pd.DataFrame, slice_key: str, weeks: int = LATEST_WEEKS) -> pd.DataFrame:
-    """ROC AUC per slice value (rows) and week (columns) over the latest ``weeks`` weekly windows, for the model
-    version that scored the most rows of each week (its column header says which)."""
+def slice_quality(
+    profile: pd.DataFrame, slice_key: str, weeks: int = LATEST_WEEKS, metric: str = "roc_auc_score"
+) -> pd.DataFrame:
+    """``metric`` (a whole-table quality column) per slice value (rows) and week (columns) over the latest ``weeks``
+    weekly windows, for the model version that scored the most rows of each week (its column header says which)."""
     table_rows = _whole_table(profile, TABLE_COLUMN)
     weekly = table_rows[table_rows["granularity"] == WEEK]
     if weekly.empty:
@@ -142,7 +178,7 @@ def slice_quality(profile: pd.DataFrame, slice_key: str, weeks: int = LATEST_WEE
     if chosen.empty:
         return pd.DataFrame()
     matrix = chosen.pivot_table(
-        index="slice_value", columns="window_start", values="roc_auc_score", aggfunc="first", dropna=False
+        index="slice_value", columns="window_start", values=metric, aggfunc="first", dropna=False
     )
     matrix = matrix.reindex(columns=main["window_start"])
     matrix.columns = [
@@ -151,10 +187,15 @@ def slice_quality(profile: pd.DataFrame, slice_key: str, weeks: int = LATEST_WEE
     return matrix.sort_index()
 
 
-def figure_slice_quality(profile: pd.DataFrame, *, slicing_exprs: tuple[str, ...]) -> Figure | None:
-    """ROC AUC per slice value and week (latest weeks), one heatmap per slicing expression; no labelled row in the
-    slice that week: grey, marked "unlabelled"."""
-    matrices = [(key, slice_quality(profile, key)) for key in slicing_exprs]
+def figure_slice_quality(
+    profile: pd.DataFrame,
+    *,
+    slicing_exprs: tuple[str, ...],
+    panel: QualityPanel = ROC_AUC,
+) -> Figure | None:
+    """``panel``'s metric per slice value and week (latest weeks), one heatmap per slicing expression; no labelled
+    row in the slice that week: grey, marked "unlabelled". Green is good: reversed for an error."""
+    matrices = [(key, slice_quality(profile, key, metric=panel.column)) for key in slicing_exprs]
     matrices = [(key, m) for key, m in matrices if not m.empty]
     if not matrices:
         return None
@@ -168,7 +209,8 @@ def figure_slice_quality(profile: pd.DataFrame, *, slicing_exprs: tuple[str, ...
     for ax, (key, matrix) in zip(axes, matrices, strict=True):
         values = matrix.to_numpy(dtype=float)
         ax.set_facecolor("0.85")
-        mesh = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="RdYlGn", vmin=low, vmax=high)
+        cmap = "RdYlGn" if panel.column in HIGHER_IS_BETTER else "RdYlGn_r"
+        mesh = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap=cmap, vmin=low, vmax=high)
         for (r, c), value in np.ndenumerate(values):
             text = "unlabelled" if np.isnan(value) else f"{value:.3f}"
             ax.text(c, r, text, ha="center", va="center", fontsize=7, color="0.25" if np.isnan(value) else "black")
@@ -177,9 +219,9 @@ def figure_slice_quality(profile: pd.DataFrame, *, slicing_exprs: tuple[str, ...
         ax.set_xticks(range(matrix.shape[1]))
         ax.set_xticklabels(matrix.columns, fontsize=8)
         ax.set_ylabel(key)
-    figure.colorbar(mesh, ax=list(axes), label="ROC AUC", shrink=0.8)
+    figure.colorbar(mesh, ax=list(axes), label=panel.label, shrink=0.8)
     axes[0].set_title(
-        f"ROC AUC per slice, latest {LATEST_WEEKS} weekly windows (the version that scored most of each week)",
+        f"{panel.label} per slice, latest {LATEST_WEEKS} weekly windows (the version that scored most of each week)",
         loc="left",
     )
     return figure
@@ -198,7 +240,7 @@ def label_coverage(profile: pd.DataFrame, granularity: str) -> pd.DataFrame:
 
 def figure_label_coverage(profile: pd.DataFrame, *, granularities: tuple[str, ...]) -> Figure | None:
     """Labelled rows / rows per window, one panel per granularity: a bar per labelled window, a hatched grey band per
-    window without any label (labels arrive after the flights: the latest windows are unlabelled)."""
+    window without any label (labels arrive after the events: the latest windows are unlabelled)."""
     frames = [(g, label_coverage(profile, g)) for g in granularities]
     frames = [(g, f) for g, f in frames if not f.empty]
     if not frames:
@@ -247,7 +289,9 @@ def _latest_week_text(metrics: Metrics, *, min_rows: int) -> str:
     coverage = label_coverage(metrics.profile, WEEK)
     latest = coverage[coverage["window_start"] == start]
     labelled = int(latest["labelled"].sum()) if len(latest) else 0
-    drift = drift_rows(metrics.drift, drift_type=BASELINE, granularity=WEEK, profile=metrics.profile)
+    drift = drift_rows(
+        metrics.drift, drift_type=BASELINE, granularity=WEEK, profile=metrics.profile, monitored=metrics.monitored
+    )
     drift = drift[(drift["window_start"] == start) & (drift["rows"] >= min_rows)]
     worst = drift.loc[drift["psi"].idxmax()] if len(drift) else None
     text = f"Latest weekly window {start:%Y-%m-%d}: {rows:,} rows, {labelled:,} labelled"
@@ -262,21 +306,23 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[F
     profile, drift = metrics.profile, metrics.drift
     granularities = tuple(g for g in metrics.monitored.granularities if g in set(profile["granularity"].dropna()))
     granularities = granularities or metrics.monitored.granularities
+    panels = quality_panels(env, metrics.monitored)
+    monitored = metrics.monitored
     plots = (
         (
             "quality",
             "Model quality over time",
-            "ROC AUC and accuracy of the labelled rows of each window, one line "
+            f"{panels[0].label} and {panels[1].label} of the labelled rows of each window, one line "
             "per model version (profile metrics, column ':table', whole table).",
-            figure_model_quality(profile, granularities=granularities, min_roc_auc=m.min_roc_auc),
+            figure_model_quality(profile, granularities=granularities, panels=panels),
             "no labelled window",
         ),
         (
             "slices",
-            "ROC AUC per slice",
+            f"{panels[0].label} per slice",
             f"The latest {LATEST_WEEKS} weekly windows, per value of each slicing "
-            f"expression ({', '.join(metrics.monitored.slicing_exprs)}).",
-            figure_slice_quality(profile, slicing_exprs=metrics.monitored.slicing_exprs),
+            f"expression ({', '.join(monitored.slicing_exprs)}).",
+            figure_slice_quality(profile, slicing_exprs=monitored.slicing_exprs, panel=panels[0]),
             "no sliced weekly window",
         ),
         (
@@ -286,7 +332,7 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[F
             "the model version that scored the window (drift metrics, BASELINE, whole table, 1 week windows; a "
             f"version with fewer than {m.min_window_rows} rows in the window is left out, as the drift alert does).",
             figure_drift(
-                drift_rows(drift, drift_type=BASELINE, granularity=WEEK, profile=profile),
+                drift_rows(drift, drift_type=BASELINE, granularity=WEEK, profile=profile, monitored=monitored),
                 threshold=m.max_drift_psi,
                 min_rows=m.min_window_rows,
                 title="Baseline drift (PSI) per feature and week",
@@ -299,7 +345,7 @@ def _table_sections(env: Environment, metrics: Metrics, out_dir: Path) -> list[F
             "PSI of each input feature against the previous "
             "window (drift metrics, CONSECUTIVE); the threshold is the baseline alert's, for scale.",
             figure_drift(
-                drift_rows(drift, drift_type=CONSECUTIVE, granularity=WEEK, profile=profile),
+                drift_rows(drift, drift_type=CONSECUTIVE, granularity=WEEK, profile=profile, monitored=monitored),
                 threshold=m.max_drift_psi,
                 min_rows=m.min_window_rows,
                 title="Consecutive drift (PSI) per feature and week",

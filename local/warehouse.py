@@ -23,12 +23,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from local.paths import table_path
+from spec.errors import MlopsError
 
 if TYPE_CHECKING:
     import duckdb
     from sqlglot import exp
 
 logger = logging.getLogger(__name__)
+
+
+class WarehouseError(MlopsError, ValueError):
+    """A query the local warehouse cannot run: not Databricks SQL, a table that is missing or unreadable, a failure
+    in DuckDB; the message says which and, for a metric table, what to run. Also a ``ValueError``, which the alert
+    verdict (``jobs.core.alert_verdict``) has always caught as a failed query."""
+
 
 # Suffixes of the tables a quality monitor writes (spec.monitoring.MonitoredTable).
 METRIC_TABLE_SUFFIXES = ("_profile_metrics", "_drift_metrics")
@@ -83,7 +91,7 @@ class LocalSql:
                 columns = [d[0] for d in cursor.description]
                 rows = cursor.fetchall()
             except duckdb.Error as error:
-                raise ValueError(
+                raise WarehouseError(
                     f"the query failed on the local warehouse (DuckDB): {error}\n"
                     f"Databricks SQL: {_head(text)}\nas DuckDB ran it: {_head(duckdb_text)}"
                 ) from error
@@ -99,11 +107,11 @@ class LocalSql:
         try:
             dataset = DeltaTable(str(path)).to_pyarrow_dataset()
         except TableNotFoundError as error:
-            raise ValueError(self._missing(table, path)) from error
+            raise WarehouseError(self._missing(table, path)) from error
         except DeltaError as error:
-            raise ValueError(f"table {table.full_name} cannot be read (Delta table at {path}): {error}") from error
+            raise WarehouseError(f"table {table.full_name} cannot be read (Delta table at {path}): {error}") from error
         if table.catalog in _RESERVED_CATALOGS:
-            raise ValueError(f"catalog {table.catalog!r} of {table.full_name} is a name DuckDB reserves")
+            raise WarehouseError(f"catalog {table.catalog!r} of {table.full_name} is a name DuckDB reserves")
         attached = {row[0] for row in connection.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
         if table.catalog not in attached:
             connection.execute(f"ATTACH ':memory:' AS {_quote(table.catalog)}")
@@ -147,22 +155,22 @@ def _is_delta_table(path: Path) -> bool:
 
 
 def parse(text: str) -> exp.Expression:
-    """The one statement of ``text`` in the Databricks dialect; a ValueError quoting sqlglot otherwise."""
+    """The one statement of ``text`` in the Databricks dialect; a WarehouseError quoting sqlglot otherwise."""
     import sqlglot
     from sqlglot.errors import ParseError
 
     try:
         statements = [s for s in sqlglot.parse(text, read="databricks") if s is not None]
     except ParseError as error:
-        raise ValueError(f"the query is not valid Databricks SQL: {error}\nquery: {_head(text)}") from error
+        raise WarehouseError(f"the query is not valid Databricks SQL: {error}\nquery: {_head(text)}") from error
     if len(statements) != 1:
-        raise ValueError(f"expected one SQL statement, got {len(statements)}: {_head(text)}")
+        raise WarehouseError(f"expected one SQL statement, got {len(statements)}: {_head(text)}")
     return statements[0]
 
 
 def tables_read(statement: exp.Expression) -> list[TableRef]:
     """The tables ``statement`` reads, each once; CTEs and subqueries are not tables. A name
-    that is not ``catalog.schema.table`` is a ValueError: the alert queries run on a warehouse with no current
+    that is not ``catalog.schema.table`` is a WarehouseError: the alert queries run on a warehouse with no current
     catalog to resolve a shorter one against."""
     from sqlglot import exp
     from sqlglot.optimizer.scope import traverse_scope
@@ -173,7 +181,7 @@ def tables_read(statement: exp.Expression) -> list[TableRef]:
             if not isinstance(source, exp.Table):
                 continue
             if not (source.catalog and source.db):
-                raise ValueError(f"table {source.sql(dialect='databricks')} must be named catalog.schema.table")
+                raise WarehouseError(f"table {source.sql(dialect='databricks')} must be named catalog.schema.table")
             ref = TableRef(source.catalog.lower(), source.db.lower(), source.name.lower())
             found.setdefault(ref.full_name, ref)
     return list(found.values())
@@ -186,7 +194,7 @@ def to_duckdb(statement: exp.Expression) -> str:
     try:
         return statement.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as error:
-        raise ValueError(f"the query cannot be translated to DuckDB: {error}") from error
+        raise WarehouseError(f"the query cannot be translated to DuckDB: {error}") from error
 
 
 def python_value(value: Any) -> Any:

@@ -1,5 +1,5 @@
-"""What the inference jobs need besides their job graphs: the landing volume the streaming job reads flight files
-from, and the secret scope holding the online store's AWS credentials.
+"""What the inference jobs need besides their job graphs: the landing volume the streaming job reads the model's
+streamed files from, and the secret scope holding the online store's AWS credentials.
 
 The scope is declared empty: its values (``aws_access_key_id``, ``aws_secret_access_key``) are put outside Terraform
 (``databricks secrets put-secret <scope> <key>``), so no credential is in code, in the synthesized JSON or in the
@@ -39,7 +39,7 @@ class Inference(Construct):
             schema_name=raw_schema.name,
             name=env.inference.landing_volume,
             volume_type="MANAGED",
-            comment="flight files (a day of scheduled flights each) for the streaming inference job",
+            comment=f"files of {env.model_name}'s {env.model.stream_source or 'streamed'} source for the streaming job",
         )
         # One workspace per environment: the scope needs no environment suffix.
         self.secret_scope = SecretScope(self, "online_store_secrets", name=env.online_store.secret_scope)

@@ -3,16 +3,19 @@ Lakehouse Monitoring quality monitor (``inference_log``) on each, and the SQL al
 
 - Tables: the predictions (``ml``), the served requests (``monitoring``; the labels job unpacks the inference table
   into it) and the baseline (``ml``; each model version's training data scored by it, written by the train job),
-  with the columns of ``spec.monitoring.MONITORED_TABLE_COLUMNS``; the jobs write into them.
-- Monitors: timestamp, model id, prediction, probability and label columns from ``spec.monitoring``; granularities
-  and slices from ``env.monitoring`` (no schedule: the daily-monitoring job refreshes them); the baseline per model
-  version; failures e-mailed.
+  with the columns the environment's model declares (``MonitoredTable.columns``); the jobs write into them.
+- Monitors: the problem type (classification or regression, as data profiling names it), timestamp (the model's
+  event time), model id, prediction, probability (a classifier's) and label columns from ``spec.monitoring``'s
+  ``MonitoredTable``; granularities and slices from ``env.monitoring`` and the model (no schedule: the
+  daily-monitoring job refreshes them); the baseline per model version; failures e-mailed.
 - Alerts (``databricks_alert_v2``): the query texts of ``spec.monitoring.alerts`` (the local warehouse runs the same
   text), on the environment's SQL warehouse, run as the jobs' service principal, firing when ``triggered`` > 0 and
   notifying the webhook destination and the alert e-mails. An alert whose query fails is in ERROR, not OK.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from cdktn import ITerraformDependable
 from cdktn_provider_databricks.alert_v2 import (
@@ -47,6 +50,20 @@ def _name(table: str) -> str:
     return table.split(".")[2]
 
 
+def inference_log(monitored: monitoring.MonitoredTable) -> QualityMonitorInferenceLog:
+    """The ``inference_log`` of ``monitored``'s monitor: its problem type and columns (a regressor has no
+    probability column)."""
+    return QualityMonitorInferenceLog(
+        granularities=list(monitored.granularities),
+        timestamp_col=monitored.timestamp_col,
+        model_id_col=monitoring.MODEL_ID_COL,
+        prediction_col=monitoring.PREDICTION_COL,
+        prediction_proba_col=monitored.prediction_proba_col,
+        label_col=monitoring.LABEL_COL,
+        problem_type=monitored.profiling_problem_type,
+    )
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -65,15 +82,17 @@ class Monitoring(Construct):
         self._warehouse = warehouse
         # The alerts run as the jobs' principal: they wait for its permission on the warehouse.
         self._warehouse_ready = warehouse_ready
+        watched = monitoring.monitored_tables(env)
+        columns = watched[0].columns
         self.tables = {
-            table: self._table(table, schemas[table.split(".")[1]])
+            table: self._table(table, schemas[table.split(".")[1]], columns)
             for table in (env.predictions_table, env.served_table, env.baseline_table)
         }
         baseline = self._full_name(self.tables[env.baseline_table], env.baseline_table)
         output_schema = f"{schemas['monitoring'].catalog_name}.{schemas['monitoring'].name}"
         self.monitors = {}
         self.assets_dirs = {}
-        for monitored in monitoring.monitored_tables(env):
+        for monitored in watched:
             # The monitor's dashboard folder, created first (mkdirs: its parents too); the monitor refers to it.
             self.assets_dirs[monitored.table] = Directory(
                 self,
@@ -87,17 +106,7 @@ class Monitoring(Construct):
                 baseline_table_name=baseline,
                 output_schema_name=output_schema,
                 assets_dir=self.assets_dirs[monitored.table].workspace_path,
-                inference_log=[
-                    QualityMonitorInferenceLog(
-                        granularities=list(monitored.granularities),
-                        timestamp_col=monitoring.TIMESTAMP_COL,
-                        model_id_col=monitoring.MODEL_ID_COL,
-                        prediction_col=monitoring.PREDICTION_COL,
-                        prediction_proba_col=monitoring.PREDICTION_PROBA_COL,
-                        label_col=monitoring.LABEL_COL,
-                        problem_type=monitoring.PROBLEM_TYPE,
-                    )
-                ],
+                inference_log=[inference_log(monitored)],
                 slicing_exprs=list(monitored.slicing_exprs),
                 # No schedule of its own: the daily-monitoring job refreshes it after the labels, and alerts after.
                 notifications=[
@@ -143,7 +152,7 @@ class Monitoring(Construct):
             for spec in monitoring.alerts(env)
         }
 
-    def _table(self, table: str, schema: Schema) -> SqlTable:
+    def _table(self, table: str, schema: Schema, columns: Sequence[tuple[str, str]]) -> SqlTable:
         return SqlTable(
             self,
             f"table_{_name(table)}",
@@ -152,7 +161,7 @@ class Monitoring(Construct):
             name=_name(table),
             table_type="MANAGED",
             data_source_format="DELTA",
-            column=[SqlTableColumn(name=n, type=t) for n, t in monitoring.MONITORED_TABLE_COLUMNS],
+            column=[SqlTableColumn(name=n, type=t) for n, t in columns],
             comment=f"{_name(table)} of {self.env.registered_model}; written by the jobs, watched by a quality monitor",
             warehouse_id=self._warehouse.id,
         )

@@ -4,11 +4,14 @@
 table with delta-rs, and writes ``<table>_profile_metrics`` and ``<table>_drift_metrics`` as Delta tables, with
 Lakehouse Monitoring's column names and meanings (docs/monitoring.md lists the schema and the differences). Metrics
 are computed per granularity window, per model version and per slice (the whole table, and each value of each
-slicing expression), for ``MONITORED_FEATURES`` plus the prediction, the probability and the label:
+slicing expression), for the model's monitored features plus its outputs and the label
+(``MonitoredTable.monitored_columns``):
 
 * profile rows (``log_type`` INPUT for the monitored table, BASELINE for the baseline table): counts, nulls, NaNs,
   zeros, distinct values, mean, standard deviation, quantiles, frequent items; on the ``:table`` rows the model
-  quality of the labelled rows (null when the window has no label: unlabelled, never 0);
+  quality of the labelled rows by the problem type (a classifier's accuracy, precision, recall, F1, ROC AUC, log
+  loss and confusion matrix; a regressor's mean squared error, its root, mean absolute error, mean absolute
+  percentage error and R²), null when the window has no label (unlabelled, never 0);
 * drift rows: each window against the previous window (CONSECUTIVE) and against the baseline rows of the model
   version that scored it (BASELINE).
 

@@ -19,7 +19,6 @@ from local.monitor import stats
 from local.monitor.frame import Frame, Groups, make_groups
 from local.monitor.schema import (
     DRIFT_SCHEMA,
-    MONITORED_COLUMNS,
     PROFILE_QUANTILES,
     PROFILE_SCHEMA,
     TEST_TYPE,
@@ -28,7 +27,7 @@ from local.monitor.schema import (
 )
 from local.monitor.stats import f64
 from local.monitor.windows import shift_windows, window_codes
-from spec.monitoring import BASELINE, CONSECUTIVE, INPUT, MODEL_ID_COL, TABLE_COLUMN
+from spec.monitoring import BASELINE, CONSECUTIVE, INPUT, MODEL_ID_COL, TABLE_COLUMN, MonitoredTable
 
 # Threads for the per-column work.
 _THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -125,10 +124,12 @@ def compute_granularity(
     consecutive_windows: set[int],
     slicing: Sequence[str],
     stamp: dict[str, int],
+    monitored: MonitoredTable,
 ) -> tuple[pa.Table, pa.Table]:
     """The profile and drift rows of one granularity over ``rows`` (current rows, then the baseline rows of their
     model versions): profile and BASELINE drift of the windows in ``profile_windows``, CONSECUTIVE drift of those
-    in ``consecutive_windows`` (``windows.window_codes``), BASELINE profile rows of every model version."""
+    in ``consecutive_windows`` (``windows.window_codes``), BASELINE profile rows of every model version. The whole
+    table's rows carry the model quality of ``monitored``'s problem type."""
     groups = make_groups(frame, rows, granularity, slicing)
     header = _header(groups, frame, granularity, slicing)
     baseline = groups.window == groups.baseline_window
@@ -227,13 +228,12 @@ def compute_granularity(
 
     # Columns are independent; numpy and Arrow release the GIL in their loops, so two threads overlap well.
     with ThreadPoolExecutor(_THREADS) as pool:
-        done = list(pool.map(one_column, MONITORED_COLUMNS))
+        done = list(pool.map(one_column, monitored.monitored_columns))
     profile_blocks = [profile for profile, _, _ in done]
     drift_blocks = [drift for _, drift, _ in done]
     non_null = np.stack([present for _, _, present in done], axis=1)
 
-    quality = stats.quality(groups, frame)
-    names = np.asarray(MONITORED_COLUMNS, dtype=object)
+    names = np.asarray(monitored.monitored_columns, dtype=object)
     chosen = non_null[profile_groups]
     table_row: dict[str, object] = {
         "count": groups.rows[profile_groups],
@@ -241,12 +241,19 @@ def compute_granularity(
             pa.array(np.concatenate([[0], np.cumsum(chosen.sum(axis=1))]).astype(np.int32)),
             pa.array(np.tile(names, len(profile_groups))[chosen.ravel()], type=pa.string()),
         ),
-        "accuracy_score": quality.accuracy[profile_groups],
-        "roc_auc_score": quality.roc_auc[profile_groups],
-        "log_loss": quality.log_loss[profile_groups],
-        "confusion_matrix": _take(quality.confusion, profile_groups),
-        **{name: _take(array, profile_groups) for name, array in quality.averaged.items()},
     }
+    if monitored.is_classifier:
+        quality = stats.quality(groups, frame)
+        table_row |= {
+            "accuracy_score": quality.accuracy[profile_groups],
+            "roc_auc_score": quality.roc_auc[profile_groups],
+            "log_loss": quality.log_loss[profile_groups],
+            "confusion_matrix": _take(quality.confusion, profile_groups),
+            **{name: _take(array, profile_groups) for name, array in quality.averaged.items()},
+        }
+    else:
+        regression = stats.regression_quality(groups, frame)
+        table_row |= {name: values[profile_groups] for name, values in regression.items()}
     profile_blocks.append(_block(PROFILE_SCHEMA, len(profile_groups), profile_common(TABLE_COLUMN, None) | table_row))
     added = (non_null[pair_a] & ~non_null[pair_b]).sum(axis=1)
     missing = (~non_null[pair_a] & non_null[pair_b]).sum(axis=1)

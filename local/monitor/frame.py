@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from local.monitor.errors import MonitorError
-from local.monitor.schema import CHANGE_COLUMNS, CLASS_COLUMNS, MONITORED_COLUMNS, SPARK_TYPES, TIMESTAMP_TYPE
+from local.monitor.schema import CHANGE_COLUMNS, SPARK_TYPES, TIMESTAMP_TYPE
 from local.monitor.windows import window_starts
-from spec.monitoring import LABEL_COL, MODEL_ID_COL, TIMESTAMP_COL
+from spec.monitoring import LABEL_COL, MODEL_ID_COL, MonitoredTable
 
 
 @dataclass
@@ -88,8 +88,8 @@ def class_name(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def encode_column(name: str, array: pa.ChunkedArray | pa.Array) -> Column:
-    """One monitored column: strings as categories, numbers as ranks (``CLASS_COLUMNS`` as both)."""
+def encode_column(name: str, array: pa.ChunkedArray | pa.Array, *, is_class: bool = False) -> Column:
+    """One monitored column: strings as categories, numbers as ranks (a class column, ``is_class``, as both)."""
     array = array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
     arrow_type = array.type
     data_type = SPARK_TYPES.get(arrow_type, str(arrow_type))
@@ -108,7 +108,7 @@ def encode_column(name: str, array: pa.ChunkedArray | pa.Array) -> Column:
     zero = np.searchsorted(uniq, 0.0)
     zero_rank = int(zero) if zero < len(uniq) and uniq[zero] == 0.0 else -1
     column = Column(name, "numeric", data_type, null, nan=nan, rank=rank, uniq=uniq, zero_rank=zero_rank)
-    if name in CLASS_COLUMNS:
+    if is_class:
         column.kind = "class"
         column.code = rank
         column.categories = np.asarray([class_name(v) for v in uniq], dtype=object)
@@ -124,11 +124,12 @@ def _change_times(current: pa.Table) -> dict[str, np.ndarray]:
     return change
 
 
-def build_frame(current: pa.Table, baseline: pa.Table, slicing: Sequence[str]) -> Frame:
-    """The current rows then the baseline's, every monitored and slicing column encoded."""
+def build_frame(current: pa.Table, baseline: pa.Table, slicing: Sequence[str], monitored: MonitoredTable) -> Frame:
+    """The current rows then the baseline's, every monitored (``monitored.monitored_columns``) and slicing column
+    encoded."""
     n_current = current.num_rows
     combined = {}
-    for name in (TIMESTAMP_COL, MODEL_ID_COL, *MONITORED_COLUMNS, *slicing):
+    for name in (monitored.timestamp_col, MODEL_ID_COL, *monitored.monitored_columns, *slicing):
         if name in combined:
             continue
         target = current.schema.field(name).type
@@ -140,18 +141,21 @@ def build_frame(current: pa.Table, baseline: pa.Table, slicing: Sequence[str]) -
             base = pc.cast(base, target)
         combined[name] = pa.chunked_array(cur.chunks + base.chunks, type=cur.type)
 
-    ts, ts_null = ts_us(combined[TIMESTAMP_COL])
+    ts, ts_null = ts_us(combined[monitored.timestamp_col])
     version, versions = encode_strings(combined[MODEL_ID_COL])
-    columns = {name: encode_column(name, combined[name]) for name in MONITORED_COLUMNS}
+    columns = {
+        name: encode_column(name, combined[name], is_class=name in monitored.class_columns)
+        for name in monitored.monitored_columns
+    }
     slices = {name: encode_strings(combined[name]) for name in slicing}
     label_known = ~columns[LABEL_COL].null[:n_current]
     return Frame(n_current, ts, ts_null, version, list(versions), columns, slices, _change_times(current), label_known)
 
 
-def current_keys(current: pa.Table) -> Frame:
-    """The current rows' timestamps, model versions, label presence and change times: all that fingerprints and
-    plans need (no model inputs, no baseline)."""
-    ts, ts_null = ts_us(current.column(TIMESTAMP_COL))
+def current_keys(current: pa.Table, timestamp_col: str) -> Frame:
+    """The current rows' timestamps (``timestamp_col``), model versions, label presence and change times: all that
+    fingerprints and plans need (no model inputs, no baseline)."""
+    ts, ts_null = ts_us(current.column(timestamp_col))
     version, versions = encode_strings(current.column(MODEL_ID_COL))
     label_known = ~np.asarray(current.column(LABEL_COL).is_null(), dtype=bool)
     return Frame(current.num_rows, ts, ts_null, version, list(versions), {}, {}, _change_times(current), label_known)

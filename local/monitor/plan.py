@@ -21,11 +21,11 @@ import pyarrow as pa
 from local.files import read_json, write_json_atomically
 from local.monitor.errors import MonitorError
 from local.monitor.frame import Frame, encode_strings, ts_us
-from local.monitor.schema import CHANGE_COLUMNS, LOGIC_VERSION, MONITORED_COLUMNS, PROFILE_QUANTILES
+from local.monitor.schema import CHANGE_COLUMNS, LOGIC_VERSION, PROFILE_QUANTILES
 from local.monitor.windows import US, WINDOW_CODE_VERSION, WindowKey, window_codes
 from local.paths import mlops_home
 from spec.config import Environment
-from spec.monitoring import MODEL_ID_COL, TIMESTAMP_COL, MonitoredTable
+from spec.monitoring import MODEL_ID_COL, MonitoredTable
 
 # A window's fingerprint: [rows, labelled rows, latest scored_at, latest labeled_at] (microseconds, -1 when none).
 Fingerprints = dict[WindowKey, list[int]]
@@ -46,7 +46,9 @@ def config_fingerprint(monitored: MonitoredTable) -> str:
         "logic": LOGIC_VERSION,
         "granularities": list(monitored.granularities),
         "slicing": list(monitored.slicing_exprs),
-        "columns": list(MONITORED_COLUMNS),
+        "columns": list(monitored.monitored_columns),
+        "timestamp": monitored.timestamp_col,
+        "problem_type": monitored.problem_type,
         "baseline": monitored.baseline_table,
         "quantiles": list(PROFILE_QUANTILES),
     }
@@ -82,7 +84,7 @@ def baseline_fingerprints(
     """Per model version of the current rows: [baseline rows, latest baseline timestamp] (microseconds, -1 when
     none), from the baseline's ``keys`` (``store.baseline_keys``); a MonitorError when a version has no baseline
     rows."""
-    ts, _ = ts_us(keys.column(TIMESTAMP_COL))
+    ts, _ = ts_us(keys.column(monitored.timestamp_col))
     code, names = encode_strings(keys.column(MODEL_ID_COL))
     lacking = sorted(versions - set(names.tolist()))
     if lacking:

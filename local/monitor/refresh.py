@@ -18,10 +18,9 @@ from local.monitor import plan, store
 from local.monitor.compute import compute_granularity
 from local.monitor.errors import MonitorError
 from local.monitor.frame import Frame, build_frame, current_keys
-from local.monitor.schema import MONITORED_COLUMNS
 from local.monitor.windows import WindowKey, parse_granularity, window_codes, window_starts
 from spec.config import Environment
-from spec.monitoring import BASELINE, CONSECUTIVE, INPUT, MODEL_ID_COL, TIMESTAMP_COL, MonitoredTable
+from spec.monitoring import BASELINE, CONSECUTIVE, INPUT, MODEL_ID_COL, MonitoredTable
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def refresh_monitor(env: Environment, monitored: MonitoredTable, *, full: bool =
 
 def _missing_hint(env: Environment, monitored: MonitoredTable) -> str:
     if monitored.table == env.predictions_table:
-        return f"score flights first: mlops run batch-inference --env {env.name} (or streaming-inference)"
+        return f"score rows first: mlops run batch-inference --env {env.name} (or streaming-inference)"
     if monitored.table == env.served_table:
         return (
             f"the labels job writes it from the serving endpoint's inference table: serve requests (mlops serve "
@@ -101,18 +100,21 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
     """``refresh_monitor`` under the table's lock."""
     started = time.perf_counter()
     slicing = _slicing(monitored)
-    needed = list(dict.fromkeys((TIMESTAMP_COL, MODEL_ID_COL, *MONITORED_COLUMNS, *slicing)))
+    timestamp = monitored.timestamp_col
+    needed = list(dict.fromkeys((timestamp, MODEL_ID_COL, *monitored.monitored_columns, *slicing)))
     current, table_version = store.read_table(monitored.table, needed, _missing_hint(env, monitored))
     # The plan needs the current rows only; the baseline's model inputs are read for the versions it recomputes.
-    light = current_keys(current)
+    light = current_keys(current, timestamp)
     usable = ~light.ts_null & (light.version >= 0)
     if not usable.all():
         logger.warning("%s: %s rows without %s or %s are not monitored", monitored.table, int((~usable).sum()),
-                       TIMESTAMP_COL, MODEL_ID_COL)  # fmt: skip
+                       timestamp, MODEL_ID_COL)  # fmt: skip
     current_names = {light.versions[v] for v in np.unique(light.version[usable])}
     # One snapshot of the baseline for its fingerprints and its rows.
     baseline_table = store.open_table(monitored.baseline_table, needed, _train_first(env))
-    baseline_fp = plan.baseline_fingerprints(env, monitored, store.baseline_keys(baseline_table), current_names)
+    baseline_fp = plan.baseline_fingerprints(
+        env, monitored, store.baseline_keys(baseline_table, timestamp), current_names
+    )
 
     path = plan.state_path(monitored)
     previous = plan.load_state(path, monitored.table)
@@ -139,7 +141,7 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
         plans[granularity] = plan.plan_windows(new_windows[granularity], before, baseline_changed)
     wanted_versions = {key.model_version for window_plan in plans.values() for key in window_plan.rows}
     baseline = store.read_baseline(baseline_table, needed, wanted_versions, current.select(needed).slice(0, 0))
-    frame = build_frame(current, baseline, slicing) if wanted_versions else None
+    frame = build_frame(current, baseline, slicing, monitored) if wanted_versions else None
 
     stamp = {"table_version": table_version, "monitor_version": monitor_version}
     work = _Work([], [], set(), set(), [], [], [])
@@ -220,7 +222,7 @@ def _compute(
         rows = np.concatenate([np.flatnonzero(selected), base_rows[np.isin(frame.version[base_rows], versions_used)]])
         profile, drift = compute_granularity(
             frame, rows, granularity, plan.window_code_set(window_plan.dirty, version_index),
-            plan.window_code_set(window_plan.consecutive, version_index), slicing, stamp,
+            plan.window_code_set(window_plan.consecutive, version_index), slicing, stamp, monitored,
         )  # fmt: skip
         work.profiles.append(profile)
         work.drifts.append(drift)

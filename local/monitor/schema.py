@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from spec.monitoring import (
-    LABEL_COL,
-    MODEL_ID_COL,
-    MONITORED_FEATURES,
-    PREDICTION_COL,
-    PREDICTION_PROBA_COL,
-)
+from spec.monitoring import MODEL_ID_COL, REGRESSION_METRICS
 
 # Bump when a metric's definition changes: the next refresh then recomputes every window (and monitor_version).
 LOGIC_VERSION = 1
@@ -24,9 +18,9 @@ PROFILE_QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0
 PSI_BINS = 10
 PSI_FLOOR = 1e-4
 FREQUENT_ITEMS = 20
-# Classes: profiled as numbers, compared as categories (drift by chi-squared and distances, frequent items).
-CLASS_COLUMNS = (PREDICTION_COL, LABEL_COL)
-MONITORED_COLUMNS = (*MONITORED_FEATURES, PREDICTION_COL, PREDICTION_PROBA_COL, LABEL_COL)
+# What is profiled (the model's monitored features, its outputs and the label) and which columns hold classes
+# (profiled as numbers, compared as categories) come with the monitored table: ``MonitoredTable.monitored_columns``,
+# ``MonitoredTable.class_columns``.
 # Rows of the monitored table that say when they changed: a window's fingerprint takes their latest value.
 CHANGE_COLUMNS = ("scored_at", "labeled_at")
 
@@ -84,6 +78,8 @@ PROFILE_SCHEMA = pa.schema(
             "confusion_matrix",
             pa.list_(pa.struct([("prediction", pa.string()), ("label", pa.string()), ("count", pa.int64())])),
         ),
+        # A regressor's quality (a classifier's rows leave them null, as a regressor's leave the columns above).
+        *((name, pa.float64()) for name in REGRESSION_METRICS),
     ]
 )
 DRIFT_SCHEMA = pa.schema(

@@ -4,8 +4,8 @@ Each statistic is a segment reduction over the groups of ``frame.make_groups`` (
 ``bincount`` / ``reduceat``), not a loop over windows. The formulas are scipy's and scikit-learn's, and
 tests/unit/test_monitor_stats.py checks each kernel against them on small arrays (``ks_2samp``,
 ``wasserstein_distance``, ``chi2_contingency(correction=False)``, ``jensenshannon``, ``roc_auc_score``, ``log_loss``,
-precision, recall, F1 and the confusion matrix); ``numeric_drift`` says how the KS p-value and the PSI's bins are
-defined.
+precision, recall, F1 and the confusion matrix; a regressor's errors and R²); ``numeric_drift`` says how the KS
+p-value and the PSI's bins are defined.
 No engine here: numpy, scipy and the Arrow arrays of the metric tables' nested columns.
 """
 
@@ -157,7 +157,7 @@ def quantile(s: Sorted, uniq: np.ndarray, n: np.ndarray, q: float) -> np.ndarray
 
 
 def numeric_drift(s: Sorted, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
-    """Kolmogorov-Smirnov, Wasserstein-1, population stability index and Jensen-Shannon distance of each group
+    """Kolmogorov-Smirnov, Wasserstein-1, population stability index and Jensen-Shannon (``js_distance``) of each group
     ``a[i]`` (the window) against the group ``b[i]`` (the previous window, or the baseline), over valid values.
 
     * ``ks_test``: the two-sample statistic sup|F_a - F_b|, exactly ``scipy.stats.ks_2samp``'s, and its two-sided
@@ -172,7 +172,7 @@ def numeric_drift(s: Sorted, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarr
       reference's deciles (``PSI_BINS`` = 10 bins; cut points are reference values, numpy's "lower" quantiles
       at 0.1 .. 0.9, a bin is (cut_{i-1}, cut_i]); shares below ``PSI_FLOOR`` count as ``PSI_FLOOR``. Repeated cut
       points (a column with few distinct values) leave empty bins, which add nothing.
-    * ``js_distance``: ``scipy.spatial.distance.jensenshannon`` (natural log) of the same bins' shares.
+    * ``js_distance``: scipy's ``jensenshannon`` (natural log) of the same bins' shares.
     """
     n_pairs = len(a)
     out = {k: np.full(n_pairs, np.nan) for k in ("ks_statistic", "ks_pvalue", "wasserstein", "psi", "js")}
@@ -466,3 +466,38 @@ def _averaged(
         fields=list(AVERAGED_TYPE),
         mask=pa.array(none),
     )
+
+
+def regression_quality(groups: Groups, frame: Frame) -> dict[str, np.ndarray]:
+    """A regressor's quality on the labelled rows of each group (label and prediction both known), by the profile
+    metric table's names, as scikit-learn computes it: ``mean_squared_error``, ``root_mean_squared_error``,
+    ``mean_average_error`` (the mean absolute error), ``mean_absolute_percentage_error`` (|error| / max(|label|,
+    eps), as a fraction) and ``r2_score`` (1 - residual / total sum of squares; with constant labels 1.0 when every
+    prediction is exact, else 0.0; undefined under two rows). NaN (null) for a group without labelled rows."""
+    label, prediction = frame.columns[LABEL_COL], frame.columns[PREDICTION_COL]
+    rows = groups.entry_row
+    label_rank, prediction_rank = label.rank[rows], prediction.rank[rows]
+    known = (label_rank >= 0) & (prediction_rank >= 0)
+    g = groups.entry_group[known]
+    y = label.uniq[label_rank[known]]
+    error = prediction.uniq[prediction_rank[known]] - y
+    size = groups.size
+    n = np.bincount(g, minlength=size).astype(np.float64)
+    none = n == 0
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return _nan_where(_divide(np.bincount(g, weights=values, minlength=size), n), none)
+
+    mse = mean(error * error)
+    y_mean = np.nan_to_num(mean(y))
+    residual = np.bincount(g, weights=error * error, minlength=size)
+    total = np.bincount(g, weights=(y - y_mean[g]) ** 2, minlength=size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0), np.where(residual == 0, 1.0, 0.0))
+    return {
+        "mean_squared_error": mse,
+        "root_mean_squared_error": np.sqrt(mse),
+        "mean_average_error": mean(np.abs(error)),
+        "mean_absolute_percentage_error": mean(np.abs(error) / np.maximum(np.abs(y), np.finfo(np.float64).eps)),
+        "r2_score": _nan_where(r2, n < 2),
+    }

@@ -17,7 +17,7 @@ from local.monitor.errors import MonitorError
 from local.monitor.schema import CHANGE_COLUMNS, DRIFT_SCHEMA, PROFILE_SCHEMA
 from local.monitor.windows import WindowKey
 from local.paths import table_path
-from spec.monitoring import BASELINE, MODEL_ID_COL, TIMESTAMP_COL, MonitoredTable
+from spec.monitoring import BASELINE, MODEL_ID_COL, MonitoredTable
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -50,9 +50,10 @@ def read_table(full_name: str, columns: Sequence[str], missing_hint: str) -> tup
     return table.to_pyarrow_table(columns=wanted), table.version()
 
 
-def baseline_keys(table: DeltaTable) -> pa.Table:
-    """The baseline's timestamps and model versions: all its fingerprints need (two columns read)."""
-    return table.to_pyarrow_table(columns=[TIMESTAMP_COL, MODEL_ID_COL])
+def baseline_keys(table: DeltaTable, timestamp_col: str) -> pa.Table:
+    """The baseline's timestamps (``timestamp_col``) and model versions: all its fingerprints need (two columns
+    read)."""
+    return table.to_pyarrow_table(columns=[timestamp_col, MODEL_ID_COL])
 
 
 def read_baseline(table: DeltaTable, columns: list[str], versions: set[str], empty: pa.Table) -> pa.Table:

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from local.monitor import store
 from local.monitor.errors import MonitorError
 from local.monitor.schema import DRIFT_SCHEMA, PROFILE_SCHEMA
-from spec.monitoring import BASELINE, DRIFT_ALERT_COLUMNS, INPUT, LABEL_COL, MODEL_ID_COL, TABLE_COLUMN, MonitoredTable
+from spec.monitoring import BASELINE, INPUT, LABEL_COL, MODEL_ID_COL, TABLE_COLUMN, MonitoredTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,14 +27,16 @@ class WindowSummary:
     model_version: str
     rows: int
     labelled_rows: int
-    roc_auc: float | None
+    roc_auc: float | None  # a classifier's (None for a regressor, or unlabelled)
     worst_psi: float | None
     worst_psi_column: str | None
+    mean_absolute_error: float | None = None  # a regressor's (None for a classifier, or unlabelled)
 
 
 def window_summaries(monitored: MonitoredTable, granularity: str) -> list[WindowSummary]:
-    """Per window and model version (whole table, ``granularity``): rows, labelled rows, ROC AUC (None when
-    unlabelled) and the largest baseline PSI of the drift alert's features."""
+    """Per window and model version (whole table, ``granularity``): rows, labelled rows, the model quality (a
+    classifier's ROC AUC, a regressor's mean absolute error; None when unlabelled) and the largest baseline PSI of
+    the drift alert's columns."""
     import pandas as pd
 
     profile = store.read_metrics(monitored.profile_metrics_table, PROFILE_SCHEMA)
@@ -47,7 +49,7 @@ def window_summaries(monitored: MonitoredTable, granularity: str) -> list[Window
     psi = None
     if drift is not None:
         d = _rows(drift, granularity, "drift_type", BASELINE)
-        d = d[d["column_name"].isin(DRIFT_ALERT_COLUMNS) & d["population_stability_index"].notna()]
+        d = d[d["column_name"].isin(monitored.drift_alert_columns) & d["population_stability_index"].notna()]
         if len(d):
             psi = d.loc[d.groupby(["start", MODEL_ID_COL])["population_stability_index"].idxmax()]
             psi = psi.set_index(["start", MODEL_ID_COL])
@@ -66,6 +68,7 @@ def window_summaries(monitored: MonitoredTable, granularity: str) -> list[Window
                 roc_auc=None if pd.isna(row["roc_auc_score"]) else float(row["roc_auc_score"]),
                 worst_psi=None if worst is None else float(worst["population_stability_index"]),
                 worst_psi_column=None if worst is None else str(worst["column_name"]),
+                mean_absolute_error=None if pd.isna(row["mean_average_error"]) else float(row["mean_average_error"]),
             )
         )
     return out

@@ -43,8 +43,8 @@ def window_starts(ts_us: np.ndarray, granularity: str) -> np.ndarray:
         months = ts_us.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
         return ((months // count) * count).astype("datetime64[M]").astype("datetime64[us]").astype(np.int64)
     step = count * _UNIT_SECONDS[unit] * US
-    origin = WEEK_ORIGIN_US if unit == "week" else 0
-    return origin + ((ts_us - origin) // step) * step
+    anchor = WEEK_ORIGIN_US if unit == "week" else 0
+    return anchor + ((ts_us - anchor) // step) * step
 
 
 def shift_windows(starts_us: np.ndarray, granularity: str, by: int) -> np.ndarray:

@@ -4,8 +4,8 @@ API: no pyplot, no global state; PNGs are rendered by the Agg canvas) or returns
 
 The drift heatmap judges drift as the drift alert does (spec/monitoring.py): a model version that scored fewer than
 ``monitoring.min_window_rows`` rows of a window is left out of it, and the figure says how many such groups it left
-out. Without that rule every promotion week showed a dark column: the old Champion's last few late-Sunday flights
-(Monday in UTC) form a group of their own in the new Champion's first window, with an extreme PSI.
+out. Without that rule every promotion week showed a dark column: the old Champion's last few rows of the week
+before form a group of their own in the new Champion's first window, with an extreme PSI.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from local.report.weeks import POLICIES
-from spec.monitoring import DRIFT_ALERT_COLUMNS, MODEL_ID_COL, MONITORED_FEATURES
+from spec.monitoring import MODEL_ID_COL
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def figure_quality(weeks: pd.DataFrame, *, min_roc_auc: float, events: Sequence[
     for i, when in enumerate(w for w in rollbacks if not pd.isna(w)):
         ax.axvline(when, color="tab:red", linestyle="-.", linewidth=1.2, label="rollback" if i == 0 else None)
     ax.axhline(min_roc_auc, color="tab:red", linestyle=":", linewidth=1, label=f"quality alert threshold {min_roc_auc}")
-    ax.set_title("Weekly ROC AUC of the labelled flights, per retraining policy", loc="left", pad=14)
+    ax.set_title("Weekly ROC AUC of the labelled rows, per retraining policy", loc="left", pad=14)
     ax.set_ylabel("ROC AUC")
     ax.set_xlabel("week")
     date_axis(ax)
@@ -96,12 +96,12 @@ def figure_quality(weeks: pd.DataFrame, *, min_roc_auc: float, events: Sequence[
 
 def drift_matrix(drift: pd.DataFrame, *, min_rows: int) -> pd.DataFrame:
     """Features x weekly windows of PSI: the largest over the model versions that scored at least ``min_rows`` rows
-    of the window, as the drift alert takes it (``monitoring.min_window_rows``: a version's few late flights in the
-    window after its successor took over are not a distribution). ``drift`` is ``drift_rows``' frame."""
+    of the window, as the drift alert takes it (``monitoring.min_window_rows``: a version's few last rows in the
+    window after its successor took over are not a distribution). ``drift`` is ``drift_rows``' frame; the features
+    in its order (the model's)."""
     kept = drift[drift["rows"] >= min_rows]  # no profile row (NaN): left out too, as the alert's join does
     table = kept.groupby(["column_name", "window_start"])["psi"].max().unstack("window_start")
-    ordered = [f for f in MONITORED_FEATURES if f in table.index]
-    ordered += sorted(set(table.index) - set(ordered))
+    ordered = list(dict.fromkeys(kept["column_name"]))
     return table.reindex(ordered).sort_index(axis=1)
 
 
@@ -145,7 +145,8 @@ def figure_drift(
         1.3, threshold, f" alert\n {threshold}", transform=colour_bar.ax.get_yaxis_transform(), va="center", fontsize=7
     )
     ax.set_yticks(np.arange(len(matrix)) + 0.5)
-    ax.set_yticklabels([n if n in DRIFT_ALERT_COLUMNS else f"{n} (not alerted)" for n in matrix.index], fontsize=8)
+    alerted = set(drift.loc[drift["alerted"], "column_name"]) if "alerted" in drift else set(matrix.index)
+    ax.set_yticklabels([n if n in alerted else f"{n} (not alerted)" for n in matrix.index], fontsize=8)
     ax.invert_yaxis()
     ax.xaxis_date()
     date_axis(ax)

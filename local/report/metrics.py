@@ -17,7 +17,7 @@ from local.monitor.schema import DRIFT_SCHEMA, PROFILE_SCHEMA
 from local.paths import table_path
 from spec.config import ENVIRONMENTS, Environment
 from spec.errors import MlopsError
-from spec.monitoring import BASELINE, INPUT, MODEL_ID_COL, MONITORED_FEATURES, TABLE_COLUMN, monitored_tables
+from spec.monitoring import BASELINE, INPUT, MODEL_ID_COL, TABLE_COLUMN, MonitoredTable, monitored_tables
 
 logger = logging.getLogger(__name__)
 
@@ -67,22 +67,28 @@ def window_rows(profile: pd.DataFrame, *, granularity: str) -> pd.DataFrame:
     return rows.rename(columns={"count": "rows"})
 
 
-def drift_rows(frame: pd.DataFrame, *, drift_type: str, granularity: str, profile: pd.DataFrame) -> pd.DataFrame:
-    """The PSI of each monitored feature per window and model version, whole table, with the rows that version
-    scored in the window (from ``profile``, the profile metric table; NaN without a profile row): ``window_start``,
-    ``model_version``, ``column_name``, ``psi``, ``rows``."""
+def drift_rows(
+    frame: pd.DataFrame, *, drift_type: str, granularity: str, profile: pd.DataFrame, monitored: MonitoredTable
+) -> pd.DataFrame:
+    """The PSI of each monitored feature of ``monitored`` per window and model version, whole table, with the rows
+    that version scored in the window (from ``profile``, the profile metric table; NaN without a profile row):
+    ``window_start``, ``model_version``, ``column_name``, ``psi``, ``rows``, and ``alerted`` (the drift alert
+    watches the column). Ordered as the model declares its features."""
     chosen = frame[
         (frame["granularity"] == granularity)
         & (frame["drift_type"] == drift_type)
         & frame["slice_key"].isna()
-        & frame["column_name"].isin(MONITORED_FEATURES)
+        & frame["column_name"].isin(monitored.features)
         & frame["population_stability_index"].notna()
     ]
     chosen = chosen.rename(columns={"population_stability_index": "psi"})
     chosen = chosen[["window_start", MODEL_ID_COL, "column_name", "psi"]]
     sized = chosen.merge(window_rows(profile, granularity=granularity), on=["window_start", MODEL_ID_COL], how="left")
     sized["rows"] = sized["rows"].astype(float)
-    return sized.reset_index(drop=True)
+    sized["alerted"] = sized["column_name"].isin(monitored.drift_alert_columns)
+    order = sized["column_name"].map({name: i for i, name in enumerate(monitored.features)})
+    sized = sized.assign(_order=order).sort_values(["_order", "window_start", MODEL_ID_COL], kind="stable")
+    return sized.drop(columns="_order").reset_index(drop=True)
 
 
 def _columns(schema, *names: str) -> tuple[str, ...]:
@@ -99,13 +105,13 @@ DRIFT_COLUMNS = _columns(
 # What the report and the dashboard read of the profile metric table (model quality, label coverage, window sizes).
 PROFILE_COLUMNS = _columns(
     PROFILE_SCHEMA, "granularity", MODEL_ID_COL, "log_type", "slice_key", "slice_value", "column_name", "count",
-    "num_nulls", "accuracy_score", "roc_auc_score",
+    "num_nulls", "accuracy_score", "roc_auc_score", "mean_average_error", "r2_score",
 )  # fmt: skip
 
 
 def load_drift(env: Environment | str) -> pd.DataFrame | None:
-    """Baseline PSI per feature of the predictions (batch and streaming), weekly windows, whole table, per model
-    version, with the rows each version scored in the window (``drift_rows``' columns); None when the monitor has
+    """Baseline PSI per monitored feature of the predictions (batch and streaming), weekly windows, whole table, per
+    model version, with the rows each version scored in the window (``drift_rows``' columns); None when the monitor has
     not written its metric tables yet."""
     env = ENVIRONMENTS[env] if isinstance(env, str) else env
     monitored = monitored_tables(env)[0]
@@ -120,4 +126,4 @@ def load_drift(env: Environment | str) -> pd.DataFrame | None:
             f"{monitored.drift_metrics_table} exists but {monitored.profile_metrics_table} does not: the drift "
             f"plot needs the rows per window from it (run mlops monitor --env {env.name} --full)"
         )
-    return drift_rows(frame, drift_type=BASELINE, granularity=WEEK, profile=profile)
+    return drift_rows(frame, drift_type=BASELINE, granularity=WEEK, profile=profile, monitored=monitored)

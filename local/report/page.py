@@ -107,7 +107,7 @@ def _plots(data: dict[str, Any], drift: pd.DataFrame | None) -> tuple[_Plot, ...
         _Plot(
             "quality.png",
             "Model quality: the loop against never retraining and retraining every week",
-            "ROC AUC of each week's labelled flights under each policy. Dashed lines: the loop retrained (the new "
+            "ROC AUC of each week's labelled rows under each policy. Dashed lines: the loop retrained (the new "
             "version above). Shaded: weeks without labels (no value, not 0).",
             lambda: figure_quality(weeks, min_roc_auc=m.min_roc_auc, events=replay_events),
             "no week has a ROC AUC",
@@ -118,7 +118,7 @@ def _plots(data: dict[str, Any], drift: pd.DataFrame | None) -> tuple[_Plot, ...
             "Population stability index of each input feature against the "
             "training data of the model that scored the week (the monitor's drift table: BASELINE drift, whole "
             "table, 1 week windows; the largest over the model versions of the week that scored at least "
-            f"{m.min_window_rows} of its flights, as the drift alert takes it).",
+            f"{m.min_window_rows} of its rows, as the drift alert takes it).",
             lambda: figure_drift(
                 drift,
                 threshold=m.max_drift_psi,
@@ -159,7 +159,7 @@ def _plots(data: dict[str, Any], drift: pd.DataFrame | None) -> tuple[_Plot, ...
         _Plot(
             "scoring.png",
             "Scoring",
-            "Flights scored per week by the streaming and the batch job, and the rows "
+            "Rows scored per week by the streaming and the batch job, and the rows "
             "rejected (with a reason, never dropped silently).",
             lambda: figure_scoring(weeks),
             "nothing scored",

@@ -308,13 +308,18 @@ class Monitoring(ConfigModel):
 
     granularities: Annotated[tuple[Granularity, ...], Field(min_length=1)] = ("1 day", "1 week")
     alert_granularity: Granularity = "1 week"
-    slicing_exprs: tuple[NonEmpty, ...] = ("origin", "carrier")
+    # None: the model's own (``ModelSpec.slicing_exprs``).
+    slicing_exprs: tuple[NonEmpty, ...] | None = None
     max_drift_psi: Annotated[float, Field(gt=0.0)] = 0.5
+    # The model-quality alert's threshold, by problem type (spec/monitoring.py ``quality_rule``): a classifier's ROC
+    # AUC below ``min_roc_auc``; a regressor's mean absolute error (in the label's units) above
+    # ``max_mean_absolute_error``, which a regression model requires and a classifier must leave unset.
     min_roc_auc: Fraction = 0.65
+    max_mean_absolute_error: Annotated[float, Field(gt=0.0)] | None = None
     alert_windows: Annotated[int, Field(ge=1)] = 4
     alert_breaches: Annotated[int, Field(ge=1)] = 2
-    # A model's ROC AUC counts in a window only with at least this many labelled flights, its drift only with at least
-    # this many scored flights.
+    # A model's quality counts in a window only with at least this many labelled rows, its drift only with at least
+    # this many scored rows.
     min_labelled_rows: Annotated[int, Field(ge=1)] = 500
     min_window_rows: Annotated[int, Field(ge=1)] = 500
     # When the daily-monitoring job starts: labels, then the monitors' refresh, then the alerts, each after the one

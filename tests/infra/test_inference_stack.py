@@ -28,7 +28,7 @@ def test_the_landing_volume_lives_in_the_raw_schema_and_the_stream_reads_it(synt
         "schema_name": f"${{{raw}.name}}",
         "name": "landing",
         "volume_type": "MANAGED",
-        "comment": "flight files (a day of scheduled flights each) for the streaming inference job",
+        "comment": "files of flight_delay's flights source for the streaming job",
     }
     assert ENVIRONMENTS[name].landing_path == f"/Volumes/{name}/raw/landing/{ENVIRONMENTS[name].model_name}"
 

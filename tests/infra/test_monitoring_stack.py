@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import pytest
 
-from models.flight_delay.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, PREDICTION_COLUMNS
 from spec import monitoring
 from spec.config import ENVIRONMENTS
 from tests.support.stacks import resolve, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
+# The flight-delay model's columns (every environment runs it).
+_MODEL = ENVIRONMENTS["prod"].model
+CATEGORICAL_FEATURES, NUMERIC_FEATURES = _MODEL.categorical_features, _MODEL.numeric_features
+FEATURE_COLUMNS, PREDICTION_COLUMNS = _MODEL.feature_names, _MODEL.prediction_columns
 
 
 def test_the_monitored_columns_are_the_predictions_with_a_sql_type_each():
-    types = dict(monitoring.MONITORED_TABLE_COLUMNS)
-    assert list(types) == list(PREDICTION_COLUMNS) and monitoring.MONITORED_FEATURES == FEATURE_COLUMNS
+    [monitored, _served] = monitoring.monitored_tables(ENVIRONMENTS["prod"])
+    types = dict(monitored.columns)
+    assert list(types) == list(PREDICTION_COLUMNS) and monitored.features == FEATURE_COLUMNS
     assert {types[c] for c in NUMERIC_FEATURES} == {"DOUBLE"} and {types[c] for c in CATEGORICAL_FEATURES} == {"STRING"}
     key_types = (types["prediction"], types["probability"], types["label"], types["flight"])
     assert key_types == ("INT", "DOUBLE", "INT", "BIGINT")
@@ -117,3 +121,69 @@ def test_the_daily_job_refreshes_the_monitors_then_runs_the_alerts_then_retraini
     assert retraining["max_concurrent_runs"] == 1
     # The alerts' own schedules stay paused: the job evaluates them right after the refresh they read.
     assert {a["schedule"]["pause_status"] for a in resources(stack, "databricks_alert_v2").values()} == {"PAUSED"}
+
+
+# --- A regression model's watch --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regression_stack(tmp_path_factory):
+    """dev's stack with a regressor as its model (declared in the tests, tests/support/regression_model.py: the
+    platform finds it as it finds a package under models/), synthesized once."""
+    import sys
+    import types
+
+    from infra.main import build_app
+    from spec.model import load_model_spec
+    from tests.support.regression_model import REGRESSOR
+    from tests.support.stacks import CODE_VERSION, load_stacks
+
+    package = types.ModuleType(f"models.{REGRESSOR.name}.spec")
+    package.SPEC = REGRESSOR
+    outdir = tmp_path_factory.mktemp("regression.out")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, package.__name__, package)
+        load_model_spec.cache_clear()
+        try:
+            env = ENVIRONMENTS["dev"].replace(model_name=REGRESSOR.name, monitoring={"max_mean_absolute_error": 9.5})
+            build_app({env.name: env}, outdir=str(outdir), code_version=CODE_VERSION).synth()
+            specs = monitoring.alerts(env)
+        finally:
+            load_model_spec.cache_clear()
+    [stack] = load_stacks(outdir).values()
+    return env, stack, specs
+
+
+def test_a_regressors_monitors_have_its_problem_type_and_no_probability(regression_stack):
+    env, stack, specs = regression_stack
+    monitors = {
+        resolve_name(stack, b["table_name"]): b for b in resources(stack, "databricks_quality_monitor").values()
+    }
+    assert sorted(monitors) == sorted([env.predictions_table, env.served_table])
+    for monitor in monitors.values():
+        assert monitor["inference_log"] == [
+            {
+                "granularities": ["1 day", "1 week"],
+                "label_col": "label",
+                "model_id_col": "model_version",
+                "prediction_col": "prediction",
+                "problem_type": "PROBLEM_TYPE_REGRESSION",
+                "timestamp_col": "started_at",
+            }
+        ]
+        assert monitor["slicing_exprs"] == ["station"]
+    tables = {
+        resolve_name(stack, f"{b['catalog_name']}.{b['schema_name']}.{b['name']}"): b
+        for b in resources(stack, "databricks_sql_table").values()
+    }
+    assert sorted(tables) == sorted([env.predictions_table, env.served_table, env.baseline_table])
+    for table in tables.values():
+        columns = {c["name"]: c["type"] for c in table["column"]}
+        assert "probability" not in columns and (columns["prediction"], columns["label"]) == ("DOUBLE", "DOUBLE")
+        assert (columns["started_at"], columns["ended_at"], columns["ride_id"]) == ("TIMESTAMP", "TIMESTAMP", "BIGINT")
+    synthesized_alerts = {b["display_name"]: b for b in resources(stack, "databricks_alert_v2").values()}
+    assert sorted(synthesized_alerts) == sorted(f"[{env.name}] {s.name}" for s in specs)
+    for spec in specs:
+        assert synthesized_alerts[f"[{env.name}] {spec.name}"]["query_text"] == spec.query_text
+        if spec.kind == "model_quality":
+            assert "mean_absolute_error > 9.5" in spec.query_text

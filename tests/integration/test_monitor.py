@@ -14,9 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from models.flight_delay.columns import PREDICTION_COLUMNS
 from spec.config import ENVIRONMENTS
-from spec.monitoring import MONITORED_FEATURES, TABLE_COLUMN, alerts, monitored_tables
+from spec.monitoring import TABLE_COLUMN, alerts, monitored_tables
+
+# The flight-delay model's (prod's model): its monitored features, and the predictions table's columns.
+MONITORED_FEATURES = ENVIRONMENTS["prod"].model.monitored
+PREDICTION_COLUMNS = ENVIRONMENTS["prod"].model.prediction_columns
 
 pytestmark = pytest.mark.integration
 

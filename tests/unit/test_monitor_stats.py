@@ -21,14 +21,20 @@ WEEK_US = 7 * 86_400 * 1_000_000
 MONDAY_US = int(np.datetime64("2013-03-04", "us").astype(np.int64))
 
 
-def _frame(window: np.ndarray, columns: dict[str, pa.Array]) -> Frame:
+def _frame(
+    window: np.ndarray, columns: dict[str, pa.Array], class_columns: tuple[str, ...] = (PREDICTION_COL, LABEL_COL)
+) -> Frame:
     """Rows of one model version: ``window`` 0 and 1 are two consecutive weeks, -1 marks a baseline row (the rows
-    are reordered current first, baseline after, as the refresh lays them out)."""
+    are reordered current first, baseline after, as the refresh lays them out). ``class_columns``: a classifier's
+    (a regressor has none)."""
     order = np.argsort(window < 0, kind="stable")
     window = window[order]
     n_current = int((window >= 0).sum())
     ts = np.where(window >= 0, MONDAY_US + window * WEEK_US + 3_600_000_000, -1).astype(np.int64)
-    encoded = {name: encode_column(name, array.take(pa.array(order))) for name, array in columns.items()}
+    encoded = {
+        name: encode_column(name, array.take(pa.array(order)), is_class=name in class_columns)
+        for name, array in columns.items()
+    }
     return Frame(
         n_current=n_current,
         ts=ts,
@@ -297,3 +303,60 @@ def test_a_group_of_one_class_has_no_roc_auc_and_no_labels_no_quality():
     assert quality.labelled[unlabelled] == 0
     assert np.isnan(quality.accuracy[unlabelled]) and np.isnan(quality.log_loss[unlabelled])
     assert quality.confusion[unlabelled].as_py() is None and quality.averaged["precision"][unlabelled].as_py() is None
+
+
+def test_regression_quality_is_scikit_learns():
+    # Given a regressor's predictions of a delay in minutes (ties, negative labels, a zero label), one row without
+    # its label yet and one without a prediction
+    rng = np.random.default_rng(11)
+    n = 120
+    label = np.round(rng.normal(5.0, 30.0, n), 0)
+    label[7] = 0.0
+    prediction = np.round(label * 0.6 + rng.normal(0.0, 12.0, n), 1)
+    unlabelled = np.zeros(n, dtype=bool)
+    unlabelled[3] = True
+    unscored = np.zeros(n, dtype=bool)
+    unscored[10] = True
+    frame = _frame(
+        _split(60, 40, 20),
+        {LABEL_COL: pa.array(label, mask=unlabelled), PREDICTION_COL: pa.array(prediction, mask=unscored)},
+        class_columns=(),
+    )
+    groups = _groups(frame)
+
+    # When the regression quality of every group is computed
+    quality = stats.regression_quality(groups, frame)
+
+    # Then each window's is scikit-learn's on its rows with both a label and a prediction
+    for window, rows in ((0, slice(0, 60)), (1, slice(60, 100)), (None, slice(100, 120))):
+        g = _group(groups, window)
+        known = ~(unlabelled[rows] | unscored[rows])
+        y, p = label[rows][known], prediction[rows][known]
+        expected = {
+            "mean_squared_error": metrics.mean_squared_error(y, p),
+            "root_mean_squared_error": np.sqrt(metrics.mean_squared_error(y, p)),
+            "mean_average_error": metrics.mean_absolute_error(y, p),
+            "mean_absolute_percentage_error": metrics.mean_absolute_percentage_error(y, p),
+            "r2_score": metrics.r2_score(y, p),
+        }
+        assert {name: quality[name][g] for name in expected} == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    # and the zero label's percentage error is |error| / eps, as scikit-learn's (a huge number, not infinity)
+    assert np.isfinite(quality["mean_absolute_percentage_error"][_group(groups, 0)])
+
+
+def test_regression_quality_of_constant_labels_and_of_no_labels():
+    # Given a week whose labels are all equal (one prediction off), a week of one exact prediction, and a baseline
+    # without labels
+    label = pa.array([10.0, 10.0, 10.0, 4.0, None, None], mask=[False] * 4 + [True] * 2)
+    prediction = pa.array([10.0, 12.0, 10.0, 4.0, 1.0, 2.0])
+    frame = _frame(_split(3, 1, 2), {LABEL_COL: label, PREDICTION_COL: prediction}, class_columns=())
+    groups = _groups(frame)
+    quality = stats.regression_quality(groups, frame)
+    constant, single, unlabelled = _group(groups, 0), _group(groups, 1), _group(groups, None)
+    # Then R² of constant labels is scikit-learn's (0.0 with an error), its errors are known
+    assert quality["r2_score"][constant] == metrics.r2_score([10.0] * 3, [10.0, 12.0, 10.0]) == 0.0
+    assert quality["mean_average_error"][constant] == pytest.approx(2 / 3)
+    # R² of a single row is undefined (scikit-learn warns and answers NaN), its errors are 0
+    assert np.isnan(quality["r2_score"][single]) and quality["mean_squared_error"][single] == 0.0
+    # and a group without labels has no quality at all (null, never 0)
+    assert all(np.isnan(values[unlabelled]) for values in quality.values())

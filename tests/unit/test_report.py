@@ -24,7 +24,7 @@ from local.report.figures import drift_matrix, figure_drift
 from local.report.metrics import ReportError
 from local.warehouse import LocalSql
 from spec.config import ENVIRONMENTS
-from spec.monitoring import DRIFT_ALERT_COLUMNS, alerts, monitored_tables
+from spec.monitoring import alerts, monitored_tables
 
 PROD = ENVIRONMENTS["prod"]
 PREDICTIONS, SERVED = monitored_tables(PROD)
@@ -381,7 +381,7 @@ def predictions_metrics(home) -> None:
 def test_load_drift_reads_weekly_baseline_psi_of_the_whole_table_per_feature(predictions_metrics):
     drift = load_drift("prod")
 
-    got = sorted(drift.itertuples(index=False, name=None))
+    got = sorted(drift.drop(columns="alerted").itertuples(index=False, name=None))
     expected = sorted(
         [(pd.Timestamp(w.replace(tzinfo=None)), "1", "temp", round(0.1 + 0.15 * i, 10), 900.0)
          for i, w in enumerate(WEEKS)]
@@ -389,6 +389,9 @@ def test_load_drift_reads_weekly_baseline_psi_of_the_whole_table_per_feature(pre
         + [(pd.Timestamp(w.replace(tzinfo=None)), "1", "distance", 0.02, 900.0) for w in WEEKS]
     )  # fmt: skip
     assert [(t, v, c, round(p, 10), r) for t, v, c, p, r in got] == expected
+    # in the model's order of its features, each marked as the drift alert watches it or not
+    assert list(dict.fromkeys(drift["column_name"])) == ["distance", "temp"]
+    assert drift.groupby("column_name")["alerted"].unique().map(list).to_dict() == {"distance": [True], "temp": [False]}
 
 
 def test_load_drift_without_a_drift_table_is_none(home):
@@ -461,7 +464,7 @@ def test_the_drift_picture_and_the_drift_alert_take_the_same_groups(promotion_we
 
     # Then the alert's worst PSI of the latest window is the report's largest cell of the alerted columns that week
     week = pd.Timestamp(PROMOTION_WEEK.replace(tzinfo=None))
-    alerted = matrix.loc[[c for c in DRIFT_ALERT_COLUMNS if c in matrix.index], week]
+    alerted = matrix.loc[[c for c in PREDICTIONS.drift_alert_columns if c in matrix.index], week]
     assert decided["latest_worst_psi"] == alerted.max() == CHAMPION_PSI["visib"]
     assert (decided["windows"], decided["breaches"], decided["triggered"]) == (2, 0, 0)
 
