@@ -3,7 +3,9 @@ class a probability stands for."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column
@@ -19,7 +21,7 @@ LATE_ABOVE = POSITIVE_ABOVE
 
 
 def key_noun(spec: ModelSpec) -> str:
-    """What the platform's messages call one value of the model's key: ``flight_key`` -> "flight key"."""
+    """What the platform's messages call one value of the model's key: ``sale_key`` -> "sale key"."""
     return spec.key_name.replace("_", " ")
 
 
@@ -38,10 +40,10 @@ def reject_reason(spec: ModelSpec, model_checks: Sequence[tuple[Column, str]] = 
 
     The platform's checks: a part of the key missing ("<key> incomplete"), a non-optional feature missing
     ("<feature> missing"); then the model's own checks (``row_checks`` of its package), in their order. A numeric
-    feature's missing value is usually part of a model's range check ("distance missing or not positive"): the
+    feature's missing value is usually part of a model's range check ("price missing or not positive"): the
     platform names it only when none of the model's checks rejects the row, so a reason is never said twice."""
     required = [f for f in spec.features if not f.optional]
-    key_incomplete = F.greatest(*[_missing(c).cast("int") for c in spec.key_names]) == 1
+    key_incomplete = reduce(operator.or_, [_missing(c) for c in spec.key_names])
     platform = [(key_incomplete, f"{key_noun(spec)} incomplete")]
     platform += [(_missing(f.name), f"{f.name} missing") for f in required if f.kind == "categorical"]
     model = [F.when(failed, F.lit(text)) for failed, text in model_checks]

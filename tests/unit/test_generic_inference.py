@@ -272,3 +272,19 @@ def test_a_regressors_prediction_and_reject_rows_have_the_declared_columns_and_t
     assert "probability" not in predictions.columns
     assert rejects.columns == list(SALES.reject_columns)
     assert [r["reason"] for r in rejects.collect()] == ["price missing"]
+
+
+def test_a_key_of_one_part_is_checked_too_and_the_default_key_name_says_row_key(spark):
+    declared = SALES.model_dump()
+    declared.pop("key_name")
+    one_part = ModelSpec.model_validate(
+        {**declared, "key": [{"name": "day", "type": "DATE"}], "online_key": ["day"], "event_time": "opened"}
+    )
+    rows = spark.createDataFrame(
+        [(None, datetime(2024, 5, 1, 9, tzinfo=UTC), "north", "none", 2.5, None)],
+        "day date, opened timestamp, region string, promo string, price double, temperature double",
+    )
+
+    _, rejected = split(rows, one_part, [])
+
+    assert (one_part.key_name, [r["reason"] for r in rejected.collect()]) == ("row_key", ["row key incomplete"])
