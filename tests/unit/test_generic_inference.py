@@ -5,8 +5,10 @@ what they were."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -288,3 +290,46 @@ def test_a_key_of_one_part_is_checked_too_and_the_default_key_name_says_row_key(
     _, rejected = split(rows, one_part, [])
 
     assert (one_part.key_name, [r["reason"] for r in rejected.collect()]) == ("row_key", ["row key incomplete"])
+
+
+# ---- labels ----------------------------------------------------------------------------------------------------------
+
+
+def served(request: dict, response: dict) -> SimpleNamespace:
+    """An inference table row, as the labels job reads it."""
+    return SimpleNamespace(request=json.dumps(request), response=json.dumps(response))
+
+
+def test_a_regressors_served_answers_are_numbers_and_a_classifiers_are_classes():
+    from jobs.labels import unpack_request
+
+    records = [{"region": "north", "promo": "none", "price": 2.5}, {"region": "south", "promo": "x", "price": 1.0}]
+    request = served({"dataframe_records": records}, {"predictions": [41.25, 7]})
+
+    assert unpack_request(request, SALES) == (records, [41.25, 7.0])
+    assert unpack_request(request, FLIGHTS)[1] == [41, 7]  # int() of a class, as the flight model's labels job did
+    with pytest.raises(ValueError) as error:
+        unpack_request(served({"dataframe_records": records[:1]}, {"predictions": ["many"]}), SALES)
+    assert str(error.value) == "cannot be unpacked: ValueError: could not convert string to float: 'many'"
+
+
+def test_labels_are_looked_up_from_the_day_they_are_due_for_the_same_number_of_days():
+    from jobs.labels import default_lookback_days
+
+    # The flight model's label is known the next day: 14 days of lookback, as before the interface.
+    assert (default_lookback_days(FLIGHTS), default_lookback_days(SALES)) == (14, 16)
+
+
+def test_a_served_answer_is_about_the_records_event_time_else_the_keys_instant_else_the_request_time():
+    import pandas as pd
+
+    from jobs.labels import served_event_time
+
+    opened, hour, asked = (pd.Timestamp(f"2024-05-01T{h}:00Z") for h in ("09", "10", "11"))
+    frame = pd.DataFrame({"opened": [opened], "scored_at": [asked]})
+    assert served_event_time(SALES, frame).tolist() == [opened]  # the key's TIMESTAMP part
+    assert served_event_time(SALES, frame.assign(hour_start=[hour])).tolist() == [hour]  # sent by the client
+    no_instant = ModelSpec.model_validate(
+        {**SALES.model_dump(), "key": [{"name": "day", "type": "DATE"}], "online_key": ["day"]}
+    )
+    assert served_event_time(no_instant, frame).tolist() == [asked]
