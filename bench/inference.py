@@ -138,7 +138,7 @@ def prepare(platform: Platform, rows: int) -> Prepared:
         candidates = flight_features(
             tables.read(env.flights_table), tables.read(env.weather_features_table), YEAR_START, YEAR_END
         )
-        valid, _ = split(candidates)
+        valid, _ = split(candidates, platform.model.spec, platform.model.row_checks())
         if rows < YEAR_FLIGHTS:
             valid = valid.orderBy(SCHEDULED_DEPARTURE).limit(rows)
         tables.write(valid, rows_table(platform))
@@ -179,7 +179,7 @@ def measure(platform: Platform, model_uri: str, model_path: str, rows_df: DataFr
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="long")
     # The udf the way its documentation shows it: the model's input columns by name, in a struct.
     with_udf = rows_df.withColumn("prediction", udf(F.struct(*FEATURE_COLUMNS)))
-    scored = score(rows_df, model_path)
+    scored = score(rows_df, model_path, platform.model.spec)
     warmup = rows_df.sample(fraction=min(1.0, WARMUP_ROWS / count), seed=13)  # a few rows of every partition
 
     chunk = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
@@ -201,7 +201,7 @@ def measure(platform: Platform, model_uri: str, model_path: str, rows_df: DataFr
     }
     model.predict(frame.head(WARMUP_ROWS))
     to_noop(warmup.withColumn("prediction", udf(F.struct(*FEATURE_COLUMNS))))
-    to_noop(score(warmup, model_path))
+    to_noop(score(warmup, model_path, platform.model.spec))
     with threadpool_limits(limits=1, user_api="openmp"):
         model.predict(frame.head(WARMUP_ROWS))
     timings = {name: Timings(name, count) for name in methods}

@@ -1,10 +1,10 @@
-"""mlops-score-batch: score flights with the Champion into ``<catalog>.ml.<model>_predictions``.
+"""mlops-score-batch: score a model's rows with the Champion into ``<catalog>.ml.<model>_predictions``.
 
-Which flights: those of the raw flights table scheduled in ``--start-date``..``--end-date``, or, without dates,
-every flight of the table that has no batch prediction yet. Each gets its origin's weather at scheduled departure
-from the feature table, through the same point-in-time join as training (``flight_features`` of the model).
-Rows that cannot be scored (key or schedule features missing or malformed; the weather is optional) go to
-``<model>_prediction_rejects`` with the reason.
+Which rows: those of the model's scored raw table (``ModelPackage.scored_source``) whose event date lies in
+``--start-date``..``--end-date``, or, without dates, every row of the table that has no batch prediction yet. The
+model's ``scoring_rows`` gives each its features from the feature tables, through the same point-in-time join as
+training. Rows that cannot be scored (a key part or a non-optional feature missing, or what the model's
+``row_checks`` refuse) go to ``<model>_prediction_rejects`` with the reason.
 
 A batch is named by its window (``batch-<start>-<end>``): running it again replaces its rows, in one Delta commit
 per table (the rejects first, the predictions last), so the predictions table never shows half a batch and never
@@ -31,9 +31,6 @@ from jobs.platform.job import (
     run_job,
 )
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
-from models.flight_delay.columns import FLIGHT_KEY
-from models.flight_delay.data import hours_around
-from models.flight_delay.features import flight_features
 
 logger = logging.getLogger("jobs.batch_inference")
 
@@ -56,43 +53,47 @@ def batch_id_of(start: date | None, end: date | None, now: datetime) -> str:
 
 
 def score_batch(platform: Platform, start: date | None, end: date | None, now: datetime | None = None) -> BatchResult:
-    env, tables = platform.env, platform.tables
+    env, tables, model = platform.env, platform.tables, platform.model
+    spec = model.spec
     now = now or datetime.now(UTC)
     if (start is None) != (end is None):
-        raise JobError("give both --start-date and --end-date, or neither (every flight not scored yet)")
+        raise JobError("give both --start-date and --end-date, or neither (every row not scored yet)")
     ref = resolve_champion(platform)
-    for table, job in ((env.flights_table, "mlops-ingest"), (env.weather_features_table, "mlops-features")):
+    needed = [(env.source_table(model.scored_source), "mlops-ingest")]
+    needed += [(env.feature_table(name), "mlops-features") for name in spec.feature_tables]
+    for table, job in needed:
         if not tables.exists(table):
             raise JobError(f"table {table!r} does not exist: run {job} --env {env.name} first")
     model_path = stage_model(platform, ref)
     batch_id = batch_id_of(start, end, now)
 
-    window = hours_around(start, end) if start is not None and end is not None else None
-    candidates = flight_features(
-        tables.read(env.flights_table, filters=window),
-        tables.read(env.weather_features_table, filters=window),
+    filters = model.source_filters(start, end) if start is not None and end is not None else {}
+    candidates = model.scoring_rows(
+        tables.read(env.source_table(model.scored_source), filters=filters.get(model.scored_source)),
+        {name: tables.read(env.feature_table(name), filters=filters.get(name)) for name in spec.feature_tables},
         start,
         end,
     )
     if start is None and tables.exists(env.predictions_table):
         done = tables.read(
-            env.predictions_table, filters=[("source", "=", SOURCE)], columns=list(FLIGHT_KEY)
+            env.predictions_table, filters=[("source", "=", SOURCE)], columns=list(spec.key_names)
         ).distinct()
-        candidates = candidates.join(done, on=list(FLIGHT_KEY), how="left_anti")
-    valid, rejected = split(candidates)
+        candidates = candidates.join(done, on=list(spec.key_names), how="left_anti")
+    valid, rejected = split(candidates, spec, model.row_checks())
     same_batch = f"batch_id = '{batch_id}'"
     rejects = tables.replace(
-        reject_rows(rejected, batch_id=batch_id, source=SOURCE, at=now), env.rejects_table, same_batch
+        reject_rows(rejected, spec, batch_id=batch_id, source=SOURCE, at=now), env.rejects_table, same_batch
     )
-    scored = prediction_rows(score(valid, model_path), ref, batch_id=batch_id, source=SOURCE, at=now)
+    scored = prediction_rows(score(valid, model_path, spec), spec, ref, batch_id=batch_id, source=SOURCE, at=now)
     predictions = tables.replace(scored, env.predictions_table, same_batch)
     result = BatchResult(batch_id, ref.version, predictions.rows, rejects.rows)
     if result.scored_rows == 0 and result.rejected_rows == 0:
-        logger.info("batch %s: no flight to score%s", batch_id, "" if start else " (every flight is scored)")
+        logger.info("batch %s: no row to score%s", batch_id, "" if start else " (every row is scored)")
     logger.info(
-        "batch %s: %s flights scored with %s, %s rejected (%s, version %s)",
+        "batch %s: %s rows of %s scored with %s, %s rejected (%s, version %s)",
         batch_id,
         result.scored_rows,
+        spec.name,
         ref.uri,
         result.rejected_rows,
         env.predictions_table,
@@ -107,15 +108,13 @@ def score_batch(platform: Platform, start: date | None, end: date | None, now: d
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = job_parser("mlops-score-batch", "Score flights with the champion into the predictions table.")
-    parser.add_argument(
-        "--start-date", type=optional_iso_date, help="first scheduled date (YYYY-MM-DD; empty: all new)"
-    )
-    parser.add_argument("--end-date", type=optional_iso_date, help="last scheduled date, inclusive (YYYY-MM-DD)")
+    parser = job_parser("mlops-score-batch", "Score the model's rows with the champion into the predictions table.")
+    parser.add_argument("--start-date", type=optional_iso_date, help="first event date (YYYY-MM-DD; empty: all new)")
+    parser.add_argument("--end-date", type=optional_iso_date, help="last event date, inclusive (YYYY-MM-DD)")
     args = parser.parse_args(argv)
     check_window(parser, args.start_date, args.end_date, "--start-date/--end-date:")
     if (args.start_date is None) != (args.end_date is None):
-        parser.error("give both --start-date and --end-date, or neither (every flight not scored yet)")
+        parser.error("give both --start-date and --end-date, or neither (every row not scored yet)")
     return args
 
 

@@ -1,18 +1,19 @@
-"""mlops-labels: what happened to the flights that were scored, joined into the monitored tables.
+"""mlops-labels: what happened to the rows that were scored, joined into the monitored tables.
 
 1. The serving endpoint's inference table is unpacked into ``<catalog>.monitoring.<endpoint>_served``, one row per
-   scored flight, in the predictions table's layout: the request's features, the answer (the class), the version
-   that answered, and the flight the caller named in ``client_request_id`` (``jobs.core.requests.flight_key_id``).
-   The endpoint answers with the class only; the probability is recomputed from the logged features with the
-   version that answered (a deterministic replay of the same model), so ROC AUC can be monitored on served traffic.
-   Requests without a flight key in their ``client_request_id`` are unpacked but cannot be labelled. A request that
-   cannot be unpacked (a request or response body that does not parse, an answer that is not a class, or not one
-   answer per record) is written once to ``<catalog>.monitoring.<endpoint>_served_rejects`` with its request id, the
-   reason and the time, and warned about once: the next runs skip it as they skip the requests already unpacked.
-2. Labels: every flight of the raw flights table scheduled in the ``--lookback-days`` before ``--as-of`` that
-   arrived gets ``arr_delay``, ``label`` (arrival delay > 15 minutes) and ``labeled_at`` in the predictions and the
-   served tables, once (a MERGE on the flight key that only sets rows without a label). A flight that never arrived
-   (cancelled, diverted) stays unlabelled: null, never 0; after the lookback it is not looked up again.
+   scored record, in the predictions table's layout: the request's features, the answer, the version that answered,
+   and the row's key the caller named in ``client_request_id`` (``jobs.core.requests.key_id``). A classifier's
+   endpoint answers with the class only; its probability is recomputed from the logged features with the version
+   that answered (a deterministic replay of the same model), so ROC AUC can be monitored on served traffic.
+   Requests without a key in their ``client_request_id`` are unpacked but cannot be labelled. A request that cannot
+   be unpacked (a request or response body that does not parse, an answer that is not a class or a number, or not
+   one answer per record) is written once to ``<catalog>.monitoring.<endpoint>_served_rejects`` with its request id,
+   the reason and the time, and warned about once: the next runs skip it as they skip the requests already unpacked.
+2. Labels: the model's ``labels`` gives the key, ``label`` and the label details of the events whose label is known;
+   every row of the predictions and the served tables dated in the ``--lookback-days`` before ``--as-of`` and at
+   least ``label_delay_days`` before it gets them and ``labeled_at``, once (a MERGE on the key that only sets rows
+   without a label). A row whose label never comes (an event that did not happen) stays unlabelled: null, never 0; after
+   the lookback it is not looked up again.
 
 Task values: ``served_rows``, ``served_rejected``, ``labelled_predictions``, ``labelled_served``.
 """
@@ -21,35 +22,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from jobs.core.model import model_frame, predict_proba
-from jobs.core.requests import parse_flight_key_id, request_records, response_predictions
+from jobs.core.requests import parse_key_id, request_records, response_predictions
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import exit_on_failure, job_environment, job_parser, optional_iso_date, run_job, whole_number
 from jobs.platform.registry import ModelRef
-from models.flight_delay.columns import (
-    FLIGHT_KEY,
-    PREDICTION_COLUMN_TYPES,
-    PREDICTION_COLUMNS,
-    SCHEDULED_DATE,
-    SCHEDULED_DEPARTURE,
-    SCORED_FEATURES,
-)
-from models.flight_delay.data import flight_labels
-from spec.columns import LABEL, PREDICTION, PROBABILITY
+from spec.columns import LABEL, LABELED_AT, PREDICTION, PROBABILITY
+from spec.model import SPARK_TYPES, ModelSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from jobs.platform.tables import Tables
 
 logger = logging.getLogger("jobs.labels")
 
 SOURCE = "serving"
-LABEL_VALUES = (LABEL, "arr_delay", "labeled_at")
-# A flight still without an arrival this many days after its scheduled day never arrived (cancelled, diverted): it is
-# not looked up again, so a run reads the recent rows only, not every unlabelled row since the table began.
-LOOKBACK_DAYS = 14
+# A row still without a label this many days after its label was due (``label_delay_days`` after its event date)
+# never gets one (its event did not happen): it is not looked up again, so a run reads the recent rows only, not every
+# unlabelled row since the table began. The default lookback is the delay plus these days, less the day it is due.
+LABEL_DUE_DAYS = 14
 # A served request that cannot be unpacked: which one, why, and when it was found (written once, never re-read).
 REQUEST_ID = "databricks_request_id"
 SERVED_REJECT_TYPES = {
@@ -61,6 +60,12 @@ SERVED_REJECT_TYPES = {
 }
 
 
+def default_lookback_days(spec: ModelSpec) -> int:
+    """How many days before ``--as-of`` a run looks for unlabelled rows: ``LABEL_DUE_DAYS`` of runs once the label
+    is due (14 for a label known the next day)."""
+    return spec.label_delay_days + LABEL_DUE_DAYS - 1
+
+
 @dataclass(frozen=True)
 class LabelsResult:
     served_rows: int
@@ -69,12 +74,13 @@ class LabelsResult:
     served_rejected: int = 0
 
 
-def unpack_request(request: Any) -> tuple[list[dict[str, Any]], list[int]]:
-    """The records of one inference table row and the class answered for each; a ValueError saying why the request
-    cannot be unpacked."""
+def unpack_request(request: Any, spec: ModelSpec) -> tuple[list[dict[str, Any]], list[int | float]]:
+    """The records of one inference table row and the answer for each (a classifier's class, a regressor's value); a
+    ValueError saying why the request cannot be unpacked."""
+    answer_of = int if spec.is_classifier else float
     try:
         records = request_records(request.request)
-        answers = [int(answer) for answer in response_predictions(request.response)]
+        answers = [answer_of(answer) for answer in response_predictions(request.response)]
     except (ValueError, TypeError, KeyError) as error:
         raise ValueError(f"cannot be unpacked: {type(error).__name__}: {error}") from error
     if len(records) != len(answers):
@@ -91,23 +97,20 @@ def served_rows(
     """The successful requests of ``payload`` (inference table rows) as rows of the served table; each request that
     cannot be unpacked is appended to ``rejects`` (a row of the served rejects table, found at ``now``), with a
     warning."""
-    import mlflow.sklearn
-
-    from jobs.scoring import stage_model
-
+    spec = platform.env.model
     rows = []
     found_at = now or datetime.now(UTC)
     for request in payload.itertuples(index=False):
         try:
-            records, answers = unpack_request(request)
+            records, answers = unpack_request(request, spec)
         except ValueError as error:
             logger.warning("served request %s: %s", request.databricks_request_id, error)
             if rejects is not None:
                 rejects.append(served_reject(request, str(error), found_at))
             continue
-        key = parse_flight_key_id(request.client_request_id) if len(records) == 1 else None
+        key = parse_key_id(spec, request.client_request_id) if len(records) == 1 else None
         for record, answer in zip(records, answers, strict=True):
-            row = {**dict.fromkeys(FLIGHT_KEY), **(key or {}), **record}
+            row = {**dict.fromkeys(spec.key_names), **(key or {}), **record}
             row.update(
                 prediction=answer,
                 model_name=request.model_name,
@@ -118,21 +121,41 @@ def served_rows(
             )
             rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+        return pd.DataFrame(columns=list(spec.prediction_columns))
     frame = pd.DataFrame(rows)
     features = model_frame(frame)
+    if spec.is_classifier:
+        _replay_probabilities(platform, frame, features)
+    for column in spec.scored_features:
+        frame[column] = features[column].to_numpy()
+    for column in spec.event_time_in_rows:
+        frame[column] = served_event_time(spec, frame)
+    frame[PREDICTION] = frame[PREDICTION].astype("int32" if spec.is_classifier else "float64")
+    frame["source"] = SOURCE
+    for column in spec.label_columns:
+        frame[column] = None
+    return frame[list(spec.prediction_columns)]
+
+
+def _replay_probabilities(platform: Platform, frame: pd.DataFrame, features: pd.DataFrame) -> None:
+    """A classifier's probabilities, from the logged features with the version that answered each request."""
+    import mlflow.sklearn
+
+    from jobs.scoring import stage_model
+
     frame[PROBABILITY] = 0.0
     for (name, version), index in frame.groupby(["model_name", "model_version"]).groups.items():
         model = mlflow.sklearn.load_model(stage_model(platform, ModelRef(name, version)))
         frame.loc[index, PROBABILITY] = predict_proba(model, features.loc[index])
-    for column in SCORED_FEATURES:
-        frame[column] = features[column].to_numpy()
-    frame[SCHEDULED_DEPARTURE] = frame["time_hour"]  # the key's scheduled hour: what the answer is about
-    frame[PREDICTION] = frame[PREDICTION].astype("int32")
-    frame["source"] = SOURCE
-    for column in LABEL_VALUES:
-        frame[column] = None
-    return frame[list(PREDICTION_COLUMNS)]
+
+
+def served_event_time(spec: ModelSpec, frame: pd.DataFrame) -> pd.Series:
+    """What a served answer is about, when the key does not carry the event time: the record's own value when the
+    client sent it, else the key's first TIMESTAMP part (the hour the event was due, say), else the request's time."""
+    if spec.event_time in frame.columns:
+        return frame[spec.event_time]
+    key_times = [c.name for c in spec.key if c.type == "TIMESTAMP"]
+    return frame[key_times[0]] if key_times else frame["scored_at"]
 
 
 def served_reject(request: Any, reason: str, at: datetime) -> dict[str, Any]:
@@ -148,7 +171,7 @@ def served_reject(request: Any, reason: str, at: datetime) -> dict[str, Any]:
 
 
 def unpack_served(platform: Platform, now: datetime | None = None) -> tuple[int, int]:
-    """Unpack the requests not yet unpacked nor rejected: (served flights written, requests rejected)."""
+    """Unpack the requests not yet unpacked nor rejected: (served rows written, requests rejected)."""
     from pyspark.sql import functions as F
 
     env, tables = platform.env, platform.tables
@@ -170,7 +193,7 @@ def unpack_served(platform: Platform, now: datetime | None = None) -> tuple[int,
         written = tables.write(
             _typed(platform, frame), env.served_table, mode="append" if tables.exists(env.served_table) else "overwrite"
         )
-        logger.info("unpacked %s served flights into %s", written.rows, env.served_table)
+        logger.info("unpacked %s served rows into %s", written.rows, env.served_table)
         served = written.rows
     if rejects:
         exists = tables.exists(env.served_rejects_table)
@@ -191,52 +214,71 @@ def _typed(platform: Platform, frame: pd.DataFrame):
     """The served rows as a Spark frame with the predictions table's column types."""
     from pyspark.sql import functions as F
 
-    df = platform.spark.createDataFrame(frame.drop(columns=list(LABEL_VALUES)))
+    spec = platform.env.model
+    types = dict(spec.prediction_column_types)
+    df = platform.spark.createDataFrame(frame.drop(columns=list(spec.label_columns)))
     # Unpacked now, labelled later by apply_labels.
-    df = (
-        df.withColumn(LABEL, F.lit(None).cast("int"))
-        .withColumn("arr_delay", F.lit(None).cast("double"))
-        .withColumn("labeled_at", F.lit(None).cast("timestamp"))
-    )
-    # The predictions' columns in the types the stack declares for the monitored tables (spec.columns).
-    return df.select(*[F.col(c).cast(sql_type.lower()).alias(c) for c, sql_type in PREDICTION_COLUMN_TYPES])
+    for column in spec.label_columns:
+        df = df.withColumn(column, F.lit(None).cast(SPARK_TYPES[types[column]]))
+    # The predictions' columns in the types the stack declares for the monitored tables (ModelSpec).
+    return df.select(*[F.col(c).cast(SPARK_TYPES[t]).alias(c) for c, t in spec.prediction_column_types])
 
 
-def apply_labels(platform: Platform, table: str, as_of: date, now: datetime, lookback_days: int = LOOKBACK_DAYS) -> int:
-    """Label the rows of ``table`` scheduled in the ``lookback_days`` before ``as_of`` whose flights arrived; the
-    rows updated."""
+class _Sources(Mapping[str, "DataFrame"]):
+    """The model's raw tables, each read (narrowed by ``filters``) only when the model's ``labels`` asks for it."""
+
+    def __init__(self, platform: Platform, filters: Mapping[str, Any]) -> None:
+        self._platform = platform
+        self._filters = filters
+        self._read: dict[str, DataFrame] = {}
+
+    def __getitem__(self, source: str) -> DataFrame:
+        if source not in self._platform.env.model.sources:
+            raise KeyError(source)
+        if source not in self._read:
+            tables: Tables = self._platform.tables
+            name = self._platform.env.source_table(source)
+            self._read[source] = tables.read(name, filters=self._filters.get(source))
+        return self._read[source]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._platform.env.model.sources)
+
+    def __len__(self) -> int:
+        return len(self._platform.env.model.sources)
+
+
+def apply_labels(platform: Platform, table: str, as_of: date, now: datetime, lookback_days: int | None = None) -> int:
+    """Label the rows of ``table`` dated in the ``lookback_days`` before ``as_of`` whose label is due
+    (``label_delay_days`` after their event date at the latest ``as_of``) and known; the rows updated."""
     from pyspark.sql import functions as F
 
-    tables = platform.tables
+    tables, model = platform.tables, platform.model
+    spec = model.spec
+    lookback = default_lookback_days(spec) if lookback_days is None else lookback_days
+    # The last event date whose label is due by as_of.
+    last = as_of - timedelta(days=spec.label_delay_days)
     if not tables.exists(table):
         return 0
     recent = [
-        (SCHEDULED_DATE, ">=", as_of - timedelta(days=lookback_days)),
-        (SCHEDULED_DATE, "<", as_of),
+        (spec.event_date, ">=", as_of - timedelta(days=lookback)),
+        (spec.event_date, "<=", last),
         (LABEL, "is null", None),
     ]
-    oldest = tables.read(table, filters=recent, columns=[SCHEDULED_DATE]).agg(F.min(SCHEDULED_DATE)).collect()[0][0]
-    if oldest is None or oldest >= as_of:
+    oldest = tables.read(table, filters=recent, columns=[spec.event_date]).agg(F.min(spec.event_date)).collect()[0][0]
+    if oldest is None or oldest > last:
         return 0
-    loaded = [
-        ("time_hour", ">=", datetime.combine(oldest - timedelta(days=1), datetime.min.time(), UTC)),
-        ("time_hour", "<", datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC)),
-    ]
-    arrivals = (
-        flight_labels(tables.read(platform.env.flights_table, filters=loaded))
-        .where(F.col(SCHEDULED_DATE).between(F.lit(oldest), F.lit(as_of) - F.expr("INTERVAL 1 DAY")))
-        .select(
-            *FLIGHT_KEY,
-            F.col(LABEL).cast("int").alias(LABEL),
-            "arr_delay",
-            F.lit(now).cast("timestamp").alias("labeled_at"),
-        )
+    types = dict(spec.prediction_column_types)
+    known = model.labels(_Sources(platform, model.source_filters(oldest, last)), oldest, last).select(
+        *spec.key_names,
+        *[F.col(c).cast(SPARK_TYPES[types[c]]).alias(c) for c in (LABEL, *spec.label_detail_names)],
+        F.lit(now).cast("timestamp").alias(LABELED_AT),
     )
-    return tables.update_from(arrivals, table, FLIGHT_KEY, LABEL_VALUES, unset=LABEL)
+    return tables.update_from(known, table, spec.key_names, spec.label_columns, unset=LABEL)
 
 
 def label(
-    platform: Platform, as_of: date | None = None, now: datetime | None = None, lookback_days: int = LOOKBACK_DAYS
+    platform: Platform, as_of: date | None = None, now: datetime | None = None, lookback_days: int | None = None
 ) -> LabelsResult:
     env = platform.env
     now = now or datetime.now(UTC)
@@ -249,8 +291,7 @@ def label(
         rejected,
     )
     logger.info(
-        "labels as of %s: %s served flights unpacked (%s requests rejected), %s predictions and %s served flights "
-        "labelled",
+        "labels as of %s: %s served rows unpacked (%s requests rejected), %s predictions and %s served rows labelled",
         as_of,
         result.served_rows,
         result.served_rejected,
@@ -266,15 +307,17 @@ def label(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = job_parser("mlops-labels", "Unpack served requests and join arrival delays into the monitored tables.")
+    parser = job_parser("mlops-labels", "Unpack served requests and join the labels into the monitored tables.")
     parser.add_argument(
-        "--as-of", type=optional_iso_date, help="label flights scheduled before this day (default, or empty: today)"
+        "--as-of",
+        type=optional_iso_date,
+        help="label the rows whose label is due by this day (default or empty: today)",
     )
     parser.add_argument(
         "--lookback-days",
         type=whole_number(1, "days"),
-        default=LOOKBACK_DAYS,
-        help=f"look up flights scheduled at most this many days before --as-of (default {LOOKBACK_DAYS})",
+        help="look up rows dated at most this many days before --as-of (default: the model's label delay + "
+        f"{LABEL_DUE_DAYS - 1})",
     )
     return parser.parse_args(argv)
 

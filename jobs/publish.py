@@ -1,11 +1,12 @@
-"""mlops-publish: the latest prediction per flight of ``<catalog>.ml.flight_delay_predictions`` -> the online store.
+"""mlops-publish: the latest prediction per key of ``<catalog>.ml.<model>_predictions`` -> the online store.
 
-Reads the predictions table at its current Delta version, keeps the rows scored after the last successful
-publish's watermark minus ``--lookback-minutes`` (below; ``--full`` reads every row), takes the latest row per flight
-key (``scored_at``, ties broken by batch, source and model so that every run picks the same row), writes them to the
-environment's DynamoDB table (``jobs.platform.online_store``: an item is never replaced by an older prediction), then
-appends one row to ``<catalog>.ml.flight_delay_publish_log``: when, the new watermark (the latest ``scored_at``
-published), the rows read, the items written, kept newer and unchanged, the predictions table version read.
+Reads the predictions table at its current Delta version, keeps the rows scored after the last successful publish's
+watermark minus ``--lookback-minutes`` (below; ``--full`` reads every row), takes the latest row per online key (the
+model's ``online_key``; ``scored_at``, ties broken by batch, source and model so that every run picks the same row),
+writes them to the environment's DynamoDB table (``jobs.platform.online_store``: an item is never replaced by an older
+prediction), then appends one row to ``<catalog>.ml.<model>_publish_log``: when, the new watermark (the latest
+``scored_at`` published), the rows read, the items written, kept newer and unchanged, the predictions table version
+read.
 
 The watermark only moves once every item is written: a run that fails half-way leaves it where it was, and the next
 run publishes the same rows again, which is idempotent (what the table already holds is not written again).
@@ -30,11 +31,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from jobs.core.inference import key_noun
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job, whole_number
-from jobs.platform.online_store import ROW_FIELDS, Item, OnlineStoreError, WriteCounts, to_item
-from models.flight_delay.columns import SCHEDULED_DEPARTURE
+from jobs.platform.online_store import Item, OnlineStoreError, WriteCounts, millis_fields, row_fields, to_item
 from spec.columns import PREDICTION, PROBABILITY
+from spec.model import ModelSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -43,11 +45,8 @@ logger = logging.getLogger("jobs.publish")
 
 # A scoring task commits at most its timeout (an hour) after it stamped scored_at; twice that, for clock skew too.
 DEFAULT_LOOKBACK_MINUTES = 120
-# The online key: what a lookup knows about a flight. dest and time_hour are attributes of the item.
-ONLINE_KEY = ("sched_date", "carrier", "flight", "origin")
 # The latest first; on equal scored_at, every column the item shows, so each run keeps the same row.
-_TIE_BREAK = ("batch_id", "source", "model_name", "model_version", "model_alias", "dest", "time_hour")
-_REQUIRED = (*ONLINE_KEY, "dest", "time_hour", PREDICTION, PROBABILITY, "model_name", "model_version", "scored_at")
+_TIE_BREAK = ("batch_id", "source", "model_name", "model_version", "model_alias")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -107,17 +106,24 @@ def window(platform: Platform, source: str, version: int, since: datetime | None
     return after.unionByName(tables.read(source, version=version, filters=[("scored_at", "is null", None)]))
 
 
-def window_stats(rows: DataFrame) -> tuple[int, int, datetime | None]:
-    """Rows, rows that cannot be published (a required value missing, prediction not 0/1, probability outside
-    [0, 1]) and the latest scored_at, in one pass."""
+def _required(spec: ModelSpec) -> tuple[str, ...]:
+    return (*spec.key_names, *spec.outputs, "model_name", "model_version", "scored_at")
+
+
+def window_stats(rows: DataFrame, spec: ModelSpec) -> tuple[int, int, datetime | None]:
+    """Rows, rows that cannot be published (a required value missing; a classifier's prediction not 0/1 or its
+    probability outside [0, 1]; a regressor's prediction not a number) and the latest scored_at, in one pass."""
     from pyspark.sql import functions as F
 
-    missing = [F.col(name).isNull() for name in _REQUIRED]
+    missing = [F.col(name).isNull() for name in _required(spec)]
     invalid = missing[0]
     for condition in missing[1:]:
         invalid = invalid | condition
-    probability = F.col(PROBABILITY)
-    invalid = invalid | ~F.col(PREDICTION).isin(0, 1) | F.isnan(probability) | (probability < 0) | (probability > 1)
+    if spec.is_classifier:
+        probability = F.col(PROBABILITY)
+        invalid = invalid | ~F.col(PREDICTION).isin(0, 1) | F.isnan(probability) | (probability < 0) | (probability > 1)
+    else:
+        invalid = invalid | F.isnan(F.col(PREDICTION))
     stats = rows.agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(invalid, 1).otherwise(0)).alias("invalid"),
@@ -126,27 +132,34 @@ def window_stats(rows: DataFrame) -> tuple[int, int, datetime | None]:
     return int(stats["rows"]), int(stats["invalid"] or 0), from_micros(stats["latest"])
 
 
-def latest_per_flight(rows: DataFrame) -> DataFrame:
-    """One row per online key: the latest scored_at, ties broken deterministically; instants as epoch millis."""
+def _invalid_what(spec: ModelSpec) -> str:
+    outputs = ", ".join(spec.outputs)
+    if spec.is_classifier:
+        wrong = "a prediction other than 0/1 or a probability outside [0, 1]"
+    else:
+        wrong = "a prediction that is not a number"
+    return f"a {key_noun(spec)} part, {outputs}, model or scored_at missing, {wrong}"
+
+
+def latest_per_key(rows: DataFrame, spec: ModelSpec) -> DataFrame:
+    """One row per online key: the latest scored_at, ties broken deterministically (by every column the item shows);
+    instants as epoch millis."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    order = [F.col("scored_at").desc(), *(F.col(name).desc_nulls_last() for name in _TIE_BREAK)]
-    order += [F.col(PROBABILITY).desc(), F.col(PREDICTION).desc()]
-    ranked = rows.withColumn("_rank", F.row_number().over(Window.partitionBy(*ONLINE_KEY).orderBy(*order)))
-    millis = {
-        "time_hour_ms": F.unix_millis("time_hour"),
-        "sched_departure_ms": F.unix_millis(SCHEDULED_DEPARTURE),
-        "scored_at_ms": F.unix_millis("scored_at"),
-    }
-    columns = [millis[name].alias(name) if name in millis else F.col(name) for name in ROW_FIELDS]
+    attributes = [c for c in spec.key_names if c not in spec.online_key]
+    order = [F.col("scored_at").desc(), *(F.col(name).desc_nulls_last() for name in (*_TIE_BREAK, *attributes))]
+    order += [F.col(name).desc() for name in reversed(spec.outputs)]
+    ranked = rows.withColumn("_rank", F.row_number().over(Window.partitionBy(*spec.online_key).orderBy(*order)))
+    millis = {f"{name}_ms": F.unix_millis(name) for name in millis_fields(spec)}
+    columns = [millis[name].alias(name) if name in millis else F.col(name) for name in row_fields(spec)]
     return ranked.where(F.col("_rank") == 1).select(*columns)
 
 
-def items(latest: DataFrame) -> Iterator[Item]:
+def items(latest: DataFrame, spec: ModelSpec) -> Iterator[Item]:
     """The items, a partition at a time to the driver (never the whole table in one frame)."""
     for row in latest.toLocalIterator(prefetchPartitions=True):
-        yield to_item(row.asDict())
+        yield to_item(spec, row.asDict())
 
 
 def publish(
@@ -155,7 +168,7 @@ def publish(
     lookback: timedelta = timedelta(minutes=DEFAULT_LOOKBACK_MINUTES),
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PublishResult:
-    source = platform.env.predictions_table
+    source, spec = platform.env.predictions_table, platform.env.model
     last = last_publish(platform)
     previous = last.watermark if last else None
     if not platform.tables.exists(source):
@@ -167,17 +180,16 @@ def publish(
         return _nothing(platform, version, None, previous)
     since = window_start(previous, lookback, full)
     rows = window(platform, source, version, since)
-    count, invalid, latest = window_stats(rows)
+    count, invalid, latest = window_stats(rows, spec)
     if count == 0:
         logger.info("%s version %s has no rows scored %s: nothing to publish", source, version, _after(since))
         return _nothing(platform, version, since, previous)
     if invalid:
         raise JobError(
             f"{invalid} of {count} rows of {source} (version {version}) scored {_after(since)} cannot be published "
-            "(a flight key part, prediction, probability, model or scored_at missing, a prediction other than 0/1 "
-            "or a probability outside [0, 1]): fix the scoring job's output; nothing was written"
+            f"({_invalid_what(spec)}): fix the scoring job's output; nothing was written"
         )
-    counts = _write(platform, latest_per_flight(rows), previous)
+    counts = _write(platform, latest_per_key(rows, spec), previous)
     watermark = latest if previous is None else max(previous, latest)
     items_count = counts.written + counts.kept_newer + counts.unchanged
     result = PublishResult(version, since, count, items_count, counts, watermark, logged=True)
@@ -215,7 +227,7 @@ def _write(platform: Platform, latest_rows: DataFrame, previous: datetime | None
     try:
         store = platform.online_store()
         store.ensure_table()
-        return store.put_latest(items(latest_rows))
+        return store.put_latest(items(latest_rows, platform.env.model))
     except (OnlineStoreError, ValueError) as e:
         kept = previous.isoformat() if previous else "none (nothing published yet)"
         raise JobError(
@@ -274,7 +286,7 @@ def _append_log(platform: Platform, result: PublishResult, full: bool, published
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = job_parser("mlops-publish", "Publish the latest prediction per flight to the online store (DynamoDB).")
+    parser = job_parser("mlops-publish", "Publish the latest prediction per key to the online store (DynamoDB).")
     parser.add_argument("--full", action="store_true", help="republish every row, not only those since the watermark")
     parser.add_argument(
         "--lookback-minutes",

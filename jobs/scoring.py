@@ -6,7 +6,8 @@
   reads (a Unity Catalog volume on Databricks, a folder under ``$MLOPS_HOME`` here);
 - ``score``: the features through the model with ``mapInPandas``: each Python worker loads the model once and scores
   Arrow batches with scikit-learn directly (no per-batch pyfunc schema enforcement: the frame is already in the
-  signature's types, built by ``jobs.core.model.model_frame``);
+  signature's types, built by ``jobs.core.model.model_frame``): a classifier's class and probability, a regressor's
+  value, in the predictions table's types (``ModelSpec.prediction_column_types``);
 - ``split``: rows that cannot be scored go to the rejects table with their reason, never silently dropped.
 """
 
@@ -15,37 +16,39 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from jobs.core.inference import LATE_ABOVE, reject_reason
+from jobs.core.inference import POSITIVE_ABOVE, reject_reason
 from jobs.core.model import model_frame, predict_proba
 from jobs.platform import Platform
 from jobs.platform.job import JobError
 from jobs.platform.registry import CHAMPION, ModelRef
-from models.flight_delay.columns import (
-    FLIGHT_KEY,
-    PREDICTION_COLUMNS,
-    REJECT_COLUMNS,
-    SCHEDULED_DEPARTURE,
-    SCORED_FEATURES,
-)
 from spec.columns import PREDICTION, PROBABILITY, REJECT_REASON
+from spec.model import SPARK_TYPES, ModelSpec
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 logger = logging.getLogger("jobs.scoring")
 
-SCORED_SCHEMA = (
-    "sched_date date, carrier string, flight long, origin string, dest string, time_hour timestamp, "
-    f"{SCHEDULED_DEPARTURE} timestamp, "
-    + ", ".join(f"{c} double" for c in SCORED_FEATURES)
-    + f", {PREDICTION} int, {PROBABILITY} double"
-)
+
+def scored_columns(spec: ModelSpec) -> tuple[str, ...]:
+    """What ``score`` returns: the key, the event time, the scored features and the outputs (a classifier's
+    prediction and probability, a regressor's prediction)."""
+    return (*spec.key_names, *spec.event_time_in_rows, *spec.scored_features, *spec.outputs)
+
+
+def scored_schema(spec: ModelSpec) -> str:
+    """``score``'s output schema as Spark DDL, in the predictions table's types (``ModelSpec.prediction_column_types``:
+    a classifier's prediction an int, a regressor's a double)."""
+    types = dict(spec.prediction_column_types)
+    return ", ".join(f"{c} {SPARK_TYPES[types[c]]}" for c in scored_columns(spec))
+
 
 # Per Python worker: the models it has loaded, by staged path (Spark reuses its Python workers across tasks).
 _loaded: dict[str, object] = {}
@@ -94,68 +97,80 @@ def _model(path: str):
         return _loaded[path]
 
 
-def _score_batches(path: str, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    model = _model(path)
-    for batch in batches:
-        if batch.empty:
-            continue
-        frame = model_frame(batch)
-        probability = predict_proba(model, frame)
-        out = batch[[*FLIGHT_KEY, SCHEDULED_DEPARTURE]].copy()
-        for column in SCORED_FEATURES:
-            out[column] = frame[column].to_numpy()
-        out[PREDICTION] = (probability > LATE_ABOVE).astype("int32")
-        out[PROBABILITY] = probability
-        yield out
+@dataclass(frozen=True)
+class _Scoring:
+    """What each Python worker needs to score a batch: plain values, pickled into the ``mapInPandas`` function."""
+
+    path: str
+    passed: tuple[str, ...]  # the key and the event time, copied as they are
+    scored_features: tuple[str, ...]
+    classifier: bool
+
+    def batches(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = _model(self.path)
+        for batch in batches:
+            if batch.empty:
+                continue
+            frame = model_frame(batch)
+            out = batch[list(self.passed)].copy()
+            for column in self.scored_features:
+                out[column] = frame[column].to_numpy()
+            if self.classifier:
+                probability = predict_proba(model, frame)
+                out[PREDICTION] = (probability > POSITIVE_ABOVE).astype("int32")
+                out[PROBABILITY] = probability
+            else:
+                out[PREDICTION] = model.predict(frame).astype("float64")
+            yield out
 
 
-def split(candidates: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(rows that can be scored, rows that cannot with their ``reason``)."""
+def split(candidates: DataFrame, spec: ModelSpec, row_checks: list[tuple[Column, str]]) -> tuple[DataFrame, DataFrame]:
+    """(rows that can be scored, rows that cannot with their ``reason``): the platform's checks and the model's
+    ``row_checks`` (``jobs.core.inference.reject_reason``)."""
     from pyspark.sql import functions as F
 
-    checked = candidates.withColumn(REJECT_REASON, reject_reason())
+    checked = candidates.withColumn(REJECT_REASON, reject_reason(spec, row_checks))
     valid = checked.where(F.col(REJECT_REASON).isNull()).drop(REJECT_REASON)
     rejected = checked.where(F.col(REJECT_REASON).isNotNull())
     return valid, rejected
 
 
-def score(valid: DataFrame, model_path: str) -> DataFrame:
-    """Key, scheduled departure, the model's inputs, prediction and probability of every row, the model loaded once
-    per worker."""
-    path = str(model_path)
-    inputs = valid.select(*FLIGHT_KEY, SCHEDULED_DEPARTURE, *SCORED_FEATURES)
-    return inputs.mapInPandas(lambda batches: _score_batches(path, batches), SCORED_SCHEMA)
+def score(valid: DataFrame, model_path: str, spec: ModelSpec) -> DataFrame:
+    """Key, event time, the model's inputs and outputs of every row, the model loaded once per worker."""
+    scoring = _Scoring(
+        str(model_path), (*spec.key_names, *spec.event_time_in_rows), spec.scored_features, spec.is_classifier
+    )
+    inputs = valid.select(*scoring.passed, *spec.scored_features)
+    return inputs.mapInPandas(scoring.batches, scored_schema(spec))
 
 
-def prediction_rows(scored: DataFrame, ref: ModelRef, *, batch_id: str, source: str, at: datetime) -> DataFrame:
-    """The predictions table's rows: the scores with the model version, alias, time, batch and source."""
+def prediction_rows(
+    scored: DataFrame, spec: ModelSpec, ref: ModelRef, *, batch_id: str, source: str, at: datetime
+) -> DataFrame:
+    """The predictions table's rows: the scores with the model version, alias, time, batch and source; the label
+    columns null until the labels job sets them."""
     from pyspark.sql import functions as F
 
+    types = dict(spec.prediction_column_types)
     return scored.select(
-        *FLIGHT_KEY,
-        SCHEDULED_DEPARTURE,
-        *SCORED_FEATURES,
-        PREDICTION,
-        PROBABILITY,
+        *scored_columns(spec),
         F.lit(ref.name).alias("model_name"),
         F.lit(ref.version).alias("model_version"),
         F.lit(CHAMPION).alias("model_alias"),
         F.lit(at).cast("timestamp").alias("scored_at"),
         F.lit(batch_id).alias("batch_id"),
         F.lit(source).alias("source"),
-        F.lit(None).cast("int").alias("label"),
-        F.lit(None).cast("double").alias("arr_delay"),
-        F.lit(None).cast("timestamp").alias("labeled_at"),
-    ).select(*PREDICTION_COLUMNS)
+        *[F.lit(None).cast(SPARK_TYPES[types[c]]).alias(c) for c in spec.label_columns],
+    ).select(*spec.prediction_columns)
 
 
-def reject_rows(rejected: DataFrame, *, batch_id: str, source: str, at: datetime) -> DataFrame:
+def reject_rows(rejected: DataFrame, spec: ModelSpec, *, batch_id: str, source: str, at: datetime) -> DataFrame:
     from pyspark.sql import functions as F
 
     return rejected.select(
-        *FLIGHT_KEY,
+        *spec.key_names,
         REJECT_REASON,
         F.lit(batch_id).alias("batch_id"),
         F.lit(source).alias("source"),
         F.lit(at).cast("timestamp").alias("rejected_at"),
-    ).select(*REJECT_COLUMNS)
+    ).select(*spec.reject_columns)

@@ -1,12 +1,14 @@
-"""mlops-score-stream: score flights as their files land, with Spark Structured Streaming, into the predictions table.
+"""mlops-score-stream: score a model's rows as their files land, with Spark Structured Streaming, into the predictions
+table.
 
 The source is the landing volume (Auto Loader on Databricks, Spark's file source on this machine: see
-``jobs.platform.landing``), one file of scheduled flights per day, at most ``inference.max_files_per_trigger`` files
-per micro-batch. Each micro-batch is joined with the weather features as the batch job does, split into scorable
-rows and rejects, scored with the Champion (resolved once when the stream starts: a new Champion is used from the
-next run), and appended with Delta's transaction identifiers: the app id ``<env>.streaming-inference`` and the
-micro-batch id as its version. When a stream is killed after a micro-batch was written but before Spark recorded it
-in the checkpoint, the restarted stream replays that micro-batch, and the write is skipped: no row lost, none twice.
+``jobs.platform.landing``): files of the model's ``stream_source`` read with its ``landing_columns``, at most
+``inference.max_files_per_trigger`` files per micro-batch. Each micro-batch goes through the model's ``scoring_rows``
+with its feature tables as the batch job does, split into scorable rows and rejects, scored with the Champion (resolved
+once when the stream starts: a new Champion is used from the next run), and appended with Delta's transaction
+identifiers: the app id ``<env>.streaming-inference`` and the micro-batch id as its version. When a stream is killed
+after a micro-batch was written but before Spark recorded it in the checkpoint, the restarted stream replays that
+micro-batch, and the write is skipped: no row lost, none twice.
 
 ``--trigger available-now`` processes what has landed and stops (a scheduled job); ``--trigger continuous`` runs
 until stopped, a micro-batch every ``--interval``.
@@ -27,11 +29,10 @@ from typing import TYPE_CHECKING
 
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job
+from jobs.platform.model import load_model
 from jobs.platform.registry import ModelRef
 from jobs.platform.tables import Tables
 from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
-from models.flight_delay.columns import LANDING_SCHEMA
-from models.flight_delay.features import flight_features
 from spec.config import Environment
 
 if TYPE_CHECKING:
@@ -63,37 +64,40 @@ class ScoreMicroBatch:
     """What Spark calls with each micro-batch: score it and append its rows exactly once.
 
     On Databricks serverless (Spark Connect) Spark pickles this object and calls it in a Python process of its own,
-    so it holds values that survive pickling (no DataFrame of the job's session: the weather is read by version in
-    each call) and returns nothing; what it wrote is read back from the tables (``stream_batch_rows``)."""
+    so it holds values that survive pickling (no DataFrame of the job's session: the feature tables are read by
+    version in each call) and returns nothing; what it wrote is read back from the tables (``stream_batch_rows``)."""
 
     tables: Tables
     env: Environment
     writer: str
-    weather_version: int
+    # The version of each feature table as the stream started: (name, version) pairs.
+    feature_versions: tuple[tuple[str, int], ...]
     model_path: str
     ref: ModelRef
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         env, tables = self.env, self.tables
+        model = load_model(env.model_name)
+        spec = model.spec
         at = datetime.now(UTC)
-        # The weather features as of the stream's start; flights only ever use readings from before their departure.
-        weather = tables.read(env.weather_features_table, version=self.weather_version)
-        valid, rejected = split(flight_features(batch, weather))
+        # The features as of the stream's start; the model's point-in-time join only uses readings before each event.
+        features = {name: tables.read(env.feature_table(name), version=v) for name, v in self.feature_versions}
+        valid, rejected = split(model.scoring_rows(batch, features), spec, model.row_checks())
         rejects = tables.append_once(
-            reject_rows(rejected, batch_id=f"{SOURCE}-{batch_id}", source=SOURCE, at=at),
+            reject_rows(rejected, spec, batch_id=f"{SOURCE}-{batch_id}", source=SOURCE, at=at),
             env.rejects_table,
             f"{self.writer}.rejects",
             batch_id,
         )
         scored = prediction_rows(
-            score(valid, self.model_path), self.ref, batch_id=f"{SOURCE}-{batch_id}", source=SOURCE, at=at
+            score(valid, self.model_path, spec), spec, self.ref, batch_id=f"{SOURCE}-{batch_id}", source=SOURCE, at=at
         )
         predictions = tables.append_once(scored, env.predictions_table, self.writer, batch_id)
         if predictions is None:
             logger.warning("micro-batch %s was already written (a replay after a restart): skipped", batch_id)
             return
         logger.info(
-            "micro-batch %s: %s flights scored, %s rejected", batch_id, predictions.rows, rejects.rows if rejects else 0
+            "micro-batch %s: %s rows scored, %s rejected", batch_id, predictions.rows, rejects.rows if rejects else 0
         )
 
 
@@ -153,23 +157,29 @@ def _batches_run(query: StreamingQuery) -> set[int]:
 def run_stream(platform: Platform, trigger: str = "available-now", interval: str = "1 minute") -> StreamResult:
     if trigger not in TRIGGERS:
         raise JobError(f"trigger must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
-    env, tables = platform.env, platform.tables
-    if not tables.exists(env.weather_features_table):
+    env, tables, spec = platform.env, platform.tables, platform.model.spec
+    if spec.stream_source is None:
         raise JobError(
-            f"table {env.weather_features_table!r} does not exist: run mlops-features --env {env.name} first"
+            f"model {spec.name!r} declares no stream_source: it has no files to stream; declare stream_source and "
+            "landing_columns in its spec.py, or score it with mlops-score-batch"
         )
+    for name in spec.feature_tables:
+        if not tables.exists(env.feature_table(name)):
+            raise JobError(
+                f"table {env.feature_table(name)!r} does not exist: run mlops-features --env {env.name} first"
+            )
     ref = resolve_champion(platform)
     on_batch = ScoreMicroBatch(
         tables=tables,
         env=env,
         writer=app_id(platform),
-        weather_version=tables.version(env.weather_features_table),
+        feature_versions=tuple((name, tables.version(env.feature_table(name))) for name in spec.feature_tables),
         model_path=stage_model(platform, ref),
         ref=ref,
     )
     # What the stream had written before this run: the counts are of the rows above these marks.
     marks = {name: last_stream_batch(tables, name) for name in (env.predictions_table, env.rejects_table)}
-    source = platform.landing.read_stream(platform.spark, LANDING_SCHEMA, env.inference.max_files_per_trigger)
+    source = platform.landing.read_stream(platform.spark, spec.landing_schema, env.inference.max_files_per_trigger)
     stream = (
         source.writeStream.foreachBatch(on_batch)
         .option("checkpointLocation", checkpoint_location(platform))
@@ -207,7 +217,7 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
         replayed_batches=sorted(b for b in ran - written if b <= last_mark),
     )
     logger.info(
-        "stream done: %s micro-batches, %s flights scored, %s rejected, %s replayed",
+        "stream done: %s micro-batches, %s rows scored, %s rejected, %s replayed",
         result.batches,
         result.scored_rows,
         result.rejected_rows,
@@ -223,7 +233,7 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = job_parser("mlops-score-stream", "Score landed flight files with the champion as they arrive.")
+    parser = job_parser("mlops-score-stream", "Score the model's landed files with the champion as they arrive.")
     parser.add_argument("--trigger", choices=TRIGGERS, default="available-now", help="default: available-now")
     parser.add_argument("--interval", default="1 minute", help="micro-batch interval of a continuous stream")
     return parser.parse_args(argv)

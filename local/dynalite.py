@@ -195,15 +195,18 @@ def _answers(store: DynamoDBOnlineStore) -> bool:
 
 
 def local_store_at(
-    endpoint_url: str, table_name: str = "unused", max_attempts: int | None = None
+    endpoint_url: str, table_name: str = "unused", max_attempts: int | None = None, partition_key: str = "row_key"
 ) -> DynamoDBOnlineStore:
-    """A boto3 store on a local endpoint with the default settings (and ``max_attempts`` when given)."""
+    """A boto3 store on a local endpoint with the default settings (and ``max_attempts`` when given), its items keyed
+    by ``partition_key``."""
     from spec.config import OnlineStore as OnlineStoreSettings
 
     settings = OnlineStoreSettings(create_table=True, endpoint_url=endpoint_url)
     if max_attempts is not None:
         settings = settings.replace(max_attempts=max_attempts)
-    return DynamoDBOnlineStore.connect(table_name, settings, LOCAL_CREDENTIALS, endpoint_url)
+    return DynamoDBOnlineStore.connect(
+        table_name, settings, LOCAL_CREDENTIALS, endpoint_url, partition_key=partition_key
+    )
 
 
 def local_online_store(env: Environment, environ: Mapping[str, str] | None = None) -> OnlineStore:
@@ -216,4 +219,6 @@ def local_online_store(env: Environment, environ: Mapping[str, str] | None = Non
             f"variable it prints, or run `mlops publish --env {env.name}`, which starts one for its duration"
         )
     settings = env.online_store.replace(endpoint_url=endpoint, create_table=True)
-    return DynamoDBOnlineStore.connect(env.online_table_name, settings, LOCAL_CREDENTIALS, endpoint)
+    return DynamoDBOnlineStore.connect(
+        env.online_table_name, settings, LOCAL_CREDENTIALS, endpoint, partition_key=env.model.key_name
+    )

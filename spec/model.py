@@ -118,6 +118,9 @@ class ModelSpec(ConfigModel):
     sources: Annotated[tuple[Identifier, ...], Field(min_length=1), AfterValidator(_unique)]
     feature_tables: Annotated[tuple[Identifier, ...], AfterValidator(_unique)] = ()
     key: Annotated[tuple[Column, ...], Field(min_length=1)]
+    # What one value of the key is called: the online store's partition key attribute, and the platform's messages
+    # about it ("flight_key": "flight key incomplete", "flight key part 'carrier' must be ...").
+    key_name: Identifier = "row_key"
     event_date: Identifier
     event_time: Identifier
     features: Annotated[tuple[Feature, ...], Field(min_length=1)]
@@ -199,6 +202,12 @@ class ModelSpec(ConfigModel):
         clash = sorted(set(self.label_detail_names) & set(keys))
         if clash:
             problems.add("label_details", f"name key columns {clash}: a label detail is known later than the key")
+        if self.key_name in {*keys, *features, self.event_time, *reserved}:
+            problems.add(
+                "key_name",
+                f"is {self.key_name!r}, a column of the model's rows: the online store's items carry both; name the "
+                "key something else (say '<entity>_key')",
+            )
 
     def _check_metrics(self, problems: Problems) -> None:
         known = METRICS[self.problem_type]
@@ -316,10 +325,11 @@ class ModelSpec(ConfigModel):
     @property
     def landing_schema(self) -> str:
         """The landed files' schema as Spark DDL (the streaming job reads them with it)."""
-        return ", ".join(f"{c.name} {_SPARK_TYPES[c.type]}" for c in self.landing_columns)
+        return ", ".join(f"{c.name} {SPARK_TYPES[c.type]}" for c in self.landing_columns)
 
 
-_SPARK_TYPES = {
+# Spark DDL of each SQL type the declaration uses.
+SPARK_TYPES = {
     "STRING": "string",
     "BIGINT": "long",
     "INT": "int",

@@ -1,9 +1,9 @@
-"""Where flight files land for the streaming job, and how a stream reads them.
+"""Where a model's files land for the streaming job, and how a stream reads them.
 
-Databricks: Auto Loader (``cloudFiles``) on the raw schema's landing volume, ``/Volumes/<catalog>/raw/landing/flights``
-(declared by the stack). Locally (``local.adapters.LocalLanding``): Spark's file source on a folder under
-``$MLOPS_HOME/landing/<env>/flights``, fed by ``mlops land``. Both read Parquet files of the schedule columns
-(``spec.columns.SCHEDULE_COLUMNS``), at most ``max_files_per_trigger`` files per micro-batch.
+Databricks: Auto Loader (``cloudFiles``) on the raw schema's landing volume (``Environment.landing_path``, declared by
+the stack). Locally (``local.adapters.LocalLanding``): Spark's file source on a folder under
+``$MLOPS_HOME/landing/<env>/``, fed by ``mlops land``. Both read Parquet files of the model's ``landing_columns``
+(``ModelSpec.landing_schema``), at most ``max_files_per_trigger`` files per micro-batch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class Landing(Protocol):
     path: str
 
-    def read_stream(self, spark: SparkSession, schema: StructType, max_files_per_trigger: int) -> DataFrame: ...
+    def read_stream(self, spark: SparkSession, schema: StructType | str, max_files_per_trigger: int) -> DataFrame: ...
 
 
 class DatabricksLanding:
@@ -27,7 +27,7 @@ class DatabricksLanding:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def read_stream(self, spark: SparkSession, schema: StructType, max_files_per_trigger: int) -> DataFrame:
+    def read_stream(self, spark: SparkSession, schema: StructType | str, max_files_per_trigger: int) -> DataFrame:
         return (
             spark.readStream.format("cloudFiles")
             .option("cloudFiles.format", "parquet")

@@ -1,4 +1,4 @@
-"""The online store: the latest prediction per flight in a DynamoDB table, read by key at low latency.
+"""The online store: the latest prediction per key of a model in a DynamoDB table, read by key at low latency.
 
 One boto3 adapter (``DynamoDBOnlineStore``) serves both sides. On Databricks it talks to DynamoDB with the access key
 kept in the environment's secret scope (``online_store.secret_scope``, keys ``aws_access_key_id`` and
@@ -7,12 +7,13 @@ kept in the environment's secret scope (``online_store.secret_scope``, keys ``aw
 back-off are botocore's: ``online_store.retry_mode`` ("adaptive" adds client-side rate limiting to "standard") and
 ``online_store.max_attempts``; this module has no retry loop of its own.
 
-Items (partition key ``flight_key``, a string; see ``to_item``)::
+Items (partition key ``<key_name>`` of the model's declaration, a string; see ``to_item``)::
 
-    flight_key       "2013-03-04#UA#1545#EWR"   sched_date#carrier#flight#origin
-    sched_date, carrier, flight, origin, dest   the flight key's parts (flight a number)
-    time_hour        "2013-03-04T15:00:00.000Z" scheduled departure hour; sched_departure the exact minute
-    prediction       0 | 1                      probability   Decimal, as the predictions table holds it
+    <key_name>       the parts of the model's online_key joined by "#": "2024-05-01#S12#7"
+    the key's parts  each typed: a DATE in ISO, an integer a number, a string as is, a TIMESTAMP ISO 8601 UTC to the
+                     millisecond ("2024-05-01T15:00:00.000Z"); the event time beside them when the key lacks it
+    prediction       a classifier's class (0 | 1), a regressor's value (a number)
+    probability      a classifier's, a number as the predictions table holds it (a regressor has none)
     model_name, model_version, model_alias      the model that scored (alias absent when there was none)
     scored_at_ms     epoch milliseconds (number): the version the write condition compares
     scored_at        the same instant, ISO 8601 UTC; batch_id and source: where the prediction came from
@@ -23,7 +24,7 @@ Writes (``put_latest``), by chunks of at most 100 items of distinct keys (BatchG
    leaves unprocessed are read one by one with GetItem, which botocore retries and backs off).
 2. A key the table does not hold is written by ``Table.batch_writer()`` (BatchWriteItem, 25 items a request).
 3. A key whose stored item is older is written by a conditional PutItem,
-   ``attribute_not_exists(flight_key) OR scored_at_ms < :new``, a few at a time; a ConditionalCheckFailed (another
+   ``attribute_not_exists(<key_name>) OR scored_at_ms < :new``, a few at a time; a ConditionalCheckFailed (another
    writer got there first with a newer prediction) counts as kept newer.
 4. A key whose stored item is as new (same ``scored_at_ms``: unchanged) or newer (kept newer) is not written: a
    republish of what is already there costs reads only.
@@ -32,8 +33,8 @@ Guaranteed: an item the table held when its chunk was read is never replaced by 
 the condition of step 3 atomically), and predictions of the same millisecond never replace each other (the first
 one published stays). What remains: BatchWriteItem carries no condition, so when two publishers write the same *new*
 key in the milliseconds between one's BatchGetItem and its BatchWriteItem, the older prediction can win. Only two
-publish runs overlapping on the same flight can do that (the batch and the streaming jobs both publish); the next
-publish whose lookback window still covers that flight's newest prediction repairs it (step 3). Partly throttled
+publish runs overlapping on the same key can do that (the batch and the streaming jobs both publish); the next
+publish whose lookback window still covers that key's newest prediction repairs it (step 3). Partly throttled
 batch writes come back as unprocessed items, which ``batch_writer`` resends at once: botocore backs off only on
 throttling *errors*.
 """
@@ -51,6 +52,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from spec.columns import PREDICTION, PROBABILITY
 from spec.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -58,47 +60,47 @@ if TYPE_CHECKING:
 
     from spec.config import Environment
     from spec.config import OnlineStore as OnlineStoreSettings
+    from spec.model import ModelSpec
 
 logger = logging.getLogger(__name__)
 
 Item = dict[str, Any]
-PARTITION_KEY = "flight_key"
 VERSION = "scored_at_ms"
 # BatchGetItem reads at most 100 keys a request.
 CHUNK_SIZE = 100
-NEWER_CONDITION = f"attribute_not_exists({PARTITION_KEY}) OR {VERSION} < :new"
-# Conditional puts in flight at once: one request each, so a few in parallel keep the latency per item down.
+# The partition key attribute in expressions, by placeholder: a model names it (``key_name``), and may name it with
+# one of DynamoDB's reserved words.
+KEY_PLACEHOLDER = "#key"
+NEWER_CONDITION = f"attribute_not_exists({KEY_PLACEHOLDER}) OR {VERSION} < :new"
+# Conditional puts sent at once: one request each, so a few in parallel keep the latency per item down.
 PUT_WORKERS = 8
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 30
 # DynamoDB creates an on-demand table in seconds; dynalite in half a second.
 TABLE_WAITER = {"Delay": 1, "MaxAttempts": 120}
 SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key")
-
-# What a publisher hands ``to_item``: the flight key's parts, the score, and instants as epoch milliseconds (so no
-# time zone of the process that reads them can shift them).
-ROW_FIELDS = (
-    "sched_date",
-    "carrier",
-    "flight",
-    "origin",
-    "dest",
-    "time_hour_ms",
-    "sched_departure_ms",
-    "prediction",
-    "probability",
-    "model_name",
-    "model_version",
-    "model_alias",
-    "scored_at_ms",
-    "batch_id",
-    "source",
-)
-_REQUIRED = (
-    *("sched_date", "carrier", "flight", "origin", "dest", "time_hour_ms"),
-    *("prediction", "probability", "model_name", "model_version", "scored_at_ms"),
-)
+# What a prediction row carries besides the model's key and outputs (``row_fields``).
+_METADATA = ("model_name", "model_version", "model_alias", "scored_at_ms", "batch_id", "source")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def millis_fields(spec: ModelSpec) -> tuple[str, ...]:
+    """The instants of a prediction row that a publisher hands ``to_item`` as epoch milliseconds (``<name>_ms``), so
+    no time zone of the process that reads them can shift them: the key's TIMESTAMP parts, the event time, scored_at."""
+    key_times = tuple(c.name for c in spec.key if c.type == "TIMESTAMP")
+    return (*key_times, *spec.event_time_in_rows, "scored_at")
+
+
+def row_fields(spec: ModelSpec) -> tuple[str, ...]:
+    """What a publisher hands ``to_item``: the key's parts, the event time, the outputs and where they came from."""
+    key = tuple(f"{c.name}_ms" if c.type == "TIMESTAMP" else c.name for c in spec.key)
+    event_time = tuple(f"{name}_ms" for name in spec.event_time_in_rows)
+    return (*key, *event_time, *spec.outputs, *_METADATA)
+
+
+def _required(spec: ModelSpec) -> tuple[str, ...]:
+    key = tuple(f"{c.name}_ms" if c.type == "TIMESTAMP" else c.name for c in spec.key)
+    return (*key, *spec.outputs, "model_name", "model_version", VERSION)
 
 
 class OnlineStoreError(MlopsError):
@@ -157,16 +159,43 @@ class Credentials:
 # The item layout: pure functions, shared by the publisher, the lookups and their tests.
 
 
-def flight_key(sched_date: date, carrier: str, flight: int, origin: str) -> str:
-    """The partition key of a flight: ``<sched_date>#<carrier>#<flight>#<origin>``."""
-    for name, part in (("carrier", carrier), ("origin", origin)):
-        if not isinstance(part, str) or not part or "#" in part:
-            raise ValueError(f"flight key part {name!r} must be a non-empty string without '#', got {part!r}")
-    if not isinstance(sched_date, date) or isinstance(sched_date, datetime):
-        raise ValueError(f"flight key part 'sched_date' must be a date, got {sched_date!r}")
-    if isinstance(flight, bool) or not isinstance(flight, int) or flight < 0:
-        raise ValueError(f"flight key part 'flight' must be a non-negative integer, got {flight!r}")
-    return f"{sched_date.isoformat()}#{carrier}#{flight}#{origin}"
+def _noun(spec: ModelSpec) -> str:
+    return spec.key_name.replace("_", " ")
+
+
+def _key_part(spec: ModelSpec, name: str, sql_type: str, value: Any) -> str:
+    """One part of the partition key as text; a ValueError naming it when it cannot be one."""
+    what = f"{_noun(spec)} part {name!r}"
+    if sql_type == "STRING":
+        if not isinstance(value, str) or not value or "#" in value:
+            raise ValueError(f"{what} must be a non-empty string without '#', got {value!r}")
+        return value
+    if sql_type == "DATE":
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise ValueError(f"{what} must be a date, got {value!r}")
+        return value.isoformat()
+    if sql_type in ("BIGINT", "INT", "TIMESTAMP"):
+        # A TIMESTAMP part comes as epoch milliseconds (``row_fields``).
+        if isinstance(value, bool) or not isinstance(value, int) or (sql_type != "TIMESTAMP" and value < 0):
+            kind = "epoch milliseconds (an integer)" if sql_type == "TIMESTAMP" else "a non-negative integer"
+            raise ValueError(f"{what} must be {kind}, got {value!r}")
+        return iso_millis(value) if sql_type == "TIMESTAMP" else str(value)
+    if sql_type == "BOOLEAN":
+        if not isinstance(value, bool):
+            raise ValueError(f"{what} must be a boolean, got {value!r}")
+        return "true" if value else "false"
+    return str(number(value, what))
+
+
+def online_key(spec: ModelSpec, row: Mapping[str, Any]) -> str:
+    """The partition key of a row: the parts of the model's ``online_key`` joined by "#", each as ``key_id`` of
+    ``jobs.core.requests`` writes it (a TIMESTAMP to the millisecond); a ValueError naming a part that cannot be one."""
+    types = {c.name: c.type for c in spec.key}
+    parts = []
+    for name in spec.online_key:
+        field = f"{name}_ms" if types[name] == "TIMESTAMP" else name
+        parts.append(_key_part(spec, name, types[name], row.get(field)))
+    return "#".join(parts)
 
 
 def iso_millis(epoch_ms: int) -> str:
@@ -175,39 +204,63 @@ def iso_millis(epoch_ms: int) -> str:
     return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def probability_number(value: float) -> Decimal:
-    """A probability as a DynamoDB number: the shortest decimal that reads back as the same double."""
+def number(value: float, what: str) -> Decimal:
+    """A finite number as a DynamoDB number: the shortest decimal that reads back as the same double."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"probability must be a finite number, got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"probability must be between 0 and 1, got {value!r}")
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
     return Decimal(repr(float(value)))
 
 
-def to_item(row: Mapping[str, Any]) -> Item:
-    """The DynamoDB item of one prediction row (``ROW_FIELDS``); a ValueError naming the field when it is invalid."""
-    missing = [name for name in _REQUIRED if row.get(name) is None]
+def probability_number(value: float) -> Decimal:
+    """A probability as a DynamoDB number (``number``), checked to lie in [0, 1]."""
+    decimal = number(value, "probability")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"probability must be between 0 and 1, got {value!r}")
+    return decimal
+
+
+def _attribute(value: Any, sql_type: str, name: str) -> Any:
+    """A key part as an item attribute, in its type."""
+    if sql_type == "DATE":
+        return value.isoformat()
+    if sql_type in ("BIGINT", "INT"):
+        return int(value)
+    if sql_type == "TIMESTAMP":
+        return iso_millis(value)
+    if sql_type == "DOUBLE":
+        return number(value, name)
+    if sql_type == "BOOLEAN":
+        return bool(value)
+    return value
+
+
+def to_item(spec: ModelSpec, row: Mapping[str, Any]) -> Item:
+    """The DynamoDB item of one prediction row (``row_fields``); a ValueError naming the field when it is invalid."""
+    missing = [name for name in _required(spec) if row.get(name) is None]
     if missing:
-        raise ValueError(f"prediction row {_describe(row)} has no value for {', '.join(missing)}")
-    if row["prediction"] not in (0, 1) or isinstance(row["prediction"], bool):
-        raise ValueError(f"prediction row {_describe(row)}: prediction must be 0 or 1, got {row['prediction']!r}")
-    item: Item = {
-        PARTITION_KEY: flight_key(row["sched_date"], row["carrier"], row["flight"], row["origin"]),
-        "sched_date": row["sched_date"].isoformat(),
-        "carrier": row["carrier"],
-        "flight": int(row["flight"]),
-        "origin": row["origin"],
-        "dest": row["dest"],
-        "time_hour": iso_millis(row["time_hour_ms"]),
-        "prediction": int(row["prediction"]),
-        "probability": probability_number(row["probability"]),
-        "model_name": str(row["model_name"]),
-        "model_version": str(row["model_version"]),
-        VERSION: int(row["scored_at_ms"]),
-        "scored_at": iso_millis(row["scored_at_ms"]),
-    }
+        raise ValueError(f"prediction row {_describe(spec, row)} has no value for {', '.join(missing)}")
+    item: Item = {spec.key_name: online_key(spec, row)}
+    for column in spec.key:
+        field = f"{column.name}_ms" if column.type == "TIMESTAMP" else column.name
+        item[column.name] = _attribute(row[field], column.type, column.name)
+    prediction = row[PREDICTION]
+    if spec.is_classifier:
+        if prediction not in (0, 1) or isinstance(prediction, bool):
+            raise ValueError(f"prediction row {_describe(spec, row)}: prediction must be 0 or 1, got {prediction!r}")
+        item[PREDICTION] = int(prediction)
+        item[PROBABILITY] = probability_number(row[PROBABILITY])
+    else:
+        item[PREDICTION] = number(prediction, "prediction")
+    item.update(
+        {
+            "model_name": str(row["model_name"]),
+            "model_version": str(row["model_version"]),
+            VERSION: int(row[VERSION]),
+            "scored_at": iso_millis(row[VERSION]),
+        }
+    )
     optional = {
-        "sched_departure": None if row.get("sched_departure_ms") is None else iso_millis(row["sched_departure_ms"]),
+        **{name: _instant(row.get(f"{name}_ms")) for name in spec.event_time_in_rows},
         "model_alias": row.get("model_alias"),
         "batch_id": row.get("batch_id"),
         "source": row.get("source"),
@@ -217,9 +270,12 @@ def to_item(row: Mapping[str, Any]) -> Item:
     return item
 
 
-def _describe(row: Mapping[str, Any]) -> str:
-    parts = ("sched_date", "carrier", "flight", "origin")
-    return "(" + ", ".join(f"{name}={row.get(name)!r}" for name in parts) + ")"
+def _instant(epoch_ms: int | None) -> str | None:
+    return None if epoch_ms is None else iso_millis(epoch_ms)
+
+
+def _describe(spec: ModelSpec, row: Mapping[str, Any]) -> str:
+    return "(" + ", ".join(f"{name}={row.get(name)!r}" for name in spec.online_key) + ")"
 
 
 def plan(new_version: int, stored_version: int | None) -> Action:
@@ -237,12 +293,13 @@ def chunked(items: Iterable[Item], size: int = CHUNK_SIZE) -> Iterator[list[Item
         yield chunk
 
 
-def check_distinct_keys(chunk: list[Item]) -> list[str]:
+def check_distinct_keys(chunk: list[Item], partition_key: str) -> list[str]:
     """The chunk's keys; a ValueError when two items share one (a batch request rejects duplicate keys)."""
-    keys = [item[PARTITION_KEY] for item in chunk]
+    keys = [item[partition_key] for item in chunk]
     if len(set(keys)) != len(keys):
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        raise ValueError(f"items share the flight keys {duplicates}: publish one item (the latest) per key")
+        noun = partition_key.replace("_", " ")
+        raise ValueError(f"items share the {noun}s {duplicates}: publish one item (the latest) per key")
     return keys
 
 
@@ -269,8 +326,12 @@ def client_config(settings: OnlineStoreSettings) -> Config:
 class DynamoDBOnlineStore:
     """The online store as a DynamoDB table, through boto3 (DynamoDB on AWS, dynalite locally)."""
 
-    def __init__(self, resource: Any, table_name: str, settings: OnlineStoreSettings, where: str) -> None:
+    def __init__(
+        self, resource: Any, table_name: str, settings: OnlineStoreSettings, where: str, partition_key: str
+    ) -> None:
         self.table_name = table_name
+        # The model's key_name: the partition key attribute of every item.
+        self.partition_key = partition_key
         self.settings = settings
         self.where = where
         self._table = resource.Table(table_name)
@@ -284,6 +345,8 @@ class DynamoDBOnlineStore:
         settings: OnlineStoreSettings,
         credentials: Credentials,
         endpoint_url: str | None = None,
+        *,
+        partition_key: str,
     ) -> DynamoDBOnlineStore:
         import boto3
 
@@ -293,7 +356,7 @@ class DynamoDBOnlineStore:
             region_name=settings.region,
         )
         resource = session.resource("dynamodb", endpoint_url=endpoint_url, config=client_config(settings))
-        return cls(resource, table_name, settings, endpoint_url or f"AWS region {settings.region}")
+        return cls(resource, table_name, settings, endpoint_url or f"AWS region {settings.region}", partition_key)
 
     def ensure_table(self) -> None:
         if not self._table_exists():
@@ -310,7 +373,9 @@ class DynamoDBOnlineStore:
 
     def get(self, key: str) -> Item | None:
         with self._failures("reading an item (GetItem)"):
-            response = self.client.get_item(TableName=self.table_name, Key={PARTITION_KEY: key}, ConsistentRead=True)
+            response = self.client.get_item(
+                TableName=self.table_name, Key={self.partition_key: key}, ConsistentRead=True
+            )
         return response.get("Item")
 
     def count(self) -> int:
@@ -336,15 +401,15 @@ class DynamoDBOnlineStore:
         if not self.settings.create_table:
             raise OnlineStoreError(
                 f"DynamoDB table {self.table_name!r} ({self.where}) does not exist: create it (partition key "
-                f"{PARTITION_KEY!r}, a string) or set online_store.create_table for this environment"
+                f"{self.partition_key!r}, a string) or set online_store.create_table for this environment"
             )
         logger.info("creating DynamoDB table %s (%s, on-demand capacity)", self.table_name, self.where)
         with self._failures("creating the table (CreateTable)"):
             try:
                 self.client.create_table(
                     TableName=self.table_name,
-                    KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
-                    AttributeDefinitions=[{"AttributeName": PARTITION_KEY, "AttributeType": "S"}],
+                    KeySchema=[{"AttributeName": self.partition_key, "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": self.partition_key, "AttributeType": "S"}],
                     BillingMode="PAY_PER_REQUEST",
                 )
             except ClientError as e:
@@ -353,10 +418,10 @@ class DynamoDBOnlineStore:
                     raise
 
     def _put_chunk(self, chunk: list[Item], pool: ThreadPoolExecutor) -> WriteCounts:
-        keys = check_distinct_keys(chunk)
+        keys = check_distinct_keys(chunk, self.partition_key)
         with self._failures("reading the stored versions (BatchGetItem)"):
             stored = self._stored_versions(keys)
-        actions = [plan(item[VERSION], stored.get(item[PARTITION_KEY])) for item in chunk]
+        actions = [plan(item[VERSION], stored.get(item[self.partition_key])) for item in chunk]
         inserts = [item for item, action in zip(chunk, actions, strict=True) if action == "insert"]
         replaces = [item for item, action in zip(chunk, actions, strict=True) if action == "replace"]
         with self._failures("writing new items (BatchWriteItem)"):
@@ -373,9 +438,13 @@ class DynamoDBOnlineStore:
         )
 
     def _stored_versions(self, keys: list[str]) -> dict[str, int]:
-        request = {"ConsistentRead": True, "ProjectionExpression": f"{PARTITION_KEY}, {VERSION}"}
+        request = {
+            "ConsistentRead": True,
+            "ProjectionExpression": f"{KEY_PLACEHOLDER}, {VERSION}",
+            "ExpressionAttributeNames": {KEY_PLACEHOLDER: self.partition_key},
+        }
         response = self.client.batch_get_item(
-            RequestItems={self.table_name: {"Keys": [{PARTITION_KEY: key} for key in keys], **request}}
+            RequestItems={self.table_name: {"Keys": [{self.partition_key: key} for key in keys], **request}}
         )
         found = response.get("Responses", {}).get(self.table_name, [])
         # Keys DynamoDB could not serve now (throttled, size): one GetItem each, retried and backed off by botocore.
@@ -384,7 +453,7 @@ class DynamoDBOnlineStore:
             item = self.client.get_item(TableName=self.table_name, Key=key, **request).get("Item")
             if item is not None:
                 found.append(item)
-        return {item[PARTITION_KEY]: int(item[VERSION]) for item in found if VERSION in item}
+        return {item[self.partition_key]: int(item[VERSION]) for item in found if VERSION in item}
 
     def _put_if_newer(self, item: Item) -> bool:
         """True when written; False when the table holds a prediction at least as new (checked by DynamoDB)."""
@@ -395,6 +464,7 @@ class DynamoDBOnlineStore:
                 TableName=self.table_name,
                 Item=item,
                 ConditionExpression=NEWER_CONDITION,
+                ExpressionAttributeNames={KEY_PLACEHOLDER: self.partition_key},
                 ExpressionAttributeValues={":new": item[VERSION]},
             )
         except ClientError as e:
@@ -432,7 +502,9 @@ def databricks_online_store(env: Environment) -> Callable[[], OnlineStore]:
     def build() -> OnlineStore:
         settings = env.online_store
         credentials = Credentials(*(_secret(settings.secret_scope, key) for key in SECRET_KEYS))
-        return DynamoDBOnlineStore.connect(env.online_table_name, settings, credentials, settings.endpoint_url)
+        return DynamoDBOnlineStore.connect(
+            env.online_table_name, settings, credentials, settings.endpoint_url, partition_key=env.model.key_name
+        )
 
     return build
 

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from jobs.core.requests import flight_key_id
+from jobs.core.requests import key_id
 from local.demo import ReplayError
 from local.paths import table_path
 from models.flight_delay.columns import FEATURE_COLUMNS
@@ -65,7 +65,7 @@ class Traffic:
         with httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as client:
             for _, row in sample.iterrows():
                 record = {c: (None if pd.isna(row[c]) else row[c]) for c in FEATURE_COLUMNS}
-                body = {"dataframe_records": [record], "client_request_id": flight_key_id(row)}
+                body = {"dataframe_records": [record], "client_request_id": key_id(self.env.model, row)}
                 started = time.perf_counter()
                 response = client.post(url, json=body)
                 latencies.append((time.perf_counter() - started) * 1000)

@@ -25,6 +25,7 @@ SPEC = ModelSpec(
         Column(name="dest", type="STRING"),
         Column(name="time_hour", type="TIMESTAMP"),
     ),
+    key_name="flight_key",
     event_date="sched_date",
     event_time="sched_departure",
     features=(

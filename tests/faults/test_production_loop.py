@@ -217,7 +217,7 @@ def served_requests(champion_version: str) -> list[dict]:
     import pandas as pd
 
     from jobs.core.model import model_frame, predict_proba
-    from jobs.core.requests import flight_key_id
+    from jobs.core.requests import key_id
     from jobs.platform.registry import ModelRef
     from jobs.scoring import stage_model
     from models.flight_delay.features import flight_features
@@ -239,7 +239,7 @@ def served_requests(champion_version: str) -> list[dict]:
     return [
         {
             "databricks_request_id": f"req-{i}",
-            "client_request_id": flight_key_id(r),
+            "client_request_id": key_id(ENV.model, r),
             "request_date": now.date(),
             "request_time": now,
             "endpoint_name": ENV.endpoint_name,

@@ -27,6 +27,7 @@ from jobs.platform.registry import CHAMPION, ModelRef
 from local.landing import land_flights, landing_arrow_schema
 from local.paths import table_path
 from models.flight_delay.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
+from models.flight_delay.sources import source_frames
 from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
@@ -70,7 +71,7 @@ def register_champion(training_end: str, max_rows: int) -> str:
 
 
 def scheduled_flights(start: str, end: str) -> int:
-    flights, _ = ingest.source_frames(date.fromisoformat(start), date.fromisoformat(end))
+    flights, _ = source_frames(date.fromisoformat(start), date.fromisoformat(end))
     return len(flights)
 
 
@@ -272,7 +273,7 @@ def labelled(table_name: str, day: str) -> tuple[int, int]:
 def test_labels_arrive_only_for_flights_before_the_day_and_only_once(champion):
     from jobs import labels
 
-    flights, _ = ingest.source_frames(date(2013, 3, 4), date(2013, 3, 5))
+    flights, _ = source_frames(date(2013, 3, 4), date(2013, 3, 5))
     arrived = flights[flights["arr_delay"].notna()]
     per_day = {d: int(((arrived["month"] == 3) & (arrived["day"] == d)).sum()) for d in (4, 5)}
 
@@ -358,9 +359,10 @@ def champion_version(platform) -> str:
 
 def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_answered(champion):
     from jobs import labels
-    from jobs.core.requests import flight_key_id
+    from jobs.core.requests import key_id
     from models.flight_delay.features import flight_features
-    from spec.columns import FEATURE_COLUMNS
+
+    feature_columns = ENV.model.feature_names
 
     platform = build_platform(ENV)
     tables = platform.tables
@@ -368,8 +370,8 @@ def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_a
         tables.read(ENV.flights_table), tables.read(ENV.weather_features_table), date(2013, 3, 8), date(2013, 3, 8)
     )
     rows = day.limit(40).toPandas()
-    records = [{c: (None if pd.isna(r[c]) else r[c]) for c in FEATURE_COLUMNS} for _, r in rows.iterrows()]
-    keys = [flight_key_id(r) for _, r in rows.iterrows()]
+    records = [{c: (None if pd.isna(r[c]) else r[c]) for c in feature_columns} for _, r in rows.iterrows()]
+    keys = [key_id(ENV.model, r) for _, r in rows.iterrows()]
     serve(platform, records, keys, champion)
 
     result = labels.label(platform, as_of=date(2013, 3, 9))
@@ -411,9 +413,10 @@ def log_inference(rows: list[dict]) -> None:
 
 def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reason(champion, caplog):
     from jobs import labels
-    from jobs.core.requests import flight_key_id
+    from jobs.core.requests import key_id
     from models.flight_delay.features import flight_features
-    from spec.columns import FEATURE_COLUMNS
+
+    feature_columns = ENV.model.feature_names
 
     # given: beside one good served request, four that the endpoint answered but that cannot be unpacked
     platform = build_platform(ENV)
@@ -422,7 +425,7 @@ def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reas
         tables.read(ENV.flights_table), tables.read(ENV.weather_features_table), date(2013, 3, 7), date(2013, 3, 7)
     )
     row = next(day.limit(1).toPandas().iterrows())[1]
-    record, key = {c: (None if pd.isna(row[c]) else row[c]) for c in FEATURE_COLUMNS}, flight_key_id(row)
+    record, key = {c: (None if pd.isna(row[c]) else row[c]) for c in feature_columns}, key_id(ENV.model, row)
     serve(platform, [record], [key], champion)
     two_records = json.dumps({"dataframe_records": [record, record]}, default=str)
     malformed = {

@@ -115,7 +115,7 @@ def publish_item(flight: int, scored_at: datetime) -> dict:
     """The item the publisher makes of ``prediction(flight, scored_at)``."""
     row = prediction(flight, scored_at)
     millis = {name: int(row[name].timestamp() * 1000) for name in ("time_hour", "sched_departure", "scored_at")}
-    return to_item({**row, **{f"{name}_ms": value for name, value in millis.items()}})
+    return to_item(DEV.model, {**row, **{f"{name}_ms": value for name, value in millis.items()}})
 
 
 def write_predictions(spark, tables, env: Environment, rows: list[dict]) -> int:
@@ -583,7 +583,7 @@ def test_dynalite_refuses_a_taken_port_and_a_missing_install(tmp_path, dynalite)
 def test_dynalite_persists_its_tables_and_stops_for_good(tmp_path):
     path = tmp_path / "dynamodb"
     with Dynalite(path) as first:
-        store = local_store_at(first.endpoint_url, "persisted")
+        store = local_store_at(first.endpoint_url, "persisted", partition_key="flight_key")
         store.ensure_table()
         store.put_latest([publish_item(1545, T1)])
         endpoint = first.endpoint_url
@@ -594,4 +594,6 @@ def test_dynalite_persists_its_tables_and_stops_for_good(tmp_path):
         f'attempts): Could not connect to the endpoint URL: "{endpoint}/"'
     )
     with Dynalite(path) as second:
-        assert local_store_at(second.endpoint_url, "persisted").get("2013-03-04#UA#1545#EWR") == expected_item(1545, T1)
+        assert local_store_at(second.endpoint_url, "persisted", partition_key="flight_key").get(
+            "2013-03-04#UA#1545#EWR"
+        ) == expected_item(1545, T1)

@@ -12,22 +12,34 @@ import pytest
 
 from jobs import publish
 from jobs.platform.online_store import (
+    KEY_PLACEHOLDER,
     NEWER_CONDITION,
-    ROW_FIELDS,
     OnlineStoreError,
     WriteCounts,
     check_distinct_keys,
     chunked,
     client_config,
     databricks_online_store,
-    flight_key,
     iso_millis,
+    online_key,
     plan,
     probability_number,
-    to_item,
+    row_fields,
 )
+from jobs.platform.online_store import to_item as spec_to_item
 from local.dynalite import local_online_store
+from models.flight_delay.spec import SPEC
 from spec.config import ENVIRONMENTS
+
+
+def to_item(row: dict) -> dict:
+    """The flight model's item of ``row``."""
+    return spec_to_item(SPEC, row)
+
+
+def flight_key(*parts) -> str:
+    return online_key(SPEC, dict(zip(SPEC.online_key, parts, strict=True)))
+
 
 # 2024-05-01T10:00:00Z and 2013-03-04T15:00:00Z as epoch milliseconds.
 SCORED_AT_MS = 1714557600000
@@ -57,7 +69,7 @@ def row(**overrides) -> dict:
 
 
 def test_the_row_fields_are_what_to_item_reads():
-    assert set(row()) == set(ROW_FIELDS)
+    assert list(row()) == list(row_fields(SPEC))
 
 
 def test_a_flight_key_is_date_carrier_flight_origin():
@@ -174,15 +186,16 @@ def test_the_write_plan_never_replaces_an_item_at_least_as_new(stored, action):
 
 
 def test_the_conditional_put_only_replaces_an_older_item():
-    assert NEWER_CONDITION == "attribute_not_exists(flight_key) OR scored_at_ms < :new"
+    # The partition key attribute by placeholder (the model names it: a DynamoDB reserved word is allowed).
+    assert (NEWER_CONDITION, KEY_PLACEHOLDER) == ("attribute_not_exists(#key) OR scored_at_ms < :new", "#key")
 
 
 def test_items_go_in_chunks_of_at_most_100_distinct_keys():
     items = [{"flight_key": f"k{i}"} for i in range(250)]
     assert [len(chunk) for chunk in chunked(items)] == [100, 100, 50]
-    assert check_distinct_keys(items[:3]) == ["k0", "k1", "k2"]
+    assert check_distinct_keys(items[:3], "flight_key") == ["k0", "k1", "k2"]
     with pytest.raises(ValueError) as error:
-        check_distinct_keys([{"flight_key": "a"}, {"flight_key": "b"}, {"flight_key": "a"}])
+        check_distinct_keys([{"flight_key": "a"}, {"flight_key": "b"}, {"flight_key": "a"}], "flight_key")
     assert str(error.value) == "items share the flight keys ['a']: publish one item (the latest) per key"
 
 
