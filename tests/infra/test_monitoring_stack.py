@@ -145,7 +145,11 @@ def regression_stack(tmp_path_factory):
         patch.setitem(sys.modules, package.__name__, package)
         load_model_spec.cache_clear()
         try:
-            env = ENVIRONMENTS["dev"].replace(model_name=REGRESSOR.name, monitoring={"max_mean_absolute_error": 9.5})
+            env = ENVIRONMENTS["dev"].replace(
+                models=({"name": REGRESSOR.name},),
+                model_name=REGRESSOR.name,
+                monitoring={"max_mean_absolute_error": 9.5},
+            )
             build_app({env.name: env}, outdir=str(outdir), code_version=CODE_VERSION).synth()
             specs = monitoring.alerts(env)
         finally:
