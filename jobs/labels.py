@@ -39,6 +39,7 @@ from models.flight_delay.columns import (
     SCHEDULED_DATE,
     SCHEDULED_DEPARTURE,
     SCORED_FEATURES,
+    SPEC,
 )
 from models.flight_delay.data import flight_labels
 from spec.columns import LABEL, PREDICTION, PROBABILITY
@@ -121,7 +122,7 @@ def served_rows(
     if not rows:
         return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
     frame = pd.DataFrame(rows)
-    features = model_frame(frame)
+    features = model_frame(SPEC, frame)
     frame[PROBABILITY] = 0.0
     for (name, version), index in frame.groupby(["model_name", "model_version"]).groups.items():
         model = mlflow.sklearn.load_model(stage_model(platform, ModelRef(name, version)))

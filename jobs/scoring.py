@@ -32,6 +32,7 @@ from models.flight_delay.columns import (
     REJECT_COLUMNS,
     SCHEDULED_DEPARTURE,
     SCORED_FEATURES,
+    SPEC,
 )
 from spec.columns import PREDICTION, PROBABILITY, REJECT_REASON
 
@@ -99,7 +100,7 @@ def _score_batches(path: str, batches: Iterator[pd.DataFrame]) -> Iterator[pd.Da
     for batch in batches:
         if batch.empty:
             continue
-        frame = model_frame(batch)
+        frame = model_frame(SPEC, batch)
         probability = predict_proba(model, frame)
         out = batch[[*FLIGHT_KEY, SCHEDULED_DEPARTURE]].copy()
         for column in SCORED_FEATURES:
