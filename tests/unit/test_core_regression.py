@@ -244,3 +244,22 @@ def test_online_a_lower_error_by_the_relative_margin_promotes_and_a_higher_one_r
     assert (ramped.action, ramped.challenger_percent) == ("ramp", 20)
     waiting = online_decision(champion_value=None, challenger_value=3.0, **common)
     assert waiting.action == "wait" and "with both classes" not in waiting.reason
+
+
+def test_a_classifier_is_gated_and_promoted_on_the_environment_a_regressor_on_its_declaration():
+    from jobs.deploy import promotion_terms
+    from jobs.validate import gates
+    from models.flight_delay.spec import SPEC as FLIGHT_DELAY
+    from spec.config import Promotion, Validation
+
+    # The environment's min_roc_auc is the classifier's floor (config tightens it per environment) ...
+    strict = Validation(min_roc_auc=0.7)
+    assert gates(FLIGHT_DELAY, strict, None) == [MetricGate("min_roc_auc", "roc_auc", 0.7, "roc_auc must be >= 0.7000")]
+    # ... and has nothing to say about a regressor, gated on its declared thresholds and its champion's error.
+    assert [(g.name, g.threshold) for g in gates(SPEC, strict, 4.0)] == [
+        ("max_mean_absolute_error", 5.0),
+        ("min_r2_score", 0.3),
+        ("vs_champion", pytest.approx(4.2)),
+    ]
+    assert promotion_terms(FLIGHT_DELAY, Promotion()) == ("roc_auc", 0.62)
+    assert promotion_terms(SPEC, Promotion()) == ("mean_absolute_error", 5.0)
