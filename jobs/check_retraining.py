@@ -74,9 +74,9 @@ class RetrainingCheck:
 
 
 def latest_labelled_date(platform: Platform) -> date | None:
+    """The latest ``event_date`` of the model's predictions whose label is known (None before any)."""
     from pyspark.sql import functions as F
 
-    """The latest ``event_date`` of the model's predictions whose label is known (None before any)."""
     table, event_date = platform.env.predictions_table, platform.env.model.event_date
     if not platform.tables.exists(table):
         return None
