@@ -2,10 +2,10 @@
 
 Runs the SQL of every alert that starts retraining (``spec.monitoring.alerts``: drift and quality of the
 predictions; the very text the SQL alerts run) and looks at the Champion's age: how far the data it was trained on
-ends before the latest labelled flight. Retrains when an alert's condition holds (unless the newest version, promoted
+ends before the latest labelled event. Retrains when an alert's condition holds (unless the newest version, promoted
 or not, is younger than ``retraining.alert_cooldown_days``), or when the Champion is older than
 ``retraining.max_model_age_days`` (the schedule, as an age), or when there is no Champion. The training window ends
-at the latest labelled flight and spans ``retraining.window_days``.
+at the latest labelled event and spans ``retraining.window_days``.
 
 Each alert's rows are judged by ``jobs.core.alert_verdict``, the very verdict the local alerts apply: an alert whose
 query failed, returned no row, no ``triggered`` column, NULL, NaN or a non-number is in ERROR. An alert in ERROR
@@ -31,7 +31,6 @@ from jobs.core.alert_verdict import run_alert_query
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
-from models.flight_delay.columns import SCHEDULED_DATE
 from spec.columns import LABEL
 from spec.monitoring import alerts, describe_alert_row
 
@@ -74,13 +73,14 @@ class RetrainingCheck:
 
 
 def latest_labelled_date(platform: Platform) -> date | None:
+    """The latest ``event_date`` of the model's predictions whose label is known (None before any)."""
     from pyspark.sql import functions as F
 
-    table = platform.env.predictions_table
+    table, event_date = platform.env.predictions_table, platform.env.model.event_date
     if not platform.tables.exists(table):
         return None
-    labelled = platform.tables.read(table, columns=[SCHEDULED_DATE, LABEL]).where(F.col(LABEL).isNotNull())
-    return labelled.agg(F.max(SCHEDULED_DATE)).collect()[0][0]
+    labelled = platform.tables.read(table, columns=[event_date, LABEL]).where(F.col(LABEL).isNotNull())
+    return labelled.agg(F.max(event_date)).collect()[0][0]
 
 
 def holding_alerts(platform: Platform) -> AlertsSay:
@@ -123,7 +123,7 @@ def check(platform: Platform) -> RetrainingCheck:
         if newest_age < cfg.alert_cooldown_days:
             notes.append(
                 f"{'; '.join(reasons)}; but v{newest} was trained on data up to {newest_age} days before the latest "
-                f"labelled flight (less than retraining.alert_cooldown_days, {cfg.alert_cooldown_days}): not again yet"
+                f"labelled event (less than retraining.alert_cooldown_days, {cfg.alert_cooldown_days}): not again yet"
             )
             reasons = []
     champion = registry.alias_version(CHAMPION)
@@ -135,11 +135,11 @@ def check(platform: Platform) -> RetrainingCheck:
         if age > cfg.max_model_age_days:
             reasons.append(
                 f"the champion v{champion} was trained on data up to {until}, {age} days before the latest "
-                f"labelled flight (more than {cfg.max_model_age_days})"
+                f"labelled event (more than {cfg.max_model_age_days})"
             )
     if latest is None:
         return RetrainingCheck(
-            False, ("no labelled flight yet: nothing to train on",), None, None, said.errors, said.no_data
+            False, ("no labelled event yet: nothing to train on",), None, None, said.errors, said.no_data
         )
     start = latest - timedelta(days=cfg.window_days - 1)
     return RetrainingCheck(bool(reasons), tuple(reasons or notes), start, latest, said.errors, said.no_data)

@@ -3,12 +3,13 @@
 Refuses (exit 1) a version whose ``model_validation_status`` is not PASSED. Otherwise it scores the version and
 the current ``champion`` on the same held-out rows (the version's ``test_start``..``test_end``), logs both to an
 MLflow run, and decides with ``promotion_decision``: promote when the Challenger is no worse than the Champion
-minus ``promotion.margin`` on ``promotion.metric``; with no Champion yet it must reach
-``promotion.business_threshold``. Promotion moves the alias ``champion`` to the version, points
-``previous_champion`` at the version it replaced and records it in the version tag ``previous_champion_version``
-(the rollback chain). Then the endpoint is set to serve the Champion, with ``serving.challenger_traffic_percent``
-of the traffic for a different validated Challenger (a version that passed validation but was not promoted keeps
-the alias ``challenger``).
+by more than ``promotion.margin`` on the metric, in its direction; with no Champion yet it must reach the business
+threshold. A classifier is compared on ``promotion.metric`` with ``promotion.business_threshold``, a regressor on
+its declaration's primary metric with its declared threshold on it (``promotion_terms``). Promotion moves the alias
+``champion`` to the version, points ``previous_champion`` at the version it replaced and records it in the version
+tag ``previous_champion_version`` (the rollback chain). Then the endpoint is set to serve the Champion, with
+``serving.challenger_traffic_percent`` of the traffic for a different validated Challenger (a version that passed
+validation but was not promoted keeps the alias ``challenger``).
 
 Serving and rollback (``champion`` back to ``previous_champion``) live in ``jobs.promotion``, which the CLI uses too.
 
@@ -23,14 +24,16 @@ from dataclasses import dataclass
 
 from jobs.core import contract
 from jobs.core.decisions import PASSED, Decision, promotion_decision
-from jobs.core.evaluation import classification_metrics
-from jobs.core.model import predict_proba
+from jobs.core.evaluation import quality_metrics
+from jobs.core.model import scores
 from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, positive_int, run_job
 from jobs.platform.registry import CHAMPION, ModelRef
 from jobs.promotion import promote, update_serving
 from spec.columns import LABEL
+from spec.config import Promotion
+from spec.model import ModelSpec
 
 logger = logging.getLogger("jobs.deploy")
 
@@ -67,21 +70,24 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
         _set_values(platform, promoted=True, champion=champion)
         return DeployResult(ref, Decision(True, "already the champion"), champion, None, {}, None)
 
+    spec = platform.model.spec
     start, end = evaluation_period(tags, None, None, ref.uri)
-    data, lineage = evaluation_frame(platform, start, end)
+    data, _, lineage = evaluation_frame(platform, start, end)
     features, y = data.drop(columns=[LABEL]), data[LABEL].to_numpy()
-    challenger_metrics = classification_metrics(y, predict_proba(mlflow.sklearn.load_model(ref.uri), features))
-    champion_metrics = None
-    if champion is not None:
-        champion_model = mlflow.sklearn.load_model(ModelRef(ref.name, champion).uri)
-        champion_metrics = classification_metrics(y, predict_proba(champion_model, features))
-    metric, promotion = env.promotion.metric, env.promotion
+
+    def measure(uri: str) -> dict[str, float]:
+        return quality_metrics(spec.problem_type, y, scores(spec, mlflow.sklearn.load_model(uri), features))
+
+    challenger_metrics = measure(ref.uri)
+    champion_metrics = None if champion is None else measure(ModelRef(ref.name, champion).uri)
+    promotion = env.promotion
+    metric, business_threshold = promotion_terms(spec, promotion)
     decision = promotion_decision(
         challenger_metrics[metric],
         None if champion_metrics is None else champion_metrics[metric],
         metric,
         promotion.margin,
-        promotion.business_threshold,
+        business_threshold,
     )
     with mlflow.start_run(run_name=f"deploy {ref.name} v{ref.version}"):
         mlflow.set_tags(
@@ -98,9 +104,7 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
                 **lineage,
             }
         )
-        mlflow.log_params(
-            {"metric": metric, "margin": promotion.margin, "business_threshold": promotion.business_threshold}
-        )
+        mlflow.log_params({"metric": metric, "margin": promotion.margin, "business_threshold": str(business_threshold)})
         mlflow.log_metrics({f"challenger_{k}": v for k, v in challenger_metrics.items()})
         if champion_metrics is not None:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
@@ -120,6 +124,16 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
     update_serving(platform)
     _set_values(platform, promoted=decision.promote, champion=champion)
     return DeployResult(ref, decision, champion, previous, challenger_metrics, champion_metrics)
+
+
+def promotion_terms(spec: ModelSpec, promotion: Promotion) -> tuple[str, float | None]:
+    """The metric the Challenger is compared on and the business threshold it must reach without a Champion: the
+    environment's ``promotion`` for a classifier; for a regressor, the primary metric of its declaration and its
+    declared threshold on it (None: no threshold, passing validation is enough)."""
+    if spec.is_classifier:
+        return promotion.metric, promotion.business_threshold
+    primary = spec.validation.primary_metric
+    return primary, spec.validation.thresholds.get(primary)
 
 
 def _set_values(platform: Platform, *, promoted: bool, champion: str | None) -> None:

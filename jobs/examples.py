@@ -6,8 +6,9 @@ Not an entry point: the entry points import this module, never each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,8 +17,6 @@ from jobs.core.model import labels, model_frame
 from jobs.platform import Platform
 from jobs.platform.job import JobError
 from jobs.platform.registry import ModelRef
-from models.flight_delay.data import hours_around
-from models.flight_delay.features import flight_examples
 from spec.columns import LABEL
 
 if TYPE_CHECKING:
@@ -25,29 +24,63 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
+class PinnedTables(Mapping[str, "DataFrame"]):
+    """The model's tables by name (its sources or its feature tables), each read when first asked for, at the
+    Delta version current then, narrowed by the model's ``source_filters``.
+
+    What the model's ``examples`` asks for is exactly what its examples come from: ``read`` records each table it
+    read with its version (the lineage), and a table the model never asks for is never read."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        names: tuple[str, ...],
+        full_name: Any,
+        job: str,
+        filters: Mapping[str, list[tuple[str, str, Any]]],
+        read: dict[str, int],
+    ) -> None:
+        self._platform, self._names, self._full_name, self._job = platform, names, full_name, job
+        self._filters, self._read = filters, read
+        self._frames: dict[str, DataFrame] = {}
+
+    def __getitem__(self, name: str) -> DataFrame:
+        if name not in self._names:
+            raise KeyError(f"model {self._platform.model.name!r} has no table {name!r} here (it has {self._names})")
+        if name not in self._frames:
+            tables, table = self._platform.tables, self._full_name(name)
+            if not tables.exists(table):
+                raise JobError(f"table {table!r} does not exist: run {self._job} --env {self._platform.env.name} first")
+            version = tables.version(table)
+            self._frames[name] = tables.read(table, version=version, filters=self._filters.get(name))
+            self._read[table] = version
+        return self._frames[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 def read_examples(platform: Platform, start: date, end: date) -> tuple[DataFrame, dict[str, str]]:
-    """The labelled examples of [start, end] (Spark, lazy) and the lineage of the tables they come from."""
-    env = platform.env
-    flights_table, features_table = env.flights_table, env.weather_features_table
-    for table, job in ((flights_table, "mlops-ingest"), (features_table, "mlops-features")):
-        if not platform.tables.exists(table):
-            raise JobError(f"table {table!r} does not exist: run {job} --env {env.name} first")
-    flights_version = platform.tables.version(flights_table)
-    features_version = platform.tables.version(features_table)
-    window = hours_around(start, end)
-    examples = flight_examples(
-        platform.tables.read(flights_table, version=flights_version, filters=window),
-        platform.tables.read(features_table, version=features_version, filters=window),
-        start,
-        end,
-    )
-    lineage = {
-        contract.LINEAGE_FLIGHTS_TABLE: flights_table,
-        contract.LINEAGE_FLIGHTS_VERSION: str(flights_version),
-        contract.LINEAGE_FEATURES_TABLE: features_table,
-        contract.LINEAGE_FEATURES_VERSION: str(features_version),
-    }
+    """The labelled examples of [start, end] (Spark, lazy) and the lineage of the tables they come from: one tag
+    per table read (``contract.lineage_tag``) with its Delta version."""
+    env, model = platform.env, platform.model
+    filters = model.source_filters(start, end)
+    read: dict[str, int] = {}
+    sources = PinnedTables(platform, model.spec.sources, env.source_table, "mlops-ingest", filters, read)
+    features = PinnedTables(platform, model.spec.feature_tables, env.feature_table, "mlops-features", filters, read)
+    examples = model.examples(sources, features, start, end)
+    if not read:
+        raise JobError(f"model {model.name!r}: examples() read none of its tables: its examples come from nowhere")
+    lineage = {contract.lineage_tag(t): contract.lineage_value(t, v) for t, v in read.items()}
     return examples, lineage
+
+
+def describe_lineage(lineage: Mapping[str, str]) -> str:
+    """The tables of a lineage with their versions, for a message: ``cat.raw.a@v3, cat.features.b@v1``."""
+    return ", ".join(lineage[k] for k in sorted(lineage))
 
 
 def evaluation_period(tags: dict[str, str], start: date | None, end: date | None, uri: str) -> tuple[date, date]:
@@ -64,17 +97,25 @@ def evaluation_period(tags: dict[str, str], start: date | None, end: date | None
     return start, end
 
 
-def evaluation_frame(platform: Platform, start: date, end: date) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The examples of [start, end] as the model's input frame plus the label column, and their lineage."""
+def evaluation_frame(platform: Platform, start: date, end: date) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The examples of [start, end] as the model's input frame plus the label column; the columns the model's
+    slices are cut by (``ModelSpec.validation.slices``: features or key columns), row for row; their lineage."""
+    spec = platform.model.spec
     examples, lineage = read_examples(platform, start, end)
     frame = examples.toPandas()
     if frame.empty:
-        raise JobError(f"no flights that arrived were scheduled between {start} and {end}: nothing to evaluate on")
-    data = model_frame(frame)
-    data[LABEL] = labels(frame)
-    if data[LABEL].nunique() < 2:
-        raise JobError(f"the flights of {start}..{end} hold one class only: roc_auc is undefined")
-    return data, lineage
+        raise JobError(
+            f"no labelled examples of model {spec.name!r} between {start} and {end} in {describe_lineage(lineage)}: "
+            "nothing to evaluate on"
+        )
+    data = model_frame(spec, frame)
+    data[LABEL] = labels(spec, frame)
+    if spec.is_classifier and data[LABEL].nunique() < 2:
+        raise JobError(f"the examples of {start}..{end} hold one class only: roc_auc is undefined")
+    if not spec.is_classifier and len(data) < 2:
+        raise JobError(f"the examples of {start}..{end} hold {len(data)} row: r2_score is undefined")
+    slices = frame[list(spec.validation.slices)].reset_index(drop=True)
+    return data, slices, lineage
 
 
 def environment_version(platform: Platform, ref: ModelRef) -> ModelVersion:

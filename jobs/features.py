@@ -1,10 +1,11 @@
-"""mlops-features: raw hourly weather -> the feature table ``<catalog>.features.weather_hourly``.
+"""mlops-features: the model's raw tables -> its feature tables (``<catalog>.features.<name>``, one per name its
+declaration lists in ``feature_tables``), computed by the model package's ``build_features``.
 
-One row per (origin, time_hour) with temp, dewp, humid, wind_speed, precip, pressure, visib: duplicate readings
-averaged, implausible wind speeds dropped, missing precipitation as 0, other gaps filled from the latest earlier
-reading of the same airport (at most 6 hours back; never from a later hour). Overwritten on each run.
+Each run reads the raw tables the features are computed from, at their current Delta versions, and overwrites every
+feature table (one commit each).
+A model without feature tables has nothing to compute: the job says so and writes nothing.
 
-Task values: ``feature_table_version``, ``feature_rows``.
+Task values: ``<feature table>_version`` and ``<feature table>_rows`` for each feature table.
 """
 
 from __future__ import annotations
@@ -13,46 +14,64 @@ import argparse
 import logging
 from dataclasses import dataclass
 
+from jobs.examples import PinnedTables
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, run_job
-from models.flight_delay.features import weather_features
 
 logger = logging.getLogger("jobs.features")
 
 
 @dataclass(frozen=True)
-class FeaturesResult:
+class FeatureTableWrite:
     table: str
     version: int
     rows: int
-    source_version: int
+
+
+@dataclass(frozen=True)
+class FeaturesResult:
+    """The feature tables written, by name, and the Delta versions of the raw tables they were computed from."""
+
+    tables: dict[str, FeatureTableWrite]
+    source_versions: dict[str, int]
 
 
 def build_features(platform: Platform) -> FeaturesResult:
-    env = platform.env
-    source, target = env.weather_table, env.weather_features_table
-    if not platform.tables.exists(source):
-        raise JobError(f"table {source!r} does not exist: run mlops-ingest --env {env.name} first")
-    source_version = platform.tables.version(source)
-    weather = platform.tables.read(source, version=source_version)
-    if weather.isEmpty():
-        raise JobError(f"table {source!r} (version {source_version}) has no weather rows; nothing was written")
-    written = platform.tables.write(weather_features(weather), target)
-    logger.info(
-        "wrote %s feature rows to %s (version %s) from %s version %s",
-        written.rows,
-        target,
-        written.version,
-        source,
-        source_version,
-    )
-    platform.task_values.set("feature_table_version", written.version)
-    platform.task_values.set("feature_rows", written.rows)
-    return FeaturesResult(target, written.version, written.rows, source_version)
+    env, model = platform.env, platform.model
+    if not model.spec.feature_tables:
+        logger.info("model %r declares no feature tables: nothing to compute", model.name)
+        return FeaturesResult({}, {})
+    # Only the raw tables the model's features are computed from are read (each at its current version).
+    read: dict[str, int] = {}
+    sources = PinnedTables(platform, model.spec.sources, env.source_table, "mlops-ingest", {}, read)
+    computed = model.build_features(sources)
+    empty = [
+        f"{name} ({env.source_table(name)} version {read[env.source_table(name)]})"
+        for name in model.spec.sources
+        if env.source_table(name) in read and sources[name].isEmpty()
+    ]
+    if empty:
+        raise JobError(f"model {model.name!r}: the sources {', '.join(empty)} have no rows; nothing was written")
+    written: dict[str, FeatureTableWrite] = {}
+    for name in model.spec.feature_tables:
+        target = env.feature_table(name)
+        result = platform.tables.write(computed[name], target)
+        written[name] = FeatureTableWrite(target, result.version, result.rows)
+        logger.info(
+            "wrote %s feature rows to %s (version %s) from %s",
+            result.rows,
+            target,
+            result.version,
+            ", ".join(f"{t}@v{v}" for t, v in read.items()),
+        )
+    for name, write in written.items():
+        platform.task_values.set(f"{name}_version", write.version)
+        platform.task_values.set(f"{name}_rows", write.rows)
+    return FeaturesResult(written, read)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = job_parser("mlops-features", "Compute the hourly weather feature table from the raw weather.")
+    parser = job_parser("mlops-features", "Compute the model's feature tables from its raw tables.")
     return parser.parse_args(argv)
 
 

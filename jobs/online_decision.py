@@ -2,8 +2,8 @@
 
 The endpoint sends ``serving.challenger_traffic_percent`` of the requests to the Challenger (a version that passed
 validation but was not promoted offline). Once both have ``online_evaluation.min_labelled_requests`` labelled
-requests since the Challenger started answering, their ROC AUC on them decides
-(``jobs.core.decisions.online_decision``):
+requests since the Challenger started answering, their quality on them decides
+(``jobs.core.decisions.online_decision``): a classifier's ROC AUC, a regressor's primary metric (``online_metric``):
 
 - promote: the Challenger becomes the Champion through the same path as offline promotion (``jobs.promotion``:
   aliases, ``previous_champion`` for rollback); it had to be PASSED to be the Challenger at all;
@@ -19,24 +19,35 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 
 from jobs.core import contract
 from jobs.core.decisions import OnlineDecision, online_decision
-from jobs.core.evaluation import roc_auc
+from jobs.core.evaluation import quality_metrics
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import exit_on_failure, job_environment, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef
 from jobs.promotion import challenger_percent, promote, update_serving
-from spec.columns import LABEL, PROBABILITY
+from spec.columns import LABEL, PREDICTION, PROBABILITY
+from spec.model import ModelSpec
 
 logger = logging.getLogger("jobs.online_decision")
 
 
+def online_metric(spec: ModelSpec) -> str:
+    """What the served versions are compared on: a classifier's ROC AUC (on the probability it answered), a
+    regressor's primary metric (on the value it answered)."""
+    return "roc_auc" if spec.is_classifier else spec.validation.primary_metric
+
+
 def labelled_outcomes(platform: Platform, champion: str, challenger: str) -> dict[str, tuple[float | None, int]]:
-    """(ROC AUC, labelled requests) per version, over the time since the Challenger answered its first request."""
+    """(the online metric, labelled requests) per version, over the time since the Challenger answered its first
+    request; the metric is None where it is undefined (no request, one class only)."""
     from pyspark.sql import functions as F
 
-    env = platform.env
+    env, spec = platform.env, platform.model.spec
+    metric = online_metric(spec)
+    answered = PROBABILITY if spec.is_classifier else PREDICTION
     if not platform.tables.exists(env.served_table):
         return {champion: (None, 0), challenger: (None, 0)}
     served = platform.tables.read(env.served_table).where(F.col("model_version").isin(champion, challenger))
@@ -45,14 +56,16 @@ def labelled_outcomes(platform: Platform, champion: str, challenger: str) -> dic
         return {champion: (None, 0), challenger: (None, 0)}
     rows = (
         served.where((F.col("scored_at") >= F.lit(since)) & F.col(LABEL).isNotNull())
-        .select("model_version", LABEL, PROBABILITY)
+        .select("model_version", LABEL, answered)
         .toPandas()
     )
     outcomes = {}
     for version in (champion, challenger):
         mine = rows[rows["model_version"] == version]
-        auc = roc_auc(mine[LABEL].to_numpy(), mine[PROBABILITY].to_numpy()) if len(mine) else None
-        outcomes[version] = (auc, len(mine))
+        value = None
+        if len(mine):
+            value = quality_metrics(spec.problem_type, mine[LABEL].to_numpy(), mine[answered].to_numpy())[metric]
+        outcomes[version] = (None if value is None or math.isnan(value) else value, len(mine))
     return outcomes
 
 
@@ -66,9 +79,9 @@ def decide(platform: Platform) -> OnlineDecision | None:
     outcomes = labelled_outcomes(platform, champion, challenger)
     cfg = env.online_evaluation
     decision = online_decision(
-        champion_roc_auc=outcomes[champion][0],
+        champion_value=outcomes[champion][0],
         champion_labelled=outcomes[champion][1],
-        challenger_roc_auc=outcomes[challenger][0],
+        challenger_value=outcomes[challenger][0],
         challenger_labelled=outcomes[challenger][1],
         min_labelled=cfg.min_labelled_requests,
         margin=cfg.margin,
@@ -76,6 +89,7 @@ def decide(platform: Platform) -> OnlineDecision | None:
         current_percent=challenger_percent(platform, challenger),
         ramp_step_percent=cfg.ramp_step_percent,
         max_share_percent=cfg.max_share_percent,
+        metric=online_metric(platform.model.spec),
     )
     ref = ModelRef(registry.model_name, challenger)
     logger.info("challenger %s: %s (%s)", ref.uri, decision.action, decision.reason)

@@ -105,13 +105,14 @@ class _Scoring:
     passed: tuple[str, ...]  # the key and the event time, copied as they are
     scored_features: tuple[str, ...]
     classifier: bool
+    spec: ModelSpec
 
     def batches(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = _model(self.path)
         for batch in batches:
             if batch.empty:
                 continue
-            frame = model_frame(batch)
+            frame = model_frame(self.spec, batch)
             out = batch[list(self.passed)].copy()
             for column in self.scored_features:
                 out[column] = frame[column].to_numpy()
@@ -138,7 +139,7 @@ def split(candidates: DataFrame, spec: ModelSpec, row_checks: list[tuple[Column,
 def score(valid: DataFrame, model_path: str, spec: ModelSpec) -> DataFrame:
     """Key, event time, the model's inputs and outputs of every row, the model loaded once per worker."""
     scoring = _Scoring(
-        str(model_path), (*spec.key_names, *spec.event_time_in_rows), spec.scored_features, spec.is_classifier
+        str(model_path), (*spec.key_names, *spec.event_time_in_rows), spec.scored_features, spec.is_classifier, spec
     )
     inputs = valid.select(*scoring.passed, *spec.scored_features)
     return inputs.mapInPandas(scoring.batches, scored_schema(spec))

@@ -1,10 +1,11 @@
-"""mlops-train: train the flight delay model on a window of scheduled dates and register it.
+"""mlops-train: train the environment's model on a window of event dates and register it.
 
-Spark builds the examples (flights that arrived, labelled ``arr_delay > 15``, with the weather of their origin
-at the latest hour not after scheduled departure, from the feature table). The last part of the window (about
-20 % of its rows, whole days) is held out as the test period. scikit-learn fits the model on the rest; MLflow
-records params, metrics, signature, input example, lineage (tables and their Delta versions), git commit and
-code version, and registers the model as ``<catalog>.ml.<model>`` with a description and version tags.
+Spark builds the labelled examples (the model package's ``examples``: its features known at each event's time, from
+its raw and feature tables). The last part of the window (about 20 % of its rows, whole days of ``event_date``) is
+held out as the test period. scikit-learn fits the model package's estimator on the rest; MLflow records params
+(the hyperparameters by name), metrics (the problem type's), signature, input example, lineage (every table read
+and its Delta version), git commit and code version, and registers the model as ``<catalog>.ml.<model>`` with a
+description and version tags.
 
 Task values: ``model_uri``, ``model_name``, ``model_version``, ``test_start``, ``test_end``.
 """
@@ -15,20 +16,22 @@ import argparse
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 
 from jobs.core import contract
-from jobs.core.evaluation import classification_metrics
-from jobs.core.inference import LATE_ABOVE
+from jobs.core.evaluation import quality_metrics
 from jobs.core.model import (
     labels,
     model_frame,
     model_signature,
-    predict_proba,
+    predictions,
+    scores,
     shuffled,
 )
-from jobs.examples import read_examples
+from jobs.core.split import deterministic_sample, held_out_start
+from jobs.examples import describe_lineage, read_examples
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import (
     JobError,
@@ -43,28 +46,24 @@ from jobs.platform.job import (
     run_job,
 )
 from jobs.platform.registry import ModelRef, logged_model_name, model_requirements
-from models.flight_delay.columns import (
-    FLIGHT_KEY,
-    PREDICTION_COLUMNS,
-    SCHEDULED_DATE,
-    SCHEDULED_DEPARTURE,
-    SCORED_FEATURES,
-)
-from models.flight_delay.data import deterministic_sample, held_out_start
-from models.flight_delay.estimator import HYPERPARAMETERS
-from models.flight_delay.estimator import build_estimator as build_model
-from spec.columns import LABEL, PREDICTION, PROBABILITY
+from spec.columns import LABEL, LABELED_AT, PREDICTION, PROBABILITY
 
 logger = logging.getLogger("jobs.train")
 
 TEST_FRACTION = 0.2
 SEED = 42
 MODEL_ARTIFACT = "model"
-MODEL_DESCRIPTION = (
-    "Predicts whether a flight arrives more than 15 minutes late, from what is known at scheduled departure: "
-    "carrier, route, distance, scheduled hour, calendar, and the origin's weather at the latest hour not after "
-    "departure (feature table {features}). Output of predict: 1 = late, 0 = on time."
-)
+
+
+def model_description(platform: Platform, lineage: dict[str, str]) -> str:
+    """What the registered model is, from its declaration: what it answers, from what, and what predict returns."""
+    spec = platform.model.spec
+    answer = "1 = positive, 0 = negative" if spec.is_classifier else "the predicted value"
+    return (
+        f"{spec.description.rstrip('.')}. A {spec.problem_type} model {spec.name!r} of the features "
+        f"{', '.join(spec.feature_names)}, trained on the tables {describe_lineage(lineage)}. "
+        f"Output of predict: {answer}."
+    )
 
 
 @dataclass(frozen=True)
@@ -90,27 +89,27 @@ class TrainResult:
 def load_training_data(
     platform: Platform, start: date, end: date, max_rows: int | None, seed: int = SEED
 ) -> TrainingData:
+    spec = platform.model.spec
     examples, lineage = read_examples(platform, start, end)
     # One pass over the window (no cache: serverless compute does not support it): the held-out period is found on
     # the rows that are trained and tested on, a deterministic sample of the window when --max-rows is given.
-    sampled = deterministic_sample(examples, max_rows, seed) if max_rows else examples
+    sampled = deterministic_sample(examples, max_rows, seed, spec.key_names) if max_rows else examples
     frame = sampled.toPandas()
-    daily = frame.groupby(SCHEDULED_DATE).size().to_dict()
+    daily = frame.groupby(spec.event_date).size().to_dict()
     if not daily:
         raise JobError(
-            f"no flights that arrived were scheduled between {start} and {end} in "
-            f"{lineage[contract.LINEAGE_FLIGHTS_TABLE]} (version {lineage[contract.LINEAGE_FLIGHTS_VERSION]}): "
+            f"no labelled examples of model {spec.name!r} between {start} and {end} in {describe_lineage(lineage)}: "
             "nothing was trained or registered"
         )
     try:
         test_start = held_out_start(daily, TEST_FRACTION)
     except ValueError as e:
         raise JobError(f"training window {start}..{end} is too small to hold out a test period: {e}") from e
-    in_test = frame[SCHEDULED_DATE] >= test_start
+    in_test = frame[spec.event_date] >= test_start
     train, test = frame[~in_test].reset_index(drop=True), frame[in_test].reset_index(drop=True)
     if train.empty or test.empty:
         raise JobError(f"--max-rows {max_rows} leaves no rows for training or for the test period from {test_start}")
-    if train[LABEL].nunique() < 2:
+    if spec.is_classifier and train[LABEL].nunique() < 2:
         raise JobError(f"the training rows of {start}..{end} hold one class only: nothing to learn")
     logger.info(
         "examples %s..%s: %s training rows, %s test rows from %s",
@@ -133,16 +132,17 @@ def train(
 ) -> TrainResult:
     import mlflow
 
-    env = platform.env
+    env, package = platform.env, platform.model
+    spec = package.spec
     data = load_training_data(platform, start, end, max_rows, seed)
-    x_train, y_train = model_frame(data.train), labels(data.train)
-    x_test, y_test = model_frame(data.test), labels(data.test)
+    x_train, y_train = model_frame(spec, data.train), labels(spec, data.train)
+    x_test, y_test = model_frame(spec, data.test), labels(spec, data.test)
     if shuffle_labels:
         logger.warning("training on SHUFFLED labels (--shuffle-labels): this model is deliberately bad")
         y_train = shuffled(y_train, seed)
-    model = build_model(seed).fit(x_train, y_train)
-    train_metrics = classification_metrics(y_train, predict_proba(model, x_train))
-    test_metrics = classification_metrics(y_test, predict_proba(model, x_test))
+    model = package.build_estimator(seed).fit(x_train, y_train)
+    train_metrics = quality_metrics(spec.problem_type, y_train, scores(spec, model, x_train))
+    test_metrics = quality_metrics(spec.problem_type, y_test, scores(spec, model, x_test))
     logger.info("test metrics: %s", {k: round(v, 4) for k, v in test_metrics.items()})
 
     commit = git_commit()
@@ -169,8 +169,9 @@ def train(
                 "seed": seed,
                 "train_rows": len(data.train),
                 "test_rows": len(data.test),
-                "model": "OneHotEncoder+HistGradientBoostingClassifier",
-                **{f"hgb_{k}": v for k, v in HYPERPARAMETERS.items()},
+                "model": estimator_name(model),
+                "problem_type": spec.problem_type,
+                **package.hyperparameters,
             }
         )
         mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
@@ -178,7 +179,7 @@ def train(
         if platform.on_databricks:
             _log_delta_inputs(data.lineage)
         example = x_train.dropna().head(5) if not x_train.dropna().empty else x_train.head(5)
-        signature = model_signature()
+        signature = model_signature(spec)
         info = mlflow.sklearn.log_model(
             model,
             **logged_model_name(MODEL_ARTIFACT),
@@ -190,20 +191,19 @@ def train(
         )
     ref = ModelRef(env.registered_model, str(info.registered_model_version))
     registry = platform.registry
+    primary = spec.validation.primary_metric
+    description = model_description(platform, data.lineage)
     registry.client.update_model_version(
         ref.name,
         ref.version,
         description=(
-            MODEL_DESCRIPTION.format(features=data.lineage[contract.LINEAGE_FEATURES_TABLE])
-            + f" Trained on {start}..{end} (held out {data.test_start}..{data.test_end}); "
-            f"test roc_auc {test_metrics['roc_auc']:.4f}."
+            description + f" Trained on {start}..{end} (held out {data.test_start}..{data.test_end}); "
+            f"test {primary} {test_metrics[primary]:.4f}."
         ),
     )
     registry.set_version_tags(ref, {**version_tags, contract.TRAINING_RUN_ID: run.info.run_id})
     if not (registry.client.get_registered_model(ref.name).description or "").strip():
-        registry.client.update_registered_model(
-            ref.name, description=MODEL_DESCRIPTION.format(features=data.lineage[contract.LINEAGE_FEATURES_TABLE])
-        )
+        registry.client.update_registered_model(ref.name, description=description)
     logger.info("registered %s (run %s)", ref.uri, run.info.run_id)
     write_baseline(platform, ref, pd.concat([data.train, data.test], ignore_index=True), model)
 
@@ -216,29 +216,48 @@ def train(
     return TrainResult(ref, run.info.run_id, test_metrics, data.test_start, data.test_end)
 
 
-def baseline_rows(ref: ModelRef, examples: pd.DataFrame, probability, at: datetime) -> pd.DataFrame:
+def estimator_name(model: Any) -> str:
+    """The estimator's kind, for the run's params: a pipeline's steps joined by ``+``."""
+    steps = getattr(model, "steps", None)
+    if steps:
+        return "+".join(type(step).__name__ for _, step in steps)
+    return type(model).__name__
+
+
+def baseline_rows(platform: Platform, ref: ModelRef, examples: pd.DataFrame, model: Any, at: datetime) -> pd.DataFrame:
     """The training window's examples scored by the new version, in the predictions table's layout: what the
-    quality monitors compare this version's production windows with (baseline drift, per model version)."""
-    frame = model_frame(examples)
-    rows = examples[[*FLIGHT_KEY, SCHEDULED_DEPARTURE]].reset_index(drop=True).copy()
-    for column in SCORED_FEATURES:
+    quality monitors compare this version's production windows with (baseline drift, per model version). The label
+    details stay empty (``write_baseline`` gives them their types)."""
+    spec = platform.model.spec
+    frame = model_frame(spec, examples)
+    scored = scores(spec, model, frame)
+    rows = examples[[*spec.key_names, *spec.event_time_in_rows]].reset_index(drop=True).copy()
+    for column in spec.scored_features:
         rows[column] = frame[column]
-    rows[PREDICTION] = (probability > LATE_ABOVE).astype("int32")
-    rows[PROBABILITY] = probability
+    if spec.is_classifier:
+        rows[PREDICTION] = predictions(spec, scored).astype("int32")
+        rows[PROBABILITY] = scored
+    else:
+        rows[PREDICTION] = predictions(spec, scored)
     rows["model_name"], rows["model_version"], rows["model_alias"] = ref.name, ref.version, "training"
     rows["scored_at"] = pd.Timestamp(at)
     rows["batch_id"], rows["source"] = f"baseline-v{ref.version}", "training"
-    rows[LABEL] = examples[LABEL].astype("int32").to_numpy()
-    rows["arr_delay"] = float("nan")
-    rows["labeled_at"] = pd.Timestamp(at)
-    return rows[list(PREDICTION_COLUMNS)]
+    label = labels(spec, examples)
+    rows[LABEL] = label.astype("int32") if spec.is_classifier else label
+    for column in spec.label_detail_names:
+        rows[column] = None
+    rows[LABELED_AT] = pd.Timestamp(at)
+    return rows[list(spec.prediction_columns)]
 
 
-def write_baseline(platform: Platform, ref: ModelRef, examples: pd.DataFrame, model) -> None:
+def write_baseline(platform: Platform, ref: ModelRef, examples: pd.DataFrame, model: Any) -> None:
     from pyspark.sql import functions as F
 
-    rows = baseline_rows(ref, examples, predict_proba(model, model_frame(examples)), datetime.now(UTC))
-    frame = platform.spark.createDataFrame(rows).withColumn("arr_delay", F.lit(None).cast("double"))
+    rows = baseline_rows(platform, ref, examples, model, datetime.now(UTC))
+    frame = platform.spark.createDataFrame(rows.drop(columns=list(platform.model.spec.label_detail_names)))
+    for column in platform.model.spec.label_details:
+        frame = frame.withColumn(column.name, F.lit(None).cast(column.type))
+    frame = frame.select(*platform.model.spec.prediction_columns)
     written = platform.tables.replace(frame, platform.env.baseline_table, f"model_version = '{ref.version}'")
     logger.info("baseline of %s: %s rows in %s", ref.uri, written.rows, platform.env.baseline_table)
 
@@ -247,19 +266,15 @@ def _log_delta_inputs(lineage: dict[str, str]) -> None:
     """On Databricks, record the Delta tables as run inputs: Unity Catalog then shows table -> model lineage."""
     import mlflow
 
-    pairs = (
-        (contract.LINEAGE_FLIGHTS_TABLE, contract.LINEAGE_FLIGHTS_VERSION),
-        (contract.LINEAGE_FEATURES_TABLE, contract.LINEAGE_FEATURES_VERSION),
-    )
-    for table_key, version_key in pairs:
-        dataset = mlflow.data.load_delta(table_name=lineage[table_key], version=int(lineage[version_key]))
+    for table, version in contract.lineage_tables(lineage).items():
+        dataset = mlflow.data.load_delta(table_name=table, version=version)
         mlflow.log_input(dataset, context="training")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = job_parser("mlops-train", "Train the flight delay model on a window and register it.")
-    parser.add_argument("--training-start", type=iso_date, required=True, help="first scheduled date (YYYY-MM-DD)")
-    parser.add_argument("--training-end", type=iso_date, required=True, help="last scheduled date, inclusive")
+    parser = job_parser("mlops-train", "Train the environment's model on a window and register it.")
+    parser.add_argument("--training-start", type=iso_date, required=True, help="first event date (YYYY-MM-DD)")
+    parser.add_argument("--training-end", type=iso_date, required=True, help="last event date, inclusive")
     parser.add_argument("--max-rows", type=positive_int, help="train on a deterministic sample of this many rows")
     # For tests and demos: a model that must fail validation.
     parser.add_argument("--shuffle-labels", action="store_true", help=argparse.SUPPRESS)

@@ -3,11 +3,17 @@
 The version is tagged ``model_validation_status=PENDING`` first, then checked on its held-out period (the
 ``test_start``/``test_end`` tags written by training, or ``--eval-start``/``--eval-end``):
 
-- metadata: a signature, a description, the training-window and lineage tags;
-- metrics: ``mlflow.models.evaluate`` on the period, then ``mlflow.validate_evaluation_results`` with a
-  ``MetricThreshold`` on roc_auc >= ``validation.min_roc_auc``, and, when a Champion exists (evaluated on the same
-  rows), roc_auc >= champion * (1 - ``validation.max_relative_drop_vs_champion``);
-- slices: every origin and carrier with >= ``validation.min_slice_rows`` rows has roc_auc >= ``min_slice_roc_auc``.
+- metadata: a signature, a description, the training-window tags and a lineage tag for every table evaluated on;
+- metrics: ``mlflow.models.evaluate`` on the period (as a classifier or a regressor, by the model's problem type),
+  then ``mlflow.validate_evaluation_results`` with a ``MetricThreshold`` per gate (``jobs.core.decisions``):
+  a classifier's roc_auc >= ``validation.min_roc_auc`` and its ``positive_rate_gap`` <= ``max_positive_rate_gap``;
+  a regressor's thresholds of its declaration (``ModelSpec.validation.thresholds``: a floor for a metric where
+  higher is better, a ceiling for an error); and, when a Champion exists (evaluated on the same rows), the primary
+  metric at most ``validation.max_relative_drop_vs_champion`` worse than the Champion's;
+- slices: every value of the declared slice columns with enough rows: a classifier's roc_auc >=
+  ``validation.min_slice_roc_auc`` (slices of >= ``validation.min_slice_rows`` rows), a regressor's
+  mean_absolute_error <= ``validation.max_slice_error_ratio`` times the whole period's (slices of >= the
+  declaration's ``min_slice_rows``).
 
 It ends ``PASSED`` (alias ``challenger`` set) or ``FAILED`` (no alias) with ``model_validation_reasons``; a crash
 after PENDING leaves ``FAILED`` with the crash as the reason. Run modes (``--run-mode``, default the environment's):
@@ -39,19 +45,21 @@ from jobs.core.decisions import (
     FAILED,
     PASSED,
     PENDING,
+    MetricGate,
     ValidationOutcome,
     metadata_problems,
-    roc_auc_gates,
+    metric_gates,
     validation_decision,
 )
-from jobs.core.evaluation import SLICE_COLUMNS, positive_rate_gap, slice_metrics
-from jobs.core.model import predict_proba
+from jobs.core.evaluation import SLICE_METRIC, positive_rate_gap, slice_metrics
+from jobs.core.model import scores
 from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_environment, job_parser, run_job
 from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef, parse_model_uri
-from models.flight_delay.data import LABEL
+from spec.columns import LABEL
 from spec.config import RunMode, Validation
+from spec.model import ModelSpec
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -136,6 +144,18 @@ def _record(platform: Platform, ref: ModelRef, outcome: ValidationOutcome, run_m
     values.set("model_version", ref.version)
 
 
+def gates(spec: ModelSpec, cfg: Validation, champion_value: float | None) -> list[MetricGate]:
+    """The metric gates of a version of ``spec``: a classifier's are the environment's (``validation.min_roc_auc``,
+    which config tightens per environment, beside its declaration's other thresholds), a regressor's its
+    declaration's thresholds; both, with a Champion, at most ``max_relative_drop_vs_champion`` worse than it on the
+    primary metric (in the metric's direction)."""
+    thresholds = dict(spec.validation.thresholds)
+    primary = spec.validation.primary_metric
+    if spec.is_classifier:
+        thresholds = {"roc_auc": cfg.min_roc_auc, **{m: v for m, v in thresholds.items() if m != "roc_auc"}}
+    return metric_gates(thresholds, primary, cfg.max_relative_drop_vs_champion, champion_value)
+
+
 def _run_checks(
     platform: Platform,
     ref: ModelRef,
@@ -150,33 +170,37 @@ def _run_checks(
     from mlflow.models.evaluation.validation import ModelValidationFailedException
 
     cfg: Validation = platform.env.validation
+    spec = platform.model.spec
+    primary = spec.validation.primary_metric
     tags = dict(version.tags or {})
     start, end = evaluation_period(tags, eval_start, eval_end, ref.uri)
     info = mlflow.models.get_model_info(ref.uri)
+    data, slice_values, lineage = evaluation_frame(platform, start, end)
     problems = metadata_problems(
         has_signature=info.signature is not None,
         description=version.description,
         tags=tags,
-        required_tags=contract.REQUIRED_VERSION_TAGS,
+        # The version must say where its data came from: a lineage tag for every table it is evaluated on.
+        required_tags=(*contract.REQUIRED_VERSION_TAGS, *sorted(lineage)),
     )
-    data, lineage = evaluation_frame(platform, start, end)
     champion = platform.registry.alias_version(CHAMPION, name=ref.name)
     if champion == ref.version:
         champion = None
-    evaluate_args = dict(
-        data=data,
-        targets=LABEL,
-        model_type="classifier",
-        evaluators="default",
-        evaluator_config={"log_model_explainability": False, "pos_label": 1},
-        extra_metrics=[
-            mlflow.models.make_metric(
-                eval_fn=lambda predictions, targets, metrics: positive_rate_gap(predictions, targets),
-                greater_is_better=False,
-                name="positive_rate_gap",
-            )
-        ],
-    )
+    evaluate_args: dict = dict(data=data, targets=LABEL, evaluators="default")
+    if spec.is_classifier:
+        evaluate_args.update(
+            model_type="classifier",
+            evaluator_config={"log_model_explainability": False, "pos_label": 1},
+            extra_metrics=[
+                mlflow.models.make_metric(
+                    eval_fn=lambda predictions, targets, metrics: positive_rate_gap(predictions, targets),
+                    greater_is_better=False,
+                    name="positive_rate_gap",
+                )
+            ],
+        )
+    else:
+        evaluate_args.update(model_type="regressor", evaluator_config={"log_model_explainability": False})
     with mlflow.start_run(run_name=f"validate {ref.name} v{ref.version}"):
         mlflow.set_tags(
             {
@@ -191,50 +215,61 @@ def _run_checks(
             }
         )
         candidate = mlflow.models.evaluate(ref.uri, **evaluate_args)
-        champion_roc_auc = None
+        champion_value = None
         if champion is not None:
             with mlflow.start_run(run_name=f"champion v{champion}", nested=True):
                 baseline = mlflow.models.evaluate(ModelRef(ref.name, champion).uri, **evaluate_args)
-            champion_roc_auc = float(baseline.metrics["roc_auc"])
-            mlflow.log_metric("champion_roc_auc", champion_roc_auc)
+            champion_value = float(baseline.metrics[primary])
+            mlflow.log_metric(f"champion_{primary}", champion_value)
         failures = []
-        for gate in roc_auc_gates(cfg.min_roc_auc, cfg.max_relative_drop_vs_champion, champion_roc_auc):
-            threshold = {gate.metric: MetricThreshold(threshold=float(gate.threshold), greater_is_better=True)}
+        for gate in gates(spec, cfg, champion_value):
+            threshold = {
+                gate.metric: MetricThreshold(threshold=float(gate.threshold), greater_is_better=gate.greater_is_better)
+            }
             try:
                 mlflow.validate_evaluation_results(threshold, candidate)
             except ModelValidationFailedException:
                 failures.append(f"{gate.description}, got {float(candidate.metrics[gate.metric]):.4f}")
-        gap_gate = {"positive_rate_gap": MetricThreshold(threshold=cfg.max_positive_rate_gap, greater_is_better=False)}
-        try:
-            mlflow.validate_evaluation_results(gap_gate, candidate)
-        except ModelValidationFailedException:
-            failures.append(
-                f"positive_rate_gap must be <= {cfg.max_positive_rate_gap:.4f}, "
-                f"got {float(candidate.metrics['positive_rate_gap']):.4f}"
-            )
+        if spec.is_classifier:
+            gap = {"positive_rate_gap": MetricThreshold(threshold=cfg.max_positive_rate_gap, greater_is_better=False)}
+            try:
+                mlflow.validate_evaluation_results(gap, candidate)
+            except ModelValidationFailedException:
+                failures.append(
+                    f"positive_rate_gap must be <= {cfg.max_positive_rate_gap:.4f}, "
+                    f"got {float(candidate.metrics['positive_rate_gap']):.4f}"
+                )
         model = mlflow.sklearn.load_model(ref.uri)
         features = data.drop(columns=[LABEL])
+        slice_metric = SLICE_METRIC[spec.problem_type]
+        if spec.is_classifier:
+            min_slice_rows, slice_bound = cfg.min_slice_rows, cfg.min_slice_roc_auc
+        else:
+            # An error has the label's unit: a slice is judged against the whole period's error, not a constant.
+            min_slice_rows = spec.validation.min_slice_rows
+            slice_bound = cfg.max_slice_error_ratio * float(candidate.metrics[slice_metric])
         slices = slice_metrics(
-            features,
+            slice_values,
             data[LABEL].to_numpy(),
-            predict_proba(model, features),
-            SLICE_COLUMNS,
-            min_rows=cfg.min_slice_rows,
+            scores(spec, model, features),
+            spec.validation.slices,
+            min_rows=min_slice_rows,
+            metric=slice_metric,
         )
-        mlflow.log_metrics({s.metric_key: s.roc_auc for s in slices if s.roc_auc is not None})
+        mlflow.log_metrics({s.metric_key: s.score for s in slices if s.score is not None})
         outcome = validation_decision(
             metadata_problems=problems,
             metric_failures=failures,
             slices=slices,
-            min_slice_rows=cfg.min_slice_rows,
-            min_slice_roc_auc=cfg.min_slice_roc_auc,
+            min_slice_rows=min_slice_rows,
+            slice_bound=slice_bound,
         )
         mlflow.set_tag("validation_status", outcome.status)
         mlflow.log_text("\n".join(outcome.reasons) + "\n", "validation_reasons.txt")
     metrics = {k: float(v) for k, v in candidate.metrics.items() if isinstance(v, int | float)}
-    if champion_roc_auc is not None:
-        metrics["champion_roc_auc"] = champion_roc_auc
-    metrics.update({s.metric_key: s.roc_auc for s in slices if s.roc_auc is not None})
+    if champion_value is not None:
+        metrics[f"champion_{primary}"] = champion_value
+    metrics.update({s.metric_key: s.score for s in slices if s.score is not None})
     return outcome, metrics
 
 

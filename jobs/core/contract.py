@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # Written by training.
 TRAINING_START = "training_start"
 TRAINING_END = "training_end"
@@ -11,13 +13,39 @@ TRAINING_RUN_ID = "training_run_id"
 GIT_COMMIT = "git_commit"
 CODE_VERSION = "code_version"
 SHUFFLED_LABELS = "shuffled_labels"
-LINEAGE_FLIGHTS_TABLE = "lineage_flights_table"
-LINEAGE_FLIGHTS_VERSION = "lineage_flights_version"
-LINEAGE_FEATURES_TABLE = "lineage_features_table"
-LINEAGE_FEATURES_VERSION = "lineage_features_version"
-LINEAGE_TAGS = (LINEAGE_FLIGHTS_TABLE, LINEAGE_FLIGHTS_VERSION, LINEAGE_FEATURES_TABLE, LINEAGE_FEATURES_VERSION)
-# What validation requires of every version: where its data came from and which period it was tested on.
-REQUIRED_VERSION_TAGS = (TRAINING_START, TRAINING_END, TEST_START, TEST_END, *LINEAGE_TAGS)
+# What validation requires of every version: which period it was trained and tested on, and (``lineage_tag``) where
+# its data came from.
+REQUIRED_VERSION_TAGS = (TRAINING_START, TRAINING_END, TEST_START, TEST_END)
+# Lineage: one tag per table a version's examples were read from, ``lineage_<schema>_<table>`` = ``<table>@v<n>``
+# (the table's full name and the Delta version read, in Databricks' time-travel syntax).
+LINEAGE_PREFIX = "lineage_"
+
+
+def lineage_tag(table: str) -> str:
+    """The tag naming ``table`` (``catalog.schema.name``) among a version's lineage: by its schema and name, so
+    that the tag is the same in every environment (catalog) and tells a raw source from a feature table."""
+    parts = table.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"a lineage table is catalog.schema.name, got {table!r}")
+    return f"{LINEAGE_PREFIX}{parts[1]}_{parts[2]}"
+
+
+def lineage_value(table: str, version: int) -> str:
+    return f"{table}@v{version}"
+
+
+def lineage_tables(tags: Mapping[str, str]) -> dict[str, int]:
+    """The tables and Delta versions a version's lineage tags name (a ``ValueError`` naming a malformed tag)."""
+    tables = {}
+    for key, value in tags.items():
+        if not key.startswith(LINEAGE_PREFIX):
+            continue
+        table, _, version = value.rpartition("@v")
+        if not table or not version.isdigit():
+            raise ValueError(f"lineage tag {key}={value!r} is not <table>@v<version>")
+        tables[table] = int(version)
+    return tables
+
 
 # Written by validation.
 VALIDATION_STATUS = "model_validation_status"  # PENDING, then PASSED or FAILED

@@ -223,7 +223,11 @@ class Schedule(ConfigModel):
 
 
 class Validation(ConfigModel):
-    """Gates a new model version must pass before it becomes the Challenger."""
+    """Gates a new model version must pass before it becomes the Challenger.
+
+    ``min_roc_auc``, ``min_slice_roc_auc``, ``min_slice_rows`` and ``max_positive_rate_gap`` are a classifier's; a
+    regressor's thresholds and slices are its declaration's (``ModelSpec.validation``), with its slices' error held
+    to ``max_slice_error_ratio``. ``max_relative_drop_vs_champion`` applies to both, on the primary metric."""
 
     run_mode: RunMode = "enabled"
     min_roc_auc: Fraction = 0.62
@@ -232,12 +236,19 @@ class Validation(ConfigModel):
     min_slice_roc_auc: Fraction = 0.50
     min_slice_rows: Annotated[int, Field(ge=1)] = 500
     max_relative_drop_vs_champion: Fraction = 0.05
-    # Custom metric: |share of flights predicted late - share that were late| at the model's threshold.
+    # Custom metric: |share of rows predicted positive - share that were| at the classifier's threshold.
     max_positive_rate_gap: Fraction = 0.25
+    # A regressor's slice fails when its mean absolute error is more than this times the whole period's: an error
+    # has the label's unit, so the bound is relative (the model is much worse there than on average).
+    max_slice_error_ratio: Annotated[float, Field(ge=1.0)] = 2.0
 
 
 class Promotion(ConfigModel):
-    """Challenger vs Champion: promote when challenger >= champion - margin on ``metric``."""
+    """Challenger vs Champion: promote when challenger >= champion - margin on ``metric``.
+
+    ``metric`` and ``business_threshold`` are a classifier's; a regressor is compared on its declaration's primary
+    metric, in its direction (an error: challenger <= champion + margin, in the label's unit), with its declared
+    threshold on that metric, if any, as the business threshold."""
 
     metric: NonEmpty = "roc_auc"
     margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0

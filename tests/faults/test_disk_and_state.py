@@ -13,9 +13,10 @@ import deltalake
 import pytest
 from deltalake import DeltaTable
 
-from jobs import batch_inference, ingest
+from jobs import batch_inference
 from local.files import StateFileError
 from local.paths import table_path
+from models.flight_delay.sources import source_frames
 from spec.config import ENVIRONMENTS
 from tests.faults.conftest import DEV_NAME, lost_and_doubled
 
@@ -42,7 +43,7 @@ def batch_rows(day: str) -> list[tuple]:
 
 
 def scheduled(day: str) -> list[tuple]:
-    flights, _ = ingest.source_frames(date.fromisoformat(day), date.fromisoformat(day))
+    flights, _ = source_frames(date.fromisoformat(day), date.fromisoformat(day))
     return list(zip(*(flights[c].tolist() for c in KEY), strict=True))
 
 

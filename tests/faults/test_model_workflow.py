@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from deltalake import DeltaTable
 
-from jobs import ingest
 from local.paths import table_path
 from models.flight_delay.columns import WEATHER_KEY
+from models.flight_delay.sources import source_frames
 from spec.config import ENVIRONMENTS
 from tests.faults.conftest import DEV_NAME, TRAINING, lost_and_doubled
 
@@ -34,7 +34,7 @@ def test_a_model_workflow_killed_after_its_first_commit_runs_again_to_the_same_t
 
     run = champion.run
     window = (date.fromisoformat(TRAINING["start_date"]), date.fromisoformat(TRAINING["end_date"]))
-    flights, weather = ingest.source_frames(*window)
+    flights, weather = source_frames(*window)
     stored_flights = DeltaTable(str(table_path(ENV.flights_table))).to_pandas(columns=list(FLIGHT))
     stored_weather = DeltaTable(str(table_path(ENV.weather_table))).to_pandas(columns=list(WEATHER_KEY))
     lost_f, doubled_f = lost_and_doubled(keys(flights, FLIGHT), keys(stored_flights, FLIGHT))

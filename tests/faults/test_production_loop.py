@@ -53,13 +53,13 @@ def streamed(name: str) -> pa.Table:
 @pytest.fixture(scope="module")
 def landed(champion) -> pa.Table:
     """Eight files of 40 flights (one per day of January 15-22) in the landing folder: what the stream reads."""
-    from jobs import ingest
     from local.adapters import LocalLanding
     from local.landing import landing_arrow_schema
     from local.paths import landing_dir
+    from models.flight_delay.sources import source_frames
     from spec.columns import SCHEDULE_COLUMNS
 
-    flights, _ = ingest.source_frames(LANDED_DAYS[0], LANDED_DAYS[-1])
+    flights, _ = source_frames(LANDED_DAYS[0], LANDED_DAYS[-1])
     landing = LocalLanding(landing_dir(ENV.name))
     files = []
     for day in LANDED_DAYS:

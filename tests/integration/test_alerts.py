@@ -538,7 +538,7 @@ def test_an_alert_retrains_unless_the_newest_version_is_within_the_cooldown(mlop
     assert retrain.retrain and retrain.reason.startswith("flight_delay_predictions_feature_drift holds")
     assert (retrain.training_start.isoformat(), retrain.training_end.isoformat()) == ("2013-06-09", "2013-08-31")
     assert not held_back.retrain
-    assert "but v2 was trained on data up to 14 days before the latest labelled flight" in held_back.reason
+    assert "but v2 was trained on data up to 14 days before the latest labelled event" in held_back.reason
 
 
 def test_an_old_champion_or_none_retrains_whatever_the_alerts_say(mlops_home, spark):
@@ -554,7 +554,7 @@ def test_an_old_champion_or_none_retrains_whatever_the_alerts_say(mlops_home, sp
 
     # when / then
     assert check(aged).reasons == (
-        "the champion v1 was trained on data up to 2013-07-20, 42 days before the latest labelled flight "
+        "the champion v1 was trained on data up to 2013-07-20, 42 days before the latest labelled event "
         "(more than 28)",
     )
     assert not check(fresh).retrain and check(fresh).reason == "no alert holds and the champion is recent"
@@ -653,6 +653,6 @@ def test_an_alert_with_nothing_to_judge_yet_is_said_and_does_not_fail_the_check(
         "flight_delay_predictions_model_quality: no window to judge yet (0 windows in the metric table)"
     )
     assert (nothing.reason, no_window.reason) == (
-        "no labelled flight yet: nothing to train on",
+        "no labelled event yet: nothing to train on",
         "no alert holds and the champion is recent",
     )

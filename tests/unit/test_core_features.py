@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from jobs.core.model import FEATURE_COLUMNS
+from models.flight_delay.columns import FEATURE_COLUMNS
 from models.flight_delay.data import (
     LABEL,
     SCHEDULED_DEPARTURE,

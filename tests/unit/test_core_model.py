@@ -7,16 +7,25 @@ import pandas as pd
 import pytest
 
 from jobs.core.evaluation import roc_auc
-from jobs.core.model import (
-    CATEGORICAL_FEATURES,
-    FEATURE_COLUMNS,
-    NUMERIC_FEATURES,
-    labels,
-    model_frame,
-    predict_proba,
-    shuffled,
-)
+from jobs.core.model import labels as model_labels
+from jobs.core.model import model_frame as frame_of
+from jobs.core.model import model_signature, predict_proba, shuffled
 from models.flight_delay.estimator import build_estimator as build_model
+from models.flight_delay.spec import SPEC
+
+CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES = (
+    SPEC.categorical_features,
+    SPEC.feature_names,
+    SPEC.numeric_features,
+)
+
+
+def model_frame(examples: pd.DataFrame) -> pd.DataFrame:
+    return frame_of(SPEC, examples)
+
+
+def labels(examples: pd.DataFrame) -> np.ndarray:
+    return model_labels(SPEC, examples)
 
 
 def synthetic_examples(n: int, seed: int = 0) -> pd.DataFrame:
@@ -54,7 +63,7 @@ def test_model_frame_has_exactly_the_features_with_fixed_types():
 
 
 def test_model_frame_names_missing_columns():
-    with pytest.raises(ValueError, match=r"lack the feature columns \['visib'\]"):
+    with pytest.raises(ValueError, match=r"model 'flight_delay': examples lack the feature columns \['visib'\]"):
         model_frame(synthetic_examples(5).drop(columns=["visib"]))
 
 
@@ -97,3 +106,21 @@ def test_unknown_hyperparameters_are_rejected():
 def test_labels_must_be_complete():
     with pytest.raises(ValueError, match="missing labels"):
         labels(pd.DataFrame({"label": [1, None]}))
+
+
+def test_labels_of_a_classifier_are_zero_or_one():
+    with pytest.raises(ValueError, match=r"a classifier's labels must be 0 or 1, got the classes \[0, 2\]"):
+        labels(pd.DataFrame({"label": [0, 2]}))
+
+
+def test_the_flight_model_signature_is_unchanged():
+    # The signature served models were logged with: categoricals as strings, numerics as doubles, weather optional,
+    # the class as int64.
+    signature = model_signature(SPEC)
+
+    inputs = {c.name: (c.type.name, c.required) for c in signature.inputs.inputs}
+    assert list(inputs) == list(FEATURE_COLUMNS)
+    assert inputs["carrier"] == ("string", True)
+    assert inputs["distance"] == ("double", True)
+    assert inputs["visib"] == ("double", False)
+    assert [str(o.type) for o in signature.outputs.inputs] == ["int64"]

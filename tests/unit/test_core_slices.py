@@ -10,6 +10,7 @@ import pytest
 
 from jobs.core.decisions import slice_problems
 from jobs.core.evaluation import SliceMetric, classification_metrics, roc_auc, slice_metrics
+from models.flight_delay.spec import SPEC
 
 
 def test_classification_metrics_on_a_small_example():
@@ -52,7 +53,7 @@ def frame_and_predictions():
 def test_slice_metrics_per_value_with_at_least_min_rows():
     frame, y, p = frame_and_predictions()
 
-    slices = slice_metrics(frame, y, p, ("origin", "carrier"), min_rows=3)
+    slices = slice_metrics(frame, y, p, SPEC.validation.slices, min_rows=3)
 
     assert slices == [
         SliceMetric("origin", "EWR", 4, 1.0),
@@ -87,6 +88,4 @@ def test_slice_check_flags_only_big_enough_slices_below_the_floor():
         SliceMetric("carrier", "HA", 300, None),  # one class only: nothing to judge
     ]
 
-    assert slice_problems(slices, min_rows=200, min_roc_auc=0.55) == [
-        "slice origin=JFK (500 rows): roc_auc 0.5400 < 0.5500"
-    ]
+    assert slice_problems(slices, min_rows=200, bound=0.55) == ["slice origin=JFK (500 rows): roc_auc 0.5400 < 0.5500"]
