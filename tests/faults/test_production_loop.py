@@ -234,7 +234,7 @@ def served_requests(champion_version: str) -> list[dict]:
     )
     records = [{c: (None if pd.isna(r[c]) else r[c]) for c in FEATURE_COLUMNS} for _, r in rows.iterrows()]
     model = mlflow.sklearn.load_model(stage_model(platform, ModelRef(ENV.registered_model, champion_version)))
-    answers = (predict_proba(model, model_frame(pd.DataFrame(records))) > 0.5).astype(int).tolist()
+    answers = (predict_proba(model, model_frame(ENV.model, pd.DataFrame(records))) > 0.5).astype(int).tolist()
     now = datetime.now(UTC)
     return [
         {

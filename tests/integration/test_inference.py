@@ -329,7 +329,7 @@ def serve(platform, records: list[dict], keys: list[str], version: str) -> None:
     from local.serving.inference_log import InferenceLogger
 
     model = mlflow.sklearn.load_model(stage_model(platform, ModelRef(MODEL, version)))
-    answers = (predict_proba(model, model_frame(pd.DataFrame(records))) > 0.5).astype(int).tolist()
+    answers = (predict_proba(model, model_frame(ENV.model, pd.DataFrame(records))) > 0.5).astype(int).tolist()
     log = InferenceLogger(table_path(ENV.inference_table), flush_interval=0.1)
     log.start()
     now = datetime.now(UTC)
