@@ -10,10 +10,11 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from jobs.platform.model import load_model
-from models.airport_delay import examples, labels, load_sources, scoring_rows, source_filters
+from models.airport_delay import examples, labels, load_sources, row_checks, scoring_rows, source_filters
 from models.airport_delay.errors import AirportDelayDataError
 from models.airport_delay.hours import airport_hours
 from models.airport_delay.spec import SPEC
@@ -168,6 +169,20 @@ def test_scoring_rows_score_every_scheduled_hour_even_an_all_cancelled_one(spark
     ewr6 = got[(day, "EWR", datetime(2013, 1, 2, 11))]
     assert (ewr6["scheduled_departures"], ewr6["scheduled_departures_prev_hour"]) == (2.0, 3.0)
     assert not set(LABEL_COLUMNS) & set(ewr6)
+
+
+def test_row_checks_pass_the_scored_hours_and_name_what_is_wrong_with_a_bad_one(spark, hand_rows):
+    day = date(2013, 1, 2)
+    weather = weather_hourly(spark.createDataFrame([], _WEATHER_SCHEMA))
+    scored = scoring_rows(hand_rows, {"airport_weather_hourly": weather}, day, day)
+    bad = scored.limit(1).withColumn("hour_of_day", F.lit(24.0)).withColumn("scheduled_departures", F.lit(0.0))
+
+    def reasons(rows) -> list[list[str]]:
+        flagged = [F.when(failed, F.lit(reason)) for failed, reason in row_checks()]
+        return [sorted(r for r in row[0] if r) for row in rows.select(F.array(*flagged)).collect()]
+
+    assert reasons(scored) == [[]] * 5
+    assert reasons(bad) == [["hour of day missing or outside 0..23", "no scheduled departure in the hour"]]
 
 
 def test_rows_without_the_schedule_columns_are_refused_by_name(spark, hand_rows):
