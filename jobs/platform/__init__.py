@@ -50,7 +50,7 @@ class Platform:
     notifier: Notifier
     spark_session: Callable[[], SparkSession]
     on_databricks: bool
-    # Flight files arriving for the streaming job.
+    # Files of the model's streamed source arriving for the streaming job.
     landing: Landing
     # A folder the driver and the Spark workers both read and write: staged models, stream checkpoints.
     work_dir: str

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WriteMode = Literal["overwrite", "append"]
-# (column, operator, value) conditions, all of which a row meets: ("time_hour", ">=", datetime(...)). A read may
+# (column, operator, value) conditions, all of which a row meets: ("event_hour", ">=", datetime(...)). A read may
 # return more rows than they select (they narrow what is loaded); the caller applies its exact condition.
 Filters = Sequence[tuple[str, str, Any]]
 _OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "is null")

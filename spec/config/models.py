@@ -231,8 +231,8 @@ class Validation(ConfigModel):
 
     run_mode: RunMode = "enabled"
     min_roc_auc: Fraction = 0.62
-    # Per slice (origin, carrier): better than chance wherever there are enough rows to tell. ROC AUC on a few
-    # hundred rows has a standard error of about 0.03, so a stricter floor fails sound models on noise.
+    # Per slice (the model's validation slices): better than chance wherever there are enough rows to tell. ROC AUC
+    # on a few hundred rows has a standard error of about 0.03, so a stricter floor fails sound models on noise.
     min_slice_roc_auc: Fraction = 0.50
     min_slice_rows: Annotated[int, Field(ge=1)] = 500
     max_relative_drop_vs_champion: Fraction = 0.05
@@ -263,7 +263,7 @@ class Serving(ConfigModel):
     challenger_traffic_percent: Annotated[int, Field(ge=0, le=50)] = 0
     # Not the ml-engineers nor a service principal: they manage the endpoint.
     consumers: Annotated[tuple[NonEmpty, ...], Field(min_length=1)] = Field(
-        ("flight-ops",), description="the groups or principals that query the endpoint (CAN_QUERY)"
+        ("model-consumers",), description="the groups or principals that query the endpoint (CAN_QUERY)"
     )
     # How long the deploy job waits for Databricks to roll out a new endpoint config (bounds its task timeout).
     update_timeout_minutes: Annotated[int, Field(ge=5, le=120)] = 30
@@ -272,15 +272,16 @@ class Serving(ConfigModel):
 class Inference(ConfigModel):
     """Batch and streaming scoring with the Champion.
 
-    The batch job runs on ``batch_schedule`` (None: on demand). The streaming job reads the flight files that land in
-    the raw schema's volume ``landing_volume``: ``continuous`` runs it as a continuous job (a new Champion is picked
-    up when it restarts), ``available_now`` processes what has landed and stops, on ``streaming_schedule``."""
+    The batch job runs on ``batch_schedule`` (None: on demand). The streaming job reads the files of the model's
+    streamed source that land in the raw schema's volume ``landing_volume``: ``continuous`` runs it as a continuous
+    job (a new Champion is picked up when it restarts), ``available_now`` processes what has landed and stops, on
+    ``streaming_schedule``."""
 
     batch_schedule: Schedule | None = None
     streaming_mode: StreamingMode = "available_now"
     streaming_schedule: Schedule | None = None
     landing_volume: Identifier = "landing"
-    # Files (a day of flights each) per micro-batch, at most: a backlog is caught up a week at a time.
+    # Files per micro-batch, at most (a landed file holds a day of rows): a backlog is caught up a week at a time.
     max_files_per_trigger: Annotated[int, Field(ge=1)] = 7
 
     @model_validator(mode="after")
@@ -293,7 +294,7 @@ class Inference(ConfigModel):
 
 
 class OnlineStore(ConfigModel):
-    """The DynamoDB table the latest prediction per flight is published to, for low-latency lookups.
+    """The DynamoDB table the latest prediction per key is published to, for low-latency lookups.
 
     On AWS the credentials come from the Databricks secret scope ``secret_scope`` (keys ``aws_access_key_id`` and
     ``aws_secret_access_key``; the scope is declared by the stack, its values are put outside Terraform). Locally the
@@ -359,9 +360,9 @@ class Retraining(ConfigModel):
     step of the daily-monitoring job (``monitoring.schedule``; spec/workflows.py ``daily_monitoring``), started as a
     run-job task once the labels, the monitors' refresh and the SQL alerts have run. It retrains when an alert that
     starts retraining holds, or when the Champion's training data ends more than ``max_model_age_days`` before the
-    latest labelled flight: the schedule, expressed as an age, checked every day by the same run. The window ends at the
-    latest labelled flight and spans ``window_days``. An alert starts retraining only when the newest version (promoted
-    or not) was trained on data ending at least ``alert_cooldown_days`` before the latest labelled flight: a model just
+    latest labelled event: the schedule, expressed as an age, checked every day by the same run. The window ends at the
+    latest labelled event and spans ``window_days``. An alert starts retraining only when the newest version (promoted
+    or not) was trained on data ending at least ``alert_cooldown_days`` before the latest labelled event: a model just
     retrained on nearly the same window is not retrained again for an alert that still holds (its windows still count
     the weeks before the retraining)."""
 

@@ -41,8 +41,17 @@ def flight_model_names() -> tuple[str, ...]:
     return tuple(sorted({*declared, *UNDECLARED}))
 
 
+# The project's configuration, not the platform: it says which models each environment runs, by name.
+CONFIGURATION = ("spec/config/environments.py",)
+
+
 def platform_files(root: Path = ROOT) -> list[Path]:
-    files = [path for package in PLATFORM for path in sorted((root / package).rglob("*.py"))]
+    files = [
+        path
+        for package in PLATFORM
+        for path in sorted((root / package).rglob("*.py"))
+        if path.relative_to(root).as_posix() not in CONFIGURATION
+    ]
     return files + [path for pattern in TEMPLATES for path in sorted(root.glob(pattern))]
 
 
