@@ -115,11 +115,11 @@ def prepare(platform: Platform, rows: int) -> Prepared:
     from spec.columns import SCHEDULED_DEPARTURE
 
     env, tables = platform.env, platform.tables
-    flights_path = LocalTables.path(env.flights_table)
+    flights_path = LocalTables.path(env.source_table("flights"))
     has_year = DeltaTable.is_deltatable(str(flights_path)) and _delta_rows(flights_path) == YEAR_FLIGHTS
     if not has_year:
         _step(f"ingest {YEAR_START}..{YEAR_END} (jobs.ingest)", lambda: ingest.ingest(platform, YEAR_START, YEAR_END))
-    if not has_year or not tables.exists(env.weather_features_table):
+    if not has_year or not tables.exists(env.feature_table("weather_hourly")):
         _step("weather features (jobs.features)", lambda: features.build_features(platform))
     registry = platform.registry
     version = registry.alias_version(CHAMPION)
@@ -136,7 +136,10 @@ def prepare(platform: Platform, rows: int) -> Prepared:
 
     def materialize() -> None:
         candidates = flight_features(
-            tables.read(env.flights_table), tables.read(env.weather_features_table), YEAR_START, YEAR_END
+            tables.read(env.source_table("flights")),
+            tables.read(env.feature_table("weather_hourly")),
+            YEAR_START,
+            YEAR_END,
         )
         valid, _ = split(candidates, platform.model.spec, platform.model.row_checks())
         if rows < YEAR_FLIGHTS:

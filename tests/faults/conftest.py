@@ -245,7 +245,7 @@ def pending_kills(request, fault_home) -> Iterator[dict[str, PendingKill]]:
             patch.delenv(name, raising=False)
         try:
             pending["workflow"] = PendingKill(
-                "local.tables:LocalTables.write", 1, env.flights_table,
+                "local.tables:LocalTables.write", 1, env.source_table("flights"),
                 "mlops", "run", "model-training", "--env", env.name, *params,
             )  # fmt: skip
             if any(item.path.name == PRODUCTION_LOOP for item in request.session.items):
@@ -290,7 +290,10 @@ def champion(fault_home, pending_kills) -> Champion:
         started = time.monotonic()
         killed = pending_kills["workflow"].run()
         tables = LocalTables(local_spark)
-        left_flights, left_weather = tables.exists(env.flights_table), tables.exists(env.weather_table)
+        left_flights, left_weather = (
+            tables.exists(env.source_table("flights")),
+            tables.exists(env.source_table("weather")),
+        )
         killed_seconds, started = time.monotonic() - started, time.monotonic()
         # when: the workflow runs again
         run = LocalRunner(env).run("model-training", TRAINING)

@@ -35,8 +35,8 @@ def test_a_model_workflow_killed_after_its_first_commit_runs_again_to_the_same_t
     run = champion.run
     window = (date.fromisoformat(TRAINING["start_date"]), date.fromisoformat(TRAINING["end_date"]))
     flights, weather = source_frames(*window)
-    stored_flights = DeltaTable(str(table_path(ENV.flights_table))).to_pandas(columns=list(FLIGHT))
-    stored_weather = DeltaTable(str(table_path(ENV.weather_table))).to_pandas(columns=list(WEATHER_KEY))
+    stored_flights = DeltaTable(str(table_path(ENV.source_table("flights")))).to_pandas(columns=list(FLIGHT))
+    stored_weather = DeltaTable(str(table_path(ENV.source_table("weather")))).to_pandas(columns=list(WEATHER_KEY))
     lost_f, doubled_f = lost_and_doubled(keys(flights, FLIGHT), keys(stored_flights, FLIGHT))
     lost_w, doubled_w = lost_and_doubled(keys(weather, WEATHER_KEY), keys(stored_weather, WEATHER_KEY))
     from jobs.platform import build_platform

@@ -227,7 +227,10 @@ def served_requests(champion_version: str) -> list[dict]:
     tables = platform.tables
     rows = (
         flight_features(
-            tables.read(ENV.flights_table), tables.read(ENV.weather_features_table), LANDED_DAYS[0], LANDED_DAYS[-1]
+            tables.read(ENV.source_table("flights")),
+            tables.read(ENV.feature_table("weather_hourly")),
+            LANDED_DAYS[0],
+            LANDED_DAYS[-1],
         )
         .limit(SERVED)
         .toPandas()
@@ -259,7 +262,7 @@ def arrived(prediction_keys: list[tuple]) -> set[tuple]:
     """The flights among ``prediction_keys`` (FLIGHT_KEY tuples) that arrived: what the labels job must label."""
     from spec.columns import FLIGHT_KEY
 
-    flights = table(ENV.flights_table)
+    flights = table(ENV.source_table("flights"))
     done = flights.filter(pc.is_valid(flights["arr_delay"]))
     wanted = set(prediction_keys)
     by_key = {

@@ -554,8 +554,7 @@ def test_an_old_champion_or_none_retrains_whatever_the_alerts_say(mlops_home, sp
 
     # when / then
     assert check(aged).reasons == (
-        "the champion v1 was trained on data up to 2013-07-20, 42 days before the latest labelled event "
-        "(more than 28)",
+        "the champion v1 was trained on data up to 2013-07-20, 42 days before the latest labelled event (more than 28)",
     )
     assert not check(fresh).retrain and check(fresh).reason == "no alert holds and the champion is recent"
     assert check(orphan).reasons == ("there is no champion",)

@@ -367,7 +367,10 @@ def test_served_requests_are_unpacked_with_the_probability_of_the_version_that_a
     platform = build_platform(ENV)
     tables = platform.tables
     day = flight_features(
-        tables.read(ENV.flights_table), tables.read(ENV.weather_features_table), date(2013, 3, 8), date(2013, 3, 8)
+        tables.read(ENV.source_table("flights")),
+        tables.read(ENV.feature_table("weather_hourly")),
+        date(2013, 3, 8),
+        date(2013, 3, 8),
     )
     rows = day.limit(40).toPandas()
     records = [{c: (None if pd.isna(r[c]) else r[c]) for c in feature_columns} for _, r in rows.iterrows()]
@@ -422,7 +425,10 @@ def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reas
     platform = build_platform(ENV)
     tables = platform.tables
     day = flight_features(
-        tables.read(ENV.flights_table), tables.read(ENV.weather_features_table), date(2013, 3, 7), date(2013, 3, 7)
+        tables.read(ENV.source_table("flights")),
+        tables.read(ENV.feature_table("weather_hourly")),
+        date(2013, 3, 7),
+        date(2013, 3, 7),
     )
     row = next(day.limit(1).toPandas().iterrows())[1]
     record, key = {c: (None if pd.isna(row[c]) else row[c]) for c in feature_columns}, key_id(ENV.model, row)
