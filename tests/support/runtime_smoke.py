@@ -19,8 +19,8 @@ def main() -> int:
     from jobs.core.evaluation import classification_metrics
     from jobs.core.model import model_frame, model_signature, predict_proba
     from jobs.platform.registry import logged_model_name, model_requirements
+    from models.flight_delay.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
     from models.flight_delay.estimator import build_estimator as build_model
-    from spec.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
 
     rng = np.random.default_rng(7)
     rows = 2000
