@@ -93,11 +93,8 @@ def _demo(args: argparse.Namespace) -> int:
     from spec.config import ENVIRONMENTS
 
     console = cli_console()
-    problems = services.preflight()
-    if problems:
-        for problem in problems:
-            console.print(f"[red]mlops demo: {problem}[/red]")
-        return 2
+    # The model and the window first: a model prod does not run, one without a replay or a window outside its data
+    # is said before anything is looked for or started.
     config = ReplayConfig(
         model=model_name(ENVIRONMENTS[DEMO_ENV], args.model),
         start=args.start,
@@ -108,6 +105,11 @@ def _demo(args: argparse.Namespace) -> int:
         initial_weeks=args.initial_weeks,
         promotion_path=() if args.prod_only else ("dev", "staging"),
     )
+    problems = services.preflight()
+    if problems:
+        for problem in problems:
+            console.print(f"[red]mlops demo: {problem}[/red]")
+        return 2
 
     home = services.demo_home()
     with restored_process_state(STOP_SIGNALS):

@@ -1,12 +1,12 @@
 """The costly upper reference of the replay: a model retrained every week, the way the training job trains (the
-window of ``retraining.window_days`` before the week, at most ``retraining.max_rows`` rows, fitted by the model's
-replay's ``fit_reference``), scored on the week's labelled rows.
+window of ``retraining.window_days`` before the week, at most ``retraining.max_rows`` rows, the package's estimator
+fitted by ``quality.fit_reference``), scored on the week's labelled rows.
 
 It runs in a process of its own beside the replay (``python -m local.demo.references SPEC``), with one OpenMP thread, at
 the lowest priority: the replay leaves most of a core idle while it waits on Spark, the gateway and DynamoDB, and the
 reference's fits fill it.
-The spec is a JSON file written by ``References.start_weekly``; the result is a JSON file of ``{week: quality}``
-(the replay's ``model_quality``).
+The spec is a JSON file written by ``References.start_weekly``; the result is a JSON file of ``{week: figure}``
+(the replay's ``QUALITY``, ``quality.model_quality``).
 
 Beside it, in the replay's process: the never-retrained first champion, and what the loop served, scored on the same
 labelled rows (``References``, ``score_loop``).
@@ -26,6 +26,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from local.demo import quality
 from local.demo.config import ReplayConfig
 from local.demo.records import WeekRecord
 from local.demo.replays import ModelReplay, load_replay
@@ -42,7 +43,7 @@ logger = logging.getLogger("local.demo.references")
 
 @dataclass(frozen=True)
 class ReferenceSpec:
-    model: str  # whose replay fits and scores the reference
+    model: str  # whose estimator and quality figure
     examples: str  # a Parquet file of the window's labelled examples (the key, the features, the label)
     weeks: list[str]  # Mondays, ISO dates
     window_days: int
@@ -56,8 +57,8 @@ class ReferenceSpec:
 
 
 def weekly_reference(spec: ReferenceSpec) -> dict[str, float | None]:
-    """Each week's quality (the replay's ``model_quality``) of a model trained on the window just before it (the
-    replay's ``fit_reference``); None for a week without labelled rows or where the figure is undefined."""
+    """Each week's quality figure of a model trained on the window just before it; None for a week without
+    labelled rows or where the figure is undefined."""
     import pandas as pd
 
     replay = load_replay(spec.model)
@@ -75,7 +76,7 @@ def weekly_reference(spec: ReferenceSpec) -> dict[str, float | None]:
         train = examples[(examples[day] < week) & (examples[day] >= week - window)]
         if len(train) > spec.max_rows:
             train = train.sample(spec.max_rows, random_state=spec.seed)
-        values[text] = replay.model_quality(replay.fit_reference(train, spec.seed), test)
+        values[text] = quality.model_quality(replay, quality.fit_reference(replay, train, spec.seed), test)
     return values
 
 
@@ -182,8 +183,8 @@ class References:
         return process
 
     def score(self, records: list[WeekRecord], first_champion: str, weekly: dict[str, float | None]) -> None:
-        """Each week's quality of the never-retrained first champion on its labelled rows (the replay's
-        ``model_quality``), and the weekly-retrained reference's (``weekly``, by week; missing weeks stay None)."""
+        """Each week's quality figure of the never-retrained first champion on its labelled rows, and the
+        weekly-retrained reference's (``weekly``, by week; missing weeks stay None)."""
         import mlflow.sklearn
 
         from jobs.platform.registry import ModelRef
@@ -195,12 +196,11 @@ class References:
             record.auc_weekly = weekly.get(record.week_start)
             test = examples[examples["week"] == date.fromisoformat(record.week_start)]
             if not test.empty:
-                record.auc_never = self.replay.model_quality(first, test)
+                record.auc_never = quality.model_quality(self.replay, first, test)
 
 
 def score_loop(env: Environment, replay: ModelReplay, records: list[WeekRecord]) -> None:
-    """Each week's quality of what the loop served (the replay's ``served_quality``): the champion's predictions of
-    the week's rows, labelled.
+    """Each week's quality figure of what the loop served: the champion's predictions of the week's rows, labelled.
 
     Read with delta-rs, not through the tables port: the port gives Spark DataFrames, and a few columns of the
     window's predictions need no Spark."""
@@ -217,7 +217,7 @@ def score_loop(env: Environment, replay: ModelReplay, records: list[WeekRecord])
         mine = frame[frame["week"] == date.fromisoformat(record.week_start)]
         record.labelled = len(mine)
         if len(mine):
-            record.auc_loop = replay.served_quality(mine)
+            record.auc_loop = quality.served_quality(replay, mine)
 
 
 def _week_of(days: pd.Series) -> pd.Series:

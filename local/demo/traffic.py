@@ -2,6 +2,9 @@
 as a client calls the endpoint (what it sends is the model's replay's ``requests``); then the wait for the gateway's
 inference rows (the labels job must see them).
 
+A client sends the features it knows (``ModelSpec.client_features``, null for a missing value), named by the row's
+key (``request_id``), unless the model's replay says otherwise (its ``requests``).
+
 It reads the predictions and inference tables with delta-rs, not through the tables port (``LocalTables``): the
 port hands Spark DataFrames to jobs, and this waits on a row count every 50 ms, which Spark would turn into seconds.
 """
@@ -11,8 +14,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,8 +26,34 @@ from local.demo import ReplayError
 from local.demo.replays import ModelReplay
 from local.paths import table_path
 from spec.config import Environment
+from spec.model import ModelSpec
 
 logger = logging.getLogger(__name__)
+
+
+def request_id(model: ModelSpec, row: Any) -> str:
+    """The row's key as one string, what a client sends as ``client_request_id`` so that the labels job can label
+    its answer: the key's values in its order joined by '#', dates as YYYY-MM-DD, timestamps (UTC) to the minute
+    as YYYY-MM-DDTHH:MMZ, whole numbers as integers."""
+    parts = []
+    for column in model.key:
+        value = row[column.name]
+        if column.type == "TIMESTAMP" and isinstance(value, datetime):
+            parts.append(value.strftime("%Y-%m-%dT%H:%MZ"))
+        elif column.type == "DATE" and isinstance(value, date):
+            parts.append((value.date() if isinstance(value, datetime) else value).isoformat())
+        elif column.type in ("BIGINT", "INT"):
+            parts.append(str(int(value)))
+        else:
+            parts.append(str(value))
+    return "#".join(parts)
+
+
+def client_requests(model: ModelSpec, rows: pd.DataFrame) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One request a row, in ``rows``' order: the row's ``request_id`` and the features a client sends (null for a
+    missing value)."""
+    for _, row in rows.iterrows():
+        yield request_id(model, row), {c: (None if pd.isna(row[c]) else row[c]) for c in model.client_features}
 
 
 @dataclass(frozen=True)
@@ -69,8 +100,8 @@ class Traffic:
         before = self.inference_rows()
         latencies, errors = [], 0
         with httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as client:
-            for request_id, record in self.replay.requests(sample):
-                body = {"dataframe_records": [record], "client_request_id": request_id}
+            for client_request_id, record in self.requests(sample):
+                body = {"dataframe_records": [record], "client_request_id": client_request_id}
                 started = time.perf_counter()
                 response = client.post(url, json=body)
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -82,6 +113,11 @@ class Traffic:
             p50_ms=round(float(np.percentile(latencies, 50)), 2),
             p95_ms=round(float(np.percentile(latencies, 95)), 2),
         )
+
+    def requests(self, rows: pd.DataFrame) -> Iterable[tuple[str, dict[str, Any]]]:
+        """What a client sends about ``rows``: the replay's own ``requests``, or ``client_requests``."""
+        own = self.replay.requests
+        return own(rows) if own is not None else client_requests(self.replay.spec, rows)
 
     def wait_for_gateway(self, timeout: float = 60.0) -> None:
         """The gateway serves once it has loaded the champion the deploy job just put on the endpoint."""

@@ -243,7 +243,9 @@ def test_task_values_are_the_rows_the_run_wrote_when_spark_calls_a_pickled_copy_
     bad[0]["carrier"], bad[1]["distance"], bad[2]["hour"] = None, -5.0, 99
     from local.adapters import LocalLanding
 
-    LocalLanding(good[0].parent).land(pa.Table.from_pylist(bad, schema=landing_arrow_schema(ENV.model)), "2013-03-18-bad")
+    LocalLanding(good[0].parent).land(
+        pa.Table.from_pylist(bad, schema=landing_arrow_schema(ENV.model)), "2013-03-18-bad"
+    )
 
     # when
     ok(streaming_inference.main, "--trigger", "available-now")
