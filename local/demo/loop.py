@@ -3,9 +3,9 @@ as production would (the demo environment's model by default; any model whose pa
 ``local.demo.replays``).
 
 The model workflow runs in dev, then the same code in staging (a small slice) and in prod (the weeks before the
-window, or its first weeks when it starts in January: ``ReplayConfig``). Then prod lives through the window, a week at
-a time, with the environment's own job graphs on the local
-runner (the same graphs Databricks runs):
+window, or its first weeks when it starts at the data's first month: ``ReplayConfig``). Then prod lives through the
+window, a week at a time, with the environment's own job graphs on the local runner (the same graphs Databricks
+runs):
 
 1. the week's rows of the model's streamed source land, a file per day; the streaming job scores the first six days,
    the batch job the seventh, and publishes to the online store (dynalite);

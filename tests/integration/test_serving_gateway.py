@@ -168,7 +168,7 @@ def test_the_readmes_example_request_is_scored(client):
 def test_the_endpoint_gives_the_models_example_and_scores_it_as_the_models_kind_of_answer(client):
     # Given the endpoint's description
     described = client.get(f"/serving-endpoints/{ENDPOINT}", headers=AUTH).json()
-    model = described["model"]
+    model = described["local_gateway"]["model"]
     assert model == {
         "name": ENV.model_name,
         "problem_type": "classification",
