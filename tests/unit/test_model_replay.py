@@ -270,3 +270,63 @@ def test_a_model_that_streams_nothing_has_nothing_to_land(toy_model):
     name = toy_model(None)
     with pytest.raises(LandingError, match=rf"model '{name}' streams no source"):
         landing_arrow_schema(load_model_spec(name))
+
+
+def predictions(rows: list[tuple[date, int, int | None, float]]) -> pd.DataFrame:
+    """Rows of a predictions table of the flight model: (event date, flight number, label, probability)."""
+    model = ENVIRONMENTS["prod"].model
+    frame = pd.DataFrame(
+        {
+            "sched_date": [day for day, *_ in rows],
+            "carrier": "UA",
+            "flight": np.array([n for _, n, *_ in rows], dtype="int64"),
+            "origin": "EWR",
+            "dest": "IAH",
+            "time_hour": pd.to_datetime([f"{day} 10:00" for day, *_ in rows]).tz_localize(UTC),
+            "sched_departure": pd.to_datetime([f"{day} 10:15" for day, *_ in rows]).tz_localize(UTC),
+        }
+    )
+    for feature in model.scored_features:
+        frame[feature] = 1.0
+    frame["label"] = pd.array([label for *_, label, _ in rows], dtype="Int32")
+    frame["probability"] = [p for *_, p in rows]
+    frame["prediction"] = (frame["probability"] >= 0.5).astype("int32")
+    frame["model_version"], frame["source"] = "1", "batch"
+    return frame
+
+
+def test_a_week_s_requests_and_the_served_figure_come_from_the_predictions_table(tmp_path, monkeypatch):
+    import random
+
+    from deltalake import write_deltalake
+
+    from local.demo.records import WeekRecord
+    from local.demo.references import score_loop
+    from local.demo.traffic import Traffic
+    from local.paths import table_path
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    env = ENVIRONMENTS["prod"]
+    week, next_week = date(2013, 3, 4), date(2013, 3, 11)
+    rows = [
+        (week, 1, 1, 0.9),
+        (week, 1, 1, 0.9),  # scored twice (by the stream and the batch): one row, one request
+        (date(2013, 3, 10), 2, 0, 0.2),
+        (date(2013, 3, 6), 3, 0, 0.7),
+        (date(2013, 3, 7), 4, 1, 0.6),
+        (next_week, 5, 1, 0.4),
+        (next_week, 6, None, 0.4),  # not labelled yet
+    ]
+    write_deltalake(str(table_path(env.predictions_table)), predictions(rows))
+    traffic = Traffic(env, load_replay(env.model_name), gateway_url="http://x", token="t", requests_per_week=2,
+                      rng=random.Random(7))  # fmt: skip
+    # The week's rows, once each, by their event date
+    week_rows = traffic.week_rows(week)
+    assert sorted(week_rows["flight"]) == [1, 2, 3, 4]
+    assert [request_id for request_id, _ in traffic.requests(week_rows.head(1))] == [
+        "2013-03-04#UA#1#EWR#IAH#2013-03-04T10:00Z"
+    ]
+    # The served figure of each week: its labelled rows' ROC AUC (one class only the second week: undefined)
+    records = [WeekRecord(week.isoformat()), WeekRecord(next_week.isoformat())]
+    score_loop(env, load_replay(env.model_name), records)
+    assert [(r.labelled, r.auc_loop) for r in records] == [(5, 0.8333), (1, None)]
