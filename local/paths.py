@@ -5,7 +5,7 @@ Layout (one root for every environment, the catalog name keeps them apart, as on
     mlflow.db                              MLflow tracking + model registry (SQLite)
     mlartifacts/                           MLflow artifacts
     runs/<run_id>/                         local workflow runs (status, task values)
-    landing/<env>/flights/                 flight files for the streaming job (`mlops land`)
+    landing/<env>/<source>/                files of a model's streamed source for the streaming job (`mlops land`)
     work/<env>/                            staged models, stream checkpoints
 """
 
@@ -46,8 +46,9 @@ def runs_dir() -> Path:
     return mlops_home() / "runs"
 
 
-def landing_dir(env_name: str) -> Path:
-    return mlops_home() / "landing" / env_name / "flights"
+def landing_dir(env_name: str, source: str) -> Path:
+    """Where the files of ``source`` (a model's ``stream_source``) land for ``env_name``'s streaming job."""
+    return mlops_home() / "landing" / env_name / source
 
 
 def work_dir(env_name: str) -> Path:

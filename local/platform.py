@@ -56,7 +56,8 @@ def build_local_platform(env: Environment, environ: Mapping[str, str]) -> Platfo
         notifier=LocalNotifier(env.name, home / "notifications.jsonl", local_settings(environ).notify_webhook_url),
         spark_session=local_spark,
         on_databricks=False,
-        landing=LocalLanding(landing_dir(env.name)),
+        # The streamed source's folder (a model that streams none has an empty one the stream never reads).
+        landing=LocalLanding(landing_dir(env.name, env.model.stream_source or env.model.sources[0])),
         work_dir=str(work_dir(env.name)),
         online_store=lambda: local_online_store(env, environ),
         sql=LocalSql(env.name),

@@ -9,6 +9,7 @@ import argparse
 from datetime import datetime, time
 from typing import Any
 
+from cli.commands._model import add_model_option, environment
 from spec.config import ENVIRONMENTS
 
 RETRAINING_WORKFLOW = "retraining"
@@ -19,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "alerts", help="evaluate the SQL alerts locally; retrain when a drift or quality alert that retrains fires"
     )
     parser.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(parser)
     parser.add_argument(
         "--webhook", metavar="URL", help="POST alert changes here (default: $MLOPS_NOTIFY_WEBHOOK_URL, if set)"
     )
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    env = ENVIRONMENTS[args.env]
+    env = environment(args)
     if args.history:
         if args.limit < 1:
             raise SystemExit("mlops alerts: --limit must be >= 1")

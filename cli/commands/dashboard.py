@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli.commands._model import add_model_option, environment
 from spec.config import ENVIRONMENTS
 
 
@@ -14,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dashboard", help="write an HTML page of model quality, drift and label coverage over time (from the monitor)"
     )
     parser.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(parser)
     parser.add_argument(
         "--out",
         type=Path,
@@ -30,6 +32,6 @@ def _dashboard(args: argparse.Namespace) -> int:
     from cli.main import console
     from local.dashboard import render_dashboard
 
-    index = render_dashboard(ENVIRONMENTS[args.env], args.out)
+    index = render_dashboard(environment(args), args.out)
     console().print(f"dashboard of {escape(args.env)}: {escape(str(index))}", soft_wrap=True)
     return 0

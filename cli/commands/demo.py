@@ -1,10 +1,12 @@
-"""`mlops demo`: the README's main job. A year of MLOps on the real 2013 New York flights, on this machine.
+"""`mlops demo`: the README's main job. A year of MLOps on a model's real data, on this machine: the environment's
+model by default (`--model NAME` for another whose package says how to replay it, ``local.demo.replays``).
 
 1. every environment's stack is synthesized and summarized;
 2. the local services start on free loopback ports: dynalite (DynamoDB), the webhook receiver the alerts post to,
    and the serving gateway for prod (its own process, as a user runs it); they stop at the end, on Ctrl-C or failure;
 3. the model workflow runs in dev, then staging (a small slice), then prod: its first champion trains on the weeks
-   before ``--start`` (on the window's first weeks when it starts in January, 2013 having nothing before);
+   before ``--start`` (on the window's first weeks when it starts at the data's first month, the data having
+   nothing before);
 4. prod lives through the whole weeks of ``--months`` months one by one (``local.demo.loop``);
 5. the report: ``index.html`` with its plots (in ``--report``, default ``$MLOPS_HOME/demo/report``), and a summary
    on the terminal.
@@ -40,9 +42,22 @@ from local.settings import HOME_ENV
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser("demo", help="a year of MLOps on 2013's flights, replayed locally, with a report")
-    demo.add_argument("--months", type=int, default=12, help="how many months of 2013 to live through (1..12)")
-    demo.add_argument("--start", type=_month, default=date(2013, 1, 1), help="first month, YYYY-MM (default 2013-01)")
+    demo = subparsers.add_parser("demo", help="a year of MLOps on a model's data, replayed locally, with a report")
+    demo.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="the model to replay (default: the one prod runs); its package must have a replay (replay.py)",
+    )
+    demo.add_argument(
+        "--months",
+        type=int,
+        default=None,
+        help="how many months of the model's data to live through (1..12; default: as many as it has, at most 12)",
+    )
+    demo.add_argument(
+        "--start", type=_month, default=None, help="first month, YYYY-MM (default: the data's first month)"
+    )
     demo.add_argument("--seed", type=int, default=7, help="seed of the request sampling and the models")
     demo.add_argument("--requests-per-week", type=int, default=60, help="live requests sent to the gateway each week")
     demo.add_argument("--no-references", action="store_true", help="skip the never/weekly-retrained references")
@@ -50,8 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--initial-weeks",
         type=int,
         default=None,
-        help="weeks prod's first champion trains on, just before --start (default 8, as many as 2013 has); with "
-        "--start 2013-01 the window's first weeks (default 8, at most half the window), the rest is replayed",
+        help="weeks prod's first champion trains on, just before --start (default 8, as many as the data has); "
+        "with --start at the data's first month the window's first weeks (default 8, at most half the window), the "
+        "rest is replayed",
     )
     demo.add_argument(
         "--prod-only", action="store_true", help="skip the model workflow in dev and staging (a quicker look)"
@@ -71,17 +87,16 @@ def _month(text: str) -> date:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from cli.commands._model import model_name
     from cli.main import console as cli_console
+    from local.demo.config import DEMO_ENV, ReplayConfig
+    from spec.config import ENVIRONMENTS
 
     console = cli_console()
-    problems = services.preflight()
-    if problems:
-        for problem in problems:
-            console.print(f"[red]mlops demo: {problem}[/red]")
-        return 2
-    from local.demo.config import ReplayConfig
-
+    # The model and the window first: a model prod does not run, one without a replay or a window outside its data
+    # is said before anything is looked for or started.
     config = ReplayConfig(
+        model=model_name(ENVIRONMENTS[DEMO_ENV], args.model),
         start=args.start,
         months=args.months,
         seed=args.seed,
@@ -90,6 +105,11 @@ def _demo(args: argparse.Namespace) -> int:
         initial_weeks=args.initial_weeks,
         promotion_path=() if args.prod_only else ("dev", "staging"),
     )
+    problems = services.preflight()
+    if problems:
+        for problem in problems:
+            console.print(f"[red]mlops demo: {problem}[/red]")
+        return 2
 
     home = services.demo_home()
     with restored_process_state(STOP_SIGNALS):
@@ -124,7 +144,7 @@ def _demo_in(console, args: argparse.Namespace, config, home: Path) -> int:
     for line in summaries:
         console.print(line)
 
-    console.rule("2. The lifecycle: dev -> staging -> prod, then 2013 week by week in prod")
+    console.rule(f"2. The lifecycle: dev -> staging -> prod, then {config.start}..{config.end} week by week in prod")
     console.print(f"services on 127.0.0.1; logs of Spark, MLflow and the jobs in {log_file}")
     result = _lifecycle_with_progress(console, home, config, log_file)
     stop_on_signals()  # the services' shutdown ignored them
@@ -221,7 +241,8 @@ def _print_summary(console, result, index: Path, home: Path) -> None:
 
     from local.report import summary_lines
 
-    table = Table(title="A year of MLOps on 2013's flights", show_header=False)
+    title = f"MLOps on {result.model}'s {result.rows}, {result.start}..{result.end}" if result.model else "MLOps"
+    table = Table(title=title, show_header=False)
     table.add_column("what")
     table.add_column("measured")
     data = json.loads(json.dumps(result.to_json(), default=str))

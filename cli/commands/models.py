@@ -6,16 +6,19 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from cli.commands._model import add_model_option, environment
 from spec.config import ENVIRONMENTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     models = subparsers.add_parser("models", help="list model versions with aliases and validation status")
     models.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(models)
     models.add_argument("--target", choices=TARGETS, default="local", help=TARGET_HELP)
     models.set_defaults(func=_models)
     rollback = subparsers.add_parser("rollback", help="move the champion alias back to the previous champion")
     rollback.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(rollback)
     rollback.add_argument("--target", choices=TARGETS, default="local", help=TARGET_HELP)
     rollback.set_defaults(func=_rollback)
 
@@ -87,6 +90,7 @@ def print_versions(env_name: str, target: str = "local") -> None:
 
 
 def _models(args: argparse.Namespace) -> int:
+    environment(args)
     print_versions(args.env, args.target)
     return 0
 
@@ -94,6 +98,7 @@ def _models(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from jobs.promotion import rollback
 
+    environment(args)
     version = rollback(_platform(args.env, args.target))
     print(f"{ENVIRONMENTS[args.env].registered_model}: champion is version {version} again")
     return 0

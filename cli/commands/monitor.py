@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from cli.commands._model import add_model_option, environment
 from spec.config import ENVIRONMENTS
 
 TABLES = ("predictions", "served", "all")
@@ -15,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "monitor", help="refresh the quality monitors' profile and drift metric tables (local Lakehouse Monitoring)"
     )
     monitor.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(monitor)
     monitor.add_argument(
         "--table",
         choices=TABLES,
@@ -31,7 +33,7 @@ def _monitor(args: argparse.Namespace) -> int:
     from local.monitor import refresh_monitor, window_summaries
     from spec.monitoring import monitored_tables
 
-    env = ENVIRONMENTS[args.env]
+    env = environment(args)
     kinds = {env.predictions_table: "predictions", env.served_table: "served"}
     chosen = [m for m in monitored_tables(env) if args.table == "all" or kinds[m.table] == args.table]
     granularity = env.monitoring.alert_granularity

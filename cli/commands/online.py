@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+from cli.commands._model import add_model_option, environment
 from spec.config import ENVIRONMENTS
 
 TASK_KEY = "publish"
@@ -24,16 +25,20 @@ TASK_KEY = "publish"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     publish = subparsers.add_parser(
-        "publish", help="publish the latest prediction per flight to the local online store (DynamoDB)"
+        "publish", help="publish the latest prediction per key to the local online store (DynamoDB)"
     )
     publish.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(publish)
     publish.add_argument("--full", action="store_true", help="republish every prediction, not only the new ones")
     publish.set_defaults(func=_publish)
 
-    lookup = subparsers.add_parser("lookup", help="print one flight's item of the local online store as JSON")
+    lookup = subparsers.add_parser("lookup", help="print one item of the local online store as JSON")
     lookup.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(lookup)
     lookup.add_argument(
-        "--flight-key", required=True, help="sched_date#carrier#flight#origin, e.g. 2013-03-04#UA#1545#EWR"
+        "--key",
+        required=True,
+        help="the item's key: the values of the model's online key (ModelSpec.online_key), in its order, joined by '#'",
     )
     lookup.set_defaults(func=_lookup)
 
@@ -92,6 +97,7 @@ def _publish(args: argparse.Namespace) -> int:
     from jobs import publish
     from local.dynalite import DynaliteError
 
+    environment(args)
     argv = ["--env", args.env, *(["--full"] if args.full else [])]
     try:
         with local_dynamodb(), task_values_file() as values_path:
@@ -120,15 +126,16 @@ def _lookup(args: argparse.Namespace) -> int:
     from jobs.platform.online_store import OnlineStoreError
     from local.dynalite import DynaliteError, local_online_store
 
-    env = ENVIRONMENTS[args.env]
+    env = environment(args)
     try:
         with local_dynamodb():
-            item = local_online_store(env).get(args.flight_key)
+            item = local_online_store(env).get(args.key)
     except (DynaliteError, OnlineStoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if item is None:
-        print(f"no item with flight_key {args.flight_key!r} in {env.online_table_name}", file=sys.stderr)
+        online_key = "#".join(env.model.online_key)
+        print(f"no item with key {args.key!r} ({online_key}) in {env.online_table_name}", file=sys.stderr)
         return 1
     print(item_json(item))
     return 0

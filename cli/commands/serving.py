@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cli.commands._model import add_model_option, environment
 from spec.config import ENVIRONMENTS
 
 
@@ -16,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="run the local serving gateway for an environment's endpoint (Databricks REST contract)"
     )
     serve.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument(
@@ -34,8 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     predict = subparsers.add_parser("predict", help="send a JSON request to the local serving gateway")
     predict.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
-    predict.add_argument(
-        "--json", required=True, type=Path, dest="json_file", help="request body file ('-' reads standard input)"
+    add_model_option(predict)
+    body = predict.add_mutually_exclusive_group(required=True)
+    body.add_argument("--json", type=Path, dest="json_file", help="request body file ('-' reads standard input)")
+    body.add_argument(
+        "--example", action="store_true", help="send the model's request example (ModelSpec.request_example)"
     )
     predict.add_argument("--url", default="http://127.0.0.1:8080", help="gateway base URL")
     predict.add_argument("--timeout", type=float, default=30.0)
@@ -51,9 +56,10 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.log_flush_interval > 0:
         print("error: --log-flush-interval must be > 0", file=sys.stderr)
         return 2
+    env = environment(args)
     try:
         serve(
-            ENVIRONMENTS[args.env],
+            env,
             host=args.host,
             port=args.port,
             max_batch_rows=args.max_batch_rows,
@@ -72,8 +78,13 @@ def _predict(args: argparse.Namespace) -> int:
     from local.serving.auth import client_token
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise for a person
-    env = ENVIRONMENTS[args.env]
-    body = sys.stdin.buffer.read() if str(args.json_file) == "-" else args.json_file.read_bytes()
+    env = environment(args)
+    if args.example:
+        body = json.dumps(request_example(env)).encode()
+    elif str(args.json_file) == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        body = args.json_file.read_bytes()
     token = client_token(mlops_home() / "serving")
     url = f"{args.url.rstrip('/')}/serving-endpoints/{env.endpoint_name}/invocations"
     try:
@@ -98,3 +109,8 @@ def _predict(args: argparse.Namespace) -> int:
     except json.JSONDecodeError:
         print(response.text)
     return 0 if response.is_success else 1
+
+
+def request_example(env) -> dict:
+    """The endpoint's example request: the model's ``request_example`` as one record."""
+    return {"dataframe_records": [dict(env.model.request_example)]}

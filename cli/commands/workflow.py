@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cli.commands._model import add_model_option, environment
 from spec.config import ENVIRONMENTS
 
 
@@ -11,6 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run a workflow (job graph) locally, as Databricks would run the job")
     run.add_argument("workflow", help="the graph name, e.g. model-training or feature-pipeline")
     run.add_argument("--env", required=True, choices=list(ENVIRONMENTS))
+    add_model_option(run)
     run.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a job parameter (repeatable)"
     )
@@ -93,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         params = parse_params(args.param)
     except argparse.ArgumentTypeError as error:
         raise SystemExit(f"mlops run: {error}") from error
+    environment(args)
     run = run_workflow(args.env, args.workflow, params)
     print_run(run)
     return 0 if run.status == "SUCCESS" else 1

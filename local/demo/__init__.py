@@ -1,6 +1,8 @@
-"""The main job, `mlops demo`: a year of MLOps on the real 2013 New York flights, replayed on this machine.
+"""The main job, `mlops demo`: a year of MLOps on a model's real data, replayed on this machine (the demo
+environment's model, or any model whose package says how to replay it: ``replays``).
 
-- ``config``: the replay's window and the first champion's training (``ReplayConfig``);
+- ``replays``: what a model package says about its replay (``models/<name>/replay.py``), and its loader;
+- ``config``: the replay's model, window and the first champion's training (``ReplayConfig``);
 - ``services``: the processes the demo supervises (dynalite, the webhook receiver, the serving gateway), its home,
   its lock, its signals and its quiet terminal;
 - ``loop``: the weekly loop (``Replay``), prod's environment job graphs on the local runner;

@@ -1,22 +1,24 @@
-"""The weekly loop of the main job (`mlops demo`): a year of MLOps on the real 2013 New York flights, replayed on
-this machine.
+"""The weekly loop of the main job (`mlops demo`): a model's data lived through a week at a time on this machine,
+as production would (the demo environment's model by default; any model whose package has a replay, see
+``local.demo.replays``).
 
 The model workflow runs in dev, then the same code in staging (a small slice) and in prod (the weeks before the
-window, or its first weeks when it starts in January: ``ReplayConfig``). Then prod lives through the window, a week at
-a time, with the environment's own job graphs on the local
-runner (the same graphs Databricks runs):
+window, or its first weeks when it starts at the data's first month: ``ReplayConfig``). Then prod lives through the
+window, a week at a time, with the environment's own job graphs on the local runner (the same graphs Databricks
+runs):
 
-1. the week's flights land, a file per day; the streaming job scores the first six days, the batch job the seventh,
-   and publishes to the online store (dynalite);
-2. live requests for a sample of the week's flights reach the serving gateway (Champion/Challenger split);
-3. the week's flights arrive: the labels job joins their delays into the predictions and the served requests;
+1. the week's rows of the model's streamed source land, a file per day; the streaming job scores the first six days,
+   the batch job the seventh, and publishes to the online store (dynalite);
+2. live requests for a sample of the week's rows reach the serving gateway (Champion/Challenger split), as the
+   model's replay says a client sends them;
+3. the week's labels become known: the labels job joins them into the predictions and the served requests;
 4. the quality monitor refreshes its metric tables; the SQL alerts are evaluated (people hear of them through the
    webhook receiver);
 5. the retraining job runs, as the daily-monitoring job starts it after the alerts: its check runs the same alert
    SQL and the champion's age, and retrains through the model workflow (validation, Champion vs Challenger) if so;
 6. the online Champion/Challenger decision runs on the labelled served traffic.
 
-Two references are computed beside the loop, on the same labelled flights: the first prod champion never retrained,
+Two references are computed beside the loop, on the same labelled rows: the first prod champion never retrained,
 and a model retrained every week on the same window length (the costly upper bound). Everything the report shows is
 in ``ReplayResult``; events (alerts, retraining, promotions) are reported as they happen.
 
@@ -40,7 +42,7 @@ from typing import Any
 from jobs.platform import build_platform
 from jobs.platform.registry import CHALLENGER, CHAMPION
 from local.demo import ReplayError
-from local.demo.config import YEAR_END, YEAR_START, ReplayConfig
+from local.demo.config import DEMO_ENV, ReplayConfig
 from local.demo.records import Event, OnEvent, Progress, ReplayResult, WeekRecord, timed
 from local.demo.references import ReferenceProcess, References, score_loop
 from local.demo.traffic import Traffic
@@ -64,12 +66,18 @@ class Replay:
         progress: Progress = lambda phase, done, total, label: None,
         on_event: OnEvent = lambda event: None,
         on_spawn: Callable[[str, int], None] = lambda name, pid: None,
-        env_name: str = "prod",
+        env_name: str = DEMO_ENV,
     ) -> None:
         from local.runner import LocalRunner
 
         self.config = config
         self.env: Environment = ENVIRONMENTS[env_name]
+        if config.model != self.env.model_name:
+            raise ReplayError(
+                f"environment {self.env.name!r} runs model {self.env.model_name!r}, not {config.model!r}: the demo "
+                "replays the model of the environment it lives in"
+            )
+        self.replay_of = config.replay
         self.webhook_url = webhook_url
         self.progress = progress
         self.on_event = on_event
@@ -78,6 +86,7 @@ class Replay:
         self.platform = build_platform(self.env)
         self.traffic = Traffic(
             self.env,
+            self.replay_of,
             gateway_url=gateway_url,
             token=token,
             requests_per_week=config.requests_per_week,
@@ -85,7 +94,15 @@ class Replay:
         )
         self.references = References(self.env, self.platform, config)
         self.first_champion: str | None = None
-        self.result = ReplayResult(self.env.name, config.start.isoformat(), config.end.isoformat(), config.seed)
+        self.result = ReplayResult(
+            self.env.name,
+            config.start.isoformat(),
+            config.end.isoformat(),
+            config.seed,
+            model=config.model,
+            rows=self.replay_of.rows,
+            quality=self.replay_of.quality,
+        )
 
     # ---- the steps ------------------------------------------------------------------------------------------------
 
@@ -97,7 +114,7 @@ class Replay:
         training_start, initial_end = c.training_window
         # dev and staging: the integration slice CI runs too (a quarter, 15,000 rows), from the first champion's
         # first day and inside the data.
-        quarter = (training_start, min(training_start + timedelta(days=89), YEAR_END))
+        quarter = (training_start, min(training_start + timedelta(days=89), c.last_day))
         plans = [
             (name, {"start_date": quarter[0], "end_date": quarter[1], "training_start": quarter[0],
                     "training_end": quarter[1], "max_rows": "15000"})
@@ -106,7 +123,7 @@ class Replay:
         plans.append(
             (
                 self.env.name,
-                {"start_date": YEAR_START, "end_date": YEAR_END, "training_start": training_start,
+                {"start_date": c.first_day, "end_date": c.last_day, "training_start": training_start,
                  "training_end": initial_end,
                  "max_rows": str(self.env.retraining.max_rows)},
             )
@@ -153,7 +170,7 @@ class Replay:
                     self.progress("replay", i, len(weeks), f"week of {week}")
                     self.result.weeks.append(self.week(week))
                 self.progress("replay", len(weeks), len(weeks), "done")
-            score_loop(self.env, self.result.weeks)
+            score_loop(self.env, self.replay_of, self.result.weeks)
             if reference is None:
                 self.result.references_missing = "mlops demo --no-references"
             else:
@@ -173,14 +190,14 @@ class Replay:
 
     def week(self, week: date) -> WeekRecord:
         from local.alerts import evaluate_alerts
-        from local.landing import land_flights
+        from local.landing import land_rows
         from spec.monitoring import monitored_tables
 
         record = WeekRecord(week.isoformat())
         registry = self.platform.registry
         days = [week + timedelta(days=i) for i in range(7)]
         with record.step("stream"):
-            land_flights(self.env, days[0], days[5])
+            land_rows(self.env, days[0], days[5])
             stream = self.run_task("mlops-score-stream", ["--trigger", "available-now"], week)
         record.scored_stream = int(stream.get("scored_rows", 0))
         record.rejected += int(stream.get("rejected_rows", 0))

@@ -71,6 +71,11 @@ class ReplayResult:
     references_missing: str | None = None
     # The first champion's training days ("start", "end"), whether inside the window, and that in a sentence.
     initial_training: dict[str, Any] = field(default_factory=dict)
+    # The model replayed, what its rows are called, and the name of the weekly quality figure (``auc_loop``,
+    # ``auc_never``, ``auc_weekly`` hold it, whatever it is: the model's replay says).
+    model: str = ""
+    rows: str = "rows"
+    quality: str = "ROC AUC"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,14 +1,15 @@
-"""The costly upper reference of the year's replay: a model retrained every week, the way the training job trains
-(the window of ``retraining.window_days`` before the week, at most ``retraining.max_rows`` rows, the last fifth of
-the days held out), scored on the week's labelled flights.
+"""The costly upper reference of the replay: a model retrained every week, the way the training job trains (the
+window of ``retraining.window_days`` before the week, at most ``retraining.max_rows`` rows, the package's estimator
+fitted by ``quality.fit_reference``), scored on the week's labelled rows.
 
 It runs in a process of its own beside the replay (``python -m local.demo.references SPEC``), with one OpenMP thread, at
 the lowest priority: the replay leaves most of a core idle while it waits on Spark, the gateway and DynamoDB, and the
 reference's fits fill it.
-The spec is a JSON file written by ``References.start_weekly``; the result is a JSON file of ``{week: roc_auc}``.
+The spec is a JSON file written by ``References.start_weekly``; the result is a JSON file of ``{week: figure}``
+(the replay's ``QUALITY``, ``quality.model_quality``).
 
 Beside it, in the replay's process: the never-retrained first champion, and what the loop served, scored on the same
-labelled flights (``References``, ``score_loop``).
+labelled rows (``References``, ``score_loop``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from local.demo.config import YEAR_START, ReplayConfig
+from local.demo import quality
+from local.demo.config import ReplayConfig
 from local.demo.records import WeekRecord
+from local.demo.replays import ModelReplay, load_replay
 from local.paths import mlops_home, table_path, work_dir
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from jobs.platform import Platform
@@ -41,7 +43,8 @@ logger = logging.getLogger("local.demo.references")
 
 @dataclass(frozen=True)
 class ReferenceSpec:
-    examples: str  # a Parquet file of the year's labelled examples (sched_date, the features, the label)
+    model: str  # whose estimator and quality figure
+    examples: str  # a Parquet file of the window's labelled examples (the key, the features, the label)
     weeks: list[str]  # Mondays, ISO dates
     window_days: int
     max_rows: int
@@ -54,37 +57,27 @@ class ReferenceSpec:
 
 
 def weekly_reference(spec: ReferenceSpec) -> dict[str, float | None]:
-    """Each week's ROC AUC of a model trained on the window just before it."""
-    import numpy as np
+    """Each week's quality figure of a model trained on the window just before it; None for a week without
+    labelled rows or where the figure is undefined."""
     import pandas as pd
 
-    from jobs.core.evaluation import roc_auc
-    from jobs.core.model import labels, model_frame, predict_proba
-    from jobs.train import TEST_FRACTION
-    from models.flight_delay.data import held_out_start
-    from models.flight_delay.estimator import build_estimator as build_model
-    from spec.columns import LABEL, SCHEDULED_DATE
-
+    replay = load_replay(spec.model)
+    day = replay.spec.event_date
     examples = pd.read_parquet(spec.examples)
-    examples[SCHEDULED_DATE] = pd.to_datetime(examples[SCHEDULED_DATE]).dt.date
+    examples[day] = pd.to_datetime(examples[day]).dt.date
     window = timedelta(days=spec.window_days)
-    aucs: dict[str, float | None] = {}
+    values: dict[str, float | None] = {}
     for text in spec.weeks:
         week = date.fromisoformat(text)
-        test = examples[(examples[SCHEDULED_DATE] >= week) & (examples[SCHEDULED_DATE] < week + timedelta(days=7))]
-        if test.empty or test[LABEL].nunique() < 2:
-            aucs[text] = None
+        test = examples[(examples[day] >= week) & (examples[day] < week + timedelta(days=7))]
+        if test.empty:
+            values[text] = None
             continue
-        train = examples[(examples[SCHEDULED_DATE] < week) & (examples[SCHEDULED_DATE] >= week - window)]
+        train = examples[(examples[day] < week) & (examples[day] >= week - window)]
         if len(train) > spec.max_rows:
             train = train.sample(spec.max_rows, random_state=spec.seed)
-        # As the training job: the last fifth of the days is its test period, not trained on.
-        first_test_day = held_out_start(train.groupby(SCHEDULED_DATE).size().to_dict(), TEST_FRACTION)
-        train = train[train[SCHEDULED_DATE] < first_test_day]
-        model = build_model(spec.seed).fit(model_frame(train), labels(train))
-        value = roc_auc(np.asarray(labels(test), dtype=int), predict_proba(model, model_frame(test)))
-        aucs[text] = None if value is None else round(value, 4)
-    return aucs
+        values[text] = quality.model_quality(replay, quality.fit_reference(replay, train, spec.seed), test)
+    return values
 
 
 class ReferenceProcess:
@@ -110,7 +103,7 @@ class ReferenceProcess:
         self.stop()
 
     def result(self, timeout: float = 1800.0) -> dict[str, float | None]:
-        """The weekly ROC AUCs; a RuntimeError naming the log when the process failed or did not finish in time."""
+        """The weekly figures; a RuntimeError naming the log when the process failed or did not finish in time."""
         try:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -142,6 +135,7 @@ class References:
         self.env = env
         self.platform = platform
         self.config = config
+        self.replay: ModelReplay = config.replay
         self._examples: pd.DataFrame | None = None
 
     def examples(self) -> pd.DataFrame:
@@ -149,20 +143,22 @@ class References:
         the weekly reference trains on first), built by the training job's own join (computed once)."""
         if self._examples is not None:
             return self._examples.copy()
-        from models.flight_delay.features import flight_examples
-        from spec.columns import FLIGHT_KEY, SCHEDULED_DEPARTURE
+        from jobs.platform.model import load_model
 
+        package = load_model(self.replay.name)
+        model = package.spec
         tables = self.platform.tables
         retraining_window = self.config.replay_start - timedelta(days=self.env.retraining.window_days)
-        examples = flight_examples(
-            tables.read(self.env.flights_table),
-            tables.read(self.env.weather_features_table),
-            min(self.config.start, max(YEAR_START, retraining_window)),
+        examples = package.examples(
+            {name: tables.read(self.env.source_table(name)) for name in model.sources},
+            {name: tables.read(self.env.feature_table(name)) for name in model.feature_tables},
+            min(self.config.start, max(self.config.first_day, retraining_window)),
             self.config.end,
         )
         # In a fixed order: Spark's row order after the join varies from run to run, and the weekly reference samples
         # its training rows from this frame.
-        frame = examples.toPandas().sort_values([*FLIGHT_KEY, SCHEDULED_DEPARTURE], kind="stable")
+        order = [*model.key_names, *model.event_time_in_rows]
+        frame = examples.toPandas().sort_values(order, kind="stable")
         self._examples = frame.reset_index(drop=True)
         return self._examples.copy()
 
@@ -174,6 +170,7 @@ class References:
         examples = folder / "examples.parquet"
         self.examples().to_parquet(examples)
         spec = ReferenceSpec(
+            model=self.replay.name,
             examples=str(examples),
             weeks=[w.isoformat() for w in weeks],
             window_days=self.env.retraining.window_days,
@@ -186,57 +183,48 @@ class References:
         return process
 
     def score(self, records: list[WeekRecord], first_champion: str, weekly: dict[str, float | None]) -> None:
-        """Each week's ROC AUC of the never-retrained first champion on its labelled flights, and the
+        """Each week's quality figure of the never-retrained first champion on its labelled rows, and the
         weekly-retrained reference's (``weekly``, by week; missing weeks stay None)."""
         import mlflow.sklearn
-        import pandas as pd
 
-        from jobs.core.model import labels, model_frame, predict_proba
         from jobs.platform.registry import ModelRef
-        from spec.columns import LABEL
 
         examples = self.examples()
-        examples["week"] = pd.to_datetime(examples["sched_date"]).dt.to_period("W-SUN").dt.start_time.dt.date
+        examples["week"] = _week_of(examples[self.replay.spec.event_date])
         first = mlflow.sklearn.load_model(ModelRef(self.env.registered_model, first_champion).uri)
         for record in records:
             record.auc_weekly = weekly.get(record.week_start)
             test = examples[examples["week"] == date.fromisoformat(record.week_start)]
-            if not test.empty and test[LABEL].nunique() == 2:
-                record.auc_never = auc(labels(test), predict_proba(first, model_frame(test)))
+            if not test.empty:
+                record.auc_never = quality.model_quality(self.replay, first, test)
 
 
-def score_loop(env: Environment, records: list[WeekRecord]) -> None:
-    """Each week's ROC AUC of what the loop served: the champion's predictions of the week's flights, labelled.
+def score_loop(env: Environment, replay: ModelReplay, records: list[WeekRecord]) -> None:
+    """Each week's quality figure of what the loop served: the champion's predictions of the week's rows, labelled.
 
-    Read with delta-rs, as before the move, not through the tables port: the port gives Spark DataFrames, and three
-    columns of the year's predictions need no Spark."""
-    import pandas as pd
+    Read with delta-rs, not through the tables port: the port gives Spark DataFrames, and a few columns of the
+    window's predictions need no Spark."""
     from deltalake import DeltaTable
 
-    from spec.columns import LABEL, PROBABILITY
+    from spec.columns import LABEL
 
-    frame = (
-        DeltaTable(str(table_path(env.predictions_table)))
-        .to_pyarrow_table(columns=["sched_date", LABEL, PROBABILITY, "model_version", "source"])
-        .to_pandas()
-    )
+    model = replay.spec
+    columns = [model.event_date, LABEL, *model.outputs, "model_version", "source"]
+    frame = DeltaTable(str(table_path(env.predictions_table))).to_pyarrow_table(columns=columns).to_pandas()
     frame = frame[frame[LABEL].notna()]
-    frame["week"] = pd.to_datetime(frame["sched_date"]).dt.to_period("W-SUN").dt.start_time.dt.date
+    frame["week"] = _week_of(frame[model.event_date])
     for record in records:
         mine = frame[frame["week"] == date.fromisoformat(record.week_start)]
         record.labelled = len(mine)
         if len(mine):
-            record.auc_loop = auc(mine[LABEL].to_numpy(), mine[PROBABILITY].to_numpy())
+            record.auc_loop = quality.served_quality(replay, mine)
 
 
-def auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    """ROC AUC to four places (None when it is undefined: one class only)."""
-    import numpy as np
+def _week_of(days: pd.Series) -> pd.Series:
+    """The Monday of each day's Monday-to-Sunday week."""
+    import pandas as pd
 
-    from jobs.core.evaluation import roc_auc
-
-    value = roc_auc(np.asarray(y, dtype=int), np.asarray(p, dtype=float))
-    return None if value is None else round(value, 4)
+    return pd.to_datetime(days).dt.to_period("W-SUN").dt.start_time.dt.date
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = ReferenceSpec(**json.loads(Path(args[0]).read_text()))
     started, cpu = time.perf_counter(), time.process_time()
-    aucs = weekly_reference(spec)
-    Path(spec.out).write_text(json.dumps(aucs))
+    values = weekly_reference(spec)
+    Path(spec.out).write_text(json.dumps(values))
     logger.info(
         "weekly-retraining reference: %s weeks in %.1f s (%.1f s of CPU)",
-        len(aucs),
+        len(values),
         time.perf_counter() - started,
         time.process_time() - cpu,
     )

@@ -1,5 +1,9 @@
-"""The replay's live traffic: a sample of each week's flights sent to prod's serving gateway, one request a flight,
-as a client calls the endpoint; then the wait for the gateway's inference rows (the labels job must see them).
+"""The replay's live traffic: a sample of each week's scored rows sent to prod's serving gateway, one request a row,
+as a client calls the endpoint (what it sends is the model's replay's ``requests``); then the wait for the gateway's
+inference rows (the labels job must see them).
+
+A client sends the features it knows (``ModelSpec.client_features``, null for a missing value), named by the row's
+key (``request_id``), unless the model's replay says otherwise (its ``requests``).
 
 It reads the predictions and inference tables with delta-rs, not through the tables port (``LocalTables``): the
 port hands Spark DataFrames to jobs, and this waits on a row count every 50 ms, which Spark would turn into seconds.
@@ -10,22 +14,35 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from jobs.core.requests import key_id
 from local.demo import ReplayError
+from local.demo.replays import ModelReplay
 from local.paths import table_path
-from models.flight_delay.columns import FEATURE_COLUMNS
 from spec.config import Environment
+from spec.model import ModelSpec
 
 logger = logging.getLogger(__name__)
 
-# What names one flight among the predictions: the streaming and the batch job may both have scored it.
-_FLIGHT = ["sched_date", "carrier", "flight", "origin", "dest", "time_hour"]
+
+def request_id(model: ModelSpec, row: Any) -> str:
+    """The row's key as one string, what a client sends as ``client_request_id`` so that the labels job can label
+    its answer: the labels job's own encoding (``jobs.core.requests.key_id``)."""
+    return key_id(model, row)
+
+
+def client_requests(model: ModelSpec, rows: pd.DataFrame) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One request a row, in ``rows``' order: the row's ``request_id`` and the features a client sends (null for a
+    missing value)."""
+    for _, row in rows.iterrows():
+        yield request_id(model, row), {c: (None if pd.isna(row[c]) else row[c]) for c in model.client_features}
 
 
 @dataclass(frozen=True)
@@ -39,23 +56,32 @@ class Served:
 
 
 class Traffic:
-    """Requests to the gateway at ``gateway_url`` (bearer ``token``) for prod's endpoint in ``env``."""
+    """Requests to the gateway at ``gateway_url`` (bearer ``token``) for prod's endpoint in ``env``, as the model's
+    ``replay`` says a client sends them."""
 
     def __init__(
-        self, env: Environment, *, gateway_url: str, token: str, requests_per_week: int, rng: random.Random
+        self,
+        env: Environment,
+        replay: ModelReplay,
+        *,
+        gateway_url: str,
+        token: str,
+        requests_per_week: int,
+        rng: random.Random,
     ) -> None:
         self.env = env
+        self.replay = replay
         self.gateway_url = gateway_url.rstrip("/")
         self.token = token
         self.requests_per_week = requests_per_week
         self.random = rng
 
     def serve_week(self, week: date) -> Served:
-        """A sample of the week's flights as live requests, one flight each, named by its key; returns once the
+        """A sample of the week's scored rows as live requests, one row each, named by its key; returns once the
         gateway has written an inference row for each."""
         import httpx
 
-        rows = self.week_flights(week)
+        rows = self.week_rows(week)
         if rows.empty:
             return Served()
         sample = rows.sample(min(self.requests_per_week, len(rows)), random_state=self.random.randrange(2**31))
@@ -63,9 +89,8 @@ class Traffic:
         before = self.inference_rows()
         latencies, errors = [], 0
         with httpx.Client(headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as client:
-            for _, row in sample.iterrows():
-                record = {c: (None if pd.isna(row[c]) else row[c]) for c in FEATURE_COLUMNS}
-                body = {"dataframe_records": [record], "client_request_id": key_id(self.env.model, row)}
+            for client_request_id, record in self.requests(sample):
+                body = {"dataframe_records": [record], "client_request_id": client_request_id}
                 started = time.perf_counter()
                 response = client.post(url, json=body)
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -77,6 +102,11 @@ class Traffic:
             p50_ms=round(float(np.percentile(latencies, 50)), 2),
             p95_ms=round(float(np.percentile(latencies, 95)), 2),
         )
+
+    def requests(self, rows: pd.DataFrame) -> Iterable[tuple[str, dict[str, Any]]]:
+        """What a client sends about ``rows``: the replay's own ``requests``, or ``client_requests``."""
+        own = self.replay.requests
+        return own(rows) if own is not None else client_requests(self.replay.spec, rows)
 
     def wait_for_gateway(self, timeout: float = 60.0) -> None:
         """The gateway serves once it has loaded the champion the deploy job just put on the endpoint."""
@@ -111,14 +141,18 @@ class Traffic:
                 )
             time.sleep(0.05)
 
-    def week_flights(self, week: date) -> pd.DataFrame:
-        """The week's scored flights with their features (from the predictions table)."""
+    def week_rows(self, week: date) -> pd.DataFrame:
+        """The week's scored rows (by the event date) with their key, event time and features, from the predictions
+        table; a row the streaming and the batch job both scored is there once."""
         import pyarrow.dataset as ds
         from deltalake import DeltaTable
 
+        model = self.replay.spec
+        key = list(model.key_names)
+        event_date = ds.field(model.event_date)
         table = DeltaTable(str(table_path(self.env.predictions_table))).to_pyarrow_dataset()
         frame = table.to_table(
-            filter=(ds.field("sched_date") >= week) & (ds.field("sched_date") <= week + timedelta(days=6)),
-            columns=[*_FLIGHT, *[c for c in FEATURE_COLUMNS if c not in ("carrier", "origin", "dest")]],
+            filter=(event_date >= week) & (event_date <= week + timedelta(days=6)),
+            columns=[*key, *model.event_time_in_rows, *model.scored_features],
         ).to_pandas()
-        return frame.drop_duplicates(subset=_FLIGHT)
+        return frame.drop_duplicates(subset=key)

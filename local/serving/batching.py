@@ -1,7 +1,7 @@
 """Adaptive micro-batching: requests that arrive while a model is busy are scored together in one ``predict``.
 
 A pyfunc ``predict`` has a fixed cost (schema enforcement, pipeline dispatch) that dwarfs the per-row cost for
-small inputs: for the flight-delay pipeline, 8 rows take about as long as 1. Requests combine without a worker
+small inputs: for the first model this project served, 8 rows take about as long as 1. Requests combine without a worker
 thread: the request that finds the model idle predicts in its own thread (no hand-off, so a lone request costs what
 a direct ``predict`` costs); requests that arrive meanwhile queue up, and when the running ``predict`` ends the
 first of them is woken to score everything queued (up to ``max_rows`` rows) in one call, and so on. No request

@@ -39,7 +39,14 @@ from starlette.concurrency import run_in_threadpool
 
 from local.serving.auth import Token
 from local.serving.inference_log import InferenceLogger
-from local.serving.payload import ConfigUpdate, ErrorBody, InvocationRequest, PayloadError, request_error
+from local.serving.payload import (
+    ConfigUpdate,
+    ErrorBody,
+    InvocationRequest,
+    PayloadError,
+    declared_schema,
+    request_error,
+)
 from local.serving.runtime import EndpointRuntime, LiveConfig, LoadedEntity, ModelLoader
 from local.serving.state import EndpointState, StateError, inference_table_config, new_state, state_path
 from spec.config import Environment
@@ -158,6 +165,7 @@ class Gateway:
             load_model,
             max_batch_rows=settings.max_batch_rows,
             openmp_threads=settings.model_openmp_threads,
+            declared_schema=declared_schema(self.env.model),
         )
         self.inference_log = InferenceLogger(
             settings.table_dir, batch_size=settings.log_batch_size, flush_interval=settings.log_flush_interval
@@ -315,7 +323,17 @@ class Gateway:
     def describe(self) -> dict[str, Any]:
         return self.runtime.describe(
             ai_gateway={"inference_table_config": inference_table_config(self.env)},
-            extra={"inference_table": self.env.inference_table, "inference_log": self.inference_log.stats()},
+            extra={
+                "inference_table": self.env.inference_table,
+                "inference_log": self.inference_log.stats(),
+                # What a client sends and gets back, from the model's declaration: its example request, and whether
+                # it answers a class (classification) or a number (regression).
+                "model": {
+                    "name": self.env.model_name,
+                    "problem_type": self.env.model.problem_type,
+                    "request_example": {"dataframe_records": [dict(self.env.model.request_example)]},
+                },
+            },
         )
 
     def state_from(self, update: ConfigUpdate) -> EndpointState:
@@ -410,7 +428,7 @@ def build_gateway(env: Environment, *, token: Token | None = None, **overrides: 
 def serve(
     env: Environment, host: str = "127.0.0.1", port: int = 8080, *, log_level: str = "info", **overrides: Any
 ) -> None:
-    """Run the gateway with uvicorn until interrupted; in-flight requests finish and the inference log is flushed.
+    """Run the gateway with uvicorn until interrupted; requests under way finish and the inference log is flushed.
 
     ``overrides`` are ``GatewaySettings`` fields (e.g. ``max_batch_rows=0``)."""
     import uvicorn

@@ -2,7 +2,7 @@
 
 A ``LiveConfig`` is immutable: its models are loaded before it is built, and a request takes a reference to the
 live config once, at its start. Swapping is one reference assignment, so a new config takes traffic only after all
-its models loaded, in-flight requests finish on the config they started with, and a config that fails to load
+its models loaded, requests under way finish on the config they started with, and a config that fails to load
 never replaces the one serving (the failure is logged and reported in the endpoint's state).
 """
 
@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.serving.batching import MicroBatcher
 from local.serving.payload import InputSpec
 from local.serving.router import WeightedRouter
 from local.serving.state import EndpointState, ServedEntity, StateError, read_state, write_state
+
+if TYPE_CHECKING:
+    from mlflow.types import Schema
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +35,8 @@ class ThreadLimitedPredict:
     Every Python thread that runs an OpenMP region keeps a team of OpenMP threads of its own. The server scores on
     a pool of worker threads (idle ones live 10 s), so after a burst of concurrent requests there are many teams and
     more OpenMP threads than CPUs, and libgomp then barely spins before its threads sleep: a histogram
-    gradient-boosting ``predict`` (one parallel region per tree) wakes a sleeping team for every tree. On the
-    flight delay model (2 CPUs), one row took 5.06 ms instead of 2.37 ms once seven other threads had predicted,
+    gradient-boosting ``predict`` (one parallel region per tree) wakes a sleeping team for every tree. On the first
+    model this project served (2 CPUs), one row took 5.06 ms instead of 2.37 ms once seven other threads had predicted,
     and 2.35 ms in either case with one OpenMP thread. Requests are still scored in parallel, across threads; a
     prediction does not depend on how many threads computed it.
 
@@ -108,8 +111,12 @@ def load_live_config(
     *,
     max_batch_rows: int = 0,
     openmp_threads: int | None = None,
+    declared_schema: Schema | None = None,
 ) -> LiveConfig:
     """Load every served entity's model (reusing those the previous config already holds), then build the config.
+
+    A model logged without a signature is read against ``declared_schema`` (the model's declaration, see
+    ``local.serving.payload.declared_schema``) when given.
 
     ``max_batch_rows`` > 0 turns on micro-batching (see ``local.serving.batching``) for each entity.
     ``openmp_threads`` limits OpenMP in the threads that predict (see ``ThreadLimitedPredict``); None leaves it."""
@@ -128,7 +135,14 @@ def load_live_config(
         predict = limited or model.predict
         batcher = MicroBatcher(predict, max_rows=max_batch_rows) if max_batch_rows > 0 else None
         loaded.append(
-            LoadedEntity(entity, model, InputSpec(_input_schema(model)), _accepts_params(model), batcher, limited)
+            LoadedEntity(
+                entity,
+                model,
+                InputSpec(_input_schema(model) or declared_schema),
+                _accepts_params(model),
+                batcher,
+                limited,
+            )
         )
     return LiveConfig(
         state=state,
@@ -157,10 +171,12 @@ class EndpointRuntime:
         *,
         max_batch_rows: int = 0,
         openmp_threads: int | None = None,
+        declared_schema: Schema | None = None,
     ) -> None:
         if openmp_threads is not None and openmp_threads < 1:
             raise ValueError(f"openmp_threads must be >= 1 or None, got {openmp_threads}")
         self.env_name = env_name
+        self._declared_schema = declared_schema
         self._max_batch_rows = max_batch_rows
         self._openmp_threads = openmp_threads
         self.endpoint = endpoint
@@ -241,6 +257,7 @@ class EndpointRuntime:
                 previous=live,
                 max_batch_rows=self._max_batch_rows,
                 openmp_threads=self._openmp_threads,
+                declared_schema=self._declared_schema,
             )
         except Exception as e:
             return self._failed(state, str(e))

@@ -2,10 +2,10 @@
 
 The local contract is a JSON file at ``$MLOPS_HOME/serving/<env>/<endpoint_name>.json``::
 
-    {"endpoint": "flight-delay", "env": "dev",
-     "served_entities": [{"name": "champion", "model_name": "dev.ml.flight_delay", "model_version": "3",
+    {"endpoint": "my-model", "env": "dev",
+     "served_entities": [{"name": "champion", "model_name": "dev.ml.my_model", "model_version": "3",
                           "traffic_percent": 90},
-                         {"name": "challenger", "model_name": "dev.ml.flight_delay", "model_version": "4",
+                         {"name": "challenger", "model_name": "dev.ml.my_model", "model_version": "4",
                           "traffic_percent": 10}],
      "updated_at": "2025-01-01T00:00:00+00:00"}
 

@@ -25,6 +25,7 @@ __all__ = [
     "build_features",
     "examples",
     "labels",
+    "landing_days",
     "load_sources",
     "row_checks",
     "scoring_rows",
@@ -35,6 +36,14 @@ __all__ = [
 def load_sources(start: date | None, end: date | None) -> dict[str, pd.DataFrame]:
     flights, weather = source_frames(start, end)
     return {"flights": flights, "weather": weather}
+
+
+def landing_days(rows: pd.DataFrame) -> pd.Series:
+    """The day each flight of ``rows`` (the flights source, as ``load_sources`` gives it) lands on: its scheduled
+    local date (optional in the interface: ``local.landing`` reads the window once with it, not a day at a time)."""
+    from models.flight_delay.sources import local_dates
+
+    return local_dates(rows)
 
 
 def source_filters(start: date, end: date) -> dict[str, list[tuple[str, str, Any]]]:

@@ -14,7 +14,8 @@ def _with_parsed_time(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _local_dates(frame: pd.DataFrame) -> pd.Series:
+def local_dates(frame: pd.DataFrame) -> pd.Series:
+    """Each row's local date, from its year, month and day."""
     return pd.to_datetime(frame[["year", "month", "day"]]).dt.date
 
 
@@ -25,8 +26,8 @@ def source_frames(start: date | None, end: date | None) -> tuple[pd.DataFrame, p
     flights = _with_parsed_time(flights)
     weather = _with_parsed_time(weather)
     if start is not None or end is not None:
-        flight_dates = _local_dates(flights)
-        weather_dates = _local_dates(weather)
+        flight_dates = local_dates(flights)
+        weather_dates = local_dates(weather)
         keep_flights = pd.Series(True, index=flights.index)
         keep_weather = pd.Series(True, index=weather.index)
         if start is not None:

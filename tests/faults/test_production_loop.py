@@ -56,17 +56,17 @@ def landed(champion) -> pa.Table:
     from local.adapters import LocalLanding
     from local.landing import landing_arrow_schema
     from local.paths import landing_dir
+    from models.flight_delay.columns import SCHEDULE_COLUMNS
     from models.flight_delay.sources import source_frames
-    from spec.columns import SCHEDULE_COLUMNS
 
     flights, _ = source_frames(LANDED_DAYS[0], LANDED_DAYS[-1])
-    landing = LocalLanding(landing_dir(ENV.name))
+    landing = LocalLanding(landing_dir(ENV.name, ENV.model.stream_source))
     files = []
     for day in LANDED_DAYS:
         rows = flights[(flights["month"] == day.month) & (flights["day"] == day.day)].head(FLIGHTS_PER_FILE)
         file = pa.Table.from_pandas(rows[list(SCHEDULE_COLUMNS)].reset_index(drop=True), preserve_index=False)
-        landing.land(file.cast(landing_arrow_schema()), day.isoformat())
-        files.append(file.cast(landing_arrow_schema()))
+        landing.land(file.cast(landing_arrow_schema(ENV.model)), day.isoformat())
+        files.append(file.cast(landing_arrow_schema(ENV.model)))
     return pa.concat_tables(files)
 
 

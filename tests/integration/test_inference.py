@@ -24,7 +24,7 @@ from jobs import batch_inference, deploy, features, ingest, streaming_inference,
 from jobs.platform import build_platform
 from jobs.platform.job import JobError
 from jobs.platform.registry import CHAMPION, ModelRef
-from local.landing import land_flights, landing_arrow_schema
+from local.landing import land_rows, landing_arrow_schema
 from local.paths import table_path
 from models.flight_delay.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
 from models.flight_delay.sources import source_frames
@@ -129,7 +129,7 @@ def test_a_new_champion_is_used_by_the_next_run_without_a_code_change(champion):
 
 
 def test_malformed_flights_are_rejected_with_their_reason_and_the_rest_scored(champion):
-    good = land_flights(ENV, date(2013, 3, 11), date(2013, 3, 11))[0]
+    good = land_rows(ENV, date(2013, 3, 11), date(2013, 3, 11))[0]
     day = pq.read_table(good)
     bad = day.slice(0, 3).to_pylist()
     bad[0]["carrier"] = None
@@ -137,7 +137,7 @@ def test_malformed_flights_are_rejected_with_their_reason_and_the_rest_scored(ch
     bad[2]["hour"] = 99
     from local.adapters import LocalLanding
 
-    LocalLanding(good.parent).land(pa.Table.from_pylist(bad, schema=landing_arrow_schema()), "2013-03-11-bad")
+    LocalLanding(good.parent).land(pa.Table.from_pylist(bad, schema=landing_arrow_schema(ENV.model)), "2013-03-11-bad")
 
     result = streaming_inference.run_stream(build_platform(ENV), "available-now")
 
@@ -175,7 +175,7 @@ def test_a_stream_killed_after_a_write_restarts_with_no_row_lost_and_none_twice(
     one_file = ENV.replace(inference={"max_files_per_trigger": 1})
     platform = dataclasses.replace(build_platform(ENV), env=one_file)
     start = DeltaTable(str(table_path(ENV.predictions_table))).transaction_version(streaming_inference.app_id(platform))
-    land_flights(ENV, date(2013, 3, 12), date(2013, 3, 14))
+    land_rows(ENV, date(2013, 3, 12), date(2013, 3, 14))
     killed = dataclasses.replace(platform, tables=KilledAfterWriting(platform.tables, (start or 0) + 2))
 
     with pytest.raises(JobError, match=r"the stream stopped at a failed micro-batch; run it again to resume"):
@@ -239,12 +239,14 @@ def test_task_values_are_the_rows_the_run_wrote_when_spark_calls_a_pickled_copy_
         return last
 
     before = last_batches()
-    good = land_flights(ENV, date(2013, 3, 18), date(2013, 3, 25))
+    good = land_rows(ENV, date(2013, 3, 18), date(2013, 3, 25))
     bad = pq.read_table(good[0]).slice(0, 3).to_pylist()
     bad[0]["carrier"], bad[1]["distance"], bad[2]["hour"] = None, -5.0, 99
     from local.adapters import LocalLanding
 
-    LocalLanding(good[0].parent).land(pa.Table.from_pylist(bad, schema=landing_arrow_schema()), "2013-03-18-bad")
+    LocalLanding(good[0].parent).land(
+        pa.Table.from_pylist(bad, schema=landing_arrow_schema(ENV.model)), "2013-03-18-bad"
+    )
 
     # when
     ok(streaming_inference.main, "--trigger", "available-now")

@@ -545,9 +545,9 @@ def test_the_cli_starts_dynalite_for_publish_and_lookup_and_keeps_the_tables(cap
         patch.delenv(DYNAMODB_ENDPOINT_ENV)
         published = mlops(["publish", "--env", "dev", "--full"])
         published_out = capsys.readouterr().out
-        found = mlops(["lookup", "--env", "dev", "--flight-key", "2013-03-04#UA#1547#EWR"])
+        found = mlops(["lookup", "--env", "dev", "--key", "2013-03-04#UA#1547#EWR"])
         found_out = capsys.readouterr().out
-        missing = mlops(["lookup", "--env", "dev", "--flight-key", "2013-03-04#UA#9999#EWR"])
+        missing = mlops(["lookup", "--env", "dev", "--key", "2013-03-04#UA#9999#EWR"])
         missing_err = capsys.readouterr().err
         exported_after = os.environ.get(DYNAMODB_ENDPOINT_ENV)
     assert (published, found, missing) == (0, 0, 1)
@@ -562,7 +562,9 @@ def test_the_cli_starts_dynalite_for_publish_and_lookup_and_keeps_the_tables(cap
         "probability": 0.6,
         "scored_at_ms": MILLIS[T1],
     }
-    assert missing_err == "no item with flight_key '2013-03-04#UA#9999#EWR' in dev-flight-delay-predictions\n"
+    assert missing_err == (
+        "no item with key '2013-03-04#UA#9999#EWR' (sched_date#carrier#flight#origin) in dev-flight-delay-predictions\n"
+    )
     assert exported_after is None
 
 

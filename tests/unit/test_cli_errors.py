@@ -44,7 +44,7 @@ def test_a_bug_in_a_command_is_not_caught(monkeypatch, bug):
     def broken(*args, **kwargs):
         raise bug
 
-    monkeypatch.setattr(local.landing, "land_flights", broken)
+    monkeypatch.setattr(local.landing, "land_rows", broken)
 
     with pytest.raises(type(bug)) as raised:
         main(["land", "--env", "dev", "--date", "2013-01-01"])
