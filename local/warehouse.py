@@ -41,7 +41,7 @@ class WarehouseError(MlopsError, ValueError):
 # Suffixes of the tables a quality monitor writes (spec.monitoring.MonitoredTable).
 METRIC_TABLE_SUFFIXES = ("_profile_metrics", "_drift_metrics")
 # Names DuckDB keeps for itself: a catalog of that name cannot be attached.
-_RESERVED_CATALOGS = frozenset({"system", "temp", "main"})
+_RESERVED_CATALOGS = frozenset({"system", "temp", "main"})  # not the model's name: DuckDB's own catalogs
 _QUOTED_LINES = 3
 
 
