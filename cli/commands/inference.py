@@ -49,6 +49,6 @@ def _land(args: argparse.Namespace) -> int:
 def _stream(args: argparse.Namespace) -> int:
     from jobs.streaming_inference import main
 
-    environment(args)
+    env = environment(args)
     trigger = "available-now" if args.available_now else "continuous"
-    return main(["--env", args.env, "--trigger", trigger, "--interval", args.interval])
+    return main(["--env", args.env, "--model", env.model_name, "--trigger", trigger, "--interval", args.interval])

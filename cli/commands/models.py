@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from cli.commands._model import add_model_option, environment
+from cli.commands._model import add_model_option, environment, scoped
 from spec.config import ENVIRONMENTS
 
 
@@ -27,10 +27,10 @@ TARGETS = ["local", "databricks"]
 TARGET_HELP = "local: the registry under .mlops; databricks: Unity Catalog in the environment's workspace"
 
 
-def _platform(env_name: str, target: str):
+def _platform(env_name: str, target: str, model: str | None = None):
     from jobs.platform import build_platform, build_workspace_platform
 
-    env = ENVIRONMENTS[env_name]
+    env = scoped(ENVIRONMENTS[env_name], model)
     return build_workspace_platform(env) if target == "databricks" else build_platform(env)
 
 
@@ -43,7 +43,7 @@ class VersionRow:
     created: str
 
 
-def list_versions(env_name: str, target: str = "local") -> list[VersionRow]:
+def list_versions(env_name: str, target: str = "local", model: str | None = None) -> list[VersionRow]:
     """Every version of the environment's registered model, newest first (empty when none is registered)."""
     from datetime import UTC, datetime
 
@@ -75,13 +75,13 @@ def list_versions(env_name: str, target: str = "local") -> list[VersionRow]:
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
 
 
-def print_versions(env_name: str, target: str = "local") -> None:
+def print_versions(env_name: str, target: str = "local", model: str | None = None) -> None:
     from rich.table import Table
 
     from cli.main import console
 
-    rows = list_versions(env_name, target)
-    table = Table(title=f"{ENVIRONMENTS[env_name].registered_model} ({len(rows)} versions)")
+    rows = list_versions(env_name, target, model)
+    table = Table(title=f"{scoped(ENVIRONMENTS[env_name], model).registered_model} ({len(rows)} versions)")
     for column in ("version", "aliases", "model_validation_status", "created (UTC)", "reasons"):
         table.add_column(column)
     for row in rows:
@@ -90,15 +90,15 @@ def print_versions(env_name: str, target: str = "local") -> None:
 
 
 def _models(args: argparse.Namespace) -> int:
-    environment(args)
-    print_versions(args.env, args.target)
+    env = environment(args)
+    print_versions(args.env, args.target, env.model_name)
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
     from jobs.promotion import rollback
 
-    environment(args)
-    version = rollback(_platform(args.env, args.target))
-    print(f"{ENVIRONMENTS[args.env].registered_model}: champion is version {version} again")
+    env = environment(args)
+    version = rollback(_platform(args.env, args.target, env.model_name))
+    print(f"{env.registered_model}: champion is version {version} again")
     return 0

@@ -85,8 +85,8 @@ def task_values_file() -> Iterator[Path]:
                     os.environ[name] = value
 
 
-def summary(env_name: str, values: dict) -> str:
-    table = ENVIRONMENTS[env_name].online_table_name
+def summary(env_name: str, values: dict, model: str | None = None) -> str:
+    table = ENVIRONMENTS[env_name].with_model(model).online_table_name
     return (
         f"published {values['published_items']} items to {table} ({values['kept_newer']} kept newer, "
         f"{values['unchanged']} unchanged); watermark {values['watermark'] or 'none'}"
@@ -97,8 +97,8 @@ def _publish(args: argparse.Namespace) -> int:
     from jobs import publish
     from local.dynalite import DynaliteError
 
-    environment(args)
-    argv = ["--env", args.env, *(["--full"] if args.full else [])]
+    env = environment(args)
+    argv = ["--env", args.env, "--model", env.model_name, *(["--full"] if args.full else [])]
     try:
         with local_dynamodb(), task_values_file() as values_path:
             code = publish.main(argv)
@@ -107,7 +107,7 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if code == 0:
-        print(summary(args.env, values))
+        print(summary(args.env, values, env.model_name))
     return code
 
 

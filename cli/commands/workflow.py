@@ -49,11 +49,11 @@ def print_run(run) -> None:
     console().print(table)
 
 
-def publishes(env_name: str, workflow: str) -> bool:
+def publishes(env_name: str, workflow: str, model: str | None = None) -> bool:
     """Whether the graph (or a graph it runs) has a task that writes the online store."""
     from spec.workflows import RunJobTask, WheelTask, job_graphs
 
-    graphs = job_graphs(ENVIRONMENTS[env_name])
+    graphs = job_graphs(ENVIRONMENTS[env_name].with_model(model))
     seen, pending = set(), [workflow]
     while pending:
         name = pending.pop()
@@ -68,7 +68,7 @@ def publishes(env_name: str, workflow: str) -> bool:
     return False
 
 
-def run_workflow(env_name: str, workflow: str, params: dict[str, str]):
+def run_workflow(env_name: str, workflow: str, params: dict[str, str], model: str | None = None):
     """Run the graph on the local engines; a graph that publishes online gets the local DynamoDB (dynalite, its
     tables under MLOPS_HOME) for the run unless MLOPS_DYNAMODB_ENDPOINT already points at one."""
     import os
@@ -80,12 +80,12 @@ def run_workflow(env_name: str, workflow: str, params: dict[str, str]):
     from spec.workflows import WorkflowError
 
     with ExitStack() as stack:
-        if publishes(env_name, workflow) and not local_settings().dynamodb_endpoint:
+        if publishes(env_name, workflow, model) and not local_settings().dynamodb_endpoint:
             dynalite = stack.enter_context(Dynalite(dynalite_dir()))
             os.environ[DYNAMODB_ENDPOINT_ENV] = dynalite.endpoint_url
             stack.callback(os.environ.pop, DYNAMODB_ENDPOINT_ENV, None)
         try:
-            return LocalRunner(ENVIRONMENTS[env_name]).run(workflow, params)
+            return LocalRunner(ENVIRONMENTS[env_name].with_model(model)).run(workflow, params)
         except WorkflowError as error:
             raise SystemExit(f"mlops run: {error}") from error
 
@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         params = parse_params(args.param)
     except argparse.ArgumentTypeError as error:
         raise SystemExit(f"mlops run: {error}") from error
-    environment(args)
-    run = run_workflow(args.env, args.workflow, params)
+    env = environment(args)
+    run = run_workflow(args.env, args.workflow, params, env.model_name)
     print_run(run)
     return 0 if run.status == "SUCCESS" else 1

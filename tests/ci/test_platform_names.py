@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from jobs.platform.model import load_model
 
 # The flight model's declaration (models/flight_delay/spec.py), loaded by name as the platform loads a model.

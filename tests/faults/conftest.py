@@ -246,7 +246,7 @@ def pending_kills(request, fault_home) -> Iterator[dict[str, PendingKill]]:
         try:
             pending["workflow"] = PendingKill(
                 "local.tables:LocalTables.write", 1, env.source_table("flights"),
-                "mlops", "run", "model-training", "--env", env.name, *params,
+                "mlops", "run", "model-training", "--env", env.name, "--model", env.model_name, *params,
             )  # fmt: skip
             if any(item.path.name == PRODUCTION_LOOP for item in request.session.items):
                 endpoint = request.getfixturevalue("session_dynalite").endpoint_url

@@ -457,10 +457,10 @@ def test_mlops_alerts_retrains_under_the_lock_and_not_twice(mlops_home, monkeypa
     RETRAINING_RUNS.clear()
 
     # when: retraining is off, then on, then on while another retraining holds the lock
-    off = mlops(["alerts", "--env", "dev", "--no-retrain"])
-    on = mlops(["alerts", "--env", "dev"])
+    off = mlops(["alerts", "--env", "dev", "--model", "flight_delay", "--no-retrain"])
+    on = mlops(["alerts", "--env", "dev", "--model", "flight_delay"])
     with retraining_lock("dev"):
-        busy = mlops(["alerts", "--env", "dev"])
+        busy = mlops(["alerts", "--env", "dev", "--model", "flight_delay"])
 
     # then: one run of the retraining graph, with the lock held while it ran
     assert RETRAINING_RUNS == [("dev", "retraining", True)]
@@ -477,7 +477,7 @@ def test_mlops_alerts_history_prints_the_last_evaluations(mlops_home, capsys):
     evaluate_alerts(DEV, clock=lambda: EVALUATED_AT)
 
     # when
-    code = mlops(["alerts", "--env", "dev", "--history", "--limit", "3"])
+    code = mlops(["alerts", "--env", "dev", "--model", "flight_delay", "--history", "--limit", "3"])
 
     # then
     assert code == 0

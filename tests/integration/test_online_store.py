@@ -543,11 +543,11 @@ def test_the_cli_starts_dynalite_for_publish_and_lookup_and_keeps_the_tables(cap
     # No endpoint exported: each command starts dynalite on $MLOPS_HOME/dynamodb and stops it when it is done
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(DYNAMODB_ENDPOINT_ENV)
-        published = mlops(["publish", "--env", "dev", "--full"])
+        published = mlops(["publish", "--env", "dev", "--model", "flight_delay", "--full"])
         published_out = capsys.readouterr().out
-        found = mlops(["lookup", "--env", "dev", "--key", "2013-03-04#UA#1547#EWR"])
+        found = mlops(["lookup", "--env", "dev", "--model", "flight_delay", "--key", "2013-03-04#UA#1547#EWR"])
         found_out = capsys.readouterr().out
-        missing = mlops(["lookup", "--env", "dev", "--key", "2013-03-04#UA#9999#EWR"])
+        missing = mlops(["lookup", "--env", "dev", "--model", "flight_delay", "--key", "2013-03-04#UA#9999#EWR"])
         missing_err = capsys.readouterr().err
         exported_after = os.environ.get(DYNAMODB_ENDPOINT_ENV)
     assert (published, found, missing) == (0, 0, 1)

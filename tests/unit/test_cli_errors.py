@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_user_error_is_one_line_on_stderr_and_exit_code_1(capsys):
-    code = main(["land", "--env", "dev", "--date", "2013-02-01", "--to-date", "2013-01-01"])
+    code = main(["land", "--env", "dev", "--model", "flight_delay", "--date", "2013-02-01", "--to-date", "2013-01-01"])
 
     assert code == 1
     assert capsys.readouterr().err == "mlops land: start date 2013-02-01 is after end date 2013-01-01\n"
@@ -29,7 +29,7 @@ def test_a_missing_serving_token_keeps_the_exit_code_2_of_mlops_predict(mlops_ho
     body = tmp_path / "request.json"
     body.write_text("{}")
 
-    code = main(["predict", "--env", "dev", "--json", str(body)])
+    code = main(["predict", "--env", "dev", "--model", "flight_delay", "--json", str(body)])
 
     err = capsys.readouterr().err
     assert code == 2
@@ -47,13 +47,26 @@ def test_a_bug_in_a_command_is_not_caught(monkeypatch, bug):
     monkeypatch.setattr(local.landing, "land_rows", broken)
 
     with pytest.raises(type(bug)) as raised:
-        main(["land", "--env", "dev", "--date", "2013-01-01"])
+        main(["land", "--env", "dev", "--model", "flight_delay", "--date", "2013-01-01"])
     assert raised.value is bug
 
 
 def test_from_the_shell_a_user_error_prints_no_traceback():
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "land", "--env", "dev", "--date", "2013-02-01", "--to-date", "2013-01-01"],
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "land",
+            "--env",
+            "dev",
+            "--model",
+            "flight_delay",
+            "--date",
+            "2013-02-01",
+            "--to-date",
+            "2013-01-01",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

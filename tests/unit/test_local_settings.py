@@ -93,7 +93,7 @@ def test_half_a_task_values_file_is_an_error_and_no_silent_memory_only_store(tmp
 def test_a_bad_variable_stops_a_command_with_one_line(monkeypatch, capsys):
     monkeypatch.setenv("MLOPS_DYNAMODB_ENDPOINT", "localhost:8000")
 
-    code = main(["land", "--env", "dev", "--date", "2013-01-01"])
+    code = main(["land", "--env", "dev", "--model", "flight_delay", "--date", "2013-01-01"])
 
     assert code == 1
     assert capsys.readouterr().err == (

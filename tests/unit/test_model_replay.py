@@ -143,8 +143,7 @@ def test_the_demo_refuses_a_model_prod_does_not_run_before_anything_starts(tmp_p
     code = main(["demo", "--model", "another_model", "--prod-only"])
     assert code == 1
     assert capsys.readouterr().err == (
-        "mlops demo: environment 'prod' does not run model 'another_model': it runs 'flight_delay' (give --model "
-        "flight_delay, or leave --model out)\n"
+        "mlops demo: environment 'prod' does not run model 'another_model': it runs flight_delay (give --model NAME)\n"
     )
     assert not (tmp_path / "home" / "demo").exists()
 
@@ -169,23 +168,27 @@ def test_the_demo_refuses_a_model_prod_does_not_run_before_anything_starts(tmp_p
 def test_a_model_command_refuses_a_model_the_environment_does_not_run(command, capsys):
     assert main([*command, "--model", "another_model"]) == 1
     assert capsys.readouterr().err == (
-        f"mlops {command[0]}: environment 'dev' does not run model 'another_model': it runs 'flight_delay' (give "
-        "--model flight_delay, or leave --model out)\n"
+        f"mlops {command[0]}: environment 'dev' does not run model 'another_model': it runs flight_delay, "
+        "airport_delay (give --model NAME)\n"
     )
 
 
-def test_the_environment_s_own_model_may_be_named(monkeypatch, capsys):
+def test_a_model_the_environment_runs_may_be_named_and_must_be_where_it_runs_several(monkeypatch, capsys):
     import local.landing
 
     landed: list = []
-    monkeypatch.setattr(local.landing, "land_rows", lambda env, start, end: landed.append(env.name) or [])
-    assert main(["land", "--env", "dev", "--model", "flight_delay", "--date", "2013-01-01"]) == 0
-    assert main(["land", "--env", "dev", "--date", "2013-01-01"]) == 0
-    assert landed == ["dev", "dev"]
+    monkeypatch.setattr(local.landing, "land_rows", lambda env, start, end: landed.append(env.model_name) or [])
+    assert main(["land", "--env", "dev", "--model", "airport_delay", "--date", "2013-01-01"]) == 0
+    assert main(["land", "--env", "prod", "--date", "2013-01-01"]) == 0
+    assert landed == ["airport_delay", "flight_delay"]
+    assert main(["land", "--env", "dev", "--date", "2013-01-01"]) == 1
+    assert capsys.readouterr().err.endswith(
+        "mlops land: environment 'dev' runs several models (flight_delay, airport_delay): say which with --model NAME\n"
+    )
 
 
 def test_a_request_is_named_by_the_row_s_key_as_the_labels_job_reads_it():
-    from jobs.core.requests import flight_key_id, parse_flight_key_id
+    from jobs.core.requests import key_id, parse_key_id
 
     model = ENVIRONMENTS["prod"].model
     rows = pd.DataFrame(
@@ -202,12 +205,12 @@ def test_a_request_is_named_by_the_row_s_key_as_the_labels_job_reads_it():
     )
     sent = list(client_requests(model, rows))
     # One request a row, in order, each named as the labels job parses it back to the row's key
-    assert [request_id for request_id, _ in sent] == [flight_key_id(row) for _, row in rows.iterrows()]
+    assert [request_id for request_id, _ in sent] == [key_id(model, row) for _, row in rows.iterrows()]
     assert [request_id for request_id, _ in sent] == [
         "2013-03-04#UA#1545#EWR#IAH#2013-03-04T10:00Z",
         "2013-03-05#B6#27#JFK#MCO#2013-03-05T06:00Z",
     ]
-    assert parse_flight_key_id(sent[0][0]) == {
+    assert parse_key_id(model, sent[0][0]) == {
         "sched_date": date(2013, 3, 4),
         "carrier": "UA",
         "flight": 1545,
