@@ -51,9 +51,17 @@ def test_data_scientists_see_protected_jobs_and_experiments_read_only(synthesize
         # The only principals besides the groups: the jobs' principal on run-job children, the CI runner on CI jobs.
         others = {a["permission_level"] for a in p["access_control"] if "group_name" not in a}
         assert others <= {"CAN_MANAGE_RUN"}
-    (on_experiment,) = [p for p in permissions if "experiment_id" in p]
-    levels = {a.get("group_name", "service principal"): a["permission_level"] for a in on_experiment["access_control"]}
-    assert levels == {"data-scientists": experiment, "ml-engineers": "CAN_MANAGE", "service principal": "CAN_MANAGE"}
+    on_experiments = [p for p in permissions if "experiment_id" in p]
+    assert len(on_experiments) == len(ENVIRONMENTS[name].models)  # one experiment per model
+    for on_experiment in on_experiments:
+        levels = {
+            a.get("group_name", "service principal"): a["permission_level"] for a in on_experiment["access_control"]
+        }
+        assert levels == {
+            "data-scientists": experiment,
+            "ml-engineers": "CAN_MANAGE",
+            "service principal": "CAN_MANAGE",
+        }
 
 
 def test_a_storage_root_from_config_reaches_the_catalog():

@@ -34,7 +34,7 @@ def test_everything_naming_the_service_principal_waits_for_its_workspace_assignm
 def test_the_jobs_install_the_uploaded_wheel_after_its_volume_schema_and_catalog(synthesized, name):
     stack = synthesized[name]
     deps = dependencies(stack)
-    job = address(stack, "databricks_job", "jobs/model_training")
+    job = address(stack, "databricks_job", f"{ENVIRONMENTS[name].model_name}/jobs/model_training")
     for resource_type, path in (
         ("databricks_file", "artifacts/wheel"),
         ("databricks_volume", "artifacts/artifacts"),

@@ -39,7 +39,7 @@ def prod(synthesized) -> dict:
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_every_stack_applies_on_an_empty_workspace(synthesized, name):
     stack = synthesized[name]
-    assert len(stack["resource"]["databricks_job"]) == 8
+    assert len(stack["resource"]["databricks_job"]) == 8 * len(ENVIRONMENTS[name].models)
 
     findings = simulate(stack, prerequisites(name))
 

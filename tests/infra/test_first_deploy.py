@@ -55,13 +55,14 @@ def _job_permission_entries(stack: dict) -> list[tuple[str, dict]]:
 def test_the_experiment_lives_in_the_folder_the_stack_creates(synthesized, name):
     env = ENVIRONMENTS[name]
     stack = synthesized[name]
-    experiment = one(stack, "databricks_mlflow_experiment")
-
-    match = re.fullmatch(r"\$\{databricks_directory\.([A-Za-z0-9_]+)\.path\}/flight_delay", experiment["name"])
-    assert match, experiment["name"]
-    folder = resources(stack, "databricks_directory")[match.group(1)]
-    assert folder["path"] == env.experiment_folder == f"/Shared/mlops/{name}"
-    assert resolve(stack, experiment["name"].split("/")[0]) == f"/Shared/mlops/{name}"
+    experiments = sorted(resources(stack, "databricks_mlflow_experiment").values(), key=lambda e: e["name"])
+    assert len(experiments) == len(env.models)
+    for experiment in experiments:
+        match = re.fullmatch(r"\$\{databricks_directory\.([A-Za-z0-9_]+)\.path\}/([a-z_]+)", experiment["name"])
+        assert match and match.group(2) in env.model_names, experiment["name"]
+        folder = resources(stack, "databricks_directory")[match.group(1)]
+        assert folder["path"] == env.experiment_folder == f"/Shared/mlops/{name}"
+        assert resolve(stack, experiment["name"].split("/")[0]) == f"/Shared/mlops/{name}"
     assert env.experiment_name == f"/Shared/mlops/{name}/flight_delay"
 
 
@@ -69,7 +70,7 @@ def test_the_experiment_lives_in_the_folder_the_stack_creates(synthesized, name)
 def test_each_quality_monitor_keeps_its_assets_in_a_created_folder_and_has_no_schedule(synthesized, name):
     stack = synthesized[name]
     monitors = resources(stack, "databricks_quality_monitor")
-    assert len(monitors) == 2
+    assert len(monitors) == 2 * len(ENVIRONMENTS[name].models)
     folders = resources(stack, "databricks_directory")
 
     assets = {}
@@ -80,8 +81,9 @@ def test_each_quality_monitor_keeps_its_assets_in_a_created_folder_and_has_no_sc
         assert "schedule" not in monitor
 
     assert assets == {
-        "flight_delay_predictions": f"/Shared/mlops/{name}/monitors/flight_delay_predictions",
-        "flight_delay_served": f"/Shared/mlops/{name}/monitors/flight_delay_served",
+        f"{model}_{table}": f"/Shared/mlops/{name}/monitors/{model}_{table}"
+        for model in ENVIRONMENTS[name].model_names
+        for table in ("predictions", "served")
     }
 
 
@@ -89,7 +91,7 @@ def test_each_quality_monitor_keeps_its_assets_in_a_created_folder_and_has_no_sc
 def test_every_alert_schedule_is_paused(synthesized, name):
     env = ENVIRONMENTS[name]
     alerts = resources(synthesized[name], "databricks_alert_v2")
-    assert len(alerts) == 4
+    assert len(alerts) == 4 * len(env.models)
     assert {key: alert["schedule"] for key, alert in alerts.items()} == {
         key: {
             "pause_status": "PAUSED",
@@ -119,7 +121,7 @@ def test_every_job_notifies_the_webhook_on_failure_and_the_catalog_has_its_own_s
     destination = address(stack, "databricks_notification_destination", "notifications/webhook")
 
     jobs = resources(stack, "databricks_job")
-    assert len(jobs) == 8
+    assert len(jobs) == 8 * len(env.models)
     assert {job["name"]: job.get("webhook_notifications") for job in jobs.values()} == {
         job["name"]: {"on_failure": [{"id": f"${{{destination}.id}}"}]} for job in jobs.values()
     }
@@ -177,7 +179,9 @@ def test_the_ci_runner_may_run_model_training_and_nothing_else(synthesized, name
         for job, entry in _job_permission_entries(stack)
         if entry.get("service_principal_name") == ci
     }
-    assert on_jobs == {(f"[{name}] {ENVIRONMENTS[name].model_name}/model-training", "CAN_MANAGE_RUN")}
+    assert on_jobs == {
+        (f"[{name}] {model}/model-training", "CAN_MANAGE_RUN") for model in ENVIRONMENTS[name].model_names
+    }
     # No other permissions (experiment, warehouse, endpoint) name it.
     others = [
         key
@@ -200,9 +204,9 @@ def test_the_jobs_principal_may_run_exactly_the_jobs_its_run_job_tasks_start(syn
         if "run_job_task" in task
     }
     assert started == {
-        f"[{name}] {ENVIRONMENTS[name].model_name}/feature-pipeline",
-        f"[{name}] {ENVIRONMENTS[name].model_name}/model-training",
-        f"[{name}] {ENVIRONMENTS[name].model_name}/retraining",
+        f"[{name}] {model}/{graph}"
+        for model in ENVIRONMENTS[name].model_names
+        for graph in ("feature-pipeline", "model-training", "retraining")
     }
 
     granted = {
@@ -216,7 +220,7 @@ def test_the_jobs_principal_may_run_exactly_the_jobs_its_run_job_tasks_start(syn
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_no_job_is_triggered_by_a_table_update(synthesized, name):
     jobs = resources(synthesized[name], "databricks_job")
-    assert len(jobs) == 8
+    assert len(jobs) == 8 * len(ENVIRONMENTS[name].models)
     assert {job["name"]: "table_update" in set(_keys(job)) for job in jobs.values()} == {
         job["name"]: False for job in jobs.values()
     }

@@ -29,45 +29,50 @@ def _texts(task: dict) -> list[str]:
 
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_synthesized_jobs_have_the_local_graphs_tasks_dependencies_and_references(synthesized, name):
-    env = ENVIRONMENTS[name]
     jobs = _jobs_by_name(synthesized[name])
-    graphs = job_graphs(env)
-    assert sorted(jobs) == sorted(f"[{name}] {ENVIRONMENTS[name].model_name}/{g}" for g in graphs)
-    for graph_name, graph in graphs.items():
-        job = jobs[f"[{name}] {ENVIRONMENTS[name].model_name}/{graph_name}"]
-        synthesized_tasks = {t["task_key"]: t for t in job["task"]}
-        assert list(synthesized_tasks) == [t.key for t in graph.tasks]
-        assert {p["name"]: p["default"] for p in job["parameter"]} == dict(graph.parameters)
-        for task in graph.tasks:
-            rendered = synthesized_tasks[task.key]
-            assert [(d["task_key"], d.get("outcome")) for d in rendered.get("depends_on", [])] == [
-                (d.task_key, d.outcome) for d in task.depends_on
-            ]
-            assert sorted(r for text in _texts(rendered) for r in references(text)) == sorted(
-                r for text in task.parameter_texts() for r in references(text)
-            )
-            if isinstance(task.action, WheelTask):
-                assert rendered["python_wheel_task"] == {
-                    "package_name": "mlops_databricks",
-                    "entry_point": task.action.entry_point,
-                    "parameters": list(task.action.parameters),
-                }
-                assert rendered["max_retries"] == task.max_retries
-            elif isinstance(task.action, ConditionTask):
-                assert rendered["condition_task"]["op"] == task.action.op
-            elif isinstance(task.action, RunJobTask):
-                child = next(
-                    k
-                    for k, b in resources(synthesized[name], "databricks_job").items()
-                    if b["name"] == f"[{name}] {ENVIRONMENTS[name].model_name}/{task.action.job}"
+    scoped = ENVIRONMENTS[name].scoped_models()
+    assert sorted(jobs) == sorted(f"[{name}] {env.model_name}/{g}" for env in scoped for g in job_graphs(env))
+    for env in scoped:
+        graphs = job_graphs(env)
+        for graph_name, graph in graphs.items():
+            job = jobs[f"[{name}] {env.model_name}/{graph_name}"]
+            synthesized_tasks = {t["task_key"]: t for t in job["task"]}
+            assert list(synthesized_tasks) == [t.key for t in graph.tasks]
+            assert {p["name"]: p["default"] for p in job["parameter"]} == dict(graph.parameters)
+            for task in graph.tasks:
+                rendered = synthesized_tasks[task.key]
+                assert [(d["task_key"], d.get("outcome")) for d in rendered.get("depends_on", [])] == [
+                    (d.task_key, d.outcome) for d in task.depends_on
+                ]
+                assert sorted(r for text in _texts(rendered) for r in references(text)) == sorted(
+                    r for text in task.parameter_texts() for r in references(text)
                 )
-                assert rendered["run_job_task"]["job_id"] == f"${{databricks_job.{child}.id}}"
-                assert rendered["run_job_task"]["job_parameters"] == dict(task.action.job_parameters)
-            elif isinstance(task.action, AlertTask):
-                alert = at_path(synthesized[name], "databricks_alert_v2", f"monitoring/alert_{task.action.alert}")[0]
-                assert rendered["alert_task"]["alert_id"] == f"${{databricks_alert_v2.{alert}.id}}"
-            else:
-                raise AssertionError(f"{graph_name}.{task.key}: no rendering checked for {task.action}")
+                if isinstance(task.action, WheelTask):
+                    assert rendered["python_wheel_task"] == {
+                        "package_name": "mlops_databricks",
+                        "entry_point": task.action.entry_point,
+                        "parameters": list(task.action.parameters),
+                    }
+                    assert rendered["max_retries"] == task.max_retries
+                elif isinstance(task.action, ConditionTask):
+                    assert rendered["condition_task"]["op"] == task.action.op
+                elif isinstance(task.action, RunJobTask):
+                    child = next(
+                        k
+                        for k, b in resources(synthesized[name], "databricks_job").items()
+                        if b["name"] == f"[{name}] {env.model_name}/{task.action.job}"
+                    )
+                    assert rendered["run_job_task"]["job_id"] == f"${{databricks_job.{child}.id}}"
+                    assert rendered["run_job_task"]["job_parameters"] == dict(task.action.job_parameters)
+                elif isinstance(task.action, AlertTask):
+                    alert = at_path(
+                        synthesized[name],
+                        "databricks_alert_v2",
+                        f"{env.model_name}/monitoring/alert_{task.action.alert}",
+                    )[0]
+                    assert rendered["alert_task"]["alert_id"] == f"${{databricks_alert_v2.{alert}.id}}"
+                else:
+                    raise AssertionError(f"{graph_name}.{task.key}: no rendering checked for {task.action}")
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)

@@ -14,6 +14,7 @@ from cdktn_provider_databricks.quality_monitor import QualityMonitorInferenceLog
 
 from spec.config import ENVIRONMENTS
 from spec.monitoring import alerts
+from tests.support.stacks import resources_of
 
 
 def _parameters(cls: type) -> set[str]:
@@ -38,7 +39,11 @@ def test_the_quality_alerts_read_the_roc_auc_that_only_a_probability_column_give
 
 
 def test_every_monitor_is_a_quality_monitor_with_its_probability_column(synthesized):
-    for stack in synthesized.values():
-        monitors = stack["resource"]["databricks_quality_monitor"]
-        assert len(monitors) == 2 and "databricks_data_quality_monitor" not in stack["resource"]
-        assert {m["inference_log"][0]["prediction_proba_col"] for m in monitors.values()} == {"probability"}
+    for name, stack in synthesized.items():
+        assert "databricks_data_quality_monitor" not in stack["resource"]
+        for env in ENVIRONMENTS[name].scoped_models():
+            monitors = resources_of(stack, "databricks_quality_monitor", env.model_name)
+            assert len(monitors) == 2
+            # A classifier's monitors read its probability (the ROC AUC of the quality alerts); a regressor has none.
+            expected = {"probability"} if env.model.is_classifier else {None}
+            assert {m["inference_log"][0].get("prediction_proba_col") for m in monitors.values()} == expected

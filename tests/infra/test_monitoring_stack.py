@@ -8,7 +8,7 @@ import pytest
 
 from spec import monitoring
 from spec.config import ENVIRONMENTS
-from tests.support.stacks import resolve, resources
+from tests.support.stacks import resolve, resources, resources_of
 
 ENV_NAMES = list(ENVIRONMENTS)
 # The flight-delay model's columns (every environment runs it).
@@ -29,7 +29,9 @@ def test_the_monitored_columns_are_the_predictions_with_a_sql_type_each():
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_every_alert_query_is_the_text_the_local_warehouse_runs(synthesized, name):
     env = ENVIRONMENTS[name]
-    synthesized_alerts = {b["display_name"]: b for b in resources(synthesized[name], "databricks_alert_v2").values()}
+    synthesized_alerts = {
+        b["display_name"]: b for b in resources_of(synthesized[name], "databricks_alert_v2", env.model_name).values()
+    }
     specs = monitoring.alerts(env)
     assert len(specs) == 4
     assert sorted(synthesized_alerts) == sorted(f"[{name}] {s.name}" for s in specs)
@@ -51,7 +53,8 @@ def test_each_monitored_table_has_an_inference_log_monitor_with_its_baseline(syn
     env = ENVIRONMENTS[name]
     stack = synthesized[name]
     monitors = {
-        resolve_name(stack, b["table_name"]): b for b in resources(stack, "databricks_quality_monitor").values()
+        resolve_name(stack, b["table_name"]): b
+        for b in resources_of(stack, "databricks_quality_monitor", env.model_name).values()
     }
     assert sorted(monitors) == sorted([env.predictions_table, env.served_table])
     for monitor in monitors.values():
@@ -72,7 +75,7 @@ def test_each_monitored_table_has_an_inference_log_monitor_with_its_baseline(syn
         assert "schedule" not in monitor
     tables = {
         resolve_name(stack, f"{b['catalog_name']}.{b['schema_name']}.{b['name']}"): b
-        for b in resources(stack, "databricks_sql_table").values()
+        for b in resources_of(stack, "databricks_sql_table", env.model_name).values()
     }
     assert sorted(tables) == sorted([env.predictions_table, env.served_table, env.baseline_table])
     for table in tables.values():
@@ -109,7 +112,8 @@ def test_the_daily_job_refreshes_the_monitors_then_runs_the_alerts_then_retraini
     assert job["schedule"]["quartz_cron_expression"] == "0 0 6 * * ?"
     assert tasks["refresh_monitors"]["python_wheel_task"]["entry_point"] == "mlops-refresh-monitors"
     alert_tasks = [t for t in job["task"] if "alert_task" in t]
-    assert len(alert_tasks) == len(resources(stack, "databricks_alert_v2")) == 4
+    model = ENVIRONMENTS[name].model_name
+    assert len(alert_tasks) == len(resources_of(stack, "databricks_alert_v2", model)) == 4
     assert all(t["depends_on"] == [{"task_key": "refresh_monitors"}] for t in alert_tasks)
     assert tasks["retraining"]["depends_on"] == [{"task_key": t["task_key"]} for t in alert_tasks]
     (retraining,) = [
@@ -161,7 +165,8 @@ def regression_stack(tmp_path_factory):
 def test_a_regressors_monitors_have_its_problem_type_and_no_probability(regression_stack):
     env, stack, specs = regression_stack
     monitors = {
-        resolve_name(stack, b["table_name"]): b for b in resources(stack, "databricks_quality_monitor").values()
+        resolve_name(stack, b["table_name"]): b
+        for b in resources_of(stack, "databricks_quality_monitor", env.model_name).values()
     }
     assert sorted(monitors) == sorted([env.predictions_table, env.served_table])
     for monitor in monitors.values():
@@ -178,7 +183,7 @@ def test_a_regressors_monitors_have_its_problem_type_and_no_probability(regressi
         assert monitor["slicing_exprs"] == ["station"]
     tables = {
         resolve_name(stack, f"{b['catalog_name']}.{b['schema_name']}.{b['name']}"): b
-        for b in resources(stack, "databricks_sql_table").values()
+        for b in resources_of(stack, "databricks_sql_table", env.model_name).values()
     }
     assert sorted(tables) == sorted([env.predictions_table, env.served_table, env.baseline_table])
     for table in tables.values():

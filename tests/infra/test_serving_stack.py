@@ -19,7 +19,7 @@ def test_endpoint_is_declared_without_versions_and_with_inference_table_and_noti
     env = ENVIRONMENTS[name]
     stack = synthesized[name]
     schema = address(stack, "databricks_schema", "governance/schema_monitoring")
-    _, endpoint = at_path(stack, "databricks_model_serving", "serving/endpoint")
+    _, endpoint = at_path(stack, "databricks_model_serving", f"{ENVIRONMENTS[name].model_name}/serving/endpoint")
     assert endpoint == {
         "name": "flight-delay",
         "description": f"Serves the champion (and challenger) of {name}.ml.flight_delay",
@@ -48,7 +48,7 @@ def test_inference_table_prefix_matches_the_local_gateway_table(synthesized, nam
     from local.serving.state import inference_table_config
 
     stack = synthesized[name]
-    _, endpoint = at_path(stack, "databricks_model_serving", "serving/endpoint")
+    _, endpoint = at_path(stack, "databricks_model_serving", f"{ENVIRONMENTS[name].model_name}/serving/endpoint")
     table = {
         k: resolve(stack, v) if isinstance(v, str) else v
         for k, v in endpoint["ai_gateway"]["inference_table_config"].items()
@@ -62,8 +62,10 @@ def test_inference_table_prefix_matches_the_local_gateway_table(synthesized, nam
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_endpoint_permissions_manage_for_engineers_and_jobs_principal(synthesized, name):
     stack = synthesized[name]
-    _, permissions = at_path(stack, "databricks_permissions", "serving/endpoint_permissions")
-    endpoint = address(stack, "databricks_model_serving", "serving/endpoint")
+    _, permissions = at_path(
+        stack, "databricks_permissions", f"{ENVIRONMENTS[name].model_name}/serving/endpoint_permissions"
+    )
+    endpoint = address(stack, "databricks_model_serving", f"{ENVIRONMENTS[name].model_name}/serving/endpoint")
     principal = address(stack, "databricks_service_principal", "identity/service_principal")
     permissions["depends_on"] = sorted(permissions["depends_on"])
     assert permissions == {

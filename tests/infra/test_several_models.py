@@ -15,7 +15,7 @@ from infra.main import build_app
 from models.flight_delay.spec import SPEC
 from spec import access
 from spec.config import ENVIRONMENTS, build_environments
-from spec.config.environments import _BASE, _OVERRIDES
+from spec.config.environments import _BASE, _FLIGHTS, _OVERRIDES
 from spec.model import load_model_spec
 from spec.workflows import job_graphs
 from tests.support.apply_simulator import Prerequisites, simulate
@@ -35,8 +35,8 @@ def two_model_prod(tmp_path_factory):
         load_model_spec.cache_clear()
         overrides = copy.deepcopy(_OVERRIDES)
         overrides["prod"]["models"] = (
-            {"name": "flight_delay"},
-            {"name": "second_model", "serving": {"workload_size": "Medium"}},
+            _FLIGHTS,
+            {"name": "second_model", "serving": {"workload_size": "Medium", "consumers": ("flight-ops",)}},
         )
         environments = build_environments(_BASE, overrides)
         env = environments["prod"]
@@ -64,8 +64,9 @@ def test_adding_a_model_adds_only_its_own_resources(synthesized, two_model_prod)
     added = sorted(set(two_resources) - set(one_resources))
     assert added, "the second model added nothing"
     assert set(one_resources) <= set(two_resources)
+    # (Its endpoint's consumers are a group the environment has already: a new group would be looked up, and whatever
+    # names a principal would wait for that lookup too.)
     changed = [key for key in one_resources if one_resources[key] != two_resources[key]]
-    # What the environment reports of all its models changes (the list of registered models); nothing else does.
     assert changed == []
     assert all(_path(two, rtype, name).startswith("prod/second_model/") for rtype, name in added), added
     added_types = {rtype for rtype, _ in added}

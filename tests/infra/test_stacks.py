@@ -75,8 +75,9 @@ def test_the_service_principal_writes_its_own_catalog_and_owns_the_model(synthes
     sp_logical, sp = at_path(stack, "databricks_service_principal", "identity/service_principal")
     sp_ref = f"${{databricks_service_principal.{sp_logical}.application_id}}"
     assert _catalog_grants(stack)[sp_ref] == list(access.JOB_PRIVILEGES)
-    model = one(stack, "databricks_registered_model")
-    assert (model["name"], model["owner"]) == ("flight_delay", sp_ref)
+    models = {m["name"]: m for m in resources(stack, "databricks_registered_model").values()}
+    assert sorted(models) == sorted(ENVIRONMENTS[name].model_names)
+    assert {m["owner"] for m in models.values()} == {sp_ref}
     assert sp["display_name"] == f"mlops-{name}"
     # The CI runner holds no catalog grant: it only runs the CI jobs.
     ci_logical, _ = at_path(stack, "databricks_service_principal", "identity/ci_service_principal")
@@ -125,7 +126,8 @@ def test_no_owner_is_a_person(synthesized, name):
 def test_experiment_warehouse_and_cluster_policy_are_named_after_the_environment(synthesized, name):
     stack = synthesized[name]
     folder = address(stack, "databricks_directory", "ml/folder")
-    assert one(stack, "databricks_mlflow_experiment")["name"] == f"${{{folder}.path}}/flight_delay"
+    experiments = sorted(e["name"] for e in resources(stack, "databricks_mlflow_experiment").values())
+    assert experiments == sorted(f"${{{folder}.path}}/{model}" for model in ENVIRONMENTS[name].model_names)
     assert resolve(stack, f"${{{folder}.path}}") == f"/Shared/mlops/{name}"
     warehouse = one(stack, "databricks_sql_endpoint")
     assert (warehouse["name"], warehouse["enable_serverless_compute"]) == (f"mlops-{name}-alerts", True)

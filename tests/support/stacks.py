@@ -56,3 +56,13 @@ def resolve(stack: dict, text: str) -> str:
     value = stack["resource"][rtype][name].get(attribute)
     assert isinstance(value, str), f"{rtype}.{name}.{attribute} is not a literal string in the stack: {value!r}"
     return resolve(stack, value)
+
+
+def resources_of(stack: dict, resource_type: str, model: str) -> dict[str, dict]:
+    """The resources of one type that belong to ``model`` (declared under its construct), by logical name."""
+    found = stack.get("resource", {}).get(resource_type, {})
+    return {
+        name: {k: v for k, v in body.items() if k != "//"}
+        for name, body in found.items()
+        if f"/{model}/" in body["//"]["metadata"]["path"]
+    }

@@ -10,7 +10,7 @@ import pytest
 from jobs.platform.job import job_environment, job_parser
 from models.flight_delay.spec import SPEC
 from spec.config import ENVIRONMENTS, ConfigError, build_environments
-from spec.config.environments import _BASE, _OVERRIDES
+from spec.config.environments import _BASE, _FLIGHTS, _OVERRIDES
 from spec.model import ModelSpec
 
 SECOND = SPEC.replace(
@@ -45,16 +45,25 @@ def environments_with(models_of_prod: tuple[dict, ...]) -> dict:
 
 
 def test_every_environment_runs_the_models_of_its_config_and_is_scoped_to_the_first():
+    assert {name: env.model_names for name, env in ENVIRONMENTS.items()} == {
+        "dev": ("flight_delay", "airport_delay"),
+        "staging": ("flight_delay",),
+        "prod": ("flight_delay",),
+    }
     for env in ENVIRONMENTS.values():
-        assert env.model_names == ("flight_delay",)
         assert env.model_name == "flight_delay" and isinstance(env.model, ModelSpec)
         assert env.with_model("flight_delay") is env and env.with_model(None) is env
+    airports = ENVIRONMENTS["dev"].with_model("airport_delay")
+    assert (airports.model.problem_type, airports.monitoring.max_mean_absolute_error) == ("regression", 20.0)
+    assert airports.with_model("flight_delay").model_dump(warnings=False) == ENVIRONMENTS["dev"].model_dump(
+        warnings=False
+    )
 
 
 def test_each_model_sees_its_own_settings_and_its_own_names(second_model):
     envs = environments_with(
         (
-            {"name": "flight_delay"},
+            _FLIGHTS,
             {"name": "second_model", "serving": {"workload_size": "Medium"}, "validation": {"min_roc_auc": 0.7}},
         )
     )
@@ -86,7 +95,7 @@ def test_each_model_sees_its_own_settings_and_its_own_names(second_model):
 
 def test_adding_a_model_changes_nothing_of_the_first(second_model):
     one = ENVIRONMENTS["prod"]
-    two = environments_with(({"name": "flight_delay"}, {"name": "second_model"}))["prod"]
+    two = environments_with((_FLIGHTS, {"name": "second_model", "serving": {"consumers": ("flight-ops",)}}))["prod"]
     assert two.model_names == ("flight_delay", "second_model")
     assert two.replace(models=one.models).model_dump(warnings=False) == one.model_dump(warnings=False)
 
