@@ -78,6 +78,9 @@ class MonitoredTable:
     features: tuple[str, ...]
     drift_alert_columns: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]
+    # The mean absolute error a version of the model must not exceed to be deployed (its declaration's validation
+    # threshold, if it has one): the quality alert's bound when config sets none.
+    declared_max_error: float | None = None
 
     @property
     def short_name(self) -> str:
@@ -151,6 +154,7 @@ def monitored_tables(env: Environment, model: ModelSpec | None = None) -> tuple[
         features=model.monitored,
         drift_alert_columns=model.drift_features,
         columns=model.prediction_column_types,
+        declared_max_error=model.validation.thresholds.get("mean_absolute_error"),
     )
     return (MonitoredTable(env.predictions_table, **common), MonitoredTable(env.served_table, **common))
 
@@ -230,8 +234,9 @@ class QualityRule:
 
 def quality_rule(env: Environment, monitored: MonitoredTable) -> QualityRule:
     """The model-quality alert's rule for ``monitored``'s problem type: a classifier's ROC AUC below
-    ``monitoring.min_roc_auc``, a regressor's mean absolute error above ``monitoring.max_mean_absolute_error`` (which
-    a regression model requires: a ConfigError naming the field when it is unset)."""
+    ``monitoring.min_roc_auc``, a regressor's mean absolute error above ``monitoring.max_mean_absolute_error``, or,
+    when config sets none, above the bound its declaration's validation puts on it (a ConfigError naming the field
+    when neither does)."""
     m = env.monitoring
     if monitored.is_classifier:
         if m.max_mean_absolute_error is not None:
@@ -242,19 +247,21 @@ def quality_rule(env: Environment, monitored: MonitoredTable) -> QualityRule:
                 "ROC AUC (monitoring.min_roc_auc); remove the field",
             )
         return QualityRule("roc_auc_score", "roc_auc", "MIN", "<", m.min_roc_auc, "ROC AUC", "monitoring.min_roc_auc")
-    if m.max_mean_absolute_error is None:
+    bound = m.max_mean_absolute_error if m.max_mean_absolute_error is not None else monitored.declared_max_error
+    if bound is None:
         _config_error(
             env,
             "monitoring.max_mean_absolute_error",
-            "is required for a regression model: its quality alert fires when the mean absolute error of the "
-            "labelled rows rises above it; set it in the label's units (e.g. monitoring.max_mean_absolute_error=15.0)",
+            "is required for a regression model whose declaration puts no validation threshold on "
+            "mean_absolute_error: its quality alert fires when the mean absolute error of the labelled rows rises "
+            "above it; set it in the label's units (e.g. monitoring.max_mean_absolute_error=15.0)",
         )
     return QualityRule(
         "mean_average_error",
         "mean_absolute_error",
         "MAX",
         ">",
-        m.max_mean_absolute_error,
+        bound,
         "mean absolute error",
         "monitoring.max_mean_absolute_error",
     )

@@ -45,11 +45,9 @@ def environments_with(models_of_prod: tuple[dict, ...]) -> dict:
 
 
 def test_every_environment_runs_the_models_of_its_config_and_is_scoped_to_the_first():
-    assert {name: env.model_names for name, env in ENVIRONMENTS.items()} == {
-        "dev": ("flight_delay", "airport_delay"),
-        "staging": ("flight_delay",),
-        "prod": ("flight_delay",),
-    }
+    # (dev may run more: `mlops init model` adds a new model there.)
+    assert ENVIRONMENTS["dev"].model_names[:2] == ("flight_delay", "airport_delay")
+    assert (ENVIRONMENTS["staging"].model_names, ENVIRONMENTS["prod"].model_names) == (("flight_delay",),) * 2
     for env in ENVIRONMENTS.values():
         assert env.model_name == "flight_delay" and isinstance(env.model, ModelSpec)
         assert env.with_model("flight_delay") is env and env.with_model(None) is env

@@ -70,12 +70,17 @@ def test_no_alert_text_names_the_flight_model_in_its_comments():
         assert "flight" not in comments.replace(spec.monitored.table, "<table>").lower()
 
 
-def test_a_regression_model_without_its_quality_threshold_is_refused_naming_the_field():
+def test_a_regression_model_without_a_quality_threshold_is_refused_naming_the_field():
+    # Without config, the alert's bound is the one the declaration's validation puts on the mean absolute error.
+    (predictions, _served) = monitored_tables(PROD, REGRESSOR)
+    assert quality_rule(PROD, predictions).threshold == 8.0
+    assert quality_rule(REGRESSION_PROD, predictions).threshold == 9.5
+    undeclared = REGRESSOR.replace(validation={"thresholds": {"r2_score": 0.1}})
     with pytest.raises(
         ConfigError, match=r"environment 'prod': field 'monitoring.max_mean_absolute_error' is required"
     ):
-        alerts(PROD, REGRESSOR)
-    [(monitored, _served)] = [monitored_tables(PROD, REGRESSOR)]
+        alerts(PROD, undeclared)
+    [(monitored, _served)] = [monitored_tables(PROD, undeclared)]
     with pytest.raises(ConfigError) as raised:
         quality_rule(PROD, monitored)
     assert raised.value.problems[0][0] == "monitoring.max_mean_absolute_error"
