@@ -49,7 +49,7 @@ def list_versions(env_name: str, target: str = "local", model: str | None = None
 
     from jobs.platform.registry import is_not_found
 
-    registry = _platform(env_name, target).registry
+    registry = _platform(env_name, target, model).registry
     name = registry.model_name
     aliases: dict[str, list[str]] = {}
     try:
