@@ -107,7 +107,8 @@ def app_id(platform: Platform) -> str:
 
 
 def checkpoint_location(platform: Platform) -> str:
-    return f"{platform.work_dir}/checkpoints/streaming-inference"
+    """One checkpoint per model: each model's stream reads its own landing folder into its own predictions table."""
+    return f"{platform.work_dir}/checkpoints/{platform.env.model_name}/streaming-inference"
 
 
 def _stream_batches(tables: Tables, full_name: str) -> DataFrame:
