@@ -220,8 +220,8 @@ def served_requests(champion_version: str) -> list[dict]:
     from jobs.core.requests import key_id
     from jobs.platform.registry import ModelRef
     from jobs.scoring import stage_model
+    from models.flight_delay.columns import FEATURE_COLUMNS
     from models.flight_delay.features import flight_features
-    from spec.columns import FEATURE_COLUMNS
 
     platform = build_platform(ENV)
     tables = platform.tables
@@ -260,7 +260,7 @@ def served_requests(champion_version: str) -> list[dict]:
 
 def arrived(prediction_keys: list[tuple]) -> set[tuple]:
     """The flights among ``prediction_keys`` (FLIGHT_KEY tuples) that arrived: what the labels job must label."""
-    from spec.columns import FLIGHT_KEY
+    from models.flight_delay.columns import FLIGHT_KEY
 
     flights = table(ENV.source_table("flights"))
     done = flights.filter(pc.is_valid(flights["arr_delay"]))
@@ -279,7 +279,7 @@ def test_a_labels_job_killed_after_its_first_commit_labels_everything_once_when_
 ):
     from local.monitor import refresh_monitor
     from local.serving.inference_log import InferenceLogger
-    from spec.columns import FLIGHT_KEY
+    from models.flight_delay.columns import FLIGHT_KEY
 
     row = fault("killed: labels job (after unpacking the served requests)")
     # given: the predictions' monitor refreshed before any label arrived (the refresh test below starts from it)
