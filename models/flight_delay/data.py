@@ -7,7 +7,6 @@ examples (neither late nor on time). Only what the schedule says is kept: nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame
@@ -16,7 +15,6 @@ from pyspark.sql import functions as F
 from models.flight_delay.columns import (
     ARRIVAL_DELAY_THRESHOLD_MINUTES,
     DEPARTURE_HOUR,
-    FLIGHT_KEY,
     SCHEDULED_DATE,
     SCHEDULED_DEPARTURE,
 )
@@ -109,28 +107,3 @@ def between_dates(df: DataFrame, start: date, end: date, column: str = SCHEDULED
     if start > end:
         raise ValueError(f"start date {start} is after end date {end}")
     return df.where(F.col(column).between(F.lit(start), F.lit(end)))
-
-
-def deterministic_sample(df: DataFrame, max_rows: int, seed: int, key: tuple[str, ...] = FLIGHT_KEY) -> DataFrame:
-    """At most ``max_rows`` rows, chosen by a hash of the flight key: the same rows on every run and cluster."""
-    if max_rows < 1:
-        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
-    order = F.xxhash64(*[F.col(c) for c in key], F.lit(seed))
-    return df.withColumn("_sample_order", order).orderBy("_sample_order").limit(max_rows).drop("_sample_order")
-
-
-def held_out_start(daily_rows: Mapping[date, int], test_fraction: float) -> date:
-    """The first date of the held-out test period: the latest date such that the days from it on hold at least
-    ``test_fraction`` of the rows, and at least one earlier day is left for training."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
-    days = sorted(d for d, n in daily_rows.items() if n > 0)
-    if len(days) < 2:
-        raise ValueError(f"a time-based split needs rows on at least 2 days, got {len(days)}")
-    total = sum(daily_rows[d] for d in days)
-    held_out = 0
-    for i in range(len(days) - 1, 0, -1):
-        held_out += daily_rows[days[i]]
-        if held_out >= test_fraction * total:
-            return days[i]
-    return days[1]

@@ -8,13 +8,12 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from models.flight_delay.columns import FEATURE_COLUMNS
+from jobs.core.split import deterministic_sample, held_out_start
+from models.flight_delay.columns import FEATURE_COLUMNS, FLIGHT_KEY
 from models.flight_delay.data import (
     LABEL,
     SCHEDULED_DEPARTURE,
     between_dates,
-    deterministic_sample,
-    held_out_start,
     prepare_flights,
 )
 from models.flight_delay.features import (
@@ -319,9 +318,9 @@ def test_flight_examples_have_the_model_columns_and_the_label(spark):
 def test_deterministic_sample_picks_the_same_rows_however_the_data_is_partitioned(spark):
     flights = prepare_flights(flights_df(spark, [flight_row("EWR", n % 24, 1.0, flight=n) for n in range(200)]))
 
-    one = {r["flight"] for r in deterministic_sample(flights.repartition(1), 50, seed=7).collect()}
-    four = {r["flight"] for r in deterministic_sample(flights.repartition(4), 50, seed=7).collect()}
-    other_seed = {r["flight"] for r in deterministic_sample(flights, 50, seed=8).collect()}
+    one = {r["flight"] for r in deterministic_sample(flights.repartition(1), 50, seed=7, key=FLIGHT_KEY).collect()}
+    four = {r["flight"] for r in deterministic_sample(flights.repartition(4), 50, seed=7, key=FLIGHT_KEY).collect()}
+    other_seed = {r["flight"] for r in deterministic_sample(flights, 50, seed=8, key=FLIGHT_KEY).collect()}
 
     assert len(one) == 50
     assert one == four
