@@ -6,12 +6,6 @@ their monitors, evaluate their alerts, and retrain one while the other stays as 
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +13,7 @@ from cli.commands.models import list_versions
 from cli.commands.workflow import run_workflow
 from cli.main import main as mlops
 from spec.config import ENVIRONMENTS
+from tests.support.gateway_process import mlops_serve
 
 pytestmark = pytest.mark.integration
 
@@ -136,41 +131,21 @@ def test_each_model_is_served_on_its_own_endpoint(lifecycle, model):
     from local.serving.auth import client_token
 
     scoped = ENV.with_model(model)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "cli.main", "serve", "--env", ENV.name, "--model", model, "--port", str(port)]
-    server = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2])
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the gateway did not become ready"
-            time.sleep(0.2)
+    with mlops_serve("--env", ENV.name, "--model", model) as served:
         token = client_token(mlops_home() / "serving").value
         body = {"dataframe_records": [dict(scoped.model.request_example)]}
         answer = httpx.post(
-            f"{base}/serving-endpoints/{scoped.endpoint_name}/invocations",
+            f"{served.base}/serving-endpoints/{scoped.endpoint_name}/invocations",
             content=json.dumps(body),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             timeout=30,
         )
         other = ENV.with_model(REGRESSOR if model == CLASSIFIER else CLASSIFIER).endpoint_name
         elsewhere = httpx.post(
-            f"{base}/serving-endpoints/{other}/invocations", json=body, headers={"Authorization": f"Bearer {token}"}
+            f"{served.base}/serving-endpoints/{other}/invocations",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
         )
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     assert answer.status_code == 200, answer.text
     (prediction,) = answer.json()["predictions"]
     if scoped.model.is_classifier:

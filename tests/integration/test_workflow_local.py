@@ -72,11 +72,6 @@ def test_models_lists_version_1_as_champion_and_passed(first_run):
 def test_mlops_serve_answers_the_readme_request_with_the_champion(first_run):
     """`mlops serve` as its own process, as the README runs it: the README's request with the token, the same without
     one, then Ctrl-C: a clean exit that flushed both requests to the inference table."""
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
     from pathlib import Path
 
     import httpx
@@ -84,42 +79,21 @@ def test_mlops_serve_answers_the_readme_request_with_the_champion(first_run):
 
     from local.paths import mlops_home, table_path
     from local.serving.auth import client_token
+    from tests.support.gateway_process import mlops_serve
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    invocations = f"{base}/serving-endpoints/{ENV.endpoint_name}/invocations"
     request = Path(__file__).resolve().parents[2] / "examples" / "flight.json"
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--env", ENV.name, "--port", str(port)])
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "the gateway did not become ready"
-            time.sleep(0.2)
+    with mlops_serve("--env", ENV.name) as served:
+        invocations = f"{served.base}/serving-endpoints/{ENV.endpoint_name}/invocations"
         token = client_token(mlops_home() / "serving").value
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         answered = httpx.post(invocations, content=request.read_bytes(), headers=headers, timeout=30)
         refused = httpx.post(invocations, json={}, timeout=30)
-    finally:
-        server.send_signal(signal.SIGINT)  # as Ctrl-C: a graceful shutdown flushes the inference log
-        try:
-            code = server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            raise
 
     assert answered.status_code == 200, answered.text
     assert (answered.headers["served-model-name"], answered.headers["x-model-version"]) == ("champion", "1")
     assert len(answered.json()["predictions"]) == 2
     assert refused.status_code == 401
-    assert code == 0
+    assert served.exit_code == 0
     rows = DeltaTable(str(table_path(ENV.inference_table))).to_pyarrow_table().to_pylist()
     assert sorted(r["status_code"] for r in rows) == [200, 401]
 
