@@ -118,9 +118,10 @@ RULES = [
     ({"retraining": {"max_model_age_days": 0}}, "retraining.max_model_age_days"),
     ({"retraining": {"alert_cooldown_days": -1}}, "retraining.alert_cooldown_days"),
     # online evaluation
-    ({"online_evaluation": {"min_labelled_requests": 0}}, "online_evaluation.min_labelled_requests"),
-    ({"online_evaluation": {"margin": -0.1}}, "online_evaluation.margin"),
-    ({"online_evaluation": {"retire_below": -0.1}}, "online_evaluation.retire_below"),
+    ({"online_evaluation": {"min_paired_rows": 10}}, "online_evaluation.min_paired_rows"),
+    ({"online_evaluation": {"max_paired_rows": 500}}, "online_evaluation.max_paired_rows"),
+    ({"online_evaluation": {"significance": 0.5}}, "online_evaluation.significance"),
+    ({"online_evaluation": {"bootstrap_resamples": 10}}, "online_evaluation.bootstrap_resamples"),
     ({"online_evaluation": {"max_share_percent": 51}}, "online_evaluation.max_share_percent"),
     ({"online_evaluation": {"max_share_percent": 5}}, "online_evaluation.ramp_step_percent"),
     ({"online_evaluation": {"ramp_step_percent": 0}}, "online_evaluation.ramp_step_percent"),
