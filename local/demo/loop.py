@@ -16,7 +16,8 @@ runs):
    webhook receiver);
 5. the retraining job runs, as the daily-monitoring job starts it after the alerts: its check runs the same alert
    SQL and the champion's age, and retrains through the model workflow (validation, Champion vs Challenger) if so;
-6. the online Champion/Challenger decision runs on the labelled served traffic.
+6. the online Champion/Challenger decision runs a paired test on the labelled shadow rows (while there is a
+   Challenger, the streaming and batch jobs score every row with it too).
 
 Two references are computed beside the loop, on the same labelled rows: the first prod champion never retrained,
 and a model retrained every week on the same window length (the costly upper bound). Everything the report shows is
