@@ -155,6 +155,8 @@ def run_jobs(
 ) -> list[ModelRun]:
     """Start the graph's job of every model of ``env`` (all of them, then wait for all), each bounded by its job
     timeout (or ``timeout_seconds``); a run still going at its deadline is cancelled and reported ``TIMEDOUT``."""
+    from databricks.sdk.errors import PermissionDenied
+
     from infra.constructs.jobs import job_name
 
     targets = graphs_to_run(env, graph_name)
@@ -185,7 +187,16 @@ def run_jobs(
 
     started: dict[str, tuple[int, float]] = {}
     for (_, graph), name in zip(targets, names, strict=True):
-        response = client.jobs.run_now(job_id=job_ids[name], job_parameters=parameters or None).response
+        try:
+            response = client.jobs.run_now(job_id=job_ids[name], job_parameters=parameters or None).response
+        except PermissionDenied as e:
+            # All or nothing: the runs already started would otherwise go on with nobody waiting for them.
+            for run_id, _ in started.values():
+                client.jobs.cancel_run(run_id=run_id)
+            raise CiRunError(
+                f"the signed-in identity may not run {name!r} ({e}): the CI runner needs CAN_MANAGE_RUN on it "
+                "(spec.access.CI_JOBS); runs already started were cancelled"
+            ) from e
         limit = timeout_seconds if timeout_seconds is not None else graph.job_timeout_seconds + QUEUE_ALLOWANCE_SECONDS
         started[name] = (response.run_id, time.monotonic() + limit)
         log.info("started %s: run %s (waiting up to %.0f s)", name, response.run_id, limit)

@@ -156,3 +156,22 @@ def test_two_jobs_of_one_name_are_refused(workspace, capsys):
         "delete the extra\n"
     )
     assert workspace.runs == {}
+
+
+def test_a_job_the_ci_runner_may_not_run_is_named_and_the_runs_already_started_are_cancelled(workspace, capsys):
+    jobs = names()
+    workspace.add_job(jobs["flight_delay"])
+    workspace.add_job(jobs["airport_delay"], may_run=False)
+
+    assert mlops(["ci", "run-jobs", "--env", "dev", "--graph", GRAPH, *FAST]) == 1
+
+    assert [(run.job.name, run.cancelled) for run in workspace.runs.values()] == [(jobs["flight_delay"], True)]
+    err = capsys.readouterr().err
+    # The SDK's message goes on with the identity it signed in as (host, auth type), which is what to check.
+    assert err.startswith(
+        f"mlops ci: the signed-in identity may not run {jobs['airport_delay']!r} (User does not have Run permission "
+        "on job 1001."
+    )
+    assert err.endswith(
+        "): the CI runner needs CAN_MANAGE_RUN on it (spec.access.CI_JOBS); runs already started were cancelled\n"
+    )

@@ -49,6 +49,8 @@ class Job:
     outcome: str | None = "SUCCESS"
     # Polls of a run before it reports its end (it is RUNNING until then).
     polls_to_finish: int = 1
+    # False: the caller lacks CAN_MANAGE_RUN on it (run-now answers 403).
+    may_run: bool = True
 
 
 @dataclass
@@ -135,8 +137,10 @@ class FakeWorkspace:
             "config": {"served_entities": endpoint.served_entities, "traffic_config": {"routes": endpoint.routes}},
         }
 
-    def add_job(self, name: str, outcome: str | None = "SUCCESS", polls_to_finish: int = 1) -> Job:
-        job = Job(job_id=1000 + len(self.jobs), name=name, outcome=outcome, polls_to_finish=polls_to_finish)
+    def add_job(
+        self, name: str, outcome: str | None = "SUCCESS", polls_to_finish: int = 1, may_run: bool = True
+    ) -> Job:
+        job = Job(1000 + len(self.jobs), name, outcome=outcome, polls_to_finish=polls_to_finish, may_run=may_run)
         self.jobs[job.job_id] = job
         return job
 
@@ -151,6 +155,11 @@ class FakeWorkspace:
                 return 400, {
                     "error_code": "INVALID_PARAMETER_VALUE",
                     "message": f"Job {body.get('job_id')} does not exist.",
+                }
+            if not job.may_run:
+                return 403, {
+                    "error_code": "PERMISSION_DENIED",
+                    "message": f"User does not have Run permission on job {job.job_id}.",
                 }
             run = JobRun(run_id=5000 + len(self.runs), job=job, job_parameters=body.get("job_parameters") or {})
             self.runs[run.run_id] = run
