@@ -75,8 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout-minutes",
         type=float,
         default=None,
-        help="give up waiting (and cancel the run) after this long (default: the graph's job timeout plus "
-        f"{QUEUE_ALLOWANCE_SECONDS // 60} minutes of queueing)",
+        help="wait at most this long for a run, then cancel it: set it below the CI job's own time limit, so that "
+        "the command, not the CI system, stops the runs and reports (default and upper bound: the graph's job "
+        f"timeout plus {QUEUE_ALLOWANCE_SECONDS // 60} minutes of queueing)",
     )
     run.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
     run.set_defaults(func=_run_jobs)
@@ -154,7 +155,8 @@ def run_jobs(
     poll_seconds: float = 15.0,
 ) -> list[ModelRun]:
     """Start the graph's job of every model of ``env`` (all of them, then wait for all), each bounded by its job
-    timeout (or ``timeout_seconds``); a run still going at its deadline is cancelled and reported ``TIMEDOUT``."""
+    timeout plus the queueing allowance, and by ``timeout_seconds``; a run still going at its deadline is cancelled
+    and reported ``TIMEDOUT``."""
     from databricks.sdk.errors import PermissionDenied
 
     from infra.constructs.jobs import job_name
@@ -197,7 +199,9 @@ def run_jobs(
                 f"the signed-in identity may not run {name!r} ({e}): the CI runner needs CAN_MANAGE_RUN on it "
                 "(spec.access.CI_JOBS); runs already started were cancelled"
             ) from e
-        limit = timeout_seconds if timeout_seconds is not None else graph.job_timeout_seconds + QUEUE_ALLOWANCE_SECONDS
+        limit = graph.job_timeout_seconds + QUEUE_ALLOWANCE_SECONDS
+        if timeout_seconds is not None:
+            limit = min(limit, timeout_seconds)
         started[name] = (response.run_id, time.monotonic() + limit)
         log.info("started %s: run %s (waiting up to %.0f s)", name, response.run_id, limit)
     ended = _wait(client, started, poll_seconds)

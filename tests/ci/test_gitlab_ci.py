@@ -138,8 +138,11 @@ def test_main_deploys_staging_then_runs_the_integration_test_as_the_ci_runner(pi
     test = resolved(pipeline, "integration-test-staging")
     assert test["needs"] == ["deploy-staging"] and test["stage"] == "integration-test"
     assert commands(test) == [
-        ".venv/bin/mlops ci run-jobs --env staging --graph integration-test --summary integration-test.md"
+        ".venv/bin/mlops ci run-jobs --env staging --graph integration-test --timeout-minutes 270 "
+        "--summary integration-test.md"
     ]
+    # The command stops waiting (and cancels the runs) before GitLab stops the job.
+    assert test["timeout"] == "5h" and 270 < 5 * 60
     assert test["environment"] == {"name": "staging", "action": "verify"}
     assert test["variables"]["DATABRICKS_CLIENT_ID"] == "$DATABRICKS_CI_CLIENT_ID"
     assert test["artifacts"]["when"] == "always" and test["artifacts"]["paths"] == ["integration-test.md"]

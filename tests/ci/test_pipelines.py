@@ -25,6 +25,7 @@ GITLAB = ROOT / ".gitlab-ci.yml"
 # What CI runs against a deployed environment (cli/commands/ci.py), in every CI system.
 CI_RUN = re.compile(r"mlops ci run-jobs --env (\S+) --graph (\S+)")
 INTEGRATION_TEST = ("staging", "integration-test")
+WAIT = re.compile(r"--timeout-minutes (\d+)")
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 YAMLLINT_CONFIG = """
 extends: default
@@ -231,6 +232,18 @@ def test_every_ci_system_runs_a_graph_every_model_of_the_environment_has_and_may
     azure_runs = ci_runs("\n".join(step["script"] for step in azure_scripts(azure())))
     gitlab_runs = ci_runs("\n".join(gitlab_commands(job) for job in load(GITLAB).values() if isinstance(job, dict)))
     assert github == azure_runs == gitlab_runs == [INTEGRATION_TEST, INTEGRATION_TEST], "after the deploy, nightly"
+    # Each waits less than its CI job may run, so that the command, not the CI system, cancels the runs and reports.
+    github_jobs = [job for name in ("main", "nightly") for job in workflow(name)["jobs"].values() if ci_runs(runs(job))]
+    assert [int(m) for job in github_jobs for m in WAIT.findall(runs(job))] == [270, 270]
+    assert all(job["timeout-minutes"] > 270 for job in github_jobs)
+    azure_jobs = [
+        job
+        for stage in azure()["stages"]
+        for job in stage["jobs"]
+        if ci_runs("\n".join(s["script"] for s in azure_scripts(job)))
+    ]
+    assert [int(m) for job in azure_jobs for s in azure_scripts(job) for m in WAIT.findall(s["script"])] == [270, 270]
+    assert all(job["timeoutInMinutes"] > 270 for job in azure_jobs)
     env_name, graph = INTEGRATION_TEST
     env = ENVIRONMENTS[env_name]
     if graph not in job_graphs(env):
