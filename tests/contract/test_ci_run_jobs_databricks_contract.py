@@ -175,3 +175,13 @@ def test_a_job_the_ci_runner_may_not_run_is_named_and_the_runs_already_started_a
     assert err.endswith(
         "): the CI runner needs CAN_MANAGE_RUN on it (spec.access.CI_JOBS); runs already started were cancelled\n"
     )
+
+
+def test_a_run_message_stays_in_its_table_cell():
+    from cli.commands.ci import ModelRun, summary_markdown
+
+    run = ModelRun("m", "[dev] m/g", "FAILED", "https://w/r/1", "Task a | b failed:\nTraceback")
+
+    row = summary_markdown("dev", "g", [run]).splitlines()[-1]
+
+    assert row == "| m | `[dev] m/g` | FAILED: Task a \\| b failed: Traceback | [run page](https://w/r/1) |"
