@@ -17,6 +17,7 @@ from spec.config.models import (
     Cloud,
     Compute,
     DataScientistAccess,
+    GitLabFederation,
     Identifier,
     Inference,
     ModelDeployment,
@@ -52,9 +53,11 @@ class Environment(ConfigModel):
     catalog: Identifier
     workspace: Workspace
     account: Account = Field(default_factory=Account)
-    # How CI reaches the environment as its CI runner (``ci_service_principal``): GitHub Actions, Azure DevOps.
+    # How CI reaches the environment as its CI runner (``ci_service_principal``): GitHub Actions, Azure DevOps,
+    # GitLab CI/CD (None: no federation policy for that CI; GitLab's is set where a GitLab pipeline runs CI jobs).
     ci_federation: CiFederation | None = Field(default_factory=CiFederation)
     ci_azure_devops: AzureDevOpsFederation | None = Field(default_factory=AzureDevOpsFederation)
+    ci_gitlab: GitLabFederation | None = None
     # None keeps state in a local file (fine for a try-out); set it for anything shared.
     state_backend: StateBackend | None = None
     cloud: Cloud = "azure"

@@ -49,6 +49,8 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
         "workspace": {"host": "https://adb-2222222222222222.12.azuredatabricks.net"},
         "data_scientist_access": "read",
         "read_only_from": ("dev",),
+        # .gitlab-ci.yml runs staging's integration test from main (after the deploy, and nightly) as the CI runner.
+        "ci_gitlab": {"project_path": "example-org/mlops-databricks"},
     },
     "prod": {
         "workspace": {"host": "https://adb-3333333333333333.13.azuredatabricks.net"},

@@ -140,11 +140,13 @@ def test_the_ci_runner_is_reached_by_federation_from_github_and_azure_devops(syn
     assert env.account.account_id is None
 
     policies = resources(stack, "databricks_service_principal_federation_policy")
+    gitlab = [f"mlops-{name}-ci-gitlab"] if env.ci_gitlab is not None else []  # tests/infra/test_gitlab_federation.py
     assert sorted(policy["policy_id"] for policy in policies.values()) == [
         f"mlops-{name}-ci-azure-devops",
         f"mlops-{name}-ci-github",
+        *gitlab,
     ]
-    # Both name the CI runner; none the jobs' principal (nobody signs in as it).
+    # All name the CI runner; none the jobs' principal (nobody signs in as it).
     assert {policy["service_principal_id"] for policy in policies.values()} == {
         f"${{databricks_service_principal.{ci_key}.id}}"
     }
