@@ -120,10 +120,13 @@ class DatabricksServing:
         logger.info("endpoint %s (%s) serves %s", env.endpoint_name, env.name, describe(served))
 
     def served(self, env: Environment) -> list[ServedEntity]:
-        """The entities of the endpoint's live config with their traffic; empty while it has none (or no endpoint)."""
+        """The entities of the endpoint's live config with their traffic; empty unless it is READY with one."""
+        from databricks.sdk.service.serving import EndpointStateReady
+
         endpoint = EndpointUpdater(self._workspace_client(), env).describe()
         config = endpoint.config if endpoint is not None else None
-        if config is None or not config.served_entities:
+        ready = endpoint is not None and endpoint.state is not None and endpoint.state.ready == EndpointStateReady.READY
+        if not ready or config is None or not config.served_entities:
             return []
         percent = {
             route.served_entity_name or route.served_model_name: route.traffic_percentage or 0
