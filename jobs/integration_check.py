@@ -14,7 +14,7 @@ Delta versions of the tables whose rows carry no time of their own (``table_vers
                        aliases say, with their traffic
     requests           the model's request example sent to the endpoint through the platform's serving client: one
                        answer per record, of the problem type's kind; then its row in the inference table (status
-                       200, a served version), waited for up to ``--inference-wait-minutes``
+                       200), waited for up to ``--inference-wait-minutes``
     score_batch,       predictions of the step's source scored in this run, by the registered model; rejects allowed,
     score_stream       each with its reason
     publish            every key scored in this run is in the online store with this run's prediction or a newer one
@@ -211,12 +211,12 @@ def _inference_rows(platform: Platform, request_id: str, wait_minutes: int) -> l
     while True:
         if platform.tables.exists(table):
             rows = (
-                platform.tables.read(table, columns=["client_request_id", "status_code", "model_version"])
+                platform.tables.read(table, columns=["client_request_id", "status_code"])
                 .where(F.col("client_request_id") == request_id)
                 .collect()
             )
             if rows:
-                bad = [r.asDict() for r in rows if r["status_code"] != 200 or not r["model_version"]]
+                bad = [r.asDict() for r in rows if r["status_code"] != 200]
                 return [f"{table} logged the request {request_id} as {bad}"] if bad else []
         if time.monotonic() >= deadline:
             return [f"{table} has no row of the request {request_id} after {wait_minutes} minute(s)"]
