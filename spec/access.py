@@ -81,9 +81,10 @@ class ObjectPermission:
     level: str
 
 
-# The jobs CI runs in an environment (the staging run after a deploy, .github/workflows/main.yml and its Azure DevOps
-# twin): the CI runner (``Environment.ci_service_principal``) gets CAN_MANAGE_RUN on these and on nothing else.
-CI_JOBS: tuple[str, ...] = ("model-training",)
+# The jobs CI runs in an environment (the integration test of each model after the staging deploy and nightly on main,
+# .github/workflows/ and its Azure DevOps twin): the CI runner (``Environment.ci_service_principal``) gets
+# CAN_MANAGE_RUN on these and on nothing else. The integration-test graph starts no child job, so that is all it needs.
+CI_JOBS: tuple[str, ...] = ("integration-test",)
 
 
 def job_access(env: Environment) -> tuple[ObjectPermission, ...]:

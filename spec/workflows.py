@@ -426,6 +426,8 @@ def champion_challenger(env: Environment) -> JobGraph:
 
 def job_graphs(env: Environment) -> dict[str, JobGraph]:
     """Every graph of ``env`` by name; run-job tasks refer to these names."""
+    from spec.integration_test import integration_test
+
     graphs = {
         graph.name: graph
         for graph in (
@@ -437,6 +439,7 @@ def job_graphs(env: Environment) -> dict[str, JobGraph]:
             retraining(env),
             daily_monitoring(env),
             champion_challenger(env),
+            integration_test(env),
         )
     }
     for graph in graphs.values():

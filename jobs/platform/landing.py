@@ -8,7 +8,10 @@ the stack). Locally (``local.adapters.LocalLanding``): Spark's file source on a 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -19,6 +22,11 @@ class Landing(Protocol):
     path: str
 
     def read_stream(self, spark: SparkSession, schema: StructType | str, max_files_per_trigger: int) -> DataFrame: ...
+
+    def land(self, table: Any, name: str) -> Path:
+        """Write the Arrow ``table`` as ``<name>.parquet`` in the folder, replacing a file of that name (a stream
+        that read it once does not read it again); the file's path."""
+        ...
 
 
 class DatabricksLanding:
@@ -35,3 +43,16 @@ class DatabricksLanding:
             .schema(schema)
             .load(self.path)
         )
+
+    def land(self, table: Any, name: str) -> Path:
+        """Through the volume's FUSE path on the driver; written under a hidden name first (Auto Loader skips names
+        that start with a dot or an underscore), then renamed, so the stream never reads half a file."""
+        import pyarrow.parquet as pq
+
+        folder = Path(self.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{name}.parquet"
+        hidden = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(table, hidden, coerce_timestamps="us", allow_truncated_timestamps=True)
+        os.replace(hidden, target)
+        return target

@@ -39,7 +39,7 @@ def prod(synthesized) -> dict:
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_every_stack_applies_on_an_empty_workspace(synthesized, name):
     stack = synthesized[name]
-    assert len(stack["resource"]["databricks_job"]) == 8 * len(ENVIRONMENTS[name].models)
+    assert len(stack["resource"]["databricks_job"]) == 9 * len(ENVIRONMENTS[name].models)
 
     findings = simulate(stack, prerequisites(name))
 
@@ -94,14 +94,14 @@ def test_ci_running_as_the_jobs_principal_is_caught(prod):
 
     assert rules_broken(findings) == {"run_permission"}
     ci = [f for f in findings if f.attribute == "databricks_permissions"]
-    assert [f.address for f in ci] == [address(prod, "databricks_job", "jobs/model_training")]
+    assert [f.address for f in ci] == [address(prod, "databricks_job", "jobs/integration_test")]
     assert "CI signs in as 'mlops-prod' to run it, which has no CAN_MANAGE_RUN on it" in ci[0].message
     # Fact 4 comes back too: each run-job task starts a child its run_as may not run.
     assert len(findings) == 1 + 3
 
 
 def test_the_ci_runner_without_its_grant_is_caught(prod):
-    permissions = body(prod, "databricks_permissions", "jobs/model_training_permissions")
+    permissions = body(prod, "databricks_permissions", "jobs/integration_test_permissions")
     permissions["access_control"] = [
         c for c in permissions["access_control"] if "ci_service_principal" not in c.get("service_principal_name", "")
     ]

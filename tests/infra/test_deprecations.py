@@ -234,7 +234,7 @@ def test_every_job_environment_spec_names_environment_version_4_and_no_client(sy
         for job in resources(stack, "databricks_job").values()
         for environment in job.get("environment", [])
     }
-    # Every environment runs serverless: each of its 8 jobs per model has its one environment.
-    assert len(specs) == 8 * sum(len(env.models) for env in ENVIRONMENTS.values())
+    # Every environment runs serverless: each of its 9 jobs per model has its one environment.
+    assert len(specs) == 9 * sum(len(env.models) for env in ENVIRONMENTS.values())
     assert {key: spec.get("environment_version") for key, spec in specs.items()} == {key: "4" for key in specs}
     assert [key for key, spec in specs.items() if "client" in spec] == []

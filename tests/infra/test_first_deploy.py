@@ -121,7 +121,7 @@ def test_every_job_notifies_the_webhook_on_failure_and_the_catalog_has_its_own_s
     destination = address(stack, "databricks_notification_destination", "notifications/webhook")
 
     jobs = resources(stack, "databricks_job")
-    assert len(jobs) == 8 * len(env.models)
+    assert len(jobs) == 9 * len(env.models)
     assert {job["name"]: job.get("webhook_notifications") for job in jobs.values()} == {
         job["name"]: {"on_failure": [{"id": f"${{{destination}.id}}"}]} for job in jobs.values()
     }
@@ -172,7 +172,7 @@ def test_the_ci_runner_is_reached_by_federation_from_github_and_azure_devops(syn
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
-def test_the_ci_runner_may_run_model_training_and_nothing_else(synthesized, name):
+def test_the_ci_runner_may_run_the_integration_test_and_nothing_else(synthesized, name):
     stack = synthesized[name]
     ci = f"${{{address(stack, 'databricks_service_principal', 'identity/ci_service_principal')}.application_id}}"
 
@@ -182,7 +182,7 @@ def test_the_ci_runner_may_run_model_training_and_nothing_else(synthesized, name
         if entry.get("service_principal_name") == ci
     }
     assert on_jobs == {
-        (f"[{name}] {model}/model-training", "CAN_MANAGE_RUN") for model in ENVIRONMENTS[name].model_names
+        (f"[{name}] {model}/integration-test", "CAN_MANAGE_RUN") for model in ENVIRONMENTS[name].model_names
     }
     # No other permissions (experiment, warehouse, endpoint) name it.
     others = [
@@ -222,7 +222,7 @@ def test_the_jobs_principal_may_run_exactly_the_jobs_its_run_job_tasks_start(syn
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_no_job_is_triggered_by_a_table_update(synthesized, name):
     jobs = resources(synthesized[name], "databricks_job")
-    assert len(jobs) == 8 * len(ENVIRONMENTS[name].models)
+    assert len(jobs) == 9 * len(ENVIRONMENTS[name].models)
     assert {job["name"]: "table_update" in set(_keys(job)) for job in jobs.values()} == {
         job["name"]: False for job in jobs.values()
     }
