@@ -68,6 +68,9 @@ class Environment(ConfigModel):
     data_scientists_group: NonEmpty = "data-scientists"
     ml_engineers_group: NonEmpty = "ml-engineers"
     data_scientist_access: DataScientistAccess = "read"
+    # Who may approve a model version for promotion where ``promotion.approval`` is ``manual`` (the Unity Catalog
+    # grant that lets them tag the registered model's versions): None is the ml-engineers group.
+    approvers_group: NonEmpty | None = None
     # The groups named above (and the serving consumers) must exist in the account, assigned to the workspace: the
     # stack looks each up by a data source, so a missing one fails the plan with its name. True: the stack creates
     # them (account-level, assigned to the workspace) instead.
@@ -265,9 +268,14 @@ class Environment(ConfigModel):
         """Every group the stack names (grants, permissions, owners, ACLs), for all the environment's models: looked
         up, or created by the stack."""
         consumers = [c for scoped in self._all_scoped() for c in scoped.serving.consumers]
-        named = (self.data_scientists_group, self.ml_engineers_group, *consumers)
+        named = (self.data_scientists_group, self.ml_engineers_group, self.approvers, *consumers)
         principals = {self.service_principal, self.ci_service_principal}
         return tuple(dict.fromkeys(g for g in named if g not in principals))
+
+    @property
+    def approvers(self) -> str:
+        """The group whose members approve or reject a model version for promotion (``promotion.approval``)."""
+        return self.approvers_group or self.ml_engineers_group
 
     @property
     def experiment_folder(self) -> str:

@@ -59,6 +59,8 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
         # At least every four weeks of data; alerts start retraining in between, at most every three weeks.
         "retraining": {"max_model_age_days": 28, "alert_cooldown_days": 21},
         "serving": {"challenger_traffic_percent": 10},
+        # A person approves each new Champion (mlops approve; docs/ci-cd.md "Approving a model for prod").
+        "promotion": {"approval": "manual"},
         "inference": {
             "batch_schedule": {"quartz_cron": "0 0 5 * * ?"},
             "streaming_mode": "available_now",

@@ -264,16 +264,24 @@ class Validation(ConfigModel):
     max_slice_error_ratio: Annotated[float, Field(ge=1.0)] = 2.0
 
 
+Approval = Literal["automatic", "manual"]
+
+
 class Promotion(ConfigModel):
     """Challenger vs Champion: promote when challenger >= champion - margin on ``metric``.
 
     ``metric`` and ``business_threshold`` are a classifier's; a regressor is compared on its declaration's primary
     metric, in its direction (an error: challenger <= champion + margin, in the label's unit), with its declared
-    threshold on that metric, if any, as the business threshold."""
+    threshold on that metric, if any, as the business threshold.
+
+    ``approval``: ``automatic`` promotes a Challenger the comparison favours at once; ``manual`` promotes it only
+    once a person of the environment's approvers group approved that version (``mlops approve``, a model-version
+    tag; jobs/approval.py), and the deployment waits until then."""
 
     metric: NonEmpty = "roc_auc"
     margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     business_threshold: Fraction = 0.62
+    approval: Approval = "automatic"
 
 
 class Serving(ConfigModel):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from spec.config import ENVIRONMENTS, ConfigError
+from spec.workflows import job_graphs
 from tests.support.stacks import address, at_path, one, resolve, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
@@ -121,7 +122,7 @@ def test_every_job_notifies_the_webhook_on_failure_and_the_catalog_has_its_own_s
     destination = address(stack, "databricks_notification_destination", "notifications/webhook")
 
     jobs = resources(stack, "databricks_job")
-    assert len(jobs) == 9 * len(env.models)
+    assert len(jobs) == sum(len(job_graphs(m)) for m in env.scoped_models())
     assert {job["name"]: job.get("webhook_notifications") for job in jobs.values()} == {
         job["name"]: {"on_failure": [{"id": f"${{{destination}.id}}"}]} for job in jobs.values()
     }
@@ -222,7 +223,7 @@ def test_the_jobs_principal_may_run_exactly_the_jobs_its_run_job_tasks_start(syn
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_no_job_is_triggered_by_a_table_update(synthesized, name):
     jobs = resources(synthesized[name], "databricks_job")
-    assert len(jobs) == 9 * len(ENVIRONMENTS[name].models)
+    assert len(jobs) == sum(len(job_graphs(m)) for m in ENVIRONMENTS[name].scoped_models())
     assert {job["name"]: "table_update" in set(_keys(job)) for job in jobs.values()} == {
         job["name"]: False for job in jobs.values()
     }

@@ -73,7 +73,8 @@ def test_adding_a_model_adds_only_its_own_resources(synthesized, two_model_prod)
     assert {"databricks_registered_model", "databricks_mlflow_experiment", "databricks_model_serving",
             "databricks_quality_monitor", "databricks_alert_v2", "databricks_job"} <= added_types  # fmt: skip
     jobs = {body["name"] for body in two["resource"]["databricks_job"].values()}
-    assert len(jobs) == 18 and {"[prod] second_model/model-training", "[prod] flight_delay/model-training"} <= jobs
+    # Nine graphs per model, and the model-deployment job of each (prod approves promotions by hand).
+    assert len(jobs) == 20 and {"[prod] second_model/model-training", "[prod] flight_delay/model-training"} <= jobs
     endpoints = {body["name"]: body for body in two["resource"]["databricks_model_serving"].values()}
     assert sorted(endpoints) == ["flight-delay", "second-model"]
 
