@@ -107,7 +107,10 @@ def test_every_alert_schedule_is_paused(synthesized, name):
 def test_every_named_group_is_looked_up_once_and_no_other(synthesized, name):
     env = ENVIRONMENTS[name]
     assert env.create_groups is False
-    assert sorted(env.groups) == ["data-scientists", "flight-ops", "ml-engineers"]
+    # The platform's groups and each model's consumers (a model added by `mlops init model` brings the default's).
+    consumers = {group for scoped in env.scoped_models() for group in scoped.serving.consumers}
+    assert sorted(env.groups) == sorted({"data-scientists", "ml-engineers", *consumers})
+    assert "flight-ops" in env.groups
 
     lookups = _data(synthesized[name], "databricks_group")
     assert sorted(body["display_name"] for body in lookups.values()) == sorted(env.groups)
