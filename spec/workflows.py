@@ -473,7 +473,7 @@ def job_graphs(env: Environment) -> dict[str, JobGraph]:
             retraining(env),
             daily_monitoring(env),
             champion_challenger(env),
-            integration_test(env),
+            *((integration_test(env),) if env.integration_test else ()),
             *((model_deployment(env),) if env.promotion.approval == "manual" else ()),
         )
     }

@@ -97,6 +97,9 @@ class Environment(ConfigModel):
     online_evaluation: OnlineEvaluation = Field(default_factory=OnlineEvaluation)
     alerts: Alerts = Field(default_factory=Alerts)
     job_retries: Annotated[int, Field(ge=0)] = 1
+    # Whether the environment has the integration-test graph (spec/integration_test.py). Not where real traffic is
+    # served: the graph trains, deploys to the endpoint and publishes to the online store from a test slice.
+    integration_test: bool = True
     sql_warehouse_size: WarehouseSize = "2X-Small"
     # The value before a model's own settings were applied (set by ``scoped``): what ``with_model`` starts from. A
     # ``replace`` of a scoped value starts afresh from that value.

@@ -61,6 +61,8 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
         "serving": {"challenger_traffic_percent": 10},
         # A person approves each new Champion (mlops approve; docs/ci-cd.md "Approving a model for prod").
         "promotion": {"approval": "manual"},
+        # The integration test runs in staging (CI, nightly): in prod it would deploy and publish a test slice.
+        "integration_test": False,
         "inference": {
             "batch_schedule": {"quartz_cron": "0 0 5 * * ?"},
             "streaming_mode": "available_now",
