@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from dataclasses import replace
 
+from jobs.approval import ask_before_promoting
 from jobs.core import contract
 from jobs.core.decisions import OnlineDecision, online_decision
 from jobs.core.evaluation import quality_metrics
@@ -92,6 +94,20 @@ def decide(platform: Platform) -> OnlineDecision | None:
         metric=online_metric(platform.model.spec),
     )
     ref = ModelRef(registry.model_name, challenger)
+    if decision.action == "promote":
+        # The same gate as an offline promotion: where promotion is approved by hand, an online "promote" asks for
+        # approval (tagged and notified once) and the Challenger keeps its share until a person approves it.
+        metric = online_metric(platform.model.spec)
+        gate = ask_before_promoting(
+            platform,
+            ref,
+            metrics={metric: outcomes[challenger][0]},
+            reason=decision.reason,
+            source="online decision",
+            champion=champion,
+        )
+        if not gate.promote:
+            decision = replace(decision, action="wait", reason=f"{decision.reason}; not promoted: {gate.reason}")
     logger.info("challenger %s: %s (%s)", ref.uri, decision.action, decision.reason)
     if decision.action != "wait":
         registry.set_version_tags(

@@ -88,3 +88,28 @@ def test_a_verdict_that_does_not_fit_writes_nothing(platform, version, approve, 
         record_verdict(platform, ModelRef(ENV.registered_model, version), approve=approve)
     for existing in ("1", "2", "3"):
         assert contract.APPROVAL not in platform.registry.version_tags(ModelRef(ENV.registered_model, existing))
+
+
+def test_the_online_decision_asks_before_it_promotes_and_promotes_once_approved(platform, monkeypatch):
+    """``jobs.online_decision.decide`` goes through the gate: in prod (manual) an online "promote" becomes a wait
+    with the gate's reason, the Champion stays; once the version is approved, the same evidence promotes it."""
+    import jobs.online_decision as online
+
+    platform.registry.set_alias("challenger", "2")
+    # The evidence, as the labelled traffic would give it: the Challenger clearly ahead, enough labels.
+    monkeypatch.setattr(
+        online, "labelled_outcomes", lambda platform, champion, challenger: {"1": (0.6, 5000), "2": (0.8, 5000)}
+    )
+    monkeypatch.setattr(online, "update_serving", lambda platform: [])
+
+    waited = online.decide(platform)
+    assert waited.action == "wait" and "waits for a person's approval" in waited.reason
+    assert platform.registry.alias_version(CHAMPION) == "1"
+    assert platform.registry.version_tags(ModelRef(ENV.registered_model, "2"))[contract.PROMOTION_DECISION] == (
+        "awaiting approval"
+    )
+
+    record_verdict(platform, ModelRef(ENV.registered_model, "2"), approve=True, reason="fine", by="ana")
+    promoted = online.decide(platform)
+    assert promoted.action == "promote"
+    assert platform.registry.alias_version(CHAMPION) == "2"
