@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 ENV = ENVIRONMENTS["dev"]
 CLASSIFIER, REGRESSOR = "flight_delay", "airport_delay"
+SHIPPED = (CLASSIFIER, REGRESSOR)
 # The graph's own slice (its parameters' defaults), but for the inference table: locally the gateway writes the
 # request's row before the requests step reads it, so a missing row fails in a minute, not in an hour.
 SLICE = {"inference_wait_minutes": "1"}
@@ -50,11 +51,12 @@ def table_rows(full_name: str) -> list[dict]:
 def lifecycle(mlops_home, spark):
     """The integration-test graph of each model; then a retraining of the regressor alone, with the versions of both
     before and after it."""
-    assert ENV.model_names == (CLASSIFIER, REGRESSOR)
-    runs = {model: run_workflow(ENV.name, "integration-test", SLICE, model) for model in ENV.model_names}
-    before = {model: _versions(model) for model in ENV.model_names}
+    # dev's shipped models, first in its list; a model a user adds (`mlops init model`) is tested by its own tests.
+    assert ENV.model_names[:2] == SHIPPED
+    runs = {model: run_workflow(ENV.name, "integration-test", SLICE, model) for model in SHIPPED}
+    before = {model: _versions(model) for model in SHIPPED}
     runs[REGRESSOR, "retraining"] = run_workflow(ENV.name, "model-training", TRAINING, REGRESSOR)
-    runs["versions"] = (before, {model: _versions(model) for model in ENV.model_names})
+    runs["versions"] = (before, {model: _versions(model) for model in SHIPPED})
     return runs
 
 
