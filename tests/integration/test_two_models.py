@@ -71,7 +71,11 @@ def test_both_models_train_validate_and_deploy_their_own_registered_model(lifecy
     scoped = ENV.with_model(model)
     values = lifecycle[model].tasks["train"].values
     assert values["model_name"] == scoped.registered_model == f"dev.ml.{model}"
-    assert lifecycle[model].tasks["deploy"].values == {"promoted": "true", "champion_version": "1"}
+    assert lifecycle[model].tasks["deploy"].values == {
+        "promoted": "true",
+        "champion_version": "1",
+        "awaiting_approval": "false",
+    }
     first = {r.version: r for r in list_versions(ENV.name, model=model)}["1"]
     # The regressor's retraining below may promote its version 2: version 1 is then the previous champion.
     assert first.validation_status == "PASSED" and {"champion", "previous_champion"} & set(first.aliases)
