@@ -9,7 +9,7 @@ import pytest
 
 from cli.main import main as mlops
 from spec.config import ENVIRONMENTS
-from tests.support.fake_workspace import TOKEN, FakeWorkspace, RegisteredModel, running
+from tests.support.fake_workspace import FakeWorkspace, RegisteredModel, signed_in
 
 pytestmark = pytest.mark.contract
 
@@ -30,11 +30,7 @@ def workspace(monkeypatch):
             "7": {"model_validation_status": "FAILED", "model_validation_reasons": "roc_auc 0.55 < 0.62"},
         },
     )
-    with running(fake) as url:
-        for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("DATABRICKS_HOST", url)
-        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    with signed_in(fake, monkeypatch):
         yield fake
 
 

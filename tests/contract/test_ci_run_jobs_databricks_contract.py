@@ -10,7 +10,7 @@ from cli.main import main as mlops
 from infra.constructs.jobs import job_name
 from spec.config import ENVIRONMENTS
 from spec.workflows import job_graphs
-from tests.support.fake_workspace import TOKEN, FakeWorkspace, running
+from tests.support.fake_workspace import FakeWorkspace, signed_in
 
 pytestmark = pytest.mark.contract
 
@@ -36,11 +36,7 @@ def workspace(monkeypatch):
 
     monkeypatch.setattr(cli.commands.ci, "ENVIRONMENTS", {**ENVIRONMENTS, "dev": ENV})
     fake = FakeWorkspace()
-    with running(fake) as url:
-        for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("DATABRICKS_HOST", url)
-        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    with signed_in(fake, monkeypatch):
         yield fake
 
 

@@ -228,3 +228,15 @@ def running(workspace: FakeWorkspace) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def signed_in(workspace: FakeWorkspace, monkeypatch: Any) -> Iterator[FakeWorkspace]:
+    """Serve ``workspace`` and point the databricks-sdk at it with its token (``monkeypatch`` undoes the environment),
+    clearing any profile or OAuth client of the machine so that nothing signs in elsewhere."""
+    with running(workspace) as url:
+        for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("DATABRICKS_HOST", url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        yield workspace
