@@ -15,62 +15,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from datetime import date
 
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_environment, job_parser, run_job
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from spec.model import ModelSpec
+from jobs.platform.landing import daily_tables
 
 logger = logging.getLogger("jobs.land")
-
-
-def landing_arrow_schema(model: ModelSpec) -> pa.Schema:
-    """The model's landing columns as the Arrow schema the files are written with (what the stream reads back with
-    ``ModelSpec.landing_schema``)."""
-    import pyarrow as pa
-
-    types = {
-        "STRING": pa.string(),
-        "BIGINT": pa.int64(),
-        "INT": pa.int32(),
-        "DOUBLE": pa.float64(),
-        "DATE": pa.date32(),
-        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-        "BOOLEAN": pa.bool_(),
-    }
-    return pa.schema([pa.field(c.name, types[c.type]) for c in model.landing_columns])
 
 
 def land(platform: Platform, start: date, end: date) -> tuple[int, int]:
     """One file per day of [start, end] with rows; the files and rows landed. A ``JobError`` when the model streams
     nothing or the window has no rows."""
-    import pyarrow as pa
-
-    package = platform.model
-    spec = package.spec
+    spec = platform.model.spec
     if spec.stream_source is None:
         raise JobError(f"model {spec.name!r} streams no source (no stream_source in its declaration): nothing lands")
     source = spec.stream_source
-    schema = landing_arrow_schema(spec)
-    columns = [c.name for c in spec.landing_columns]
-    landing_days = getattr(package.module, "landing_days", None)
-    window = package.load_sources(start, end)[source] if landing_days is not None else None
-    days = landing_days(window) if landing_days is not None else None
     files = rows = 0
-    day = start
-    while day <= end:
-        frame = package.load_sources(day, day)[source] if window is None else window[days == day]
-        if not frame.empty:
-            table = pa.Table.from_pandas(frame[columns].reset_index(drop=True), preserve_index=False)
-            path = platform.landing.land(table.cast(schema), day.isoformat())
-            files, rows = files + 1, rows + len(frame)
-            logger.info("landed %s rows of %s for %s at %s", len(frame), source, day, path)
-        day += timedelta(days=1)
+    for day, table in daily_tables(platform.model, source, start, end):
+        path = platform.landing.land(table, day.isoformat())
+        files, rows = files + 1, rows + table.num_rows
+        logger.info("landed %s rows of %s for %s at %s", table.num_rows, source, day, path)
     if not rows:
         raise JobError(f"model {spec.name!r} has no {source} rows between {start} and {end}: nothing landed")
     platform.task_values.set("landed_files", files)
