@@ -10,7 +10,13 @@ from types import MappingProxyType
 
 from spec.config import Environment
 from spec.graph import AlertTask, Dependency, JobGraph, Task, WheelTask
-from spec.workflows import PUBLISH_LOOKBACK_MINUTES, REFRESH_TIMEOUT_SECONDS, _wheel, deploy_timeout_seconds
+from spec.workflows import (
+    PUBLISH_LOOKBACK_MINUTES,
+    REFRESH_TIMEOUT_SECONDS,
+    _wheel,
+    deploy_timeout_seconds,
+    train_action,
+)
 
 # The integration test's slice: two months of training (the regressor's R2 on one month's hold-out is below its
 # threshold), a few thousand rows, a few days scored in batch and streamed, labels due after them. Job parameters, so
@@ -87,17 +93,13 @@ def integration_test(env: Environment) -> JobGraph:
 
     step("ingest", _wheel("mlops-ingest", env, *window), "start", 1800, "the slice of the model's sources")
     step("features", _wheel("mlops-features", env), check("ingest", "ingest", *versions, *window), 1800, "features")
-    train = _wheel(
-        "mlops-train",
-        env,
-        "--training-start",
-        "{{job.parameters.training_start}}",
-        "--training-end",
-        "{{job.parameters.training_end}}",
-        "--max-rows",
-        "{{job.parameters.max_rows}}",
+    step(
+        "train",
+        train_action(env),
+        check("features", "features", *versions, *window),
+        3600,
+        "a new version on the slice",
     )
-    step("train", train, check("features", "features", *versions, *window), 3600, "a new version on the slice")
     validate = _wheel(
         "mlops-validate",
         env,

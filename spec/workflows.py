@@ -51,6 +51,21 @@ def _wheel(entry_point: str, env: Environment, *parameters: str) -> WheelTask:
     return WheelTask(entry_point=entry_point, parameters=("--env", env.name, "--model", env.model_name, *parameters))
 
 
+def train_action(env: Environment) -> WheelTask:
+    """mlops-train on the graph's ``training_start``, ``training_end`` and ``max_rows`` job parameters (the model
+    workflow's and the integration test's)."""
+    return _wheel(
+        "mlops-train",
+        env,
+        "--training-start",
+        "{{job.parameters.training_start}}",
+        "--training-end",
+        "{{job.parameters.training_end}}",
+        "--max-rows",
+        "{{job.parameters.max_rows}}",
+    )
+
+
 def feature_pipeline(env: Environment) -> JobGraph:
     retries = env.job_retries
     return JobGraph(
@@ -119,16 +134,7 @@ def model_training(env: Environment) -> JobGraph:
             ),
             Task(
                 "train",
-                _wheel(
-                    "mlops-train",
-                    env,
-                    "--training-start",
-                    "{{job.parameters.training_start}}",
-                    "--training-end",
-                    "{{job.parameters.training_end}}",
-                    "--max-rows",
-                    "{{job.parameters.max_rows}}",
-                ),
+                train_action(env),
                 depends_on=(Dependency("refresh_features"),),
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
