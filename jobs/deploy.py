@@ -13,7 +13,14 @@ validation but was not promoted keeps the alias ``challenger``).
 
 Serving and rollback (``champion`` back to ``previous_champion``) live in ``jobs.promotion``, which the CLI uses too.
 
-Task values: ``promoted`` ("true"/"false"), ``champion_version`` ("" when there is none).
+Where ``promotion.approval`` is ``manual`` a version the comparison favours is promoted only once a person approved
+it (``jobs.approval.ask_before_promoting``): until then it keeps the ``challenger`` alias, its
+``promotion_decision`` tag says "awaiting approval", the environment's destinations are told how to approve it, and
+the run succeeds; the next run for it (the model-deployment job) promotes it once approved. A rejected version, or
+one no newer than the Champion, is never promoted. ``--model-version`` may be empty: the current Challenger.
+
+Task values: ``promoted`` ("true"/"false"), ``champion_version`` ("" when there is none), ``awaiting_approval``
+("true"/"false").
 """
 
 from __future__ import annotations
@@ -22,14 +29,16 @@ import argparse
 import logging
 from dataclasses import dataclass
 
+from jobs.approval import ask_before_promoting
 from jobs.core import contract
+from jobs.core.approval import approval_gate
 from jobs.core.decisions import PASSED, Decision, promotion_decision
 from jobs.core.evaluation import quality_metrics
 from jobs.core.model import scores
 from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, exit_on_failure, job_environment, job_parser, positive_int, run_job
-from jobs.platform.registry import CHAMPION, ModelRef
+from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef
 from jobs.promotion import promote, update_serving
 from spec.columns import LABEL
 from spec.config import Promotion
@@ -46,6 +55,7 @@ class DeployResult:
     previous_champion_version: str | None
     challenger_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+    awaiting_approval: bool = False
 
 
 def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
@@ -69,6 +79,12 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
         update_serving(platform)
         _set_values(platform, promoted=True, champion=champion)
         return DeployResult(ref, Decision(True, "already the champion"), champion, None, {}, None)
+
+    # Never promoted whatever it scores (rejected, or an older version than the Champion): decided without scoring.
+    gate = approval_gate(env.promotion.approval, tags, ref.version, champion)
+    if env.promotion.approval == "manual" and gate.action == "refuse":
+        logger.info("%s: not promoted: %s", ref.uri, gate.reason)
+        return _not_promoted(platform, ref, champion, Decision(False, gate.reason))
 
     spec = platform.model.spec
     start, end = evaluation_period(tags, None, None, ref.uri)
@@ -110,6 +126,24 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
     logger.info("%s: promote=%s (%s)", ref.uri, decision.promote, decision.reason)
 
+    if decision.promote:
+        gate = ask_before_promoting(
+            platform, ref, metrics=challenger_metrics, reason=decision.reason, source="mlops-deploy", champion=champion
+        )
+        if gate.action == "wait":
+            update_serving(platform)
+            _set_values(platform, promoted=False, champion=champion, awaiting=True)
+            return DeployResult(
+                ref,
+                Decision(False, gate.reason),
+                champion,
+                None,
+                challenger_metrics,
+                champion_metrics,
+                awaiting_approval=True,
+            )
+        if not gate.promote:
+            return _not_promoted(platform, ref, champion, Decision(False, gate.reason))
     previous = None
     if decision.promote:
         previous = promote(platform, ref)
@@ -136,15 +170,46 @@ def promotion_terms(spec: ModelSpec, promotion: Promotion) -> tuple[str, float |
     return primary, spec.validation.thresholds.get(primary)
 
 
-def _set_values(platform: Platform, *, promoted: bool, champion: str | None) -> None:
+def _not_promoted(platform: Platform, ref: ModelRef, champion: str | None, decision: Decision) -> DeployResult:
+    platform.registry.set_version_tags(
+        ref,
+        {contract.PROMOTION_DECISION: "not promoted", contract.PROMOTION_REASON: contract.tag_value(decision.reason)},
+    )
+    update_serving(platform)
+    _set_values(platform, promoted=False, champion=champion)
+    return DeployResult(ref, decision, champion, None, {}, None)
+
+
+def _set_values(platform: Platform, *, promoted: bool, champion: str | None, awaiting: bool = False) -> None:
     platform.task_values.set("promoted", "true" if promoted else "false")
     platform.task_values.set("champion_version", champion or "")
+    platform.task_values.set("awaiting_approval", "true" if awaiting else "false")
+
+
+def optional_version(text: str) -> str:
+    """argparse type: a version number, or nothing (an empty job parameter): the current Challenger."""
+    return str(positive_int(text)) if text.strip() else ""
+
+
+def version_to_deploy(platform: Platform, version: str) -> str:
+    """``version``, or the Challenger's when empty (the model-deployment job, started for the validated version)."""
+    if version:
+        return version
+    challenger = platform.registry.alias_version(CHALLENGER)
+    if challenger is None:
+        raise JobError(
+            f"no --model-version given and {platform.registry.model_name} has no {CHALLENGER} alias: nothing "
+            "validated waits for deployment (run model-training first)"
+        )
+    return challenger
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = job_parser("mlops-deploy", "Compare a validated version with the Champion, promote it, update serving.")
-    parser.add_argument("--model-name", required=True, help="<catalog>.ml.<model>")
-    parser.add_argument("--model-version", type=positive_int, required=True, help="the registered version")
+    parser.add_argument("--model-name", default=None, help="<catalog>.ml.<model> (default: the environment's)")
+    parser.add_argument(
+        "--model-version", type=optional_version, required=True, help="the registered version ('': the challenger)"
+    )
     return parser.parse_args(argv)
 
 
@@ -153,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         platform = build_platform(job_environment(args))
-        deploy(platform, ModelRef(args.model_name, str(args.model_version)))
+        name = args.model_name or platform.registry.model_name
+        deploy(platform, ModelRef(name, version_to_deploy(platform, args.model_version)))
         return 0
 
     return run_job("mlops-deploy", work)

@@ -9,7 +9,8 @@ classifier's ROC AUC difference by a paired bootstrap with a fixed seed, a regre
 one-sided t-test), then decides (``jobs.core.decisions.online_decision``, settings in ``online_evaluation``):
 
 - promote: significantly better; the Challenger becomes the Champion through the same path as offline promotion
-  (``jobs.promotion``: aliases, ``previous_champion`` for rollback), in ``promote_online``;
+  (``jobs.promotion``: aliases, ``previous_champion`` for rollback), in ``promote_online``; where promotion is
+  manual it first passes the approval gate (``jobs.approval.ask_before_promoting``) and waits for a person;
 - retire: significantly worse, or not better after ``max_paired_rows``: the alias ``challenger`` is removed and the
   endpoint serves the Champion alone;
 - ramp: ahead but not significantly: its share of the served traffic grows (the version tag
@@ -30,9 +31,11 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+from dataclasses import replace
 
 import pandas as pd
 
+from jobs.approval import ask_before_promoting
 from jobs.core import contract
 from jobs.core.decisions import OnlineDecision, online_decision
 from jobs.core.paired_test import PairedComparison, compare
@@ -105,10 +108,8 @@ def comparison_of(platform: Platform, pairs: pd.DataFrame) -> PairedComparison |
 
 
 def promote_online(platform: Platform, ref: ModelRef, decision: OnlineDecision) -> bool:
-    """Where an online "promote" happens: the Challenger becomes the Champion as offline promotion makes one, and
-    says so on the version. The hook for an approval step (``promotion.approval``: manual): a promotion that must
-    wait for a person's approval goes through here, so the online path asks as the offline one does. True when the
-    Champion changed."""
+    """Where an online "promote" happens, past the approval gate (``decide``): the Challenger becomes the Champion as
+    offline promotion makes one, and says so on the version. True when the Champion changed."""
     promote(platform, ref)
     platform.registry.set_version_tags(
         ref,
@@ -141,6 +142,22 @@ def decide(platform: Platform) -> OnlineDecision | None:
         max_share_percent=cfg.max_share_percent,
     )
     ref = ModelRef(registry.model_name, challenger)
+    if decision.action == "promote":
+        # The same gate as an offline promotion: where promotion is approved by hand, an online "promote" asks for
+        # approval (tagged and notified once) and the Challenger keeps its share until a person approves it.
+        # The person who approves sees the online evidence: the paired test's statistic and p-value (its name is
+        # in the reason and on the version's tags).
+        assert comparison is not None  # a promote is decided on a test
+        gate = ask_before_promoting(
+            platform,
+            ref,
+            metrics={"online_statistic": comparison.statistic, "online_p_better": comparison.p_better},
+            reason=decision.reason,
+            source="online decision",
+            champion=champion,
+        )
+        if not gate.promote:
+            decision = replace(decision, action="wait", reason=f"{decision.reason}; not promoted: {gate.reason}")
     logger.info("challenger %s: %s (%s)", ref.uri, decision.action, decision.reason)
     registry.set_version_tags(ref, _tags(decision, comparison, len(pairs), champion))
     if decision.action == "promote":

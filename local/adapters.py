@@ -28,7 +28,7 @@ from jobs.platform.serving import ServedEntity, describe
 from jobs.platform.task_values import InMemoryTaskValues, TaskValue
 from local.files import replacing, write_json_atomically
 from local.paths import mlflow_artifact_root, mlflow_tracking_uri
-from local.serving.state import new_state, state_path, write_state
+from local.serving.state import new_state, read_state, state_path, write_state
 from local.settings import TASK_KEY_ENV as TASK_KEY_ENV  # the variables' names, imported from here too
 from local.settings import TASK_VALUES_DIR_ENV as TASK_VALUES_DIR_ENV
 from local.settings import local_settings
@@ -211,6 +211,18 @@ class LocalServing:
         with writing(f"the state of endpoint {env.endpoint_name}", self.task):
             write_state(self.state_path(env), state)
         logger.info("endpoint %s (%s) now serves %s", env.endpoint_name, env.name, describe(served))
+
+    def served(self, env: Environment) -> list[ServedEntity]:
+        """What the state file says the gateway serves (empty when the deploy job has written none)."""
+        path = self.state_path(env)
+        return list(read_state(path).served_entities) if path.exists() else []
+
+    def query(self, env: Environment, records: list[dict[str, Any]], client_request_id: str) -> list[Any]:
+        """Through the local gateway, brought up for the call (``local.serving.oneshot``): nothing else serves
+        while a job runs here, as the always-up endpoint does on Databricks."""
+        from local.serving.oneshot import query_endpoint
+
+        return query_endpoint(env, {"dataframe_records": records, "client_request_id": client_request_id})
 
 
 class LocalNotifier:

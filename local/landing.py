@@ -11,34 +11,24 @@ otherwise it is read a day at a time (``load_sources(day, day)``), which costs a
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
 
+from jobs.platform import landing as platform_landing
 from local.adapters import LocalLanding
 from local.paths import landing_dir
 from spec.config import Environment
 from spec.errors import MlopsError
 from spec.model import ModelSpec
 
-# The landing columns' SQL types as the Arrow types the files are written with (what Spark reads them back as with
-# ``ModelSpec.landing_schema``).
-_ARROW_TYPES = {
-    "STRING": pa.string(),
-    "BIGINT": pa.int64(),
-    "INT": pa.int32(),
-    "DOUBLE": pa.float64(),
-    "DATE": pa.date32(),
-    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-    "BOOLEAN": pa.bool_(),
-}
-
 
 def landing_arrow_schema(model: ModelSpec) -> pa.Schema:
-    """The model's landing columns as the Arrow schema the files are written with."""
+    """The model's landing columns as the Arrow schema the files are written with; a ``LandingError`` when the model
+    streams nothing."""
     _streamed_source(model)
-    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in model.landing_columns])
+    return platform_landing.landing_arrow_schema(model)
 
 
 class LandingError(MlopsError):
@@ -63,22 +53,11 @@ def land_rows(env: Environment, start: date, end: date) -> list[Path]:
     source = _streamed_source(model)
     if start > end:
         raise LandingError(f"start date {start} is after end date {end}")
-    package = load_model(model.name)
-    schema = landing_arrow_schema(model)
-    columns = [c.name for c in model.landing_columns]
     landing = LocalLanding(landing_dir(env.name, source))
-    landing_days = getattr(package.module, "landing_days", None)
-    window = package.load_sources(start, end)[source] if landing_days is not None else None
-    days = landing_days(window) if landing_days is not None else None
     written, found = [], 0
-    day = start
-    while day <= end:
-        rows = package.load_sources(day, day)[source] if window is None else window[days == day]
-        if not rows.empty:
-            found += len(rows)
-            table = pa.Table.from_pandas(rows[columns].reset_index(drop=True), preserve_index=False)
-            written.append(landing.land(table.cast(schema), day.isoformat()))
-        day += timedelta(days=1)
+    for day, table in platform_landing.daily_tables(load_model(model.name), source, start, end):
+        found += table.num_rows
+        written.append(landing.land(table, day.isoformat()))
     if not found:
         raise LandingError(f"model {model.name!r} has no {source} rows between {start} and {end}")
     return written

@@ -80,6 +80,9 @@ def _environment_config(env: Environment) -> dict[str, Any]:
         # A string: ids above 2**53 do not survive JSON numbers; None when the `workspaces` stack creates it.
         "workspace_id": None if env.workspace_id is None else str(env.workspace_id),
         "read_only_from": list(env.read_only_from),
+        # Promotions wait for a person of the approvers group (promotion.approval manual, for any model).
+        "manual_approval": access.has_manual_approval(env),
+        "approvers_group": env.approvers,
     }
 
 
@@ -89,6 +92,7 @@ def policy_config(environments: Mapping[str, Environment] = ENVIRONMENTS) -> dic
         "protected_environments": [name for name, env in environments.items() if env.data_scientist_access != "write"],
         "read_privileges": list(access.READ_PRIVILEGES),
         "write_privileges": sorted(access.WRITE_PRIVILEGES),
+        "tagging_privileges": sorted(access.TAGGING_PRIVILEGES),
         "environments": {name: _environment_config(env) for name, env in environments.items()},
     }
 

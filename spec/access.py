@@ -47,6 +47,33 @@ class CatalogGrant:
     privileges: tuple[str, ...]
 
 
+# What the approvers group needs where a promotion is approved by hand: set the approval tag on the registered model's
+# versions (APPLY_TAG, "add and edit tags on an object", on the model) and read them (EXECUTE on the model, and
+# USE_CATALOG / USE_SCHEMA to reach it). The jobs' service principal owns the model and sets its other tags.
+APPROVAL_PRIVILEGES: tuple[str, ...] = ("APPLY_TAG", "EXECUTE")
+APPROVAL_PATH_PRIVILEGES: tuple[str, ...] = ("USE_CATALOG", "USE_SCHEMA")
+# Any of these lets a principal set tags on a model version (inherited from the catalog or the schema too).
+TAGGING_PRIVILEGES: frozenset[str] = frozenset({"ALL_PRIVILEGES", "APPLY_TAG", "MANAGE"})
+
+
+def has_manual_approval(env: Environment) -> bool:
+    """Whether any model of ``env`` is promoted only with a person's approval (``promotion.approval``)."""
+    return any(scoped.promotion.approval == "manual" for scoped in env.scoped_models())
+
+
+def _with_approvers(
+    grants: list[CatalogGrant], env: Environment, privileges: tuple[str, ...]
+) -> tuple[CatalogGrant, ...]:
+    """``grants`` with the approvers group holding ``privileges`` too (merged into its grant when it has one)."""
+    for i, grant in enumerate(grants):
+        if grant.principal == env.approvers:
+            if "ALL_PRIVILEGES" not in grant.privileges:
+                merged = tuple(dict.fromkeys((*grant.privileges, *privileges)))
+                grants[i] = CatalogGrant(grant.role, grant.principal, merged)
+            return tuple(grants)
+    return (*grants, CatalogGrant("approvers", env.approvers, privileges))
+
+
 def catalog_grants(env: Environment, service_principal_id: str) -> tuple[CatalogGrant, ...]:
     """The catalog grants of ``env``; ``service_principal_id`` is the SP's application id (a token at synth time)."""
     access = {"write": FULL_PRIVILEGES, "read": READ_PRIVILEGES, "none": ()}[env.data_scientist_access]
@@ -56,15 +83,20 @@ def catalog_grants(env: Environment, service_principal_id: str) -> tuple[Catalog
     ]
     if access:
         grants.insert(0, CatalogGrant("data_scientists", env.data_scientists_group, access))
+    if has_manual_approval(env):
+        return _with_approvers(grants, env, APPROVAL_PATH_PRIVILEGES)
     return tuple(grants)
 
 
 def model_grants(env: Environment) -> tuple[CatalogGrant, ...]:
-    """Grants on the registered model itself: people may load it (EXECUTE); the SP owns it and adds versions."""
+    """Grants on the registered model itself: people may load it (EXECUTE); the SP owns it and adds versions. Where
+    the model's promotion is approved by hand, the approvers group may tag its versions (APPLY_TAG)."""
     grants = [CatalogGrant("ml_engineers", env.ml_engineers_group, FULL_PRIVILEGES)]
     if env.data_scientist_access != "none":
         privileges = FULL_PRIVILEGES if env.data_scientist_access == "write" else ("EXECUTE",)
         grants.insert(0, CatalogGrant("data_scientists", env.data_scientists_group, privileges))
+    if env.promotion.approval == "manual":
+        return _with_approvers(grants, env, APPROVAL_PRIVILEGES)
     return tuple(grants)
 
 
@@ -81,9 +113,10 @@ class ObjectPermission:
     level: str
 
 
-# The jobs CI runs in an environment (the staging run after a deploy, .github/workflows/main.yml and its Azure DevOps
-# twin): the CI runner (``Environment.ci_service_principal``) gets CAN_MANAGE_RUN on these and on nothing else.
-CI_JOBS: tuple[str, ...] = ("model-training",)
+# The jobs CI runs in an environment (the integration test of each model after the staging deploy and nightly on main,
+# .github/workflows/ and its Azure DevOps twin): the CI runner (``Environment.ci_service_principal``) gets
+# CAN_MANAGE_RUN on these and on nothing else. The integration-test graph starts no child job, so that is all it needs.
+CI_JOBS: tuple[str, ...] = ("integration-test",)
 
 
 def job_access(env: Environment) -> tuple[ObjectPermission, ...]:

@@ -23,6 +23,9 @@ HTTPS = r"^https://"
 # One segment of a federation subject: neither a path separator nor a space.
 SEGMENT = r"^[^/\s]+$"
 REPOSITORY = r"^[^/\s]+/[^/\s]+$"
+GITLAB_PROJECT = r"^[^/\s:]+(/[^/\s:]+)+$"
+# A branch or tag in a GitLab subject claim, whose parts are separated by ':'.
+GIT_REF = r"^[^\s:]+$"
 STORAGE_ROOT = r"^(abfss|s3|gs)://[^/\s]+"
 ENDPOINT_NAME = r"^[a-z][a-z0-9-]*$"
 HTTP = r"^https?://"
@@ -36,6 +39,8 @@ PATTERN_MEANINGS = {
     HTTPS: "an https URL",
     SEGMENT: "a name without '/' or spaces",
     REPOSITORY: "<owner>/<repo>",
+    GITLAB_PROJECT: "<group>/<project> (subgroups allowed: <group>/<subgroup>/<project>)",
+    GIT_REF: "a branch or tag name without spaces or ':'",
     STORAGE_ROOT: "an abfss://, s3:// or gs:// location",
     ENDPOINT_NAME: "lowercase letters, digits and dashes, starting with a letter",
     HTTP: "an http(s) URL",

@@ -102,6 +102,38 @@ class Task:
         return attempts * self.timeout_seconds + self.max_retries * -(-self.min_retry_interval_millis // 1000)
 
 
+ModelCondition = Literal["MODEL_CREATED", "MODEL_VERSION_READY", "MODEL_ALIAS_SET"]
+
+
+@dataclass(frozen=True)
+class ModelTrigger:
+    """A Unity Catalog model update trigger (``trigger { model { ... } }``, Beta): the job starts when ``condition``
+    happens on the registered model ``securable_name``; with MODEL_ALIAS_SET, when one of ``aliases`` is set.
+    Databricks polls about once a minute and batches the updates of an interval into one run
+    (https://docs.databricks.com/aws/en/jobs/model-update-triggers). Locally the caller starts the job."""
+
+    securable_name: str
+    condition: ModelCondition
+    aliases: tuple[str, ...] = ()
+    # Both at least 60 s when set (the Jobs API's minimum); None leaves them unset.
+    min_time_between_triggers_seconds: int | None = None
+    wait_after_last_change_seconds: int | None = None
+
+    def problems(self) -> list[str]:
+        found = []
+        if (self.condition == "MODEL_ALIAS_SET") != bool(self.aliases):
+            found.append("aliases are given with, and only with, condition MODEL_ALIAS_SET")
+        if len(self.aliases) > 10:
+            found.append(f"at most 10 aliases, got {len(self.aliases)}")
+        for name in ("min_time_between_triggers_seconds", "wait_after_last_change_seconds"):
+            value = getattr(self, name)
+            if value is not None and value < 60:
+                found.append(f"{name} must be >= 60, got {value}")
+        if len(self.securable_name.split(".")) != 3:
+            found.append(f"securable_name must be catalog.schema.model, got {self.securable_name!r}")
+        return found
+
+
 @dataclass(frozen=True)
 class JobGraph:
     name: str
@@ -118,15 +150,21 @@ class JobGraph:
     continuous: bool = False
     # Tables whose update starts the job (a table_update trigger); locally the caller starts it after an update.
     trigger_tables: tuple[str, ...] = ()
+    # A model update that starts the job (a model trigger); locally the caller starts it after the update.
+    trigger_model: ModelTrigger | None = None
 
     def __post_init__(self) -> None:
         keys = [task.key for task in self.tasks]
         if not keys:
             raise WorkflowError(f"graph {self.name!r}: has no tasks")
-        if sum((self.continuous, self.schedule is not None, bool(self.trigger_tables))) > 1:
+        starts = (self.continuous, self.schedule is not None, bool(self.trigger_tables), self.trigger_model is not None)
+        if sum(starts) > 1:
             raise WorkflowError(
-                f"graph {self.name!r}: a job has at most one of a schedule, a table trigger and continuous mode"
+                f"graph {self.name!r}: a job has at most one of a schedule, a table trigger, a model trigger and "
+                "continuous mode"
             )
+        if self.trigger_model is not None and self.trigger_model.problems():
+            raise WorkflowError(f"graph {self.name!r}: model trigger: {'; '.join(self.trigger_model.problems())}")
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise WorkflowError(f"graph {self.name!r}: duplicate task keys {duplicates}")

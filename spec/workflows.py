@@ -17,6 +17,7 @@ from spec.graph import (
     ConditionTask,
     Dependency,
     JobGraph,
+    ModelTrigger,
     RunIf,
     RunJobTask,
     Task,
@@ -33,6 +34,7 @@ __all__ = [
     "ConditionTask",
     "Dependency",
     "JobGraph",
+    "ModelTrigger",
     "RunIf",
     "RunJobTask",
     "Task",
@@ -47,6 +49,21 @@ __all__ = [
 
 def _wheel(entry_point: str, env: Environment, *parameters: str) -> WheelTask:
     return WheelTask(entry_point=entry_point, parameters=("--env", env.name, "--model", env.model_name, *parameters))
+
+
+def train_action(env: Environment) -> WheelTask:
+    """mlops-train on the graph's ``training_start``, ``training_end`` and ``max_rows`` job parameters (the model
+    workflow's and the integration test's)."""
+    return _wheel(
+        "mlops-train",
+        env,
+        "--training-start",
+        "{{job.parameters.training_start}}",
+        "--training-end",
+        "{{job.parameters.training_end}}",
+        "--max-rows",
+        "{{job.parameters.max_rows}}",
+    )
 
 
 def feature_pipeline(env: Environment) -> JobGraph:
@@ -117,16 +134,7 @@ def model_training(env: Environment) -> JobGraph:
             ),
             Task(
                 "train",
-                _wheel(
-                    "mlops-train",
-                    env,
-                    "--training-start",
-                    "{{job.parameters.training_start}}",
-                    "--training-end",
-                    "{{job.parameters.training_end}}",
-                    "--max-rows",
-                    "{{job.parameters.max_rows}}",
-                ),
+                train_action(env),
                 depends_on=(Dependency("refresh_features"),),
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
@@ -155,25 +163,57 @@ def model_training(env: Environment) -> JobGraph:
                 depends_on=(Dependency("validate"),),
                 description="deploy only a version that passed validation",
             ),
-            Task(
-                "deploy",
-                _wheel(
-                    "mlops-deploy",
-                    env,
-                    "--model-name",
-                    "{{tasks.train.values.model_name}}",
-                    "--model-version",
-                    "{{tasks.train.values.model_version}}",
-                ),
-                depends_on=(Dependency("validation_passed", outcome="true"),),
-                max_retries=retries,
-                min_retry_interval_millis=60_000,
-                timeout_seconds=deploy_timeout_seconds(env),
-                description="challenger vs champion; promotes when at least as good",
-            ),
+            *_training_deploy(env),
             *_validation_failure(env),
         ),
         tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "training"}),
+    )
+
+
+def _training_deploy(env: Environment) -> tuple[Task, ...]:
+    """The model workflow's deploy task; none where promotion is approved by hand: the model-deployment job deploys
+    the new Challenger there (``model_deployment``)."""
+    if env.promotion.approval == "manual":
+        return ()
+    after = Dependency("validation_passed", outcome="true")
+    return (_deploy_task(env, "{{tasks.train.values.model_version}}", "{{tasks.train.values.model_name}}", after),)
+
+
+def _deploy_task(env: Environment, version: str, name: str, *after: Dependency, key: str = "deploy") -> Task:
+    return Task(
+        key,
+        _wheel("mlops-deploy", env, "--model-name", name, "--model-version", version),
+        depends_on=after,
+        max_retries=env.job_retries,
+        min_retry_interval_millis=60_000,
+        timeout_seconds=deploy_timeout_seconds(env),
+        description="challenger vs champion; promotes when at least as good (and approved, where that is manual)",
+    )
+
+
+# The model-deployment job's task: named after it, the approval tag of MLflow 3 deployment jobs (jobs/core/contract.py
+# APPROVAL), whose approval task's name is the model-version tag a person sets to "approved".
+APPROVAL_TASK = "approval"
+
+
+def model_deployment(env: Environment) -> JobGraph:
+    """Where ``promotion.approval`` is manual: the deployment of a validated Challenger, started by the model trigger
+    when validation sets the ``challenger`` alias (as MLflow 3 deployment jobs start on a new version), and again
+    after a person approved it (`mlops approve` says how). Its one task compares the version with the Champion and
+    promotes it only once approved; until then it tags it as waiting and notifies. Locally it runs on demand."""
+    return JobGraph(
+        name="model-deployment",
+        description="Deploys the validated challenger once a person approved it; until then it waits and notifies.",
+        # Empty: the version the challenger alias points at.
+        parameters=MappingProxyType({"model_version": ""}),
+        trigger_model=ModelTrigger(
+            securable_name=env.registered_model,
+            condition="MODEL_ALIAS_SET",
+            aliases=("challenger",),
+            min_time_between_triggers_seconds=60,
+        ),
+        tasks=(_deploy_task(env, "{{job.parameters.model_version}}", env.registered_model, key=APPROVAL_TASK),),
+        tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "deployment"}),
     )
 
 
@@ -426,6 +466,8 @@ def champion_challenger(env: Environment) -> JobGraph:
 
 def job_graphs(env: Environment) -> dict[str, JobGraph]:
     """Every graph of ``env`` by name; run-job tasks refer to these names."""
+    from spec.integration_test import integration_test
+
     graphs = {
         graph.name: graph
         for graph in (
@@ -437,6 +479,8 @@ def job_graphs(env: Environment) -> dict[str, JobGraph]:
             retraining(env),
             daily_monitoring(env),
             champion_challenger(env),
+            *((integration_test(env),) if env.integration_test else ()),
+            *((model_deployment(env),) if env.promotion.approval == "manual" else ()),
         )
     }
     for graph in graphs.values():

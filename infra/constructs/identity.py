@@ -2,10 +2,10 @@
 
 - the jobs' principal (``env.service_principal``): every job's ``run_as``, the owner of the registered model, the
   holder of the catalog grants. Nobody signs in as it: it has no federation policy and no secret.
-- the CI runner (``env.ci_service_principal``): what CI signs in as to run the jobs it runs (the staging run). It is
-  reached by OIDC federation from GitHub Actions and Azure DevOps (no stored secret) or, when config has neither, by
-  an OAuth secret that stays in Terraform state. Its only rights are workspace USER and CAN_MANAGE_RUN on those jobs
-  (``infra.constructs.jobs``).
+- the CI runner (``env.ci_service_principal``): what CI signs in as to run the jobs it runs (the integration
+  test). It is reached by OIDC federation from GitHub Actions, Azure DevOps and (where config says) GitLab CI/CD,
+  with no stored secret, or, when config has none of them, by an OAuth secret that stays in Terraform state. Its
+  only rights are workspace USER and CAN_MANAGE_RUN on those jobs (``infra.constructs.jobs``).
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ class Identity(Construct):
                 "ci_federation_azure_devops", env, "azure-devops", "Azure DevOps", azure.issuer, azure.subject(),
                 azure.audience,
             )  # fmt: skip
+        if env.ci_gitlab is not None:
+            gitlab = env.ci_gitlab
+            self._federation(
+                "ci_federation_gitlab", env, "gitlab", "GitLab CI/CD", gitlab.issuer, gitlab.subject(), account_id
+            )
         if not self.federations:
             self.secret = ServicePrincipalSecret(
                 self, "oauth_secret", provider=account_provider, service_principal_id=self.ci_service_principal.id

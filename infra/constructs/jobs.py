@@ -35,6 +35,7 @@ from cdktn_provider_databricks.job import (
     JobTaskPythonWheelTask,
     JobTaskRunJobTask,
     JobTrigger,
+    JobTriggerModel,
     JobTriggerTableUpdate,
     JobWebhookNotifications,
     JobWebhookNotificationsOnFailure,
@@ -108,6 +109,7 @@ class Jobs(Construct):
         alerts: Mapping[str, AlertV2],
         warehouse_id: str,
         triggers_ready: Sequence[ITerraformDependable] = (),
+        model_ready: Sequence[ITerraformDependable] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.env = env
@@ -119,6 +121,8 @@ class Jobs(Construct):
         # run_as and single_user_name name the service principal: it must be in the workspace first.
         self._principal_ready = list(principal_ready)
         self._triggers_ready = list(triggers_ready)
+        # A model trigger watches the registered model: the Jobs API refuses one on a model that does not exist.
+        self._model_ready = list(model_ready)
         self._alerts = alerts
         self._warehouse_id = warehouse_id
         self._policy = cluster_policy_id
@@ -207,12 +211,7 @@ class Jobs(Construct):
             if graph.schedule
             else None,
             continuous=JobContinuous(pause_status="UNPAUSED") if graph.continuous else None,
-            trigger=JobTrigger(
-                pause_status="UNPAUSED",
-                table_update=JobTriggerTableUpdate(table_names=list(graph.trigger_tables), condition="ANY_UPDATED"),
-            )
-            if graph.trigger_tables
-            else None,
+            trigger=_trigger(graph),
             run_as=JobRunAs(service_principal_name=self._sp),
             email_notifications=JobEmailNotifications(on_failure=self._notifications.emails)
             if self._notifications.emails
@@ -223,7 +222,11 @@ class Jobs(Construct):
             timeout_seconds=graph.job_timeout_seconds,
             max_concurrent_runs=graph.max_concurrent_runs,
             tags={**graph.tags, **graph.no_retry_tags(), "code_version": self.code_version},
-            depends_on=[*self._principal_ready, *(self._triggers_ready if graph.trigger_tables else [])],
+            depends_on=[
+                *self._principal_ready,
+                *(self._triggers_ready if graph.trigger_tables else []),
+                *(self._model_ready if graph.trigger_model else []),
+            ],
         )
 
     def _task(self, task, serverless: bool) -> JobTask:
@@ -284,3 +287,26 @@ class Jobs(Construct):
 def _depth(graphs: dict[str, JobGraph], name: str) -> int:
     children = [t.action.job for t in graphs[name].tasks if isinstance(t.action, RunJobTask)]
     return 1 + max((_depth(graphs, child) for child in children), default=0)
+
+
+def _trigger(graph: JobGraph) -> JobTrigger | None:
+    """A table-update or a model trigger (spec/graph.py ModelTrigger; provider 1.138's ``trigger { model { ... } }``:
+    condition, securable_name, aliases, min_time_between_triggers_seconds, wait_after_last_change_seconds)."""
+    if graph.trigger_tables:
+        return JobTrigger(
+            pause_status="UNPAUSED",
+            table_update=JobTriggerTableUpdate(table_names=list(graph.trigger_tables), condition="ANY_UPDATED"),
+        )
+    model = graph.trigger_model
+    if model is None:
+        return None
+    return JobTrigger(
+        pause_status="UNPAUSED",
+        model=JobTriggerModel(
+            condition=model.condition,
+            securable_name=model.securable_name,
+            aliases=list(model.aliases) or None,
+            min_time_between_triggers_seconds=model.min_time_between_triggers_seconds,
+            wait_after_last_change_seconds=model.wait_after_last_change_seconds,
+        ),
+    )

@@ -172,4 +172,5 @@ class ModelResources(Construct):
             artifacts=stack.artifacts,
             alerts=dict(self.monitoring.alerts),
             warehouse_id=stack.ml.warehouse.id,
+            model_ready=[self.assets.model, self.assets.model_grants],
         )

@@ -58,6 +58,14 @@ PROMOTION_DECISION = "promotion_decision"
 PROMOTION_REASON = "promotion_reason"
 ROLLED_BACK_TO = "rolled_back_to"
 
+# Manual approval of a promotion (jobs/core/approval.py). The approval tag's key is the name of the approval task of
+# the model-deployment job, its value "approved" (any case) or "rejected": the convention of MLflow 3 deployment jobs.
+APPROVAL = "approval"
+APPROVAL_REASON = "approval_reason"
+APPROVAL_BY = "approval_by"
+# Written by the deployment when it starts waiting for an approval (when, ISO 8601 UTC).
+APPROVAL_REQUESTED_AT = "approval_requested_at"
+
 # Written by the online Champion/Challenger decision.
 ONLINE_DECISION = "online_decision"  # promoted, retired, ramped, waiting
 ONLINE_REASON = "online_reason"

@@ -99,6 +99,15 @@ def describe(served: Sequence[ServedEntity]) -> str:
 class Serving(Protocol):
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None: ...
 
+    def served(self, env: Environment) -> list[ServedEntity]:
+        """What the endpoint serves now, once its config is live (empty when it serves nothing yet)."""
+        ...
+
+    def query(self, env: Environment, records: list[dict[str, Any]], client_request_id: str) -> list[Any]:
+        """The endpoint's predictions for ``records`` (``dataframe_records``), sent as a client sends them, with
+        ``client_request_id`` (what the inference table records beside the request)."""
+        ...
+
 
 class DatabricksServing:
     """The serving port on Databricks: a factory of the workspace client, called when an update is made."""
@@ -109,6 +118,27 @@ class DatabricksServing:
     def update_endpoint(self, env: Environment, served: list[ServedEntity]) -> None:
         EndpointUpdater(self._workspace_client(), env).deploy(served)
         logger.info("endpoint %s (%s) serves %s", env.endpoint_name, env.name, describe(served))
+
+    def served(self, env: Environment) -> list[ServedEntity]:
+        """The entities of the endpoint's live config with their traffic; empty unless it is READY with one."""
+        from databricks.sdk.service.serving import EndpointStateReady
+
+        endpoint = EndpointUpdater(self._workspace_client(), env).describe()
+        config = endpoint.config if endpoint is not None else None
+        ready = endpoint is not None and endpoint.state is not None and endpoint.state.ready == EndpointStateReady.READY
+        if not ready or config is None or not config.served_entities:
+            return []
+        percent = {
+            route.served_entity_name or route.served_model_name: route.traffic_percentage or 0
+            for route in (config.traffic_config.routes if config.traffic_config else None) or []
+        }
+        return [
+            ServedEntity(e.name or "", e.entity_name or "", e.entity_version or "", percent.get(e.name, 0))
+            for e in config.served_entities
+        ]
+
+    def query(self, env: Environment, records: list[dict[str, Any]], client_request_id: str) -> list[Any]:
+        return EndpointUpdater(self._workspace_client(), env).query(records, client_request_id=client_request_id)
 
 
 def served_entities_input(env: Environment, entities: Sequence[ServedEntity]) -> list[ServedEntityInput]:
@@ -201,12 +231,14 @@ class EndpointUpdater:
             raise TimeoutError(f"the {self._timeout} allowed for the endpoint update are used up")
         return timedelta(seconds=left)
 
-    def query(self, records: list[dict[str, Any]]) -> list[Any]:
+    def query(self, records: list[dict[str, Any]], *, client_request_id: str | None = None) -> list[Any]:
         """Predictions for ``records`` (the ``dataframe_records`` format)."""
         from databricks.sdk.errors import NotFound
 
         try:
-            response = self._client.serving_endpoints.query(self.endpoint_name, dataframe_records=records)
+            response = self._client.serving_endpoints.query(
+                self.endpoint_name, dataframe_records=records, client_request_id=client_request_id
+            )
         except NotFound as e:
             raise LookupError(f"serving endpoint {self.endpoint_name!r} does not exist in this workspace") from e
         return list(response.predictions or [])

@@ -142,6 +142,8 @@ class Replay:
                         f"{failed.error if failed else run.status}"
                     )
                 self.event(params["training_end"], "training", f"{name}: model workflow succeeded")
+                if name == self.env.name:
+                    self.approve_and_deploy(params["training_end"])
             self.progress("initial training", len(plans), len(plans), "done")
         champion = self.platform.registry.alias_version(CHAMPION)
         if champion is None:
@@ -273,6 +275,8 @@ class Replay:
             self.event(
                 week, "validation_failed", f"version {record.new_version} FAILED validation: the champion keeps serving"
             )
+        if run.status == "SUCCESS" and record.validation == "PASSED":
+            self.approve_and_deploy(week)
         after = self.platform.registry.alias_version(CHAMPION)
         record.promoted = after != before
         if record.promoted:
@@ -283,6 +287,24 @@ class Replay:
                 "retraining",
                 f"version {record.new_version} is the challenger; the champion {after} keeps serving",
             )
+
+    def approve_and_deploy(self, when: date | str) -> None:
+        """Where promotions wait for a person (``promotion.approval`` manual, prod's default), the model-deployment
+        job deploys the new Challenger, as its model trigger starts it on Databricks; when it waits for approval the
+        demo plays the approver (`mlops approve`'s verdict) and runs the job again, which promotes it."""
+        if self.env.promotion.approval != "manual":
+            return
+        from jobs.approval import record_verdict
+        from jobs.platform.registry import ModelRef
+
+        waiting = self.run_graph("model-deployment", {}, when)
+        if waiting.tasks["approval"].values.get("awaiting_approval") != "true":
+            return
+        version = str(self.platform.registry.alias_version(CHALLENGER))
+        ref = ModelRef(self.env.registered_model, version)
+        record_verdict(self.platform, ref, approve=True, reason="the demo plays the approver", by="demo")
+        self.event(when, "approval", f"version {version} waited for approval: approved (the demo plays the approver)")
+        self.run_graph("model-deployment", {"model_version": version}, when)
 
     def runner_child(self, run):
         from local.runner import load_run

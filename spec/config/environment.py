@@ -17,6 +17,7 @@ from spec.config.models import (
     Cloud,
     Compute,
     DataScientistAccess,
+    GitLabFederation,
     Identifier,
     Inference,
     ModelDeployment,
@@ -52,9 +53,11 @@ class Environment(ConfigModel):
     catalog: Identifier
     workspace: Workspace
     account: Account = Field(default_factory=Account)
-    # How CI reaches the environment as its CI runner (``ci_service_principal``): GitHub Actions, Azure DevOps.
+    # How CI reaches the environment as its CI runner (``ci_service_principal``): GitHub Actions, Azure DevOps,
+    # GitLab CI/CD (None: no federation policy for that CI; GitLab's is set where a GitLab pipeline runs CI jobs).
     ci_federation: CiFederation | None = Field(default_factory=CiFederation)
     ci_azure_devops: AzureDevOpsFederation | None = Field(default_factory=AzureDevOpsFederation)
+    ci_gitlab: GitLabFederation | None = None
     # None keeps state in a local file (fine for a try-out); set it for anything shared.
     state_backend: StateBackend | None = None
     cloud: Cloud = "azure"
@@ -65,6 +68,9 @@ class Environment(ConfigModel):
     data_scientists_group: NonEmpty = "data-scientists"
     ml_engineers_group: NonEmpty = "ml-engineers"
     data_scientist_access: DataScientistAccess = "read"
+    # Who may approve a model version for promotion where ``promotion.approval`` is ``manual`` (the Unity Catalog
+    # grant that lets them tag the registered model's versions): None is the ml-engineers group.
+    approvers_group: NonEmpty | None = None
     # The groups named above (and the serving consumers) must exist in the account, assigned to the workspace: the
     # stack looks each up by a data source, so a missing one fails the plan with its name. True: the stack creates
     # them (account-level, assigned to the workspace) instead.
@@ -91,6 +97,9 @@ class Environment(ConfigModel):
     online_evaluation: OnlineEvaluation = Field(default_factory=OnlineEvaluation)
     alerts: Alerts = Field(default_factory=Alerts)
     job_retries: Annotated[int, Field(ge=0)] = 1
+    # Whether the environment has the integration-test graph (spec/integration_test.py). Not where real traffic is
+    # served: the graph trains, deploys to the endpoint and publishes to the online store from a test slice.
+    integration_test: bool = True
     sql_warehouse_size: WarehouseSize = "2X-Small"
     # The value before a model's own settings were applied (set by ``scoped``): what ``with_model`` starts from. A
     # ``replace`` of a scoped value starts afresh from that value.
@@ -262,9 +271,14 @@ class Environment(ConfigModel):
         """Every group the stack names (grants, permissions, owners, ACLs), for all the environment's models: looked
         up, or created by the stack."""
         consumers = [c for scoped in self._all_scoped() for c in scoped.serving.consumers]
-        named = (self.data_scientists_group, self.ml_engineers_group, *consumers)
+        named = (self.data_scientists_group, self.ml_engineers_group, self.approvers, *consumers)
         principals = {self.service_principal, self.ci_service_principal}
         return tuple(dict.fromkeys(g for g in named if g not in principals))
+
+    @property
+    def approvers(self) -> str:
+        """The group whose members approve or reject a model version for promotion (``promotion.approval``)."""
+        return self.approvers_group or self.ml_engineers_group
 
     @property
     def experiment_folder(self) -> str:

@@ -49,6 +49,8 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
         "workspace": {"host": "https://adb-2222222222222222.12.azuredatabricks.net"},
         "data_scientist_access": "read",
         "read_only_from": ("dev",),
+        # .gitlab-ci.yml runs staging's integration test from main (after the deploy, and nightly) as the CI runner.
+        "ci_gitlab": {"project_path": "example-org/mlops-databricks"},
     },
     "prod": {
         "workspace": {"host": "https://adb-3333333333333333.13.azuredatabricks.net"},
@@ -57,6 +59,10 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
         # At least every four weeks of data; alerts start retraining in between, at most every three weeks.
         "retraining": {"max_model_age_days": 28, "alert_cooldown_days": 21},
         "serving": {"challenger_traffic_percent": 10},
+        # A person approves each new Champion (mlops approve; docs/ci-cd.md "Approving a model for prod").
+        "promotion": {"approval": "manual"},
+        # The integration test runs in staging (CI, nightly): in prod it would deploy and publish a test slice.
+        "integration_test": False,
         "inference": {
             "batch_schedule": {"quartz_cron": "0 0 5 * * ?"},
             "streaming_mode": "available_now",

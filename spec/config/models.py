@@ -16,6 +16,8 @@ from spec.base import (
     DYNAMODB_NAME,
     EMAIL,
     ENDPOINT_NAME,
+    GIT_REF,
+    GITLAB_PROJECT,
     HTTP,
     HTTPS,
     IDENTIFIER,
@@ -121,6 +123,25 @@ class AzureDevOpsFederation(ConfigModel):
 
     def subject(self) -> str:
         return f"p://{self.organization}/{self.project}/{self.pipeline}"
+
+
+class GitLabFederation(ConfigModel):
+    """Workload identity federation for GitLab CI/CD (DATABRICKS_AUTH_TYPE=env-oidc, the job's ``id_tokens`` token):
+    the GitLab instance is the issuer; the subject is GitLab's default ``sub`` claim, which names the project and
+    the ref the pipeline runs on. Only pipelines of that ref sign in, so make it a protected branch (or tag) and run
+    the environment's CI jobs in a protected GitLab environment (.gitlab-ci.yml). The audience is the Databricks
+    account id, which the job requests as its token's ``aud``."""
+
+    # gitlab.com, or a self-managed instance's URL (its OIDC issuer).
+    issuer: Https = "https://gitlab.com"
+    project_path: Annotated[str, Field(pattern=GITLAB_PROJECT)] = "example-org/mlops-databricks"
+    ref_type: Literal["branch", "tag"] = "branch"
+    # The ref whose pipelines run the environment's CI jobs: main runs staging's integration test (after the deploy
+    # and nightly).
+    ref: Annotated[str, Field(pattern=GIT_REF)] = "main"
+
+    def subject(self) -> str:
+        return f"project_path:{self.project_path}:ref_type:{self.ref_type}:ref:{self.ref}"
 
 
 class StateBackend(ConfigModel):
@@ -243,16 +264,24 @@ class Validation(ConfigModel):
     max_slice_error_ratio: Annotated[float, Field(ge=1.0)] = 2.0
 
 
+Approval = Literal["automatic", "manual"]
+
+
 class Promotion(ConfigModel):
     """Challenger vs Champion: promote when challenger >= champion - margin on ``metric``.
 
     ``metric`` and ``business_threshold`` are a classifier's; a regressor is compared on its declaration's primary
     metric, in its direction (an error: challenger <= champion + margin, in the label's unit), with its declared
-    threshold on that metric, if any, as the business threshold."""
+    threshold on that metric, if any, as the business threshold.
+
+    ``approval``: ``automatic`` promotes a Challenger the comparison favours at once; ``manual`` promotes it only
+    once a person of the environment's approvers group approved that version (``mlops approve``, a model-version
+    tag; jobs/approval.py), and the deployment waits until then."""
 
     metric: NonEmpty = "roc_auc"
     margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     business_threshold: Fraction = 0.62
+    approval: Approval = "automatic"
 
 
 class Serving(ConfigModel):

@@ -8,7 +8,7 @@ import pytest
 
 from cli.main import main as mlops
 from spec.config import ENVIRONMENTS
-from tests.support.fake_workspace import TOKEN, Endpoint, FakeWorkspace, RegisteredModel, running
+from tests.support.fake_workspace import Endpoint, FakeWorkspace, RegisteredModel, signed_in
 
 pytestmark = pytest.mark.contract
 
@@ -26,11 +26,7 @@ def workspace(monkeypatch):
         versions={"3": {}, "4": {"previous_champion_version": "3"}, "5": {"previous_champion_version": "4"}},
     )
     fake.endpoints[ENV.endpoint_name] = Endpoint(ENV.endpoint_name)
-    with running(fake) as url:
-        for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("DATABRICKS_HOST", url)
-        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    with signed_in(fake, monkeypatch):
         yield fake
 
 

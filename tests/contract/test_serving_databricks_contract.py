@@ -206,3 +206,51 @@ def test_the_deploy_jobs_serving_port_sends_the_same_update():
     routes = transport.calls[1][2]["traffic_config"]["routes"]
     split = [(r["served_entity_name"], r["traffic_percentage"]) for r in routes]
     assert split == [("champion", 90), ("challenger", 10)]
+
+
+def test_the_serving_port_reads_what_a_ready_endpoint_serves_and_nothing_from_one_not_ready():
+    from jobs.platform.serving import DatabricksServing
+
+    env = ENVIRONMENTS["staging"]
+    live = {
+        **_endpoint("NOT_UPDATING"),
+        "config": {
+            "served_entities": [
+                {"name": "champion", "entity_name": "staging.ml.flight_delay", "entity_version": "7"},
+                {"name": "challenger", "entity_name": "staging.ml.flight_delay", "entity_version": "8"},
+            ],
+            "traffic_config": {
+                "routes": [
+                    {"served_entity_name": "champion", "traffic_percentage": 90},
+                    {"served_entity_name": "challenger", "traffic_percentage": 10},
+                ]
+            },
+        },
+    }
+    client, transport = _client([live, {**live, "state": {"ready": "NOT_READY", "config_update": "IN_PROGRESS"}}])
+    port = DatabricksServing(lambda: client)
+
+    assert port.served(env) == [
+        ServedEntity("champion", "staging.ml.flight_delay", "7", 90),
+        ServedEntity("challenger", "staging.ml.flight_delay", "8", 10),
+    ]
+    assert port.served(env) == []
+    assert transport.calls == [("GET", f"{BASE}/flight-delay", None)] * 2
+
+
+def test_the_serving_port_queries_with_the_client_request_id():
+    from jobs.platform.serving import DatabricksServing
+
+    record = {"carrier": "UA", "origin": "EWR"}
+    client, transport = _client([{"predictions": [1]}])
+
+    answers = DatabricksServing(lambda: client).query(ENVIRONMENTS["staging"], [record], "integration-test-1")
+
+    assert answers == [1]
+    assert transport.calls == [
+        (
+            "POST",
+            "/serving-endpoints/flight-delay/invocations",
+            {"client_request_id": "integration-test-1", "dataframe_records": [record]},
+        )
+    ]

@@ -23,7 +23,7 @@ def prerequisites(name: str, ci_principal: str | None = None) -> Prerequisites:
     graphs = job_graphs(env)
     return Prerequisites(
         ci_principal=ci_principal or f"sp:{env.ci_service_principal}",
-        ci_jobs=tuple(job_name(env, graphs[graph]) for graph in access.CI_JOBS),
+        ci_jobs=tuple(job_name(env, graphs[graph]) for graph in access.CI_JOBS if graph in graphs),
     )
 
 
@@ -36,10 +36,18 @@ def prod(synthesized) -> dict:
     return copy.deepcopy(synthesized["prod"])
 
 
+@pytest.fixture
+def staging(synthesized) -> dict:
+    """The environment CI runs the integration test in (prod has none)."""
+    return copy.deepcopy(synthesized["staging"])
+
+
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_every_stack_applies_on_an_empty_workspace(synthesized, name):
     stack = synthesized[name]
-    assert len(stack["resource"]["databricks_job"]) == 8 * len(ENVIRONMENTS[name].models)
+    assert len(stack["resource"]["databricks_job"]) == sum(
+        len(job_graphs(m)) for m in ENVIRONMENTS[name].scoped_models()
+    )
 
     findings = simulate(stack, prerequisites(name))
 
@@ -84,29 +92,29 @@ def test_a_table_trigger_on_a_metrics_table_is_caught(prod):
     assert "prod.monitoring.flight_delay_predictions_drift_metrics, which no resource it waits for" in finding.message
 
 
-def test_ci_running_as_the_jobs_principal_is_caught(prod):
+def test_ci_running_as_the_jobs_principal_is_caught(staging):
     """Fact 3: CI ran the staging job as the jobs' principal, which held no permission on any job (the groups only)."""
-    for permissions in prod["resource"]["databricks_permissions"].values():
+    for permissions in staging["resource"]["databricks_permissions"].values():
         if "job_id" in permissions:
             permissions["access_control"] = [c for c in permissions["access_control"] if "group_name" in c]
 
-    findings = simulate(prod, prerequisites("prod", ci_principal="sp:mlops-prod"))
+    findings = simulate(staging, prerequisites("staging", ci_principal="sp:mlops-staging"))
 
     assert rules_broken(findings) == {"run_permission"}
     ci = [f for f in findings if f.attribute == "databricks_permissions"]
-    assert [f.address for f in ci] == [address(prod, "databricks_job", "jobs/model_training")]
-    assert "CI signs in as 'mlops-prod' to run it, which has no CAN_MANAGE_RUN on it" in ci[0].message
+    assert [f.address for f in ci] == [address(staging, "databricks_job", "jobs/integration_test")]
+    assert "CI signs in as 'mlops-staging' to run it, which has no CAN_MANAGE_RUN on it" in ci[0].message
     # Fact 4 comes back too: each run-job task starts a child its run_as may not run.
     assert len(findings) == 1 + 3
 
 
-def test_the_ci_runner_without_its_grant_is_caught(prod):
-    permissions = body(prod, "databricks_permissions", "jobs/model_training_permissions")
+def test_the_ci_runner_without_its_grant_is_caught(staging):
+    permissions = body(staging, "databricks_permissions", "jobs/integration_test_permissions")
     permissions["access_control"] = [
         c for c in permissions["access_control"] if "ci_service_principal" not in c.get("service_principal_name", "")
     ]
 
-    assert rules_broken(simulate(prod, prerequisites("prod"))) == {"run_permission"}
+    assert rules_broken(simulate(staging, prerequisites("staging"))) == {"run_permission"}
 
 
 def test_a_run_job_task_whose_run_as_cannot_run_the_child_is_caught(prod):
@@ -188,3 +196,18 @@ def test_the_stack_before_the_fixes_breaks_the_rules_its_first_deploy_would_have
         "ml-engineers",
         "flight-ops",
     }
+
+
+def test_a_model_trigger_on_a_model_created_after_the_job_is_caught(prod):
+    """The Jobs API refuses a model trigger on a registered model that does not exist yet."""
+    name, job = next(
+        (n, b) for n, b in prod["resource"]["databricks_job"].items() if b["name"].endswith("/model-deployment")
+    )
+    # Neither the model nor its grants (which wait for it) come first any more.
+    job["depends_on"] = [d for d in job["depends_on"] if "registered_model" not in d and "model_grants" not in d]
+    model = job["trigger"]["model"]["securable_name"]
+
+    findings = [str(f) for f in simulate(prod, prerequisites("prod")) if f.address == f"databricks_job.{name}"]
+
+    assert findings and all("securable_exists" in f for f in findings)
+    assert any(f"is triggered by updates of model {model}, which is not created before it" in f for f in findings)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from spec.config import ENVIRONMENTS, AzureWorkspaceSpec, Workspace
+from spec.workflows import job_graphs
 from tests.support.stacks import CODE_VERSION, load_stacks, resources
 
 DOCS = "https://registry.terraform.io/providers/databricks/databricks/1.138.0/docs"
@@ -234,7 +235,8 @@ def test_every_job_environment_spec_names_environment_version_4_and_no_client(sy
         for job in resources(stack, "databricks_job").values()
         for environment in job.get("environment", [])
     }
-    # Every environment runs serverless: each of its 8 jobs per model has its one environment.
-    assert len(specs) == 8 * sum(len(env.models) for env in ENVIRONMENTS.values())
+    # Every environment runs serverless: each of its jobs (9 per model, and a model-deployment job where promotion is
+    # approved by hand) has its one environment.
+    assert len(specs) == sum(len(job_graphs(m)) for env in ENVIRONMENTS.values() for m in env.scoped_models())
     assert {key: spec.get("environment_version") for key, spec in specs.items()} == {key: "4" for key in specs}
     assert [key for key, spec in specs.items() if "client" in spec] == []

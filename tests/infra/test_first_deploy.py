@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from spec.config import ENVIRONMENTS, ConfigError
+from spec.workflows import job_graphs
 from tests.support.stacks import address, at_path, one, resolve, resources
 
 ENV_NAMES = list(ENVIRONMENTS)
@@ -106,7 +107,10 @@ def test_every_alert_schedule_is_paused(synthesized, name):
 def test_every_named_group_is_looked_up_once_and_no_other(synthesized, name):
     env = ENVIRONMENTS[name]
     assert env.create_groups is False
-    assert sorted(env.groups) == ["data-scientists", "flight-ops", "ml-engineers"]
+    # The platform's groups and each model's consumers (a model added by `mlops init model` brings the default's).
+    consumers = {group for scoped in env.scoped_models() for group in scoped.serving.consumers}
+    assert sorted(env.groups) == sorted({"data-scientists", "ml-engineers", *consumers})
+    assert "flight-ops" in env.groups
 
     lookups = _data(synthesized[name], "databricks_group")
     assert sorted(body["display_name"] for body in lookups.values()) == sorted(env.groups)
@@ -121,7 +125,7 @@ def test_every_job_notifies_the_webhook_on_failure_and_the_catalog_has_its_own_s
     destination = address(stack, "databricks_notification_destination", "notifications/webhook")
 
     jobs = resources(stack, "databricks_job")
-    assert len(jobs) == 8 * len(env.models)
+    assert len(jobs) == sum(len(job_graphs(m)) for m in env.scoped_models())
     assert {job["name"]: job.get("webhook_notifications") for job in jobs.values()} == {
         job["name"]: {"on_failure": [{"id": f"${{{destination}.id}}"}]} for job in jobs.values()
     }
@@ -140,11 +144,13 @@ def test_the_ci_runner_is_reached_by_federation_from_github_and_azure_devops(syn
     assert env.account.account_id is None
 
     policies = resources(stack, "databricks_service_principal_federation_policy")
+    gitlab = [f"mlops-{name}-ci-gitlab"] if env.ci_gitlab is not None else []  # tests/infra/test_gitlab_federation.py
     assert sorted(policy["policy_id"] for policy in policies.values()) == [
         f"mlops-{name}-ci-azure-devops",
         f"mlops-{name}-ci-github",
+        *gitlab,
     ]
-    # Both name the CI runner; none the jobs' principal (nobody signs in as it).
+    # All name the CI runner; none the jobs' principal (nobody signs in as it).
     assert {policy["service_principal_id"] for policy in policies.values()} == {
         f"${{databricks_service_principal.{ci_key}.id}}"
     }
@@ -170,7 +176,7 @@ def test_the_ci_runner_is_reached_by_federation_from_github_and_azure_devops(syn
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
-def test_the_ci_runner_may_run_model_training_and_nothing_else(synthesized, name):
+def test_the_ci_runner_may_run_the_integration_test_and_nothing_else(synthesized, name):
     stack = synthesized[name]
     ci = f"${{{address(stack, 'databricks_service_principal', 'identity/ci_service_principal')}.application_id}}"
 
@@ -179,8 +185,11 @@ def test_the_ci_runner_may_run_model_training_and_nothing_else(synthesized, name
         for job, entry in _job_permission_entries(stack)
         if entry.get("service_principal_name") == ci
     }
+    # Where the environment has no integration test (prod), the CI runner may run no job at all.
     assert on_jobs == {
-        (f"[{name}] {model}/model-training", "CAN_MANAGE_RUN") for model in ENVIRONMENTS[name].model_names
+        (f"[{name}] {model}/integration-test", "CAN_MANAGE_RUN")
+        for model in ENVIRONMENTS[name].model_names
+        if ENVIRONMENTS[name].integration_test
     }
     # No other permissions (experiment, warehouse, endpoint) name it.
     others = [
@@ -220,7 +229,7 @@ def test_the_jobs_principal_may_run_exactly_the_jobs_its_run_job_tasks_start(syn
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_no_job_is_triggered_by_a_table_update(synthesized, name):
     jobs = resources(synthesized[name], "databricks_job")
-    assert len(jobs) == 8 * len(ENVIRONMENTS[name].models)
+    assert len(jobs) == sum(len(job_graphs(m)) for m in ENVIRONMENTS[name].scoped_models())
     assert {job["name"]: "table_update" in set(_keys(job)) for job in jobs.values()} == {
         job["name"]: False for job in jobs.values()
     }

@@ -227,7 +227,7 @@ def test_first_version_passes_validation_and_becomes_the_champion(chain, client)
         0,
         {"validation_status": "PASSED", "model_uri": f"models:/{MODEL}/1", "model_name": MODEL, "model_version": "1"},
     )
-    assert chain["deploy1"] == Run(0, {"promoted": "true", "champion_version": "1"})
+    assert chain["deploy1"] == Run(0, {"promoted": "true", "champion_version": "1", "awaiting_approval": "false"})
     assert served(chain["serving1"]) == [("champion", "1", 100)]
     assert (chain["serving1"]["endpoint"], chain["serving1"]["env"]) == (ENV.endpoint_name, ENV.name)
     tags = client.get_model_version(MODEL, "1").tags
@@ -238,7 +238,7 @@ def test_first_version_passes_validation_and_becomes_the_champion(chain, client)
 
 def test_second_deploy_compares_against_the_first_champion(chain, client):
     assert chain["validate2"].values["validation_status"] == "PASSED"
-    assert chain["deploy2"] == Run(0, {"promoted": "true", "champion_version": "2"})
+    assert chain["deploy2"] == Run(0, {"promoted": "true", "champion_version": "2", "awaiting_approval": "false"})
     assert aliases(client) == {"champion": "2", "challenger": "2", "previous_champion": "1"}
     assert client.get_model_version(MODEL, "2").tags[contract.PREVIOUS_CHAMPION_VERSION] == "1"
     assert served(chain["serving2"]) == [("champion", "2", 100)]
@@ -286,7 +286,7 @@ def test_model_trained_on_shuffled_labels_fails_validation_and_never_gets_an_ali
     assert (dry_run.code, dry_run.values["validation_status"]) == (0, "FAILED")
     assert required == Run(1, {})
     assert f"mlops-validate failed: {uri} is FAILED, not PASSED: roc_auc must be >= 0.6200, got 0." in caplog.text
-    assert refused == Run(1, {"promoted": "false", "champion_version": "2"})
+    assert refused == Run(1, {"promoted": "false", "champion_version": "2", "awaiting_approval": "false"})
     tags = client.get_model_version(MODEL, shuffled).tags
     assert tags[contract.VALIDATION_STATUS] == "FAILED"
     assert tags[contract.VALIDATION_REASONS].startswith("roc_auc must be >= 0.6200, got 0.")

@@ -61,7 +61,7 @@ def test_task_values_are_resolved_into_downstream_parameters(first_run):
         "--env", ENV.name, "--model", ENV.model_name, "--model-uri", train["model_uri"], "--run-mode", "enabled",
     ]  # fmt: skip
     assert tasks["validation_passed"]["outcome"] == "true"
-    assert tasks["deploy"]["values"] == {"promoted": "true", "champion_version": "1"}
+    assert tasks["deploy"]["values"] == {"promoted": "true", "champion_version": "1", "awaiting_approval": "false"}
 
 
 def test_models_lists_version_1_as_champion_and_passed(first_run):

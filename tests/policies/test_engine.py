@@ -47,6 +47,8 @@ def test_the_rules_follow_the_configuration_they_are_given():
     """Rename the data scientists group: the same grants stop being a data scientist's write access."""
     config = copy.deepcopy(engine.policy_config())
     config["environments"]["prod"]["data_scientists_group"] = "analysts"
+    # (Else approvers_tag_models flags their APPLY_TAG: in prod only the approvers may tag model versions.)
+    config["environments"]["prod"]["manual_approval"] = False
     assert engine.evaluate(fixture("data_scientists_read_only/fail.json"), config=config) == []
     assert engine.evaluate(fixture("data_scientists_read_only/fail.json")) != []
 
@@ -55,6 +57,7 @@ def test_configuration_in_the_input_wins_over_data():
     document = fixture("data_scientists_read_only/fail.json")
     config = copy.deepcopy(engine.policy_config())
     config["protected_environments"] = []
+    config["environments"]["prod"]["manual_approval"] = False
     assert engine.evaluate({**document, "config": config}) == []
 
 

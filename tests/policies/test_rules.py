@@ -27,7 +27,26 @@ CONSUMER_FIX = (
 QUERY_FIX = "grant it to named groups (group_name) or service principals (service_principal_name) only"
 
 # rule -> fail fixture -> [(address, message)]: the exact violations expected, all of this rule.
+APPROVERS_FIX = (
+    "in prod, where promotions wait for approval: only the approvers group ml-engineers and the jobs' service "
+    "principal may approve; remove these privileges or make that principal the approvers group (approvers_group in "
+    "spec/config)"
+)
+
 EXPECTED: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "approvers_tag_models": {
+        "fail": [
+            (
+                "databricks_grant.ci_tags",
+                "databricks_grant.ci_tags lets ${databricks_service_principal.ci.application_id} set tags on model "
+                f"versions (MANAGE) {APPROVERS_FIX}",
+            ),
+            (
+                "databricks_grants.model",
+                f"databricks_grants.model lets flight-ops set tags on model versions (APPLY_TAG) {APPROVERS_FIX}",
+            ),
+        ],
+    },
     "data_scientists_read_only": {
         "fail": [
             (

@@ -250,7 +250,30 @@ def test_every_resource_of_the_real_stack_reaches_the_rules(real_stacks, name):
 
 
 def test_every_rule_has_a_mutation():
-    assert sorted({rule for _, rule in MUTATIONS}) == engine.rule_names()
+    # approvers_tag_models holds only where approval is manual (prod): its mutation has a test of its own, below.
+    assert sorted({rule for _, rule in MUTATIONS} | {"approvers_tag_models"}) == engine.rule_names()
+
+
+def test_a_tag_grant_outside_the_approvers_is_reported_only_where_approval_is_manual(real_stacks):
+    """The serving consumers may query the endpoint; given APPLY_TAG on the model they could approve it into prod."""
+    consumer = ENVIRONMENTS["prod"].serving.consumers[0]
+    for name, env in ENVIRONMENTS.items():
+        stack = real_stacks[name]
+        grants = [
+            (key, body)
+            for key, body in stack["resource"]["databricks_grants"].items()
+            if body["//"]["metadata"]["path"].endswith("ml/model_grants")
+        ]
+        assert grants
+        for _, body in grants:
+            body["grant"].append({"principal": consumer, "privileges": ["EXECUTE", "APPLY_TAG"]})
+        violations = engine.evaluate(stack)
+        if env.promotion.approval == "manual":
+            assert {(v.rule, v.address) for v in violations} == {
+                ("approvers_tag_models", f"databricks_grants.{key}") for key, _ in grants
+            }
+        else:
+            assert violations == []
 
 
 @pytest.mark.parametrize("name", PROTECTED)

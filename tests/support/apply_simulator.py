@@ -304,6 +304,16 @@ def simulate(stack: dict, prerequisites: Prerequisites | None = None) -> list[Fi
             if principal:
                 created.add(("principal", principal))
         elif rtype == "databricks_job":
+            watched = (body.get("trigger") or {}).get("model", {}).get("securable_name")
+            if watched:
+                name = model.literal(watched) or watched
+                need(
+                    address,
+                    "trigger.model.securable_name",
+                    "securable_exists",
+                    ("model", name),
+                    f"is triggered by updates of model {name}, which is not created before it: depend on it",
+                )
             for table in (body.get("trigger") or {}).get("table_update", {}).get("table_names", []):
                 name = model.literal(table) or table
                 need(

@@ -2,7 +2,8 @@
 
 No workspace can be reached from here, so this fake answers the REST calls the project's Databricks adapters make,
 over real HTTP: the Unity Catalog model registry as MLflow's ``databricks-uc`` store speaks it
-(``/api/2.0/mlflow/unity-catalog/...``) and Model Serving as databricks-sdk speaks it (``/api/2.0/serving-endpoints``).
+(``/api/2.0/mlflow/unity-catalog/...``), Model Serving and Lakeflow Jobs as databricks-sdk speaks them
+(``/api/2.0/serving-endpoints``, ``/api/2.2/jobs``).
 The clients under test are the real ``mlflow.MlflowClient`` and ``databricks.sdk.WorkspaceClient``, configured by
 ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN``; the fake keeps state (aliases, tags, endpoint config) and records every
 call (method, path, JSON body) for the test to assert on. Only the routes the adapters use are implemented: any other
@@ -38,10 +39,35 @@ class Endpoint:
     routes: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class Job:
+    """A deployed job; ``outcome`` is how each of its runs ends: a result state (``SUCCESS``, ``FAILED``, ...), or
+    ``None`` for a run that never ends (until it is cancelled)."""
+
+    job_id: int
+    name: str
+    outcome: str | None = "SUCCESS"
+    # Polls of a run before it reports its end (it is RUNNING until then).
+    polls_to_finish: int = 1
+    # False: the caller lacks CAN_MANAGE_RUN on it (run-now answers 403).
+    may_run: bool = True
+
+
+@dataclass
+class JobRun:
+    run_id: int
+    job: Job
+    job_parameters: dict[str, str]
+    polls: int = 0
+    cancelled: bool = False
+
+
 class FakeWorkspace:
     def __init__(self) -> None:
         self.models: dict[str, RegisteredModel] = {}
         self.endpoints: dict[str, Endpoint] = {}
+        self.jobs: dict[int, Job] = {}
+        self.runs: dict[int, JobRun] = {}
         self.calls: list[tuple[str, str, dict | None]] = []
         self._lock = threading.Lock()
 
@@ -61,6 +87,8 @@ class FakeWorkspace:
                 return self._registry(method, path.removeprefix("/api/2.0/mlflow/unity-catalog/"), query, body or {})
             if path.startswith("/api/2.0/serving-endpoints/"):
                 return self._serving(method, path.removeprefix("/api/2.0/serving-endpoints/"), body or {})
+            if path.startswith("/api/2.2/jobs/"):
+                return self._jobs(method, path.removeprefix("/api/2.2/jobs/"), query, body or {})
             return 501, {"error_code": "NOT_IMPLEMENTED", "message": f"{method} {path} is not faked"}
 
     def _model(self, name: str) -> RegisteredModel | None:
@@ -109,6 +137,60 @@ class FakeWorkspace:
             "config": {"served_entities": endpoint.served_entities, "traffic_config": {"routes": endpoint.routes}},
         }
 
+    def add_job(
+        self, name: str, outcome: str | None = "SUCCESS", polls_to_finish: int = 1, may_run: bool = True
+    ) -> Job:
+        job = Job(1000 + len(self.jobs), name, outcome=outcome, polls_to_finish=polls_to_finish, may_run=may_run)
+        self.jobs[job.job_id] = job
+        return job
+
+    def _jobs(self, method: str, route: str, query: dict, body: dict) -> tuple[int, dict]:
+        if (method, route) == ("GET", "list"):
+            # The API filters by exact name; a list without a name (every job) is not needed by the callers.
+            named = [j for j in self.jobs.values() if j.name == query.get("name")]
+            return 200, {"jobs": [{"job_id": j.job_id, "settings": {"name": j.name}} for j in named], "has_more": False}
+        if (method, route) == ("POST", "run-now"):
+            job = self.jobs.get(int(body.get("job_id", 0)))
+            if job is None:
+                return 400, {
+                    "error_code": "INVALID_PARAMETER_VALUE",
+                    "message": f"Job {body.get('job_id')} does not exist.",
+                }
+            if not job.may_run:
+                return 403, {
+                    "error_code": "PERMISSION_DENIED",
+                    "message": f"User does not have Run permission on job {job.job_id}.",
+                }
+            run = JobRun(run_id=5000 + len(self.runs), job=job, job_parameters=body.get("job_parameters") or {})
+            self.runs[run.run_id] = run
+            return 200, {"run_id": run.run_id, "number_in_job": run.run_id}
+        run = self.runs.get(int(query.get("run_id") or body.get("run_id") or 0))
+        if run is None:
+            return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run does not exist."}
+        if (method, route) == ("GET", "runs/get"):
+            run.polls += 1
+            return 200, self._run_json(run)
+        if (method, route) == ("POST", "runs/cancel"):
+            run.cancelled = True
+            return 200, {}
+        return 501, {"error_code": "NOT_IMPLEMENTED", "message": f"{method} jobs/{route} is not faked"}
+
+    @staticmethod
+    def _run_json(run: JobRun) -> dict:
+        if run.cancelled:
+            state = {"life_cycle_state": "TERMINATED", "result_state": "CANCELED", "state_message": "cancelled"}
+        elif run.job.outcome is None or run.polls < run.job.polls_to_finish:
+            state = {"life_cycle_state": "RUNNING", "state_message": "In run"}
+        else:
+            message = "" if run.job.outcome == "SUCCESS" else f"Task validate failed with message: {run.job.outcome}"
+            state = {"life_cycle_state": "TERMINATED", "result_state": run.job.outcome, "state_message": message}
+        return {
+            "run_id": run.run_id,
+            "job_id": run.job.job_id,
+            "run_page_url": f"https://workspace.example/jobs/{run.job.job_id}/runs/{run.run_id}",
+            "state": state,
+        }
+
 
 def _handler(workspace: FakeWorkspace) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -146,3 +228,15 @@ def running(workspace: FakeWorkspace) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def signed_in(workspace: FakeWorkspace, monkeypatch: Any) -> Iterator[FakeWorkspace]:
+    """Serve ``workspace`` and point the databricks-sdk at it with its token (``monkeypatch`` undoes the environment),
+    clearing any profile or OAuth client of the machine so that nothing signs in elsewhere."""
+    with running(workspace) as url:
+        for name in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("DATABRICKS_HOST", url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        yield workspace

@@ -10,6 +10,7 @@ from spec.workflows import (
     ConditionTask,
     Dependency,
     JobGraph,
+    ModelTrigger,
     RunJobTask,
     Task,
     WheelTask,
@@ -24,11 +25,14 @@ from spec.workflows import (
 def test_model_training_runs_train_validate_condition_deploy_in_order(name):
     env = ENVIRONMENTS[name]
     graph = job_graphs(env)["model-training"]
-    order = ["refresh_features", "train", "validate", "validation_passed", "deploy"]
+    # With manual approval the model-deployment job deploys instead (test_manual_approval_deploys_in_its_own_job).
+    manual = env.promotion.approval == "manual"
+    order = ["refresh_features", "train", "validate", "validation_passed", *([] if manual else ["deploy"])]
     # In enabled mode a FAILED verdict fails the run in its own task; dry_run (dev) only records it.
     expected = order + (["validation_failed"] if env.validation.run_mode == "enabled" else [])
     assert graph.topological_order() == expected
-    assert graph.task("deploy").depends_on == (Dependency("validation_passed", "true"),)
+    if not manual:
+        assert graph.task("deploy").depends_on == (Dependency("validation_passed", "true"),)
     assert graph.task("validate").action.parameters == (
         "--env",
         name,
@@ -57,9 +61,51 @@ def test_a_failed_validation_fails_the_run_once_and_a_crash_is_retried(name):
 @pytest.mark.parametrize("name", list(ENVIRONMENTS))
 def test_the_deploy_task_outlasts_the_endpoint_wait_it_may_do(name):
     env = ENVIRONMENTS[name]
-    deploy = job_graphs(env)["model-training"].task("deploy")
+    graphs = job_graphs(env)
+    manual = env.promotion.approval == "manual"
+    deploy = graphs["model-deployment"].task("approval") if manual else graphs["model-training"].task("deploy")
     assert deploy.timeout_seconds == env.serving.update_timeout_minutes * 60 + 15 * 60
     assert deploy.timeout_seconds > env.serving.update_timeout_minutes * 60
+
+
+def test_manual_approval_deploys_in_its_own_job_started_by_the_new_challenger():
+    # given: prod approves promotions by hand (its default), dev and staging do not
+    assert [env.promotion.approval for env in ENVIRONMENTS.values()] == ["automatic", "automatic", "manual"]
+    for env in ENVIRONMENTS.values():
+        graphs = job_graphs(env)
+        if env.promotion.approval == "automatic":
+            assert "model-deployment" not in graphs
+            continue
+        # then: the deployment job's one task is the approval task (its name is the approval tag's key) running
+        # mlops-deploy for the challenger, and the model trigger starts it when validation sets that alias
+        graph = graphs["model-deployment"]
+        assert [t.key for t in graph.tasks] == ["approval"]
+        assert graph.task("approval").action.parameters == (
+            "--env", env.name, "--model", env.model_name, "--model-name", env.registered_model,
+            "--model-version", "{{job.parameters.model_version}}",
+        )  # fmt: skip
+        assert dict(graph.parameters) == {"model_version": ""}
+        assert graph.trigger_model == ModelTrigger(
+            securable_name=env.registered_model,
+            condition="MODEL_ALIAS_SET",
+            aliases=("challenger",),
+            min_time_between_triggers_seconds=60,
+        )
+        assert graph.schedule is None and not graph.trigger_tables
+
+
+@pytest.mark.parametrize(
+    ("trigger", "problem"),
+    [
+        (ModelTrigger("prod.ml.m", "MODEL_VERSION_READY", aliases=("champion",)), "aliases are given with"),
+        (ModelTrigger("prod.ml.m", "MODEL_ALIAS_SET"), "aliases are given with"),
+        (ModelTrigger("prod.ml.m", "MODEL_VERSION_READY", min_time_between_triggers_seconds=30), "must be >= 60"),
+        (ModelTrigger("m", "MODEL_VERSION_READY"), "catalog.schema.model"),
+    ],
+)
+def test_a_malformed_model_trigger_is_refused_with_the_reason(trigger, problem):
+    with pytest.raises(WorkflowError, match=problem):
+        JobGraph("g", "d", tasks=(Task("t", WheelTask("x")),), trigger_model=trigger)
 
 
 def test_the_model_workflow_is_started_by_the_retraining_job_with_a_moving_window():
@@ -146,7 +192,9 @@ def test_a_job_timeout_below_its_tasks_worst_case_is_refused():
 def test_a_job_has_a_schedule_a_table_trigger_or_continuous_mode_not_two():
     from spec.config import Schedule
 
-    with pytest.raises(WorkflowError, match="at most one of a schedule, a table trigger and continuous mode"):
+    with pytest.raises(
+        WorkflowError, match="at most one of a schedule, a table trigger, a model trigger and continuous mode"
+    ):
         JobGraph(
             "both",
             "",
