@@ -167,14 +167,18 @@ def promotion_decision(
     metric: str,
     margin: float,
     business_threshold: float | None,
+    min_gain: float = 0.0,
 ) -> Decision:
     """Promote when the Challenger is no worse than the Champion by more than ``margin`` on ``metric``, in the
-    metric's direction (ties promote: the newer model saw newer data). Without a Champion the Challenger must reach
-    ``business_threshold``; with none (None), having passed validation is enough."""
+    metric's direction (ties promote: the newer model saw newer data), or, with ``min_gain``, only when it is better
+    by at least ``min_gain`` (a smaller gain is left to the online decision). Without a Champion the Challenger must
+    reach ``business_threshold``; with none (None), having passed validation is enough."""
     higher = greater_is_better(metric)
     challenger = _check_value(f"challenger {metric}", challenger_metric)
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+    if margin < 0 or min_gain < 0:
+        raise ValueError(f"margin and min_gain must be >= 0, got {margin} and {min_gain}")
+    if margin > 0 and min_gain > 0:
+        raise ValueError(f"margin and min_gain are both set ({margin} and {min_gain}): set one")
     if champion_metric is None and business_threshold is None:
         return Decision(True, f"no champion yet and no business threshold: challenger {metric} {challenger:.4f}")
     if champion_metric is None:
@@ -186,6 +190,15 @@ def promotion_decision(
             f"{business_threshold:.4f}",
         )
     champion = _check_value(f"champion {metric}", champion_metric)
+    if min_gain > 0:
+        bar = champion + min_gain if higher else champion - min_gain
+        ok = challenger >= bar if higher else challenger <= bar
+        relation = (">=" if ok else "<") if higher else ("<=" if ok else ">")
+        sign = "+" if higher else "-"
+        return Decision(
+            ok,
+            f"challenger {metric} {challenger:.4f} {relation} champion {champion:.4f} {sign} min_gain {min_gain:.4f}",
+        )
     if higher:
         bar = champion - margin
         ok = challenger >= bar

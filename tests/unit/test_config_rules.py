@@ -71,6 +71,8 @@ RULES = [
     ({"validation": {"max_positive_rate_gap": 1.01}}, "validation.max_positive_rate_gap"),
     ({"promotion": {"margin": 1.0}}, "promotion.margin"),
     ({"promotion": {"margin": -0.01}}, "promotion.margin"),
+    ({"promotion": {"min_gain": -0.01}}, "promotion.min_gain"),
+    ({"promotion": {"min_gain": 0.01, "margin": 0.01}}, "promotion.min_gain"),
     ({"promotion": {"business_threshold": 1.2}}, "promotion.business_threshold"),
     ({"promotion": {"metric": ""}}, "promotion.metric"),
     # serving
