@@ -10,7 +10,12 @@ A batch is named by its window (``batch-<start>-<end>``): running it again repla
 per table (the rejects first, the predictions last), so the predictions table never shows half a batch and never
 holds a batch twice. The Champion is resolved once, and its version is on every row.
 
-Task values: ``batch_id``, ``model_version``, ``scored_rows``, ``rejected_rows``.
+While there is a Challenger, the same rows are scored with it too into ``<model>_shadow_predictions`` (shadow
+scoring, ``jobs.scoring``), replaced by batch the same way, committed before the predictions: never published, never
+served, the online decision's evidence.
+
+Task values: ``batch_id``, ``model_version``, ``scored_rows``, ``rejected_rows``, ``shadow_version`` (empty without a
+Challenger), ``shadow_rows``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,16 @@ from jobs.platform.job import (
     optional_iso_date,
     run_job,
 )
-from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
+from jobs.scoring import (
+    prediction_rows,
+    reject_rows,
+    resolve_challenger,
+    resolve_champion,
+    score,
+    shadow_rows,
+    split,
+    stage_model,
+)
 
 logger = logging.getLogger("jobs.batch_inference")
 
@@ -43,6 +57,8 @@ class BatchResult:
     model_version: str
     scored_rows: int
     rejected_rows: int
+    shadow_version: str | None = None
+    shadow_rows: int = 0
 
 
 def batch_id_of(start: date | None, end: date | None, now: datetime) -> str:
@@ -65,6 +81,7 @@ def score_batch(platform: Platform, start: date | None, end: date | None, now: d
         if not tables.exists(table):
             raise JobError(f"table {table!r} does not exist: run {job} --env {env.name} first")
     model_path = stage_model(platform, ref)
+    challenger = resolve_challenger(platform, ref)
     batch_id = batch_id_of(start, end, now)
 
     filters = model.source_filters(start, end) if start is not None and end is not None else {}
@@ -84,9 +101,24 @@ def score_batch(platform: Platform, start: date | None, end: date | None, now: d
     rejects = tables.replace(
         reject_rows(rejected, spec, batch_id=batch_id, source=SOURCE, at=now), env.rejects_table, same_batch
     )
+    shadow = None
+    if challenger is not None:
+        shadow_scored = score(valid, stage_model(platform, challenger), spec)
+        shadow = tables.replace(
+            shadow_rows(shadow_scored, spec, challenger, ref, batch_id=batch_id, source=SOURCE, at=now),
+            env.shadow_predictions_table,
+            same_batch,
+        )
     scored = prediction_rows(score(valid, model_path, spec), spec, ref, batch_id=batch_id, source=SOURCE, at=now)
     predictions = tables.replace(scored, env.predictions_table, same_batch)
-    result = BatchResult(batch_id, ref.version, predictions.rows, rejects.rows)
+    result = BatchResult(
+        batch_id,
+        ref.version,
+        predictions.rows,
+        rejects.rows,
+        challenger.version if challenger else None,
+        shadow.rows if shadow else 0,
+    )
     if result.scored_rows == 0 and result.rejected_rows == 0:
         logger.info("batch %s: no row to score%s", batch_id, "" if start else " (every row is scored)")
     logger.info(
@@ -104,6 +136,10 @@ def score_batch(platform: Platform, start: date | None, end: date | None, now: d
     values.set("model_version", result.model_version)
     values.set("scored_rows", result.scored_rows)
     values.set("rejected_rows", result.rejected_rows)
+    values.set("shadow_version", result.shadow_version or "")
+    values.set("shadow_rows", result.shadow_rows)
+    if shadow is not None:
+        logger.info("batch %s: %s rows shadow-scored with version %s", batch_id, shadow.rows, result.shadow_version)
     return result
 
 

@@ -104,6 +104,7 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
         metric,
         promotion.margin,
         business_threshold,
+        min_gain=promotion.min_gain,
     )
     with mlflow.start_run(run_name=f"deploy {ref.name} v{ref.version}"):
         mlflow.set_tags(
@@ -120,7 +121,14 @@ def deploy(platform: Platform, ref: ModelRef) -> DeployResult:
                 **lineage,
             }
         )
-        mlflow.log_params({"metric": metric, "margin": promotion.margin, "business_threshold": str(business_threshold)})
+        mlflow.log_params(
+            {
+                "metric": metric,
+                "margin": promotion.margin,
+                "min_gain": promotion.min_gain,
+                "business_threshold": str(business_threshold),
+            }
+        )
         mlflow.log_metrics({f"challenger_{k}": v for k, v in challenger_metrics.items()})
         if champion_metrics is not None:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})

@@ -8,7 +8,13 @@
   Arrow batches with scikit-learn directly (no per-batch pyfunc schema enforcement: the frame is already in the
   signature's types, built by ``jobs.core.model.model_frame``): a classifier's class and probability, a regressor's
   value, in the predictions table's types (``ModelSpec.prediction_column_types``);
-- ``split``: rows that cannot be scored go to the rejects table with their reason, never silently dropped.
+- ``split``: rows that cannot be scored go to the rejects table with their reason, never silently dropped;
+- shadow scoring: while a Challenger exists (alias ``challenger``, another version than the Champion), the same
+  valid rows are scored with it too (``resolve_challenger``, ``shadow_rows``) into the shadow predictions table
+  (``Environment.shadow_predictions_table``): the key, the Challenger's outputs, its version and the Champion's, and
+  the predictions row's batch and source, so each pairs with the Champion's row on (key, batch). A table of its own
+  rather than columns of the predictions table: the predictions table's schema, its monitors (which profile every
+  column) and what is published stay the Champion's alone, and the shadow rows come and go with a Challenger.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ from jobs.core.inference import POSITIVE_ABOVE, reject_reason
 from jobs.core.model import model_frame, predict_proba
 from jobs.platform import Platform
 from jobs.platform.job import JobError
-from jobs.platform.registry import CHAMPION, ModelRef
-from spec.columns import PREDICTION, PROBABILITY, REJECT_REASON
+from jobs.platform.registry import CHALLENGER, CHAMPION, ModelRef
+from spec.columns import PREDICTION, PROBABILITY, REJECT_REASON, SHADOW_METADATA, SHADOW_METADATA_TYPES
 from spec.model import SPARK_TYPES, ModelSpec
 
 if TYPE_CHECKING:
@@ -67,6 +73,17 @@ def resolve_champion(platform: Platform) -> ModelRef:
         )
     ref = ModelRef(registry.model_name, version)
     logger.info("scoring with %s (alias %s)", ref.uri, CHAMPION)
+    return ref
+
+
+def resolve_challenger(platform: Platform, champion: ModelRef) -> ModelRef | None:
+    """The version the alias ``challenger`` points at, when it is not the Champion: what shadow scoring uses."""
+    registry = platform.registry
+    version = registry.alias_version(CHALLENGER)
+    if version is None or version == champion.version:
+        return None
+    ref = ModelRef(registry.model_name, version)
+    logger.info("shadow scoring with %s (alias %s) beside %s", ref.uri, CHALLENGER, champion.uri)
     return ref
 
 
@@ -175,3 +192,35 @@ def reject_rows(rejected: DataFrame, spec: ModelSpec, *, batch_id: str, source: 
         F.lit(source).alias("source"),
         F.lit(at).cast("timestamp").alias("rejected_at"),
     ).select(*spec.reject_columns)
+
+
+def shadow_columns(spec: ModelSpec) -> tuple[str, ...]:
+    """The shadow predictions table's columns: the key, the Challenger's outputs, and where they came from."""
+    return (*spec.key_names, *spec.outputs, *SHADOW_METADATA)
+
+
+def shadow_rows(
+    scored: DataFrame,
+    spec: ModelSpec,
+    challenger: ModelRef,
+    champion: ModelRef,
+    *,
+    batch_id: str,
+    source: str,
+    at: datetime,
+) -> DataFrame:
+    """The shadow predictions table's rows: the Challenger's scores (``score`` with its model) of the rows the
+    Champion scored in the same batch, with both versions."""
+    from pyspark.sql import functions as F
+
+    types = {**dict(spec.prediction_column_types), **dict(SHADOW_METADATA_TYPES)}
+    return scored.select(
+        *spec.key_names,
+        *spec.outputs,
+        F.lit(challenger.name).alias("model_name"),
+        F.lit(challenger.version).alias("model_version"),
+        F.lit(champion.version).alias("champion_version"),
+        F.lit(at).cast("timestamp").alias("scored_at"),
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(source).alias("source"),
+    ).select(*[F.col(c).cast(SPARK_TYPES[types[c]]).alias(c) for c in shadow_columns(spec)])

@@ -10,10 +10,15 @@ identifiers: the app id ``<env>.streaming-inference`` and the micro-batch id as 
 after a micro-batch was written but before Spark recorded it in the checkpoint, the restarted stream replays that
 micro-batch, and the write is skipped: no row lost, none twice.
 
+While there is a Challenger when the stream starts, each micro-batch's valid rows are scored with it too into
+``<model>_shadow_predictions`` (shadow scoring, ``jobs.scoring``), appended once the same way under the app id
+``<env>.streaming-inference.shadow``, before the predictions: a replayed micro-batch writes each table at most once.
+
 ``--trigger available-now`` processes what has landed and stops (a scheduled job); ``--trigger continuous`` runs
 until stopped, a micro-batch every ``--interval``.
 
-Task values: ``batches``, ``scored_rows``, ``rejected_rows``, ``replayed_batches``, ``model_version``. They are read
+Task values: ``batches``, ``scored_rows``, ``rejected_rows``, ``replayed_batches``, ``model_version``,
+``shadow_version`` (empty without a Challenger), ``shadow_rows``. They are read
 back after the stream stops, from what its micro-batches committed, never counted inside the micro-batch function: on
 Databricks serverless (Spark Connect) Spark pickles that function and calls it in another Python process, so nothing
 it changes reaches the job's own process.
@@ -32,7 +37,16 @@ from jobs.platform.job import JobError, exit_on_failure, job_environment, job_pa
 from jobs.platform.model import load_model
 from jobs.platform.registry import ModelRef
 from jobs.platform.tables import Tables
-from jobs.scoring import prediction_rows, reject_rows, resolve_champion, score, split, stage_model
+from jobs.scoring import (
+    prediction_rows,
+    reject_rows,
+    resolve_challenger,
+    resolve_champion,
+    score,
+    shadow_rows,
+    split,
+    stage_model,
+)
 from spec.config import Environment
 
 if TYPE_CHECKING:
@@ -57,6 +71,8 @@ class StreamResult:
     scored_rows: int
     rejected_rows: int
     replayed_batches: list[int]
+    shadow_version: str | None = None
+    shadow_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,8 @@ class ScoreMicroBatch:
     feature_versions: tuple[tuple[str, int], ...]
     model_path: str
     ref: ModelRef
+    # The Challenger as the stream started, scored in shadow beside the Champion: (staged path, version) or None.
+    shadow: tuple[str, ModelRef] | None = None
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         env, tables = self.env, self.tables
@@ -89,6 +107,22 @@ class ScoreMicroBatch:
             f"{self.writer}.rejects",
             batch_id,
         )
+        if self.shadow is not None:
+            shadow_path, challenger = self.shadow
+            tables.append_once(
+                shadow_rows(
+                    score(valid, shadow_path, spec),
+                    spec,
+                    challenger,
+                    self.ref,
+                    batch_id=f"{SOURCE}-{batch_id}",
+                    source=SOURCE,
+                    at=at,
+                ),
+                env.shadow_predictions_table,
+                f"{self.writer}.shadow",
+                batch_id,
+            )
         scored = prediction_rows(
             score(valid, self.model_path, spec), spec, self.ref, batch_id=f"{SOURCE}-{batch_id}", source=SOURCE, at=at
         )
@@ -170,6 +204,7 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
                 f"table {env.feature_table(name)!r} does not exist: run mlops-features --env {env.name} first"
             )
     ref = resolve_champion(platform)
+    challenger = resolve_challenger(platform, ref)
     on_batch = ScoreMicroBatch(
         tables=tables,
         env=env,
@@ -177,9 +212,11 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
         feature_versions=tuple((name, tables.version(env.feature_table(name))) for name in spec.feature_tables),
         model_path=stage_model(platform, ref),
         ref=ref,
+        shadow=(stage_model(platform, challenger), challenger) if challenger is not None else None,
     )
     # What the stream had written before this run: the counts are of the rows above these marks.
     marks = {name: last_stream_batch(tables, name) for name in (env.predictions_table, env.rejects_table)}
+    shadow_mark = last_stream_batch(tables, env.shadow_predictions_table)
     source = platform.landing.read_stream(platform.spark, spec.landing_schema, env.inference.max_files_per_trigger)
     stream = (
         source.writeStream.foreachBatch(on_batch)
@@ -216,6 +253,8 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
         scored_rows=sum(scored.values()),
         rejected_rows=sum(rejected.values()),
         replayed_batches=sorted(b for b in ran - written if b <= last_mark),
+        shadow_version=challenger.version if challenger else None,
+        shadow_rows=sum(stream_batch_rows(tables, env.shadow_predictions_table, shadow_mark).values()),
     )
     logger.info(
         "stream done: %s micro-batches, %s rows scored, %s rejected, %s replayed",
@@ -230,6 +269,8 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
     values.set("scored_rows", result.scored_rows)
     values.set("rejected_rows", result.rejected_rows)
     values.set("replayed_batches", len(result.replayed_batches))
+    values.set("shadow_version", result.shadow_version or "")
+    values.set("shadow_rows", result.shadow_rows)
     return result
 
 

@@ -22,6 +22,17 @@ PREDICTION_METADATA_TYPES = (
     ("batch_id", "STRING"),
     ("source", "STRING"),
 )
+# Where a shadow prediction came from: the Challenger's version (model_version) and the Champion's it was scored
+# beside; the batch and source are the predictions table's rows' own, so the two pair on the key and the batch.
+SHADOW_METADATA = ("model_name", "model_version", "champion_version", "scored_at", "batch_id", "source")
+SHADOW_METADATA_TYPES = (
+    ("model_name", "STRING"),
+    ("model_version", "STRING"),
+    ("champion_version", "STRING"),
+    ("scored_at", "TIMESTAMP"),
+    ("batch_id", "STRING"),
+    ("source", "STRING"),
+)
 # Rows that could not be scored: the model's key, what was wrong, and the batch that met them.
 REJECT_REASON = "reason"
 REJECT_METADATA = ("batch_id", "source", "rejected_at")

@@ -67,8 +67,16 @@ APPROVAL_BY = "approval_by"
 APPROVAL_REQUESTED_AT = "approval_requested_at"
 
 # Written by the online Champion/Challenger decision.
-ONLINE_DECISION = "online_decision"  # promoted, retired, ramped
+ONLINE_DECISION = "online_decision"  # promoted, retired, ramped, waiting
 ONLINE_REASON = "online_reason"
+# The paired test on the labelled shadow rows it decided on (jobs.core.paired_test): what ran, its statistic, the
+# smaller of its one-sided p-values, the interval of the difference, the rows, and the Champion it was paired with.
+ONLINE_TEST = "online_test"
+ONLINE_STATISTIC = "online_statistic"
+ONLINE_P_VALUE = "online_p_value"
+ONLINE_CI = "online_ci"
+ONLINE_SAMPLE = "online_sample"
+ONLINE_CHAMPION_VERSION = "online_champion_version"
 # The Challenger's share of the endpoint's traffic once ramped (else serving.challenger_traffic_percent).
 CHALLENGER_TRAFFIC_PERCENT = "challenger_traffic_percent"
 

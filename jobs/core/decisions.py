@@ -3,6 +3,7 @@
 - validation: may this new version become the Challenger? (metadata, metric gates, slices)
 - promotion: should the Challenger replace the Champion?
 - traffic: how the serving endpoint splits requests between Champion and Challenger
+- online: promote, retire, ramp or wait, from the paired test on the labelled shadow rows
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from jobs.core.evaluation import SliceMetric, greater_is_better
+from jobs.core.paired_test import PairedComparison
 
 PENDING = "PENDING"
 PASSED = "PASSED"
@@ -165,14 +167,18 @@ def promotion_decision(
     metric: str,
     margin: float,
     business_threshold: float | None,
+    min_gain: float = 0.0,
 ) -> Decision:
     """Promote when the Challenger is no worse than the Champion by more than ``margin`` on ``metric``, in the
-    metric's direction (ties promote: the newer model saw newer data). Without a Champion the Challenger must reach
-    ``business_threshold``; with none (None), having passed validation is enough."""
+    metric's direction (ties promote: the newer model saw newer data), or, with ``min_gain``, only when it is better
+    by at least ``min_gain`` (a smaller gain is left to the online decision). Without a Champion the Challenger must
+    reach ``business_threshold``; with none (None), having passed validation is enough."""
     higher = greater_is_better(metric)
     challenger = _check_value(f"challenger {metric}", challenger_metric)
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+    if margin < 0 or min_gain < 0:
+        raise ValueError(f"margin and min_gain must be >= 0, got {margin} and {min_gain}")
+    if margin > 0 and min_gain > 0:
+        raise ValueError(f"margin and min_gain are both set ({margin} and {min_gain}): set one")
     if champion_metric is None and business_threshold is None:
         return Decision(True, f"no champion yet and no business threshold: challenger {metric} {challenger:.4f}")
     if champion_metric is None:
@@ -184,6 +190,15 @@ def promotion_decision(
             f"{business_threshold:.4f}",
         )
     champion = _check_value(f"champion {metric}", champion_metric)
+    if min_gain > 0:
+        bar = champion + min_gain if higher else champion - min_gain
+        ok = challenger >= bar if higher else challenger <= bar
+        relation = (">=" if ok else "<") if higher else ("<=" if ok else ">")
+        sign = "+" if higher else "-"
+        return Decision(
+            ok,
+            f"challenger {metric} {challenger:.4f} {relation} champion {champion:.4f} {sign} min_gain {min_gain:.4f}",
+        )
     if higher:
         bar = champion - margin
         ok = challenger >= bar
@@ -221,7 +236,7 @@ def traffic_split(champion_version: str | None, challenger_version: str | None, 
     ]
 
 
-# ---- online: Champion vs Challenger on labelled served traffic ---------------------------------------------------
+# ---- online: Champion vs Challenger on the labelled shadow rows ----------------------------------------------
 
 OnlineAction = Literal["wait", "promote", "retire", "ramp"]
 
@@ -234,56 +249,40 @@ class OnlineDecision:
 
 
 def online_decision(
+    comparison: PairedComparison | None,
     *,
-    champion_value: float | None,
-    champion_labelled: int,
-    challenger_value: float | None,
-    challenger_labelled: int,
-    min_labelled: int,
-    margin: float,
-    retire_below: float,
+    sample: int,
+    min_sample: int,
+    max_sample: int,
+    alpha: float,
     current_percent: int,
     ramp_step_percent: int,
     max_share_percent: int,
-    metric: str = "roc_auc",
 ) -> OnlineDecision:
-    """Promote the Challenger when, on enough labelled requests each, its ``metric`` is at least the Champion's
-    plus ``margin`` (better by it); retire it when it is worse by more than ``retire_below``; in between, ramp its
-    traffic share to gather evidence faster (up to ``max_share_percent``), then wait. Before that, wait for labels.
+    """What the paired test on ``sample`` labelled shadow rows says (``jobs.core.paired_test``):
 
-    For a metric where higher is better (roc_auc, r2_score: unitless) the margins are absolute; for an error
-    (mean_absolute_error ...), which has the label's unit, they are fractions of the Champion's error, so the same
-    config means the same for every model."""
-    higher = greater_is_better(metric)
-    if min(champion_labelled, challenger_labelled) < min_labelled or None in (champion_value, challenger_value):
+    - wait: fewer than ``min_sample`` rows (``comparison`` may then be None);
+    - promote: the Challenger is significantly better (one-sided p-value below ``alpha``);
+    - retire: significantly worse, or not significantly better on ``max_sample`` rows (it had its chance);
+    - ramp: better on the rows so far but not significantly: its share of the served traffic grows by
+      ``ramp_step_percent`` up to ``max_share_percent`` (more exposure to the endpoint's callers, not more evidence:
+      the shadow rows are the evidence);
+    - wait: otherwise (not better, not significantly worse, or at the largest share), for more rows.
+    """
+    if min_sample < 1 or max_sample < min_sample:
+        raise ValueError(f"need 1 <= min_sample <= max_sample, got {min_sample} and {max_sample}")
+    if sample < min_sample or comparison is None:
         return OnlineDecision(
-            "wait",
-            f"not enough labelled requests yet: champion {champion_labelled}, challenger {challenger_labelled} "
-            f"(need {min_labelled} each{', with both classes' if metric == 'roc_auc' else ''})",
-            current_percent,
+            "wait", f"{sample} labelled shadow rows, fewer than the {min_sample} the test needs", current_percent
         )
-    champion = _check_value(f"champion {metric}", champion_value)
-    challenger = _check_value(f"challenger {metric}", challenger_value)
-    compared = (
-        f"challenger {metric} {challenger:.4f} vs champion {champion:.4f} on {challenger_labelled} and "
-        f"{champion_labelled} labelled requests"
-    )
-    if higher:
-        better, worse = challenger - champion, champion - challenger
-        promote_text, retire_text = f"at least the champion + {margin:.4f}", f"{retire_below:.4f}"
-    else:
-        scale = abs(champion) or 1.0
-        better, worse = (champion - challenger) / scale, (challenger - champion) / scale
-        promote_text, retire_text = f"at most the champion - {margin:.1%}", f"{retire_below:.1%}"
-    if better >= margin:
-        return OnlineDecision("promote", f"{compared}: {promote_text}", 100)
-    if worse > retire_below:
-        return OnlineDecision("retire", f"{compared}: worse by more than {retire_text}", 0)
-    if current_percent < max_share_percent:
+    told = comparison.describe()
+    if comparison.p_better < alpha:
+        return OnlineDecision("promote", f"significantly better at {alpha}: {told}", 100)
+    if comparison.p_worse < alpha:
+        return OnlineDecision("retire", f"significantly worse at {alpha}: {told}", 0)
+    if sample >= max_sample:
+        return OnlineDecision("retire", f"not significantly better after {max_sample} rows: {told}", 0)
+    if comparison.difference > 0 and current_percent < max_share_percent:
         share = min(current_percent + ramp_step_percent, max_share_percent)
-        return OnlineDecision(
-            "ramp", f"{compared}: too close to call, challenger share {current_percent}% -> {share}%", share
-        )
-    return OnlineDecision(
-        "wait", f"{compared}: too close to call at the largest share {current_percent}%", current_percent
-    )
+        return OnlineDecision("ramp", f"promising, share {current_percent}% -> {share}%: {told}", share)
+    return OnlineDecision("wait", f"not significant yet: {told}", current_percent)

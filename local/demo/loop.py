@@ -14,9 +14,10 @@ runs):
 3. the week's labels become known: the labels job joins them into the predictions and the served requests;
 4. the quality monitor refreshes its metric tables; the SQL alerts are evaluated (people hear of them through the
    webhook receiver);
-5. the retraining job runs, as the daily-monitoring job starts it after the alerts: its check runs the same alert
-   SQL and the champion's age, and retrains through the model workflow (validation, Champion vs Challenger) if so;
-6. the online Champion/Challenger decision runs on the labelled served traffic.
+5. the online Champion/Challenger decision runs a paired test on the labelled shadow rows (while there is a
+   Challenger, the streaming and batch jobs score every row with it too), before a retrained version can replace it;
+6. the retraining job runs, as the daily-monitoring job starts it after the alerts: its check runs the same alert
+   SQL and the champion's age, and retrains through the model workflow (validation, Champion vs Challenger) if so.
 
 Two references are computed beside the loop, on the same labelled rows: the first prod champion never retrained,
 and a model retrained every week on the same window length (the costly upper bound). Everything the report shows is
@@ -231,13 +232,12 @@ class Replay:
                 self.event(week, "alert", f"{alert.name} fired: {describe_alert_row(alert.details)}")
             if alert.state == "ERROR" and alert.previous_state != "ERROR":
                 self.event(week, "alert", f"{alert.name} is in ERROR: {alert.reason}")
+        # The online decision before retraining: a Challenger is judged on the week's labelled shadow rows before a
+        # retrained version can take its place (decided after, it would always be a Challenger of no evidence yet).
+        with record.step("online decision"):
+            self.decide_online(week, record)
         with record.step("retraining"):
             self.retrain(week, record)
-        with record.step("online decision"):
-            decision = self.run_graph("champion-challenger", {}, week).tasks["decide"].values
-        record.online_decision = str(decision.get("action", "none"))
-        if record.online_decision not in ("none", "wait"):
-            self.event(week, "online", f"challenger {record.online_decision}: {decision.get('reason', '')}")
         record.champion = registry.alias_version(CHAMPION)
         record.challenger = registry.alias_version(CHALLENGER)
         if record.challenger and record.challenger != record.champion:
@@ -246,6 +246,35 @@ class Replay:
             record.challenger_percent = challenger_percent(self.platform, record.challenger)
         logger.info("week of %s took %s", week, record.seconds)
         return record
+
+    def decide_online(self, week: date, record: WeekRecord) -> None:
+        """The champion-challenger job; where its "promote" waits for a person (prod's manual approval), the demo plays
+        the approver and runs the job again, which promotes on the same evidence."""
+        decision = self.run_graph("champion-challenger", {}, week).tasks["decide"].values
+        challenger = str(decision.get("challenger_version") or "")
+        if decision.get("action") == "wait" and challenger and self.awaiting_approval(challenger):
+            self.approve(week, challenger, "online")
+            decision = self.run_graph("champion-challenger", {}, week).tasks["decide"].values
+        record.online_decision = str(decision.get("action", "none"))
+        if record.online_decision not in ("none", "wait"):
+            self.event(week, "online", f"challenger {record.online_decision}: {decision.get('reason', '')}")
+
+    def awaiting_approval(self, version: str) -> bool:
+        from jobs.approval import AWAITING_APPROVAL
+        from jobs.core import contract
+        from jobs.platform.registry import ModelRef
+
+        tags = self.platform.registry.version_tags(ModelRef(self.env.registered_model, version))
+        return tags.get(contract.PROMOTION_DECISION) == AWAITING_APPROVAL and contract.APPROVAL not in tags
+
+    def approve(self, when: date | str, version: str, source: str) -> None:
+        from jobs.approval import record_verdict
+        from jobs.platform.registry import ModelRef
+
+        ref = ModelRef(self.env.registered_model, version)
+        record_verdict(self.platform, ref, approve=True, reason="the demo plays the approver", by="demo")
+        message = f"version {version} waited for approval ({source}): approved (the demo plays the approver)"
+        self.event(when, "approval", message)
 
     def retrain(self, week: date, record: WeekRecord) -> None:
         before = self.platform.registry.alias_version(CHAMPION)
@@ -293,16 +322,11 @@ class Replay:
         demo plays the approver (`mlops approve`'s verdict) and runs the job again, which promotes it."""
         if self.env.promotion.approval != "manual":
             return
-        from jobs.approval import record_verdict
-        from jobs.platform.registry import ModelRef
-
         waiting = self.run_graph("model-deployment", {}, when)
         if waiting.tasks["approval"].values.get("awaiting_approval") != "true":
             return
         version = str(self.platform.registry.alias_version(CHALLENGER))
-        ref = ModelRef(self.env.registered_model, version)
-        record_verdict(self.platform, ref, approve=True, reason="the demo plays the approver", by="demo")
-        self.event(when, "approval", f"version {version} waited for approval: approved (the demo plays the approver)")
+        self.approve(when, version, "deploy")
         self.run_graph("model-deployment", {"model_version": version}, when)
 
     def runner_child(self, run):

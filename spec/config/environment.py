@@ -326,6 +326,13 @@ class Environment(ConfigModel):
         return self.table("ml", f"{self.model_name}_predictions")
 
     @property
+    def shadow_predictions_table(self) -> str:
+        """The Challenger's predictions beside the Champion's (shadow scoring, while there is a Challenger): the same
+        key and batch as the predictions table's rows, the version that scored them and the Champion's version beside
+        it. Never published, never served: the online decision's evidence."""
+        return self.table("ml", f"{self.model_name}_shadow_predictions")
+
+    @property
     def rejects_table(self) -> str:
         """Rows that could not be scored, with the reason (never silently dropped)."""
         return self.table("ml", f"{self.model_name}_prediction_rejects")

@@ -268,11 +268,17 @@ Approval = Literal["automatic", "manual"]
 
 
 class Promotion(ConfigModel):
-    """Challenger vs Champion: promote when challenger >= champion - margin on ``metric``.
+    """Challenger vs Champion: promote when challenger >= champion - margin on ``metric``, or, with ``min_gain``,
+    only when challenger >= champion + min_gain (at most one of the two is set).
 
     ``metric`` and ``business_threshold`` are a classifier's; a regressor is compared on its declaration's primary
     metric, in its direction (an error: challenger <= champion + margin, in the label's unit), with its declared
     threshold on that metric, if any, as the business threshold.
+
+    ``min_gain``: a gain on the hold-out smaller than this is not evidence (a hold-out's ROC AUC moves by about 0.01
+    from one sample of a few thousand rows to the next): such a version passes validation but is not promoted at
+    once; it stays the Challenger, scored in shadow on the production rows, and the online decision promotes or
+    retires it on its paired test (``online_evaluation``). In the metric's unit, like ``margin``.
 
     ``approval``: ``automatic`` promotes a Challenger the comparison favours at once; ``manual`` promotes it only
     once a person of the environment's approvers group approved that version (``mlops approve``, a model-version
@@ -280,8 +286,21 @@ class Promotion(ConfigModel):
 
     metric: NonEmpty = "roc_auc"
     margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    min_gain: Annotated[float, Field(ge=0.0)] = 0.0
     business_threshold: Fraction = 0.62
     approval: Approval = "automatic"
+
+    @model_validator(mode="after")
+    def _one_bar(self) -> Promotion:
+        problems = Problems()
+        if self.margin > 0 and self.min_gain > 0:
+            problems.add(
+                "min_gain",
+                f"and margin are both set ({self.min_gain} and {self.margin}): a Challenger may be behind the Champion "
+                "by margin, or must be ahead by min_gain, not both",
+            )
+        problems.raise_any()
+        return self
 
 
 class Serving(ConfigModel):
@@ -402,15 +421,20 @@ class Retraining(ConfigModel):
 
 
 class OnlineEvaluation(ConfigModel):
-    """Champion vs Challenger on the labelled traffic of the serving endpoint (the Challenger gets
-    ``serving.challenger_traffic_percent`` of it): promote the Challenger when its ROC AUC is at least the
-    Champion's plus ``margin``, retire it when it is worse by more than ``retire_below``, otherwise ramp its share
-    by ``ramp_step_percent`` up to ``max_share_percent`` to gather evidence faster. Nothing is decided before each has
-    ``min_labelled_requests`` labelled requests."""
+    """Champion vs Challenger online, on shadow scoring: while a Challenger exists the batch and streaming jobs score
+    every row with it too (``<model>_shadow_predictions``; only the Champion's predictions are published and served),
+    and the decision compares the two on the rows whose label is known, paired (``jobs.core.paired_test``): a
+    classifier's ROC AUC by a paired bootstrap (``bootstrap_resamples`` resamples, ``seed``), a regressor's per-row
+    loss by a paired one-sided t-test. Nothing is decided before ``min_paired_rows``; then the Challenger is promoted
+    when significantly better at ``significance`` (one-sided), retired when significantly worse or not better after
+    ``max_paired_rows``; in between, a Challenger ahead has its share of the served traffic ramped by
+    ``ramp_step_percent`` up to ``max_share_percent``, else the decision waits for more rows."""
 
-    min_labelled_requests: Annotated[int, Field(ge=1)] = 300
-    margin: Annotated[float, Field(ge=0.0)] = 0.0
-    retire_below: Annotated[float, Field(ge=0.0)] = 0.02
+    min_paired_rows: Annotated[int, Field(ge=30)] = 1000
+    max_paired_rows: Annotated[int, Field(ge=30)] = 20000
+    significance: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05
+    bootstrap_resamples: Annotated[int, Field(ge=100, le=100000)] = 1000
+    seed: int = 7
     ramp_step_percent: Annotated[int, Field(ge=1)] = 10
     max_share_percent: Annotated[int, Field(ge=1, le=50)] = 50
     schedule: Schedule = Field(default_factory=lambda: Schedule(quartz_cron="0 0 7 * * ?"))
@@ -423,6 +447,11 @@ class OnlineEvaluation(ConfigModel):
                 "ramp_step_percent",
                 f"must be <= online_evaluation.max_share_percent ({self.max_share_percent}), "
                 f"got {self.ramp_step_percent}",
+            )
+        if self.max_paired_rows < self.min_paired_rows:
+            problems.add(
+                "max_paired_rows",
+                f"must be >= online_evaluation.min_paired_rows ({self.min_paired_rows}), got {self.max_paired_rows}",
             )
         problems.raise_any()
         return self

@@ -12,7 +12,6 @@ import json
 import logging
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from jobs import batch_inference, deploy, features, ingest, streaming_inference, train, validate
+from jobs import batch_inference, deploy, features, ingest, labels, streaming_inference, train, validate
 from jobs.platform import build_platform
 from jobs.platform.job import JobError
 from jobs.platform.registry import CHAMPION, ModelRef
@@ -28,6 +27,7 @@ from local.landing import land_rows, landing_arrow_schema
 from local.paths import table_path
 from models.flight_delay.columns import FLIGHT_KEY, PREDICTION_COLUMNS, REJECT_COLUMNS
 from models.flight_delay.sources import source_frames
+from spec.columns import SHADOW_METADATA
 from spec.config import ENVIRONMENTS
 
 pytestmark = pytest.mark.integration
@@ -480,49 +480,77 @@ def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reas
     assert not served["batch_id"].isin(list(malformed)).any()
 
 
-def test_online_decision_ramps_a_close_challenger_promotes_a_better_one_and_retires_a_worse_one(champion):
-    from jobs import online_decision
+def test_shadow_rows_only_beside_a_challenger_only_the_champion_published_and_the_decision_recorded(champion):
+    from jobs import online_decision, publish
+    from jobs.promotion import promote
 
     platform = build_platform(ENV)
     registry = platform.registry
+    # A version that passes validation takes the alias challenger; earlier tests made such versions champions.
+    registry.delete_alias("challenger")
+    shadow_name = ENV.shadow_predictions_table
+
+    def shadow_rows_of(batch_id: str) -> pd.DataFrame:
+        if not DeltaTable.is_deltatable(str(table_path(shadow_name))):
+            return pd.DataFrame(columns=["batch_id"])
+        rows = table(shadow_name).to_pandas()
+        return rows[rows["batch_id"] == batch_id]
+
+    # given no challenger: a batch writes no shadow row
+    ok(batch_inference.main, "--start-date", "2013-03-26", "--end-date", "2013-03-26")
+    assert shadow_rows_of("batch-2013-03-26-2013-03-26").empty
+
+    # when a challenger exists: the batch and the stream score each row with it too, beside the champion
     challenger = register_challenger(platform)
-    rng = np.random.default_rng(3)
-    label = rng.integers(0, 2, 400)
-    good = np.clip(label * 0.6 + 0.2 + rng.normal(0, 0.3, 400), 0, 1)
+    batch = batch_inference.score_batch(platform, date(2013, 3, 27), date(2013, 3, 28))
+    before = streaming_inference.last_stream_batch(platform.tables, ENV.predictions_table)
+    land_rows(ENV, date(2013, 3, 29), date(2013, 3, 29))
+    stream = streaming_inference.run_stream(platform, "available-now")
 
-    def served(champion_probability, challenger_probability) -> None:
-        frames = [
-            served_frame(champion, label, champion_probability),
-            served_frame(challenger, label, challenger_probability),
-        ]
-        platform.tables.write(platform.spark.createDataFrame(pd.concat(frames, ignore_index=True)), ENV.served_table)
+    # then: one shadow row per predicted row, same key and batch, the challenger's version beside the champion's
+    assert (batch.shadow_version, batch.shadow_rows) == (challenger, batch.scored_rows)
+    assert (stream.shadow_version, stream.shadow_rows) == (challenger, stream.scored_rows) and stream.scored_rows > 0
+    predictions = table(ENV.predictions_table).to_pandas()
+    shadow = table(shadow_name).to_pandas()
+    streamed = {b for b in predictions["batch_id"] if b.startswith("stream-") and int(b[7:]) > (before or -1)}
+    assert streamed
+    for batch_id in ["batch-2013-03-27-2013-03-28", *streamed]:
+        mine, theirs = shadow[shadow["batch_id"] == batch_id], predictions[predictions["batch_id"] == batch_id]
+        key = sorted(map(tuple, theirs[list(FLIGHT_KEY)].astype(str).to_numpy()))
+        assert sorted(map(tuple, mine[list(FLIGHT_KEY)].astype(str).to_numpy())) == key
+        assert set(mine["model_version"]) <= {challenger} and set(mine["champion_version"]) <= {champion}
+        assert set(theirs["model_version"]) <= {champion}
+    assert list(shadow.columns) == [*FLIGHT_KEY, "prediction", "probability", *SHADOW_METADATA]
+    # ... and only the champion's predictions are what publishing reads: the shadow rows never reach the store
+    version = platform.tables.version(ENV.predictions_table)
+    latest = publish.latest_per_key(publish.window(platform, ENV.predictions_table, version, None), ENV.model)
+    published = {r["model_version"] for r in latest.select("model_version").distinct().collect()}
+    assert champion in published and challenger not in published
 
-    slightly_worse = good.copy()
-    slightly_worse[:5] = 1 - slightly_worse[:5]  # five of 400 ranked the wrong way round
-    from jobs.core.evaluation import roc_auc
+    # when the flights are labelled and the decision runs (a small minimum sample: three days of flights)
+    labels.label(platform, as_of=date(2013, 3, 30))
+    small = dataclasses.replace(platform, env=ENV.replace(online_evaluation={"min_paired_rows": 100}))
+    decision = online_decision.decide(small)
 
-    assert 0 < roc_auc(label, good) - roc_auc(label, slightly_worse) < ENV.online_evaluation.retire_below
-    served(good, slightly_worse)
-    ramped = online_decision.decide(platform)
-    assert (ramped.action, ramped.challenger_percent) == ("ramp", 10)
-    assert registry.version_tags(ModelRef(MODEL, challenger))["challenger_traffic_percent"] == "10"
-
-    served(np.clip(label * 0.2 + 0.4 + rng.normal(0, 0.3, 400), 0, 1), good)  # the challenger ranks far better
-    promoted = online_decision.decide(platform)
-    assert promoted.action == "promote"
-    assert registry.alias_version(CHAMPION) == challenger
-    assert registry.alias_version("previous_champion") == champion
+    # then: the test, its statistic, p-value, interval and sample are on the challenger's version
+    pairs = online_decision.paired_rows(platform, champion, challenger)
+    labelled_shadow = predictions[predictions["model_version"] == champion].merge(
+        shadow[shadow["model_version"] == challenger], on=[*FLIGHT_KEY, "batch_id", "source"]
+    )
+    assert len(pairs) > 1000 and len(pairs) <= len(labelled_shadow)
     tags = registry.version_tags(ModelRef(MODEL, challenger))
-    assert (tags["online_decision"], tags["promotion_decision"]) == ("promoted", "promoted online")
+    assert tags["online_decision"] == online_decision.DONE[decision.action]
+    assert tags["online_test"] == "paired bootstrap of the ROC AUC difference (1000 resamples, seed 7)"
+    assert (tags["online_sample"], tags["online_champion_version"]) == (str(len(pairs)), champion)
+    low, high = (float(v) for v in tags["online_ci"].split(".."))
+    assert low <= float(tags["online_statistic"]) <= high and 0 < float(tags["online_p_value"]) <= 0.5
+    assert decision.reason.split(": ", 1)[1].startswith(f"paired bootstrap of the ROC AUC difference (1000 resamples, "
+                                                        f"seed 7) on {len(pairs)} paired rows")  # fmt: skip
 
-    # The same version as a challenger again, now ranking far worse than the champion on the served traffic.
-    registry.set_alias(CHAMPION, champion)
-    registry.set_alias("challenger", challenger)
-    served(good, np.clip(label * 0.1 + 0.45 + rng.normal(0, 0.3, 400), 0, 1))
-    retired = online_decision.decide(platform)
-    assert retired.action == "retire"
-    assert (registry.alias_version("challenger"), registry.alias_version(CHAMPION)) == (None, champion)
-    assert registry.version_tags(ModelRef(MODEL, challenger))["online_decision"] == "retired"
+    # the champion and no challenger again, for the tests after this one
+    if registry.alias_version(CHAMPION) != champion:
+        promote(platform, ModelRef(MODEL, champion))
+    registry.delete_alias("challenger")
 
 
 def register_challenger(platform) -> str:
@@ -531,43 +559,3 @@ def register_challenger(platform) -> str:
     ok(validate.main, "--model-uri", result.model.uri, "--run-mode", "disabled")
     assert platform.registry.alias_version("challenger") == result.model.version
     return result.model.version
-
-
-def served_frame(version: str, label, probability) -> pd.DataFrame:
-    from datetime import UTC, datetime
-
-    n = len(label)
-    frame = pd.DataFrame(
-        {
-            "sched_date": [date(2013, 3, 20)] * n,
-            "carrier": ["UA"] * n,
-            "flight": np.arange(n) + (0 if version == "1" else 10_000),
-            "origin": ["EWR"] * n,
-            "dest": ["ORD"] * n,
-            "time_hour": [datetime(2013, 3, 20, 12, tzinfo=UTC)] * n,
-            "sched_departure": [datetime(2013, 3, 20, 12, tzinfo=UTC)] * n,
-        }
-    )
-    for column in (
-        "distance",
-        "sched_hour",
-        "month",
-        "day_of_week",
-        "temp",
-        "dewp",
-        "humid",
-        "wind_speed",
-        "precip",
-        "pressure",
-        "visib",
-    ):
-        frame[column] = 1.0
-    frame["prediction"] = (probability > 0.5).astype("int32")
-    frame["probability"] = probability
-    frame["model_name"], frame["model_version"], frame["model_alias"] = MODEL, version, "x"
-    frame["scored_at"] = datetime(2013, 3, 20, 12, tzinfo=UTC)
-    frame["batch_id"], frame["source"] = "req", "serving"
-    frame["label"] = label.astype("int32")
-    frame["arr_delay"] = label * 30.0
-    frame["labeled_at"] = datetime(2013, 3, 21, tzinfo=UTC)
-    return frame

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from jobs.approval import APPROVAL_REQUESTED_EVENT, ask_before_promoting, record_verdict
@@ -96,10 +98,18 @@ def test_the_online_decision_asks_before_it_promotes_and_promotes_once_approved(
     import jobs.online_decision as online
 
     platform.registry.set_alias("challenger", "2")
-    # The evidence, as the labelled traffic would give it: the Challenger clearly ahead, enough labels.
-    monkeypatch.setattr(
-        online, "labelled_outcomes", lambda platform, champion, challenger: {"1": (0.6, 5000), "2": (0.8, 5000)}
+    # The evidence, as the labelled shadow rows would give it: enough pairs, the Challenger clearly ahead.
+    output = online.compared_output(platform.model.spec)
+    rng = np.random.default_rng(7)
+    label = rng.integers(0, 2, 3000).astype(float)
+    pairs = pd.DataFrame(
+        {
+            f"{output}{online.CHAMPION_SUFFIX}": np.clip(0.5 + 0.1 * (label - 0.5) + rng.normal(0, 0.3, 3000), 0, 1),
+            f"{output}{online.CHALLENGER_SUFFIX}": np.clip(0.5 + 0.6 * (label - 0.5) + rng.normal(0, 0.3, 3000), 0, 1),
+            "label": label,
+        }
     )
+    monkeypatch.setattr(online, "paired_rows", lambda platform, champion, challenger: pairs)
     monkeypatch.setattr(online, "update_serving", lambda platform: [])
 
     waited = online.decide(platform)

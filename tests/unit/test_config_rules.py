@@ -71,6 +71,8 @@ RULES = [
     ({"validation": {"max_positive_rate_gap": 1.01}}, "validation.max_positive_rate_gap"),
     ({"promotion": {"margin": 1.0}}, "promotion.margin"),
     ({"promotion": {"margin": -0.01}}, "promotion.margin"),
+    ({"promotion": {"min_gain": -0.01}}, "promotion.min_gain"),
+    ({"promotion": {"min_gain": 0.01, "margin": 0.01}}, "promotion.min_gain"),
     ({"promotion": {"business_threshold": 1.2}}, "promotion.business_threshold"),
     ({"promotion": {"metric": ""}}, "promotion.metric"),
     # serving
@@ -118,9 +120,10 @@ RULES = [
     ({"retraining": {"max_model_age_days": 0}}, "retraining.max_model_age_days"),
     ({"retraining": {"alert_cooldown_days": -1}}, "retraining.alert_cooldown_days"),
     # online evaluation
-    ({"online_evaluation": {"min_labelled_requests": 0}}, "online_evaluation.min_labelled_requests"),
-    ({"online_evaluation": {"margin": -0.1}}, "online_evaluation.margin"),
-    ({"online_evaluation": {"retire_below": -0.1}}, "online_evaluation.retire_below"),
+    ({"online_evaluation": {"min_paired_rows": 10}}, "online_evaluation.min_paired_rows"),
+    ({"online_evaluation": {"max_paired_rows": 500}}, "online_evaluation.max_paired_rows"),
+    ({"online_evaluation": {"significance": 0.5}}, "online_evaluation.significance"),
+    ({"online_evaluation": {"bootstrap_resamples": 10}}, "online_evaluation.bootstrap_resamples"),
     ({"online_evaluation": {"max_share_percent": 51}}, "online_evaluation.max_share_percent"),
     ({"online_evaluation": {"max_share_percent": 5}}, "online_evaluation.ramp_step_percent"),
     ({"online_evaluation": {"ramp_step_percent": 0}}, "online_evaluation.ramp_step_percent"),

@@ -30,6 +30,23 @@ DECISION_TABLE = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("challenger", "champion", "metric", "min_gain", "promote", "reason"),
+    [
+        (0.7050, 0.70, "roc_auc", 0.005, True, "challenger roc_auc 0.7050 >= champion 0.7000 + min_gain 0.0050"),
+        (0.7049, 0.70, "roc_auc", 0.005, False, "challenger roc_auc 0.7049 < champion 0.7000 + min_gain 0.0050"),
+        (0.44, 0.50, "log_loss", 0.05, True, "challenger log_loss 0.4400 <= champion 0.5000 - min_gain 0.0500"),
+        (0.46, 0.50, "log_loss", 0.05, False, "challenger log_loss 0.4600 > champion 0.5000 - min_gain 0.0500"),
+        # The first model is held to the business threshold, not to a gain over no one.
+        (0.65, None, "roc_auc", 0.005, True, "no champion yet: challenger roc_auc 0.6500 >= business threshold 0.6200"),
+    ],
+)
+def test_a_min_gain_promotes_only_a_clear_gain(challenger, champion, metric, min_gain, promote, reason):
+    decision = promotion_decision(challenger, champion, metric, 0.0, BUSINESS_THRESHOLD[metric], min_gain=min_gain)
+
+    assert decision == Decision(promote, reason)
+
+
 @pytest.mark.parametrize(("challenger", "champion", "metric", "margin", "promote", "reason"), DECISION_TABLE)
 def test_promotion_decision_table(challenger, champion, metric, margin, promote, reason):
     decision = promotion_decision(challenger, champion, metric, margin, BUSINESS_THRESHOLD[metric])
@@ -43,7 +60,9 @@ def test_promotion_decision_table(challenger, champion, metric, margin, promote,
         ((0.7, 0.7, "f1", 0.0, 0.6), "unknown metric 'f1'"),
         ((math.nan, 0.7, "roc_auc", 0.0, 0.6), "challenger roc_auc must be a number"),
         ((0.7, math.nan, "roc_auc", 0.0, 0.6), "champion roc_auc must be a number"),
-        ((0.7, 0.7, "roc_auc", -0.1, 0.6), "margin must be >= 0"),
+        ((0.7, 0.7, "roc_auc", -0.1, 0.6), "margin and min_gain must be >= 0"),
+        ((0.7, 0.7, "roc_auc", 0.0, 0.6, -0.1), "margin and min_gain must be >= 0"),
+        ((0.7, 0.7, "roc_auc", 0.01, 0.6, 0.01), "margin and min_gain are both set"),
     ],
 )
 def test_promotion_decision_rejects_bad_input(args, message):

@@ -16,7 +16,6 @@ from sklearn.preprocessing import OneHotEncoder
 from jobs.core.decisions import (
     MetricGate,
     metric_gates,
-    online_decision,
     promotion_decision,
     slice_problems,
     validation_decision,
@@ -218,32 +217,6 @@ def test_promotion_on_an_error_prefers_the_lower():
     assert not first.promote
     assert first.reason == "no champion yet: challenger mean_absolute_error 6.0000 > business threshold 5.0000"
     assert promotion_decision(6.0, None, "mean_absolute_error", 0.0, None).promote
-
-
-def test_online_a_lower_error_by_the_relative_margin_promotes_and_a_higher_one_retires():
-    common = dict(
-        champion_labelled=500,
-        challenger_labelled=400,
-        min_labelled=300,
-        margin=0.05,
-        retire_below=0.10,
-        current_percent=10,
-        ramp_step_percent=10,
-        max_share_percent=50,
-        metric="mean_absolute_error",
-    )
-
-    promoted = online_decision(champion_value=4.0, challenger_value=3.7, **common)
-    retired = online_decision(champion_value=4.0, challenger_value=4.5, **common)
-    ramped = online_decision(champion_value=4.0, challenger_value=4.1, **common)
-
-    assert (promoted.action, promoted.challenger_percent) == ("promote", 100)
-    assert promoted.reason.endswith("at most the champion - 5.0%")
-    assert (retired.action, retired.challenger_percent) == ("retire", 0)
-    assert retired.reason.endswith("worse by more than 10.0%")
-    assert (ramped.action, ramped.challenger_percent) == ("ramp", 20)
-    waiting = online_decision(champion_value=None, challenger_value=3.0, **common)
-    assert waiting.action == "wait" and "with both classes" not in waiting.reason
 
 
 def test_a_classifier_is_gated_and_promoted_on_the_environment_a_regressor_on_its_declaration():
