@@ -58,7 +58,7 @@ def test_the_short_demo_runs_the_lifecycle_and_says_so(short_demo):
     assert "prod: model workflow succeeded" in output
     assert "is the first champion" in output
     # prod approves promotions by hand: its first champion waited for approval, and the demo approved it.
-    assert "waited for approval: approved (the demo plays the approver)" in output
+    assert "waited for approval (deploy): approved (the demo plays the approver)" in output
     data = json.loads((short_demo["report"] / "report_data.json").read_text())
     assert [w["week_start"] for w in data["weeks"]] == ["2013-01-14", "2013-01-21"]
     assert all(w["champion"] for w in data["weeks"])

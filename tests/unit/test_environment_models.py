@@ -10,7 +10,7 @@ import pytest
 from jobs.platform.job import job_environment, job_parser
 from models.flight_delay.spec import SPEC
 from spec.config import ENVIRONMENTS, ConfigError, build_environments
-from spec.config.environments import _BASE, _FLIGHTS, _OVERRIDES
+from spec.config.environments import _BASE, _FLIGHTS, _OVERRIDES, MODELS
 from spec.model import ModelSpec
 
 SECOND = SPEC.replace(
@@ -93,7 +93,10 @@ def test_each_model_sees_its_own_settings_and_its_own_names(second_model):
 
 def test_adding_a_model_changes_nothing_of_the_first(second_model):
     one = ENVIRONMENTS["prod"]
-    two = environments_with((_FLIGHTS, {"name": "second_model", "serving": {"consumers": ("flight-ops",)}}))["prod"]
+    # prod's own entry for the flight model (with its settings there), then a second model beside it.
+    two = environments_with((MODELS["prod"][0], {"name": "second_model", "serving": {"consumers": ("flight-ops",)}}))[
+        "prod"
+    ]
     assert two.model_names == ("flight_delay", "second_model")
     assert two.replace(models=one.models).model_dump(warnings=False) == one.model_dump(warnings=False)
 
