@@ -19,7 +19,8 @@ until stopped, a micro-batch every ``--interval``.
 
 Task values: ``batches``, ``scored_rows``, ``rejected_rows``, ``replayed_batches``, ``model_version``,
 ``shadow_version`` (empty without a Challenger), ``shadow_rows``. They are read
-back after the stream stops, from what its micro-batches committed, never counted inside the micro-batch function: on
+back after the stream stops, from the commits its micro-batches made (the tables' histories: ``append_once`` records
+the app id and micro-batch on each commit), never counted inside the micro-batch function: on
 Databricks serverless (Spark Connect) Spark pickles that function and calls it in another Python process, so nothing
 it changes reaches the job's own process.
 """
@@ -60,8 +61,6 @@ TRIGGERS = ("available-now", "continuous")
 # How often the running query's progress is read while it runs. Spark keeps only its latest updates (100 by default:
 # one per micro-batch, one per 10 s when idle); one is lost only if more than that many arrive between two reads.
 PROGRESS_POLL_SECONDS = 10.0
-# The rows' ``batch_id`` of micro-batch 12 is ``stream-12``.
-_BATCH_ID = rf"^{SOURCE}-([0-9]+)$"
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,8 @@ class ScoreMicroBatch:
 
     On Databricks serverless (Spark Connect) Spark pickles this object and calls it in a Python process of its own,
     so it holds values that survive pickling (no DataFrame of the job's session: the feature tables are read by
-    version in each call) and returns nothing; what it wrote is read back from the tables (``stream_batch_rows``)."""
+    version in each call) and returns nothing; what it wrote is read back from the tables' histories
+    (``Tables.appended_since``)."""
 
     tables: Tables
     env: Environment
@@ -145,41 +145,9 @@ def checkpoint_location(platform: Platform) -> str:
     return f"{platform.work_dir}/checkpoints/{platform.env.model_name}/streaming-inference"
 
 
-def _stream_batches(tables: Tables, full_name: str) -> DataFrame:
-    """The micro-batch id (``micro_batch``) of every row the stream wrote to ``full_name``."""
-    from pyspark.sql import functions as F
-
-    # Selected in Spark rather than with the port's ``filters``: locally, once the labels job's delta-rs merge has
-    # rewritten files, their string columns are string_view, which the Arrow filter cannot compare with a string.
-    rows = tables.read(full_name, columns=["batch_id", "source"])
-    return rows.where((F.col("source") == SOURCE) & F.col("batch_id").rlike(_BATCH_ID)).select(
-        F.regexp_extract(F.col("batch_id"), _BATCH_ID, 1).cast("long").alias("micro_batch")
-    )
-
-
-def last_stream_batch(tables: Tables, full_name: str) -> int | None:
-    """The highest micro-batch id with rows in ``full_name``; None when the stream wrote none there yet."""
-    from pyspark.sql import functions as F
-
-    if not tables.exists(full_name):
-        return None
-    last = _stream_batches(tables, full_name).agg(F.max("micro_batch")).first()[0]
-    return None if last is None else int(last)
-
-
-def stream_batch_rows(tables: Tables, full_name: str, after: int | None) -> dict[int, int]:
-    """Rows per micro-batch id in ``full_name`` of the micro-batches above ``after`` (every one when None).
-
-    With ``after`` the ``last_stream_batch`` before a run: the rows that run wrote, exactly. A run writes only
-    micro-batches above the table's transaction version for the stream (``append_once`` skips the others), which is
-    at least ``after``; and before the run no row had an id above ``after``. A replayed micro-batch's rows were
-    written by the run before: not counted."""
-    if not tables.exists(full_name):
-        return {}
-    batches = _stream_batches(tables, full_name)
-    if after is not None:
-        batches = batches.where(batches["micro_batch"] > after)
-    return {int(r["micro_batch"]): int(r["count"]) for r in batches.groupBy("micro_batch").count().collect()}
+def _versions(tables: Tables, names: tuple[str, ...]) -> dict[str, int | None]:
+    """Each table's Delta version (None when it does not exist yet): what the stream's counts start after."""
+    return {name: tables.version(name) if tables.exists(name) else None for name in names}
 
 
 def _batches_run(query: StreamingQuery) -> set[int]:
@@ -214,9 +182,14 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
         ref=ref,
         shadow=(stage_model(platform, challenger), challenger) if challenger is not None else None,
     )
-    # What the stream had written before this run: the counts are of the rows above these marks.
-    marks = {name: last_stream_batch(tables, name) for name in (env.predictions_table, env.rejects_table)}
-    shadow_mark = last_stream_batch(tables, env.shadow_predictions_table)
+    # The tables' versions before this run: what it wrote is the stream's commits after them.
+    writer = on_batch.writer
+    appends = {
+        env.predictions_table: writer,
+        env.rejects_table: f"{writer}.rejects",
+        env.shadow_predictions_table: f"{writer}.shadow",
+    }
+    before = _versions(tables, tuple(appends))
     source = platform.landing.read_stream(platform.spark, spec.landing_schema, env.inference.max_files_per_trigger)
     stream = (
         source.writeStream.foreachBatch(on_batch)
@@ -241,20 +214,19 @@ def run_stream(platform: Platform, trigger: str = "available-now", interval: str
             f"{checkpoint_location(platform)}: {error}"
         ) from error
     ran |= _batches_run(query)
-    scored = stream_batch_rows(tables, env.predictions_table, marks[env.predictions_table])
-    rejected = stream_batch_rows(tables, env.rejects_table, marks[env.rejects_table])
-    written = scored.keys() | rejected.keys()
-    # A replay is a micro-batch the stream had written before this run (at most its last mark) that ran and wrote no
-    # row now: every row of a micro-batch is scored or rejected, so append_once skipped it.
-    last_mark = max((mark for mark in marks.values() if mark is not None), default=-1)
+    written = {name: tables.appended_since(name, app, before[name]) for name, app in appends.items()}
+    scored, rejected = written[env.predictions_table], written[env.rejects_table]
+    # A replay is a micro-batch that ran and committed nothing now: the run before had written it (append_once
+    # skipped it), and Spark had not recorded it in the checkpoint. Every micro-batch that writes commits its
+    # predictions, even of no row.
     result = StreamResult(
         model_version=ref.version,
-        batches=len(ran | written),
+        batches=len(ran | scored.keys() | rejected.keys()),
         scored_rows=sum(scored.values()),
         rejected_rows=sum(rejected.values()),
-        replayed_batches=sorted(b for b in ran - written if b <= last_mark),
+        replayed_batches=sorted(ran - scored.keys() - rejected.keys()),
         shadow_version=challenger.version if challenger else None,
-        shadow_rows=sum(stream_batch_rows(tables, env.shadow_predictions_table, shadow_mark).values()),
+        shadow_rows=sum(written[env.shadow_predictions_table].values()),
     )
     logger.info(
         "stream done: %s micro-batches, %s rows scored, %s rejected, %s replayed",

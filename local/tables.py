@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.platform.job import JobError
-from jobs.platform.tables import Filters, TableWrite, WriteMode, check_filters, check_mode, check_table_name
+from jobs.platform.tables import (
+    Filters,
+    TableWrite,
+    WriteMode,
+    append_metadata,
+    appended_by,
+    check_filters,
+    check_mode,
+    check_table_name,
+)
 from local.adapters import TaskContext, writing
 from local.paths import table_path
 
@@ -146,7 +155,10 @@ class LocalTables:
                 logger.info("%s already holds %s version %s: skipped", full_name, app_id, version)
                 return None
         arrow = df.toArrow()
-        properties = CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
+        properties = CommitProperties(
+            app_transactions=[Transaction(app_id=app_id, version=version)],
+            custom_metadata={"userMetadata": append_metadata(app_id, version)},
+        )
         with (
             writing(f"table {full_name} (append {app_id} {version})", self._task),
             _write_failures(full_name, path, f"append {app_id} {version}"),
@@ -158,6 +170,22 @@ class LocalTables:
             "wrote %s rows to %s (%s %s, version %s)", written.rows, full_name, app_id, version, written.version
         )
         return written
+
+    def appended_since(self, full_name: str, app_id: str, after: int | None) -> dict[int, int]:
+        from deltalake import DeltaTable
+
+        if not self.exists(full_name):
+            return {}
+        table = DeltaTable(str(self.path(full_name)))
+        # Only the commits after ``after``: the history's newest entries, not the whole log.
+        newer = None if after is None else max(table.version() - after, 0)
+        if newer == 0:
+            return {}
+        commits = [c for c in table.history(limit=newer) if after is None or int(c["version"]) > after]
+        return appended_by(
+            [(c.get("userMetadata"), int((c.get("operationMetrics") or {}).get("num_added_rows", 0))) for c in commits],
+            app_id,
+        )
 
     def update_from(
         self, source: DataFrame, full_name: str, keys: tuple[str, ...], columns: tuple[str, ...], unset: str

@@ -63,6 +63,28 @@ def check_mode(mode: str) -> WriteMode:
     return mode  # type: ignore[return-value]
 
 
+# What ``append_once`` records on its commit (Delta's ``userMetadata``), so that a writer can count its appends from the
+# table's history without reading its rows: ``mlops-append <app_id> <version>``.
+_APPEND_METADATA = re.compile(r"^mlops-append (\S+) ([0-9]+)$")
+
+
+def append_metadata(app_id: str, version: int) -> str:
+    """The commit's ``userMetadata`` of an ``append_once`` of ``app_id`` at transaction ``version``."""
+    if not app_id or any(c.isspace() for c in app_id):
+        raise ValueError(f"app id must be a non-empty string without spaces, got {app_id!r}")
+    return f"mlops-append {app_id} {version}"
+
+
+def appended_by(commits: Sequence[tuple[str | None, int]], app_id: str) -> dict[int, int]:
+    """Rows per transaction version of ``app_id`` in ``commits``, (userMetadata, rows added) pairs of a history."""
+    rows: dict[int, int] = {}
+    for metadata, added in commits:
+        match = _APPEND_METADATA.match(metadata or "")
+        if match and match.group(1) == app_id:
+            rows[int(match.group(2))] = rows.get(int(match.group(2)), 0) + int(added)
+    return rows
+
+
 @dataclass(frozen=True)
 class TableWrite:
     """One committed write: the table's new Delta version and the rows written."""
@@ -98,7 +120,13 @@ class Tables(Protocol):
     def append_once(self, df: DataFrame, full_name: str, app_id: str, version: int) -> TableWrite | None:
         """Append ``df`` in one commit that records the transaction (``app_id``, ``version``), unless the table
         already holds that version or a later one of ``app_id``: a replayed micro-batch is not written twice
-        (Delta's txnAppId/txnVersion). None when skipped."""
+        (Delta's txnAppId/txnVersion). None when skipped. The commit's ``userMetadata`` is ``append_metadata``."""
+        ...
+
+    def appended_since(self, full_name: str, app_id: str, after: int | None) -> dict[int, int]:
+        """Rows per transaction version of the ``append_once`` commits of ``app_id`` after the table's version
+        ``after`` (every one when None), read from the table's history, not its rows; {} when the table does not
+        exist. A commit of no row counts (0): the transaction ran."""
         ...
 
     def update_from(
@@ -166,13 +194,29 @@ class DatabricksTables:
     def append_once(self, df: DataFrame, full_name: str, app_id: str, version: int) -> TableWrite | None:
         check_table_name(full_name)
         before = self.version(full_name) if self.exists(full_name) else None
-        df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version).saveAsTable(
-            full_name
+        (
+            df.write.format("delta")
+            .mode("append")
+            .option("txnAppId", app_id)
+            .option("txnVersion", version)
+            .option("userMetadata", append_metadata(app_id, version))
+            .saveAsTable(full_name)
         )
         if before is not None and self.version(full_name) == before:
             logger.info("%s already holds %s version %s: skipped", full_name, app_id, version)
             return None
         return self._last_write(full_name, f"append {app_id} {version}")
+
+    def appended_since(self, full_name: str, app_id: str, after: int | None) -> dict[int, int]:
+        from pyspark.sql import functions as F
+
+        if not self.exists(full_name):
+            return {}
+        history = self._spark().sql(f"DESCRIBE HISTORY {full_name}")
+        if after is not None:
+            history = history.where(F.col("version") > after)
+        commits = history.select("userMetadata", F.col("operationMetrics")["numOutputRows"].alias("rows")).collect()
+        return appended_by([(c["userMetadata"], int(c["rows"] or 0)) for c in commits], app_id)
 
     def update_from(
         self, source: DataFrame, full_name: str, keys: tuple[str, ...], columns: tuple[str, ...], unset: str
