@@ -70,6 +70,14 @@ bench-inference: setup
 bench-monitor: setup
 	$(BIN)/python -m bench.monitor
 
+# The three benchmarks above at a tiny size, each to its end: CI runs this after the tests, so that a benchmark cannot
+# stop working unnoticed (bench-serving once did). Figures of so few rows mean nothing; measure with the targets above.
+.PHONY: bench-smoke
+bench-smoke: setup
+	$(BIN)/python -m bench.serving --requests 50 --rounds 1 --warmup 10 --sequential 20 --no-unbatched
+	$(BIN)/python -m bench.inference --rows 2000 --rounds 1 --stream-days 2
+	$(BIN)/python -m bench.monitor --sizes 2000,4000 --repeats 1
+
 # Cold `build_app(outdir=...).synth()` of every stack: this checkout on CDK Terrain against commit a7f8515 on cdktf
 # 0.21.0 (git archive + a virtualenv of its own under .mlops/bench-synth, made once), alternating, same node;
 # figures go to docs/BENCHMARKS.md. Fewer rounds: make bench-synth ARGS="--rounds 3".
