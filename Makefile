@@ -21,14 +21,18 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The tests run in worker processes, a test file each (pytest-xdist: a worker per CPU, at most four; a file's module
+# fixtures stay in one process). One file in this process: .venv/bin/pytest tests/unit/test_files.py
+PYTEST := $(BIN)/pytest -q -n auto --maxprocesses=4 --dist loadfile
+
 test: setup
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test-unit: setup
-	$(BIN)/pytest -q -m "not integration"
+	$(PYTEST) -m "not integration"
 
 test-integration: setup
-	$(BIN)/pytest -q -m integration
+	$(PYTEST) -m integration
 
 lint: setup
 	$(BIN)/ruff check .

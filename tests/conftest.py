@@ -1,5 +1,5 @@
-"""Shared fixtures: one Spark session and one synthesis of every stack for the whole test session, and an isolated
-local state (MLOPS_HOME) per module."""
+"""Shared fixtures: one Spark session and one synthesis of every stack for the whole test session (of each worker
+process under `make test`), and an isolated local state (MLOPS_HOME) per module."""
 
 from __future__ import annotations
 
@@ -26,6 +26,22 @@ _OUTSIDE_STATE = (
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_EXPERIMENT_NAME",
 )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s workers (pytest-xdist, ``--dist loadfile``) take a test file at a time, but the fault suite as a
+    whole: its files share one session's champion, trained by a model workflow killed half-way (tests/faults), which
+    a second worker would train again."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # another --dist given: xdist's own scheduler for it
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndTheFaultSuite(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/faults" if nodeid.startswith("tests/faults/") else super()._split_scope(nodeid)
+
+    return FilesAndTheFaultSuite(config, log)
 
 
 @pytest.fixture(scope="session")
