@@ -4,12 +4,16 @@ The version is tagged ``model_validation_status=PENDING`` first, then checked on
 ``test_start``/``test_end`` tags written by training, or ``--eval-start``/``--eval-end``):
 
 - metadata: a signature, a description, the training-window tags and a lineage tag for every table evaluated on;
-- metrics: ``mlflow.models.evaluate`` on the period (as a classifier or a regressor, by the model's problem type),
-  then ``mlflow.validate_evaluation_results`` with a ``MetricThreshold`` per gate (``jobs.core.decisions``):
-  a classifier's roc_auc >= ``validation.min_roc_auc`` and its ``positive_rate_gap`` <= ``max_positive_rate_gap``;
-  a regressor's thresholds of its declaration (``ModelSpec.validation.thresholds``: a floor for a metric where
-  higher is better, a ceiling for an error); and, when a Champion exists (evaluated on the same rows), the primary
-  metric at most ``validation.max_relative_drop_vs_champion`` worse than the Champion's;
+- metrics: ``mlflow.models.evaluate`` on the period (as a classifier or a regressor, by the model's problem type)
+  logs the version's metrics, curves and evaluation table on the validation run. The gates (``jobs.core.decisions``)
+  are judged on the metrics of the model's declaration (``spec.model.METRICS``, computed by
+  ``jobs.core.evaluation.quality_metrics`` as training, deployment and the online decision compute them; MLflow
+  names some of them differently, ``accuracy_score`` for ``accuracy``): the thresholds of the declaration
+  (``ModelSpec.validation.thresholds``: a floor for a metric where higher is better, a ceiling for an error), and,
+  when a Champion exists, the primary metric at most ``validation.max_relative_drop_vs_champion`` worse than the
+  Champion's on the same rows. The Champion is scored, not evaluated again: its curves were logged when it was
+  validated. A classifier's ``positive_rate_gap`` (an MLflow custom metric) must be <= ``max_positive_rate_gap``,
+  checked by ``mlflow.validate_evaluation_results``;
 - slices: every value of the declared slice columns with enough rows: a classifier's roc_auc >=
   ``validation.min_slice_roc_auc`` (slices of >= ``validation.min_slice_rows`` rows), a regressor's
   mean_absolute_error <= ``validation.max_slice_error_ratio`` times the whole period's (slices of >= the
@@ -51,7 +55,7 @@ from jobs.core.decisions import (
     metric_gates,
     validation_decision,
 )
-from jobs.core.evaluation import SLICE_METRIC, positive_rate_gap, slice_metrics
+from jobs.core.evaluation import SLICE_METRIC, positive_rate_gap, quality_metrics, slice_metrics
 from jobs.core.model import scores
 from jobs.examples import environment_version, evaluation_frame, evaluation_period
 from jobs.platform import Platform, build_platform
@@ -215,21 +219,20 @@ def _run_checks(
             }
         )
         candidate = mlflow.models.evaluate(ref.uri, **evaluate_args)
+        labels = data[LABEL].to_numpy()
+        features = data.drop(columns=[LABEL])
+        candidate_scores = scores(spec, mlflow.sklearn.load_model(ref.uri), features)
+        judged = quality_metrics(spec.problem_type, labels, candidate_scores)
         champion_value = None
         if champion is not None:
-            with mlflow.start_run(run_name=f"champion v{champion}", nested=True):
-                baseline = mlflow.models.evaluate(ModelRef(ref.name, champion).uri, **evaluate_args)
-            champion_value = float(baseline.metrics[primary])
+            champion_model = mlflow.sklearn.load_model(ModelRef(ref.name, champion).uri)
+            champion_value = quality_metrics(spec.problem_type, labels, scores(spec, champion_model, features))[primary]
             mlflow.log_metric(f"champion_{primary}", champion_value)
-        failures = []
-        for gate in gates(spec, cfg, champion_value):
-            threshold = {
-                gate.metric: MetricThreshold(threshold=float(gate.threshold), greater_is_better=gate.greater_is_better)
-            }
-            try:
-                mlflow.validate_evaluation_results(threshold, candidate)
-            except ModelValidationFailedException:
-                failures.append(f"{gate.description}, got {float(candidate.metrics[gate.metric]):.4f}")
+        failures = [
+            f"{gate.description}, got {judged[gate.metric]:.4f}"
+            for gate in gates(spec, cfg, champion_value)
+            if not gate.passes(judged[gate.metric])
+        ]
         if spec.is_classifier:
             gap = {"positive_rate_gap": MetricThreshold(threshold=cfg.max_positive_rate_gap, greater_is_better=False)}
             try:
@@ -239,19 +242,17 @@ def _run_checks(
                     f"positive_rate_gap must be <= {cfg.max_positive_rate_gap:.4f}, "
                     f"got {float(candidate.metrics['positive_rate_gap']):.4f}"
                 )
-        model = mlflow.sklearn.load_model(ref.uri)
-        features = data.drop(columns=[LABEL])
         slice_metric = SLICE_METRIC[spec.problem_type]
         if spec.is_classifier:
             min_slice_rows, slice_bound = cfg.min_slice_rows, cfg.min_slice_roc_auc
         else:
             # An error has the label's unit: a slice is judged against the whole period's error, not a constant.
             min_slice_rows = spec.validation.min_slice_rows
-            slice_bound = cfg.max_slice_error_ratio * float(candidate.metrics[slice_metric])
+            slice_bound = cfg.max_slice_error_ratio * judged[slice_metric]
         slices = slice_metrics(
             slice_values,
-            data[LABEL].to_numpy(),
-            scores(spec, model, features),
+            labels,
+            candidate_scores,
             spec.validation.slices,
             min_rows=min_slice_rows,
             metric=slice_metric,

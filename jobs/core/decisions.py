@@ -33,14 +33,21 @@ def _check_value(name: str, value: float) -> float:
 
 @dataclass(frozen=True)
 class MetricGate:
-    """The candidate's ``metric`` must be >= ``threshold`` (<= when lower is better), evaluated with mlflow's
-    MetricThreshold."""
+    """The candidate's ``metric`` must be >= ``threshold`` (<= when lower is better), as mlflow's MetricThreshold
+    judges a threshold."""
 
     name: str
     metric: str
     threshold: float
     description: str
     greater_is_better: bool = True
+
+    def passes(self, value: float) -> bool:
+        """Whether ``value`` is on the right side of the bound, the bound included; a missing value (NaN, as an ROC
+        AUC on one class) never passes."""
+        if value is None or math.isnan(value):
+            return False
+        return value >= self.threshold if self.greater_is_better else value <= self.threshold
 
 
 def metric_gates(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,7 @@ from jobs import deploy, features, ingest, promotion, train, validate
 from jobs.core import contract
 from jobs.platform import build_platform
 from jobs.platform.job import JobError, code_version
+from jobs.platform.registry import ModelRef
 from jobs.platform.serving import ServedEntity, StateError
 from local.adapters import LocalServing, LocalTaskValues
 from models.flight_delay.columns import FEATURE_COLUMNS
@@ -360,6 +361,24 @@ def test_a_validation_that_crashes_after_pending_leaves_failed_with_the_reason(s
     assert tags[contract.VALIDATION_REASONS].startswith(
         "validation crashed: JobError: no labelled examples of model 'flight_delay' between 2013-07-01 and 2013-07-31"
     )
+
+
+def test_thresholds_on_metrics_mlflow_names_differently_are_judged_not_crashed_on(shuffled, jobs, monkeypatch):
+    # The declaration's metric names are data profiling's (spec.model.METRICS): MLflow's evaluation logs accuracy as
+    # accuracy_score and has no positive_rate; the gates are judged on the platform's own metrics of the version.
+    import jobs.platform as platform_module
+
+    real = platform_module.load_model(ENV.model_name)
+    validation = real.spec.validation.model_copy(update={"thresholds": {"accuracy": 0.99, "log_loss": 0.01}})
+    package = replace(real, spec=real.spec.model_copy(update={"validation": validation}))
+    monkeypatch.setattr(platform_module, "load_model", lambda name: package)
+
+    judged = validate.validate(build_platform(ENV), ModelRef(MODEL, shuffled), "dry_run")
+
+    assert judged.outcome.status == "FAILED"
+    reasons = " | ".join(judged.outcome.reasons)
+    assert "accuracy must be >= 0.9900, got 0." in reasons
+    assert "log_loss must be <= 0.0100, got 0." in reasons
 
 
 # ---- rollback and a disabled validation ------------------------------------------------------------------------------

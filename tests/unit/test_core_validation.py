@@ -34,6 +34,14 @@ def test_with_a_champion_the_candidate_may_drop_at_most_the_relative_margin():
     assert gates[1].description == "roc_auc must be >= 0.6650 (champion 0.7000 - 5%)"
 
 
+def test_a_gate_includes_its_bound_and_never_passes_a_missing_value():
+    floor = MetricGate("min_roc_auc", "roc_auc", 0.62, "roc_auc must be >= 0.6200")
+    ceiling = MetricGate("max_log_loss", "log_loss", 0.6, "log_loss must be <= 0.6000", greater_is_better=False)
+
+    assert [floor.passes(v) for v in (0.63, 0.62, 0.61, float("nan"))] == [True, True, False, False]
+    assert [ceiling.passes(v) for v in (0.59, 0.6, 0.61, float("nan"))] == [True, True, False, False]
+
+
 def test_metadata_problems_name_what_is_missing():
     assert metadata_problems(has_signature=True, description="A model.", tags=ALL_TAGS, required_tags=REQUIRED) == []
     tags = dict(ALL_TAGS, lineage_raw_flights="", test_end=" ")
