@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from jobs.core import contract
@@ -141,8 +142,10 @@ def train(
         logger.warning("training on SHUFFLED labels (--shuffle-labels): this model is deliberately bad")
         y_train = shuffled(y_train, seed)
     model = package.build_estimator(seed).fit(x_train, y_train)
-    train_metrics = quality_metrics(spec.problem_type, y_train, scores(spec, model, x_train))
-    test_metrics = quality_metrics(spec.problem_type, y_test, scores(spec, model, x_test))
+    # Scored once: the metrics below and the monitors' baseline (``write_baseline``) are both made of these.
+    train_scores, test_scores = scores(spec, model, x_train), scores(spec, model, x_test)
+    train_metrics = quality_metrics(spec.problem_type, y_train, train_scores)
+    test_metrics = quality_metrics(spec.problem_type, y_test, test_scores)
     logger.info("test metrics: %s", {k: round(v, 4) for k, v in test_metrics.items()})
 
     commit = git_commit()
@@ -205,7 +208,8 @@ def train(
     if not (registry.client.get_registered_model(ref.name).description or "").strip():
         registry.client.update_registered_model(ref.name, description=description)
     logger.info("registered %s (run %s)", ref.uri, run.info.run_id)
-    write_baseline(platform, ref, pd.concat([data.train, data.test], ignore_index=True), model)
+    examples = pd.concat([data.train, data.test], ignore_index=True)
+    write_baseline(platform, ref, examples, np.concatenate([train_scores, test_scores]))
 
     values = platform.task_values
     values.set("model_uri", ref.uri)
@@ -224,13 +228,16 @@ def estimator_name(model: Any) -> str:
     return type(model).__name__
 
 
-def baseline_rows(platform: Platform, ref: ModelRef, examples: pd.DataFrame, model: Any, at: datetime) -> pd.DataFrame:
-    """The training window's examples scored by the new version, in the predictions table's layout: what the
-    quality monitors compare this version's production windows with (baseline drift, per model version). The label
-    details stay empty (``write_baseline`` gives them their types)."""
+def baseline_rows(
+    platform: Platform, ref: ModelRef, examples: pd.DataFrame, scored: np.ndarray, at: datetime
+) -> pd.DataFrame:
+    """The training window's examples with the new version's scores of them (``scores``, row for row), in the
+    predictions table's layout: what the quality monitors compare this version's production windows with (baseline
+    drift, per model version). The label details stay empty (``write_baseline`` gives them their types)."""
     spec = platform.model.spec
+    if len(scored) != len(examples):
+        raise ValueError(f"the baseline needs a score per example: {len(scored)} scores for {len(examples)} examples")
     frame = model_frame(spec, examples)
-    scored = scores(spec, model, frame)
     rows = examples[[*spec.key_names, *spec.event_time_in_rows]].reset_index(drop=True).copy()
     for column in spec.scored_features:
         rows[column] = frame[column]
@@ -250,10 +257,10 @@ def baseline_rows(platform: Platform, ref: ModelRef, examples: pd.DataFrame, mod
     return rows[list(spec.prediction_columns)]
 
 
-def write_baseline(platform: Platform, ref: ModelRef, examples: pd.DataFrame, model: Any) -> None:
+def write_baseline(platform: Platform, ref: ModelRef, examples: pd.DataFrame, scored: np.ndarray) -> None:
     from pyspark.sql import functions as F
 
-    rows = baseline_rows(platform, ref, examples, model, datetime.now(UTC))
+    rows = baseline_rows(platform, ref, examples, scored, datetime.now(UTC))
     frame = platform.spark.createDataFrame(rows.drop(columns=list(platform.model.spec.label_detail_names)))
     for column in platform.model.spec.label_details:
         frame = frame.withColumn(column.name, F.lit(None).cast(column.type))
