@@ -1,7 +1,11 @@
 """mlops-ingest: load the model's sources into its raw tables (``<catalog>.raw.<source>``, one per source).
 
 The model package's ``load_sources`` delivers a window of its data, one frame per source its declaration names;
-each run overwrites every raw table (one Delta commit each), so running it again gives the same tables. With
+each run overwrites every raw table (one Delta commit each), so running it again gives the same tables. Each write
+records a fingerprint of its rows in the commit (``content_metadata``). With ``--skip-unchanged`` (the
+feature-pipeline job's ingest) a table whose last commit recorded the fingerprint of what this run loaded already
+holds exactly these rows: it is not written again and keeps its Delta version, which the lineage tags of the model
+versions trained on it name. Without it every run commits (the integration test checks that its ingest did). With
 ``--start-date`` / ``--end-date`` only the events of that window (inclusive) are loaded, with what their features
 need from around it (the model package decides that).
 
@@ -14,9 +18,14 @@ import argparse
 import logging
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from jobs.platform import Platform, build_platform
 from jobs.platform.job import JobError, check_window, exit_on_failure, iso_date, job_environment, job_parser, run_job
+from jobs.platform.tables import content_metadata
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger("jobs.ingest")
 
@@ -26,6 +35,8 @@ class SourceWrite:
     table: str
     rows: int
     version: int
+    # False when the table already held exactly these rows: nothing was committed.
+    written: bool = True
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,7 @@ class IngestResult:
     sources: dict[str, SourceWrite]
 
 
-def ingest(platform: Platform, start: date | None, end: date | None) -> IngestResult:
+def ingest(platform: Platform, start: date | None, end: date | None, skip_unchanged: bool = False) -> IngestResult:
     model = platform.model
     frames = model.load_sources(start, end)
     # The first source holds the events (the scored rows, unless the model streams another): without any, the window
@@ -49,8 +60,16 @@ def ingest(platform: Platform, start: date | None, end: date | None) -> IngestRe
     spark, env, values = platform.spark, platform.env, platform.task_values
     written: dict[str, SourceWrite] = {}
     for source in model.spec.sources:
-        table = env.source_table(source)
-        result = platform.tables.write(spark.createDataFrame(frames[source]), table)
+        table, frame = env.source_table(source), frames[source]
+        digest = fingerprint(frame)
+        held = platform.tables.last_content(table) if skip_unchanged and digest is not None else None
+        if held is not None and held.fingerprint == digest:
+            written[source] = SourceWrite(table, held.rows, held.version, written=False)
+            logger.info("%s already holds these %s rows of %s (version %s): not written again", table, held.rows,
+                        source, held.version)  # fmt: skip
+            continue
+        content = None if digest is None else content_metadata(digest, len(frame))
+        result = platform.tables.write(spark.createDataFrame(frame), table, content=content)
         written[source] = SourceWrite(table, result.rows, result.version)
         logger.info("ingested %s rows of %s into %s (version %s)", result.rows, source, table, result.version)
     for source, write in written.items():
@@ -59,10 +78,34 @@ def ingest(platform: Platform, start: date | None, end: date | None) -> IngestRe
     return IngestResult(written)
 
 
+def fingerprint(frame: pd.DataFrame) -> str | None:
+    """A digest of the frame's column names and types and of its rows in order (pandas' hash of each row): equal
+    fingerprints mean the same rows, a changed value, row, column or type changes it. None when a column holds values
+    pandas cannot hash (lists, say): such a frame is always written."""
+    import hashlib
+
+    import pandas as pd
+
+    try:
+        rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    except TypeError as e:
+        logger.info("the rows cannot be fingerprinted (%s): the table is written whatever it holds", e)
+        return None
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(repr([(str(name), str(kind)) for name, kind in frame.dtypes.items()]).encode())
+    digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = job_parser("mlops-ingest", "Load the model's sources into the raw Delta tables.")
     parser.add_argument("--start-date", type=iso_date, help="first event date to load (YYYY-MM-DD)")
     parser.add_argument("--end-date", type=iso_date, help="last event date to load, inclusive (YYYY-MM-DD)")
+    parser.add_argument(
+        "--skip-unchanged",
+        action="store_true",
+        help="leave a raw table that already holds exactly the rows loaded (the fingerprint its last ingest recorded)",
+    )
     args = parser.parse_args(argv)
     check_window(parser, args.start_date, args.end_date, "--start-date/--end-date:")
     return args
@@ -72,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        ingest(build_platform(job_environment(args)), args.start_date, args.end_date)
+        ingest(build_platform(job_environment(args)), args.start_date, args.end_date, args.skip_unchanged)
         return 0
 
     return run_job("mlops-ingest", work)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from jobs.platform.job import JobError
 from jobs.platform.tables import (
     Filters,
+    TableContent,
     TableWrite,
     WriteMode,
     append_metadata,
@@ -20,6 +21,7 @@ from jobs.platform.tables import (
     check_filters,
     check_mode,
     check_table_name,
+    parse_content,
 )
 from local.adapters import TaskContext, writing
 from local.paths import table_path
@@ -110,16 +112,25 @@ class LocalTables:
             )
         )
 
-    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
-        from deltalake import DeltaTable, write_deltalake
+    def write(
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
+    ) -> TableWrite:
+        from deltalake import CommitProperties, DeltaTable, write_deltalake
 
         mode = check_mode(mode)
         path = self.path(full_name)
         arrow = df.toArrow()
+        properties = None if content is None else CommitProperties(custom_metadata={"userMetadata": content})
         with writing(f"table {full_name} ({mode})", self._task), _write_failures(full_name, path, mode):
             path.parent.mkdir(parents=True, exist_ok=True)
             # One commit; on overwrite the schema may change with the code that writes it.
-            write_deltalake(str(path), arrow, mode=mode, schema_mode="overwrite" if mode == "overwrite" else None)
+            write_deltalake(
+                str(path),
+                arrow,
+                mode=mode,
+                schema_mode="overwrite" if mode == "overwrite" else None,
+                commit_properties=properties,
+            )
         written = TableWrite(full_name, DeltaTable(str(path)).version(), arrow.num_rows)
         logger.info("wrote %s rows to %s (%s, version %s)", written.rows, full_name, mode, written.version)
         return written
@@ -209,6 +220,14 @@ class LocalTables:
         updated = int(metrics.get("num_target_rows_updated", 0))
         logger.info("updated %s rows of %s from %s source rows", updated, full_name, arrow.num_rows)
         return updated
+
+    def last_content(self, full_name: str) -> TableContent | None:
+        from deltalake import DeltaTable
+
+        if not self.exists(full_name):
+            return None
+        table = DeltaTable(str(self.path(full_name)))
+        return parse_content(table.history(limit=1)[0].get("userMetadata"), table.version())
 
     def version(self, full_name: str) -> int:
         from deltalake import DeltaTable

@@ -82,11 +82,13 @@ def feature_pipeline(env: Environment) -> JobGraph:
                     "{{job.parameters.start_date}}",
                     "--end-date",
                     "{{job.parameters.end_date}}",
+                    "--skip-unchanged",
                 ),
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
                 timeout_seconds=1800,
-                description="the model's sources, as delivered, into the raw schema",
+                description="the model's sources, as delivered, into the raw schema (a table already holding them "
+                "is left as it is)",
             ),
             Task(
                 "features",

@@ -85,6 +85,34 @@ def appended_by(commits: Sequence[tuple[str | None, int]], app_id: str) -> dict[
     return rows
 
 
+# What a ``write`` with ``content`` records on its commit (Delta's ``userMetadata``): a fingerprint of the rows the
+# writer computed and their number, so that a writer can tell from the history alone that the table already holds
+# exactly these rows: ``mlops-content <fingerprint> <rows>``.
+_CONTENT_METADATA = re.compile(r"^mlops-content ([0-9a-f]+) ([0-9]+)$")
+
+
+@dataclass(frozen=True)
+class TableContent:
+    """What an overwrite with ``content`` recorded: the fingerprint of its rows, their number, its Delta version."""
+
+    fingerprint: str
+    rows: int
+    version: int
+
+
+def content_metadata(fingerprint: str, rows: int) -> str:
+    """The commit's ``userMetadata`` of a ``write`` whose rows have ``fingerprint`` (lowercase hex)."""
+    if not re.fullmatch(r"[0-9a-f]+", fingerprint) or rows < 0:
+        raise ValueError(f"content needs a hex fingerprint and a row count >= 0, got {fingerprint!r} and {rows}")
+    return f"mlops-content {fingerprint} {rows}"
+
+
+def parse_content(metadata: str | None, version: int) -> TableContent | None:
+    """The content a commit's ``userMetadata`` records; None for any other commit (no content recorded)."""
+    match = _CONTENT_METADATA.match(metadata or "")
+    return TableContent(match.group(1), int(match.group(2)), version) if match else None
+
+
 @dataclass(frozen=True)
 class TableWrite:
     """One committed write: the table's new Delta version and the rows written."""
@@ -108,8 +136,16 @@ class Tables(Protocol):
         (default: all); ValueError when it does not exist."""
         ...
 
-    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
-        """Write ``df`` as one Delta commit; the table's new version and the number of rows written."""
+    def write(
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
+    ) -> TableWrite:
+        """Write ``df`` as one Delta commit; the table's new version and the number of rows written. ``content``
+        (``content_metadata``) is recorded as the commit's ``userMetadata``, for ``last_content``."""
+        ...
+
+    def last_content(self, full_name: str) -> TableContent | None:
+        """The content the table's latest commit recorded (``write`` with ``content``): the table holds exactly those
+        rows. None when the table does not exist or its latest commit recorded none (any other write since)."""
         ...
 
     def replace(self, df: DataFrame, full_name: str, where: str) -> TableWrite:
@@ -169,12 +205,16 @@ class DatabricksTables:
             df = df.where(_condition(F.col(column), op, F.lit(value)))
         return df.select(*columns) if columns else df
 
-    def write(self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite") -> TableWrite:
+    def write(
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
+    ) -> TableWrite:
         check_table_name(full_name)
         mode = check_mode(mode)
         writer = df.write.format("delta").mode(mode)
         if mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
+        if content is not None:
+            writer = writer.option("userMetadata", content)
         writer.saveAsTable(full_name)
         # The commit just made: its version, and the rows it wrote from Delta's operation metrics.
         last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
@@ -238,6 +278,12 @@ class DatabricksTables:
         written = TableWrite(full_name, int(last["version"]), rows)
         logger.info("wrote %s rows to %s (%s, version %s)", rows, full_name, what, written.version)
         return written
+
+    def last_content(self, full_name: str) -> TableContent | None:
+        if not self.exists(full_name):
+            return None
+        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
+        return parse_content(last["userMetadata"], int(last["version"]))
 
     def version(self, full_name: str) -> int:
         check_table_name(full_name)

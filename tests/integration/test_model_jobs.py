@@ -22,6 +22,7 @@ from jobs.platform import build_platform
 from jobs.platform.job import JobError, code_version
 from jobs.platform.registry import ModelRef
 from jobs.platform.serving import ServedEntity, StateError
+from jobs.platform.tables import TableContent, content_metadata
 from local.adapters import LocalServing, LocalTaskValues
 from models.flight_delay.columns import FEATURE_COLUMNS
 from models.flight_delay.features import WEATHER_FEATURES
@@ -130,10 +131,21 @@ def test_ingest_loads_exactly_the_window_and_running_it_again_gives_the_same_tab
         0, {"flights_rows": len(flights), "flights_version": 0, "weather_rows": len(weather), "weather_version": 0}
     )
 
-    again = jobs.run(ingest.main, "ingest", "--start-date", START, "--end-date", END)
+    window = ["--start-date", START, "--end-date", END]
+    unchanged = jobs.run(ingest.main, "ingest", *window, "--skip-unchanged")
+    again = jobs.run(ingest.main, "ingest", *window)
+    narrower = jobs.run(ingest.main, "ingest", "--start-date", START, "--end-date", "2013-02-28", "--skip-unchanged")
+    wider = jobs.run(ingest.main, "ingest", *window, "--skip-unchanged")
 
+    # The same rows, skipping unchanged tables: nothing committed, the versions a model's lineage names stay.
+    assert unchanged == chain["ingest"]
     assert again == Run(
         0, {"flights_rows": len(flights), "flights_version": 1, "weather_rows": len(weather), "weather_version": 1}
+    )
+    assert narrower.values["flights_rows"] == int((flights["month"] <= 2).sum())
+    assert (narrower.values["flights_version"], narrower.values["weather_version"]) == (2, 2)
+    assert wider == Run(
+        0, {"flights_rows": len(flights), "flights_version": 3, "weather_rows": len(weather), "weather_version": 3}
     )
     table = build_platform(ENV).tables.read(ENV.table("raw", "flights"))
     assert table.count() == len(flights)
@@ -447,6 +459,19 @@ def test_tables_version_every_write_and_read_any_version(mlops_home, spark):
     assert [r["x"] for r in tables.read(name, version=0).collect()] == [1]
     with pytest.raises(ValueError, match="does not exist"):
         tables.read(ENV.table("raw", "missing"))
+
+
+def test_tables_record_the_content_of_a_write_until_the_next_commit(mlops_home, spark):
+    tables = build_platform(ENV).tables
+    name = ENV.table("raw", "content")
+    assert tables.last_content(name) is None
+
+    tables.write(spark.createDataFrame([(1,), (2,)], "x long"), name, content=content_metadata("ab12", 2))
+    held = tables.last_content(name)
+    tables.write(spark.createDataFrame([(3,)], "x long"), name, "append")
+
+    assert held == TableContent("ab12", 2, 0)
+    assert tables.last_content(name) is None  # another commit since: the table may hold other rows
 
 
 def test_tables_read_keeps_every_row_when_filters_prune_the_first_files(mlops_home, spark):
