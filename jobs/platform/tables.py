@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -216,12 +216,7 @@ class DatabricksTables:
         if content is not None:
             writer = writer.option("userMetadata", content)
         writer.saveAsTable(full_name)
-        # The commit just made: its version, and the rows it wrote from Delta's operation metrics.
-        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
-        rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
-        written = TableWrite(full_name, int(last["version"]), rows)
-        logger.info("wrote %s rows to %s (%s, version %s)", rows, full_name, mode, written.version)
-        return written
+        return self._last_write(full_name, mode)
 
     def replace(self, df: DataFrame, full_name: str, where: str) -> TableWrite:
         check_table_name(full_name)
@@ -269,11 +264,19 @@ class DatabricksTables:
         self._spark().sql(
             f"MERGE INTO {full_name} t USING {view} s ON {on} AND t.{unset} IS NULL WHEN MATCHED THEN UPDATE SET {sets}"
         )
-        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
+        last = self._latest_commit(full_name)
         return int((last["operationMetrics"] or {}).get("numTargetRowsUpdated", 0))
 
+    def _latest_commit(self, full_name: str) -> Row:
+        """The table's latest entry of ``DESCRIBE HISTORY`` (version, operation metrics, userMetadata)."""
+        rows = self._spark().sql(f"DESCRIBE HISTORY {check_table_name(full_name)} LIMIT 1").collect()
+        if not rows:
+            raise ValueError(f"table {full_name!r} has no Delta history")
+        return rows[0]
+
     def _last_write(self, full_name: str, what: str) -> TableWrite:
-        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
+        """The commit just made: its version, and the rows it wrote from Delta's operation metrics."""
+        last = self._latest_commit(full_name)
         rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
         written = TableWrite(full_name, int(last["version"]), rows)
         logger.info("wrote %s rows to %s (%s, version %s)", rows, full_name, what, written.version)
@@ -282,15 +285,11 @@ class DatabricksTables:
     def last_content(self, full_name: str) -> TableContent | None:
         if not self.exists(full_name):
             return None
-        last = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()[0]
+        last = self._latest_commit(full_name)
         return parse_content(last["userMetadata"], int(last["version"]))
 
     def version(self, full_name: str) -> int:
-        check_table_name(full_name)
-        rows = self._spark().sql(f"DESCRIBE HISTORY {full_name} LIMIT 1").collect()
-        if not rows:
-            raise ValueError(f"table {full_name!r} has no Delta history")
-        return int(rows[0]["version"])
+        return int(self._latest_commit(full_name)["version"])
 
     def exists(self, full_name: str) -> bool:
         return bool(self._spark().catalog.tableExists(check_table_name(full_name)))
