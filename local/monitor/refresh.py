@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from local.files import exclusive_lock
 from local.monitor import plan, store
@@ -154,7 +155,8 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
     written = bool(work.computed or work.consecutive_only or work.removed) or full
     profile_rows = drift_rows = 0
     if written:
-        profile_rows, drift_rows = _write(monitored, work, full)
+        # Without an earlier state nothing says which versions' rows the tables hold: they are replaced whole.
+        profile_rows, drift_rows = _write(monitored, work, full or last is None)
         state = plan.State(monitored.table, config, monitor_version, table_version, baseline_fp, new_windows)
         plan.save_state(path, state)
     result = RefreshResult(
@@ -234,15 +236,27 @@ def _compute(
     return recomputed
 
 
-def _write(monitored: MonitoredTable, work: _Work, full: bool) -> tuple[int, int]:
-    """Both metric tables replaced (the earlier rows ``work`` keeps, and its new rows); their row counts."""
+def _write(monitored: MonitoredTable, work: _Work, whole: bool) -> tuple[int, int]:
+    """Both metric tables written: replaced ``whole``, or only in the model versions the refresh touched (their
+    earlier rows that ``work`` keeps, and their new rows); the rows written to each."""
+    touched = None if whole else _touched_versions(work)
     tables = []
     for (name, schema), new, keep, kind in zip(
         store.metric_tables(monitored), (work.profiles, work.drifts), (work.keep_profile, work.keep_drift),
         ("log_type", "drift_type"), strict=True,
     ):  # fmt: skip
-        tables.append((name, store.merge(None if full else store.read_metrics(name, schema), new, schema, kind, keep)))
+        old = None if whole else store.read_metrics(name, schema, touched)
+        tables.append((name, store.merge(old, new, schema, kind, keep)))
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda named: store.write_metrics(*named), tables))
+        list(pool.map(lambda named: store.write_metrics(*named, touched), tables))
     profile_rows, drift_rows = (table.num_rows for _, table in tables)
     return profile_rows, drift_rows
+
+
+def _touched_versions(work: _Work) -> set[str]:
+    """The model versions whose metric rows change: those of the recomputed and removed windows, and of every new
+    row (a version's BASELINE profile is recomputed with its windows)."""
+    versions = {key.model_version for key in (*work.computed, *work.consecutive_only, *work.removed)}
+    for table in (*work.profiles, *work.drifts):
+        versions |= {v for v in pc.unique(table.column(MODEL_ID_COL)).to_pylist() if v is not None}
+    return versions

@@ -1,8 +1,10 @@
 """The monitor's Delta I/O, through delta-rs (``deltalake``): the monitored and baseline tables in, the metric tables
 in and out. The only module of the monitor that touches Delta (an import contract keeps it so).
 
-A metric table is replaced whole by each refresh (one commit): ``merge`` keeps the earlier rows of the partitions a
-refresh did not recompute, named by ``partitions`` / ``baseline_partition``.
+A metric table is partitioned by model version (Delta partitions, ``model_version``). A refresh that recomputes
+some windows replaces only the model versions it touched, in one commit (``write_metrics`` with ``versions``):
+``merge`` keeps the earlier rows of those versions that it did not recompute, named by ``partitions`` /
+``baseline_partition``, and the other versions' files stay as they are. A full refresh replaces the whole table.
 """
 
 from __future__ import annotations
@@ -68,36 +70,66 @@ def metric_tables(monitored: MonitoredTable) -> tuple[tuple[str, pa.Schema], tup
     return (monitored.profile_metrics_table, PROFILE_SCHEMA), (monitored.drift_metrics_table, DRIFT_SCHEMA)
 
 
+# The metric tables' Delta partitioning: a refresh rewrites the model versions it recomputed, not the whole table.
+PARTITION_BY = [MODEL_ID_COL]
+
+
 def readable(full_name: str, schema: pa.Schema) -> bool:
-    """The metric table exists with this monitor's columns (else a refresh recomputes every window)."""
+    """The metric table exists with this monitor's columns and partitioning (else a refresh recomputes every window
+    and replaces the table)."""
     from deltalake import DeltaTable
 
     path = str(table_path(full_name))
-    return DeltaTable.is_deltatable(path) and [f.name for f in DeltaTable(path).schema().fields] == schema.names
+    if not DeltaTable.is_deltatable(path):
+        return False
+    table = DeltaTable(path)
+    columns = [f.name for f in table.schema().fields]
+    return columns == schema.names and table.metadata().partition_columns == PARTITION_BY
 
 
-def read_metrics(full_name: str, schema: pa.Schema) -> pa.Table | None:
-    """A metric table's rows; None when it does not exist or has other columns than ``schema``."""
+def read_metrics(full_name: str, schema: pa.Schema, versions: set[str] | None = None) -> pa.Table | None:
+    """A metric table's rows (of ``versions`` only, when given: the other partitions are not read); None when it does
+    not exist or has other columns than ``schema``."""
     from deltalake import DeltaTable
 
     path = table_path(full_name)
     if not DeltaTable.is_deltatable(str(path)):
         return None
-    table = DeltaTable(str(path)).to_pyarrow_table()
-    if table.schema.names != schema.names:
+    delta = DeltaTable(str(path))
+    if [f.name for f in delta.schema().fields] != schema.names:
         return None
-    return table.cast(schema)
+    if versions is None:
+        return delta.to_pyarrow_table().cast(schema)
+    if not versions:
+        return schema.empty_table()
+    return delta.to_pyarrow_table(filters=[(MODEL_ID_COL, "in", sorted(versions))]).cast(schema)
 
 
-def write_metrics(full_name: str, table: pa.Table) -> None:
+def write_metrics(full_name: str, table: pa.Table, versions: set[str] | None = None) -> None:
+    """The metric table replaced whole (``versions`` None), or only the partitions of ``versions``, which ``table``
+    holds all the rows of (a ValueError for a row of another version, before anything is written)."""
     from deltalake import write_deltalake
 
     path = table_path(full_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Every refresh is a commit that replaces the table: a checkpoint every 10 keeps reading it cheap.
-    write_deltalake(
-        str(path), table, mode="overwrite", schema_mode="overwrite", configuration={"delta.checkpointInterval": "10"}
-    )
+    if versions is None:
+        # A checkpoint every 10 commits keeps reading the table cheap.
+        write_deltalake(
+            str(path), table, mode="overwrite", schema_mode="overwrite", partition_by=PARTITION_BY,
+            configuration={"delta.checkpointInterval": "10"},
+        )  # fmt: skip
+        return
+    outside = set(pc.unique(table.column(MODEL_ID_COL)).to_pylist()) - versions
+    if outside:
+        raise ValueError(f"{full_name}: rows of model versions {sorted(outside)} outside the partitions replaced")
+    if not versions:
+        return
+    listed = ", ".join(_sql_string(v) for v in sorted(versions))
+    write_deltalake(str(path), table, mode="overwrite", predicate=f"{MODEL_ID_COL} IN ({listed})")
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 # --- Partitions: which earlier rows a refresh keeps -----------------------------------------------------------------

@@ -520,19 +520,82 @@ def test_an_incremental_refresh_gives_the_full_refreshs_tables_and_reads_one_bas
     monkeypatch.setattr(
         store, "read_baseline", lambda *a: baseline_reads.append(a[2]) or read_baseline(*a), raising=True
     )
-    incremental = _refresh(env)
     monitored = monitored_tables(env)[0]
-    after_incremental = [_metric_rows(monitored.profile_metrics_table), _metric_rows(monitored.drift_metrics_table)]
+    metric_tables = (monitored.profile_metrics_table, monitored.drift_metrics_table)
+    version_1_files = [_partition_files(name, "1") for name in metric_tables]
+    incremental = _refresh(env)
+    after_incremental = [_metric_rows(name) for name in metric_tables]
 
     # Then only version 2's week was recomputed, with version 2's baseline rows only
     assert {k.model_version for k in incremental.computed} == {"2"}
     assert baseline_reads == [{"2"}]
+    # and only version 2's partition of each metric table was rewritten: version 1's files are the first refresh's
+    assert [_partition_files(name, "1") for name in metric_tables] == version_1_files
+    assert all(version_1_files) and incremental.profile_rows < len(after_incremental[0])
     # and the metric tables equal those of a full refresh of the same rows
     _refresh(env, full=True)
     assert baseline_reads[-1] == {"1", "2"}
     after_full = [_metric_rows(monitored.profile_metrics_table), _metric_rows(monitored.drift_metrics_table)]
     for incremental_rows, full_rows in zip(after_incremental, after_full, strict=True):
         pd.testing.assert_frame_equal(incremental_rows, full_rows)
+
+
+def _partition_files(full_name: str, model_version: str) -> list[str]:
+    from deltalake import DeltaTable
+
+    from local.paths import table_path
+
+    table = DeltaTable(str(table_path(full_name)))
+    return sorted(table.file_uris(file_pruning_predicate=[("model_version", "=", model_version)]))
+
+
+def test_metric_tables_of_an_earlier_layout_are_replaced_whole_then_written_by_model_version(mlops_home):
+    # Given metric tables an earlier monitor wrote without partitions, and the monitor's state beside them
+    from deltalake import DeltaTable, write_deltalake
+
+    from local.paths import table_path
+
+    env = _env("monlayout")
+    _write(env.predictions_table, _flights(300, WEEK1, 7, seed=60))
+    _write(env.baseline_table, _flights(400, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=61))
+    _refresh(env)
+    monitored = monitored_tables(env)[0]
+    names = (monitored.profile_metrics_table, monitored.drift_metrics_table)
+    expected = [_metric_rows(name) for name in names]
+    for name in names:
+        path = str(table_path(name))
+        write_deltalake(path, DeltaTable(path).to_pyarrow_table(), mode="overwrite", schema_mode="overwrite",
+                        partition_by=[])  # fmt: skip
+        assert DeltaTable(path).metadata().partition_columns == []
+
+    # When the monitor refreshes with no new rows
+    result = _refresh(env)
+
+    # Then it recomputed every window and wrote both tables partitioned by model version, with the same rows
+    assert result.written and len(result.computed) == result.windows
+    for name, rows in zip(names, expected, strict=True):
+        assert DeltaTable(str(table_path(name))).metadata().partition_columns == ["model_version"]
+        pd.testing.assert_frame_equal(_metric_rows(name), rows)
+
+
+def test_replacing_some_model_versions_refuses_rows_of_another_before_writing(mlops_home):
+    from local.monitor import store
+    from local.monitor.schema import PROFILE_SCHEMA
+
+    env = _env("monpartition")
+    _write(env.predictions_table, _flights(300, WEEK1, 7, seed=62))
+    _write(env.baseline_table, _flights(400, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=63))
+    _refresh(env)
+    name = monitored_tables(env)[0].profile_metrics_table
+    rows = store.read_metrics(name, PROFILE_SCHEMA)
+    before = _metric_rows(name)
+
+    with pytest.raises(ValueError, match=r"rows of model versions \['1'\] outside the partitions replaced"):
+        store.write_metrics(name, rows, {"2"})
+
+    pd.testing.assert_frame_equal(_metric_rows(name), before)
+    assert store.read_metrics(name, PROFILE_SCHEMA, {"2"}).num_rows == 0
+    assert store.read_metrics(name, PROFILE_SCHEMA, {"1"}).num_rows == rows.num_rows
 
 
 def test_mlops_monitor_prints_each_window(mlops_home, capsys):
