@@ -22,8 +22,7 @@ Writes (``put_latest``), by chunks of at most 100 items of distinct keys (BatchG
 
 1. One strongly consistent BatchGetItem reads the ``scored_at_ms`` the table holds for the chunk's keys (keys it
    leaves unprocessed are read one by one with GetItem, which botocore retries and backs off).
-2. A key the table does not hold is written by BatchWriteItem (25 items a request), through a plain client of the
-   same session, the items serialized once each (``DynamoDBOnlineStore.serialize``).
+2. A key the table does not hold is written by ``Table.batch_writer()`` (BatchWriteItem, 25 items a request).
 3. A key whose stored item is older is written by a conditional PutItem,
    ``attribute_not_exists(<key_name>) OR scored_at_ms < :new``, a few at a time; a ConditionalCheckFailed (another
    writer got there first with a newer prediction) counts as kept newer.
@@ -36,15 +35,14 @@ one published stays). What remains: BatchWriteItem carries no condition, so when
 key in the milliseconds between one's BatchGetItem and its BatchWriteItem, the older prediction can win. Only two
 publish runs overlapping on the same key can do that (the batch and the streaming jobs both publish); the next
 publish whose lookback window still covers that key's newest prediction repairs it (step 3). Partly throttled
-batch writes come back as unprocessed items, which are sent again after a short, growing pause (botocore backs off
-only on throttling *errors*), at most ``online_store.max_attempts`` times: then the publish fails, saying so.
+batch writes come back as unprocessed items, which ``batch_writer`` resends at once: botocore backs off only on
+throttling *errors*.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -68,11 +66,8 @@ logger = logging.getLogger(__name__)
 
 Item = dict[str, Any]
 VERSION = "scored_at_ms"
-# BatchGetItem reads at most 100 keys a request; BatchWriteItem writes at most 25 items.
+# BatchGetItem reads at most 100 keys a request.
 CHUNK_SIZE = 100
-BATCH_WRITE_SIZE = 25
-# The first pause before items DynamoDB left unprocessed are sent again (doubled on each attempt, at most a second).
-UNPROCESSED_PAUSE_SECONDS = 0.05
 # The partition key attribute in expressions, by placeholder: a model names it (``key_name``), and may name it with
 # one of DynamoDB's reserved words.
 KEY_PLACEHOLDER = "#key"
@@ -332,28 +327,16 @@ class DynamoDBOnlineStore:
     """The online store as a DynamoDB table, through boto3 (DynamoDB on AWS, dynalite locally)."""
 
     def __init__(
-        self,
-        resource: Any,
-        table_name: str,
-        settings: OnlineStoreSettings,
-        where: str,
-        partition_key: str,
-        batch_client: Any,
+        self, resource: Any, table_name: str, settings: OnlineStoreSettings, where: str, partition_key: str
     ) -> None:
-        from boto3.dynamodb.types import TypeSerializer
-
         self.table_name = table_name
         # The model's key_name: the partition key attribute of every item.
         self.partition_key = partition_key
         self.settings = settings
         self.where = where
+        self._table = resource.Table(table_name)
         # The resource's client applies boto3's DynamoDB type conversions and, unlike resources, is thread-safe.
         self.client = resource.meta.client
-        # A plain client of the same session for the batch requests of ``put_latest``: each item is serialized once
-        # (``serialize``), not walked attribute by attribute through the request's shape, as the resource's
-        # conversions do for every request (the largest share of a publish's time against dynalite).
-        self.batch_client = batch_client
-        self._serializer = TypeSerializer()
 
     @classmethod
     def connect(
@@ -372,17 +355,11 @@ class DynamoDBOnlineStore:
             aws_secret_access_key=credentials.secret_access_key,
             region_name=settings.region,
         )
-        config = client_config(settings)
-        resource = session.resource("dynamodb", endpoint_url=endpoint_url, config=config)
-        batch_client = session.client("dynamodb", endpoint_url=endpoint_url, config=config)
-        where = endpoint_url or f"AWS region {settings.region}"
-        return cls(resource, table_name, settings, where, partition_key, batch_client)
+        resource = session.resource("dynamodb", endpoint_url=endpoint_url, config=client_config(settings))
+        return cls(resource, table_name, settings, endpoint_url or f"AWS region {settings.region}", partition_key)
 
     def ensure_table(self) -> None:
-        status = self._table_status()
-        if status == "ACTIVE":
-            return
-        if status is None:
+        if not self._table_exists():
             self._create_missing_table()
         with self._failures("waiting for the table to be active (table_exists waiter)"):
             self.client.get_waiter("table_exists").wait(TableName=self.table_name, WaiterConfig=TABLE_WAITER)
@@ -406,17 +383,17 @@ class DynamoDBOnlineStore:
             pages = self.client.get_paginator("scan").paginate(TableName=self.table_name, Select="COUNT")
             return sum(page["Count"] for page in pages)
 
-    def _table_status(self) -> str | None:
-        """The table's status (ACTIVE, CREATING, ...); None when it does not exist."""
+    def _table_exists(self) -> bool:
         from botocore.exceptions import ClientError
 
         with self._failures("describing the table (DescribeTable)"):
             try:
-                return self.client.describe_table(TableName=self.table_name)["Table"]["TableStatus"]
+                self.client.describe_table(TableName=self.table_name)
             except ClientError as e:
                 if _code(e) == "ResourceNotFoundException":
-                    return None
+                    return False
                 raise
+        return True
 
     def _create_missing_table(self) -> None:
         from botocore.exceptions import ClientError
@@ -448,8 +425,9 @@ class DynamoDBOnlineStore:
         inserts = [item for item, action in zip(chunk, actions, strict=True) if action == "insert"]
         replaces = [item for item, action in zip(chunk, actions, strict=True) if action == "replace"]
         with self._failures("writing new items (BatchWriteItem)"):
-            for start in range(0, len(inserts), BATCH_WRITE_SIZE):
-                self._batch_write(inserts[start : start + BATCH_WRITE_SIZE])
+            with self._table.batch_writer() as writer:
+                for item in inserts:
+                    writer.put_item(Item=item)
         with self._failures("replacing older items (conditional PutItem)"):
             replaced = sum(pool.map(self._put_if_newer, replaces))
         return WriteCounts(
@@ -465,39 +443,17 @@ class DynamoDBOnlineStore:
             "ProjectionExpression": f"{KEY_PLACEHOLDER}, {VERSION}",
             "ExpressionAttributeNames": {KEY_PLACEHOLDER: self.partition_key},
         }
-        response = self.batch_client.batch_get_item(
-            RequestItems={self.table_name: {"Keys": [{self.partition_key: {"S": key}} for key in keys], **request}}
+        response = self.client.batch_get_item(
+            RequestItems={self.table_name: {"Keys": [{self.partition_key: key} for key in keys], **request}}
         )
         found = response.get("Responses", {}).get(self.table_name, [])
         # Keys DynamoDB could not serve now (throttled, size): one GetItem each, retried and backed off by botocore.
         unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
         for key in unprocessed:
-            item = self.batch_client.get_item(TableName=self.table_name, Key=key, **request).get("Item")
+            item = self.client.get_item(TableName=self.table_name, Key=key, **request).get("Item")
             if item is not None:
                 found.append(item)
-        # The plain client's items are DynamoDB JSON: {"S": "..."} and {"N": "..."}.
-        return {item[self.partition_key]["S"]: int(item[VERSION]["N"]) for item in found if VERSION in item}
-
-    def _batch_write(self, items: list[Item]) -> None:
-        """One BatchWriteItem of at most 25 items; the items DynamoDB leaves unprocessed (partly throttled) are sent
-        again, after a growing pause, at most ``max_attempts`` times in all; an OnlineStoreError names how many stayed
-        unwritten."""
-        requests = [{"PutRequest": {"Item": self.serialize(item)}} for item in items]
-        for attempt in range(1, self.settings.max_attempts + 1):
-            response = self.batch_client.batch_write_item(RequestItems={self.table_name: requests})
-            requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
-            if not requests:
-                return
-            if attempt < self.settings.max_attempts:
-                time.sleep(min(UNPROCESSED_PAUSE_SECONDS * 2 ** (attempt - 1), 1.0))
-        raise OnlineStoreError(
-            f"DynamoDB table {self.table_name!r} ({self.where}): {len(requests)} of {len(items)} items were still "
-            f"unprocessed after {self.settings.max_attempts} BatchWriteItem attempts (throttled): publish again"
-        )
-
-    def serialize(self, item: Item) -> dict[str, Any]:
-        """An item as DynamoDB JSON (``{"S": ...}``, ``{"N": ...}``), what the plain client sends."""
-        return {name: self._serializer.serialize(value) for name, value in item.items()}
+        return {item[self.partition_key]: int(item[VERSION]) for item in found if VERSION in item}
 
     def _put_if_newer(self, item: Item) -> bool:
         """True when written; False when the table holds a prediction at least as new (checked by DynamoDB)."""

@@ -263,41 +263,6 @@ def test_an_item_dynamodb_refuses_is_a_clear_error_and_nothing_is_written(dynali
     assert store.count() == 0 and store.get(valid["flight_key"]) is None
 
 
-def test_items_dynamodb_leaves_unprocessed_are_sent_again_and_a_store_that_never_takes_them_fails(dynalite):
-    # Given DynamoDB answering the first two BatchWriteItem requests with their last item unprocessed
-    store = local_online_store(isolated("online_unprocessed", max_attempts=3))
-    store.ensure_table()
-    requests: list[list[dict]] = []  # each request's PutRequests, as sent
-    always = [False]
-
-    def record(request, **_) -> None:
-        requests.append(json.loads(request.body)["RequestItems"][store.table_name])
-
-    def leave_the_last(parsed, **_) -> None:
-        if len(requests) <= 2 or always[0]:
-            parsed["UnprocessedItems"] = {store.table_name: requests[-1][-1:]}
-
-    store.batch_client.meta.events.register("before-send.dynamodb.BatchWriteItem", record)
-    store.batch_client.meta.events.register("after-call.dynamodb.BatchWriteItem", leave_the_last)
-    items = [publish_item(flight, T1) for flight in (1545, 1546)]
-    # When
-    counts = store.put_latest(items)
-    # Then the unprocessed item was sent again, alone, until DynamoDB took it, and both items are there
-    first, last = (item["flight_key"] for item in items)
-    assert [[put["PutRequest"]["Item"]["flight_key"]["S"] for put in puts] for puts in requests] == [
-        [first, last],
-        [last],
-        [last],
-    ]
-    assert counts.inserted == 2 and [store.get(item["flight_key"]) for item in items] == items
-
-    # And when DynamoDB never takes it, the publish fails after max_attempts, saying how many items stayed unwritten
-    always[0], requests[:] = True, []
-    with pytest.raises(OnlineStoreError, match=r"1 of 1 items were still unprocessed after 3 BatchWriteItem attempts"):
-        store.put_latest([publish_item(1547, T1)])
-    assert len(requests) == 3
-
-
 def test_dynamodb_checks_the_condition_when_a_newer_item_lands_between_read_and_write(dynalite):
     # Given a stored item at T1, and another writer that puts one at T2 just before our conditional put
     env = isolated("online_race")
@@ -366,7 +331,7 @@ def test_a_rerun_after_a_failure_half_way_publishes_everything(spark, tables, dy
         if len(sent) > 2:
             raise EndpointConnectionError(endpoint_url=failing.where)
 
-    failing.batch_client.meta.events.register("before-send.dynamodb.BatchWriteItem", unreachable_after_two)
+    failing.client.meta.events.register("before-send.dynamodb.BatchWriteItem", unreachable_after_two)
     # When the first run fails
     with pytest.raises(JobError) as error:
         publish.publish(platform_with(env, lambda: failing), clock=lambda: FIXED_NOW)
@@ -545,7 +510,7 @@ def test_throttling_beyond_botocores_retries_fails_with_a_clear_error(spark, tab
         attempts.append(request.url)
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, Body())
 
-    store.batch_client.meta.events.register("before-send.dynamodb.BatchWriteItem", throttled)
+    store.client.meta.events.register("before-send.dynamodb.BatchWriteItem", throttled)
     # When
     with pytest.raises(JobError) as error:
         publish.publish(platform_with(env, lambda: store), clock=lambda: FIXED_NOW)
