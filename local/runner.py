@@ -8,6 +8,9 @@ Databricks Lakeflow Jobs, and records every run under ``$MLOPS_HOME/runs/<run_id
   the process's environment, so two runners at once keep their task values apart;
 - ``{{job.parameters.x}}`` and ``{{tasks.t.values.k}}`` are resolved by ``spec.workflows.resolve``, as on Databricks;
 - run-job tasks run the child graph as a separate, linked run;
+- whoever starts a run may ask to hear of each of its tasks as it ends (``on_task_end``), to go on with other work
+  while the rest of the run goes on (the demo goes on with the week once the batch job has scored, as the jobs would
+  on their own schedules);
 - alert tasks evaluate the named SQL alert on the local warehouse (``local.alerts``: the same query text, history and
   notifications); the alert's state is the task's values, and the task succeeds whatever the state, as on Databricks;
 - retries: up to ``max_retries`` more attempts; the wait is ``min_retry_interval_millis`` capped by
@@ -148,8 +151,15 @@ class LocalRunner:
         self.write_drain_seconds = write_drain_seconds
 
     def run(
-        self, graph_name: str, parameters: Mapping[str, str] | None = None, *, parent_run_id: str | None = None
+        self,
+        graph_name: str,
+        parameters: Mapping[str, str] | None = None,
+        *,
+        parent_run_id: str | None = None,
+        on_task_end: Callable[[TaskRun], None] = lambda task_run: None,
     ) -> WorkflowRun:
+        """Runs the graph to its end; ``on_task_end`` hears of each of its own tasks (not a child run's) once its state
+        is recorded, whatever it is (run, failed, excluded or not run after a failure upstream)."""
         if graph_name not in self.graphs:
             raise WorkflowError(f"unknown workflow {graph_name!r}; known: {', '.join(sorted(self.graphs))}")
         graph = self.graphs[graph_name]
@@ -182,6 +192,7 @@ class LocalRunner:
             else:
                 self._execute(task, task_run, run, run_dir)
             self._save(run, run_dir)
+            on_task_end(task_run)
         run.duration_seconds = round(self.clock() - started, 3)
         run.status = FAILED if any(t.status in _FAILED_STATES for t in run.tasks.values()) else SUCCESS
         self._save(run, run_dir)

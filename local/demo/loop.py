@@ -33,12 +33,13 @@ import json
 import logging
 import random
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.platform import build_platform
 from jobs.platform.registry import CHALLENGER, CHAMPION
@@ -48,8 +49,12 @@ from local.demo.records import Event, OnEvent, Progress, ReplayResult, WeekRecor
 from local.demo.references import ReferenceProcess, References, score_loop
 from local.demo.traffic import Traffic
 from local.paths import mlflow_tracking_uri, mlops_home, table_path, warehouse_dir
+from local.runner import SUCCESS
 from spec.config import ENVIRONMENTS, Environment
 from spec.monitoring import describe_alert_row
+
+if TYPE_CHECKING:
+    from local.runner import LocalRunner, TaskRun, WorkflowRun
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +197,7 @@ class Replay:
         return self.result
 
     def week(self, week: date) -> WeekRecord:
-        from local.alerts import evaluate_alerts
         from local.landing import land_rows
-        from spec.monitoring import monitored_tables
 
         record = WeekRecord(week.isoformat())
         registry = self.platform.registry
@@ -204,15 +207,38 @@ class Replay:
             stream = self.run_task("mlops-score-stream", ["--trigger", "available-now"], week)
         record.scored_stream = int(stream.get("scored_rows", 0))
         record.rejected += int(stream.get("rejected_rows", 0))
-        with record.step("batch and publish"):
-            # The replay's jobs run one after another, so no scoring run commits behind the publish watermark: no
-            # lookback (its default, two hours of wall clock, would re-read the whole compressed year each week).
+        with record.step("batch"):
+            # The scoring runs of the replay commit one after another, so none commits behind the publish watermark:
+            # no lookback (its default, two hours of wall clock, would re-read the whole compressed year each week).
             day = days[6].isoformat()
             params = {"start_date": day, "end_date": day, "publish_lookback_minutes": "0"}
-            batch = self.run_graph("batch-inference", params, week)
-        record.scored_batch = int(batch.tasks["score"].values.get("scored_rows", 0))
-        record.rejected += int(batch.tasks["score"].values.get("rejected_rows", 0))
-        record.published = int(batch.tasks["publish"].values.get("published_items", 0))
+            batch = self.start_graph("batch-inference", params, week, until="score")
+        try:
+            score = batch.task_run("score")
+            record.scored_batch = int(score.values.get("scored_rows", 0))
+            record.rejected += int(score.values.get("rejected_rows", 0))
+            self.week_after_batch(week, record)
+        except BaseException:
+            batch.join()  # the replay stops: its publish must not outlive it (a failure of its own is in its run)
+            raise
+        with record.step("publish"):
+            # The batch job's publish went on beside the week's other jobs; the week ends once it has.
+            record.published = int(batch.result().tasks["publish"].values.get("published_items", 0))
+        record.champion = registry.alias_version(CHAMPION)
+        record.challenger = registry.alias_version(CHALLENGER)
+        if record.challenger and record.challenger != record.champion:
+            from jobs.promotion import challenger_percent
+
+            record.challenger_percent = challenger_percent(self.platform, record.challenger)
+        logger.info("week of %s took %s", week, record.seconds)
+        return record
+
+    def week_after_batch(self, week: date, record: WeekRecord) -> None:
+        """The week's jobs once its rows are scored: live requests, labels, monitors, alerts, the online decision and
+        retraining, one after another (each needs the one before)."""
+        from local.alerts import evaluate_alerts
+        from spec.monitoring import monitored_tables
+
         with record.step("serving"):
             served = self.traffic.serve_week(week)
         record.served_requests, record.served_errors = served.requests, served.errors
@@ -238,14 +264,6 @@ class Replay:
             self.decide_online(week, record)
         with record.step("retraining"):
             self.retrain(week, record)
-        record.champion = registry.alias_version(CHAMPION)
-        record.challenger = registry.alias_version(CHALLENGER)
-        if record.challenger and record.challenger != record.champion:
-            from jobs.promotion import challenger_percent
-
-            record.challenger_percent = challenger_percent(self.platform, record.challenger)
-        logger.info("week of %s took %s", week, record.seconds)
-        return record
 
     def decide_online(self, week: date, record: WeekRecord) -> None:
         """The champion-challenger job; where its "promote" waits for a person (prod's manual approval), the demo plays
@@ -347,6 +365,13 @@ class Replay:
             raise ReplayError(f"week of {week}: the {name} run failed at {self._failure(run)}")
         return run
 
+    def start_graph(self, name: str, params: dict[str, str], week: date, *, until: str) -> GraphInBackground:
+        """A run of the graph on a thread of its own, once its task ``until`` has succeeded (a ReplayError when it did
+        not): the replay goes on while the rest of the run does."""
+        run = GraphInBackground(self.runner, name, params, week)
+        run.task_run(until)
+        return run
+
     def run_task(self, entry_point: str, args: list[str], week: date) -> dict[str, Any]:
         """One job entry point outside a graph (the streaming job: its graph's publish step runs with the batch), as
         a task of its own: its task values go to a file of its own (``TaskContext``), not through the environment."""
@@ -375,3 +400,60 @@ class Replay:
         self.result.events.append(event)
         logger.info("event %s %s: %s", event.week_start, kind, message)
         self.on_event(event)
+
+
+class GraphInBackground:
+    """A run of a job graph on a thread of its own, as a job on a schedule of its own runs beside the others: its tasks
+    are told as they end (``task_run``), its run once it has (``result``)."""
+
+    def __init__(self, runner: LocalRunner, name: str, params: dict[str, str], week: date) -> None:
+        self.name, self.week = name, week
+        self._changed = threading.Condition()
+        self._ended: dict[str, TaskRun] = {}
+        self._run: WorkflowRun | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._target, args=(runner, params), name=f"replay-{name}-{week}", daemon=True
+        )
+        self._thread.start()
+
+    def _target(self, runner: LocalRunner, params: dict[str, str]) -> None:
+        try:
+            run = runner.run(self.name, params, on_task_end=self._task_ended)
+        except BaseException as error:  # noqa: BLE001 - handed to the replay's thread by result()
+            with self._changed:
+                self._error = error
+                self._changed.notify_all()
+            return
+        with self._changed:
+            self._run = run
+            self._changed.notify_all()
+
+    def _task_ended(self, task_run: TaskRun) -> None:
+        with self._changed:
+            self._ended[task_run.task_key] = task_run
+            self._changed.notify_all()
+
+    def task_run(self, key: str) -> TaskRun:
+        """The task's run once it has ended; a ReplayError, once the whole run has ended, when it did not succeed."""
+        with self._changed:
+            self._changed.wait_for(lambda: key in self._ended or self._run is not None or self._error is not None)
+        task = self._ended.get(key)
+        if task is None or task.status != SUCCESS:
+            self.result()  # the run's failure, said as the replay says it
+            raise ReplayError(f"week of {self.week}: the {self.name} run ended without its task {key!r} succeeding")
+        return task
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> WorkflowRun:
+        """The run once it has ended; a ReplayError that says where when it failed or crashed."""
+        self.join()
+        if self._error is not None:
+            raise ReplayError(f"week of {self.week}: the {self.name} run crashed: {self._error}") from self._error
+        run = self._run
+        assert run is not None  # the thread ended without an error: it set the run
+        if run.status != SUCCESS:
+            raise ReplayError(f"week of {self.week}: the {self.name} run failed at {Replay._failure(run)}")
+        return run

@@ -179,3 +179,27 @@ def test_unknown_workflow_and_parameters_are_clear_errors(tmp_path):
         runner(tmp_path, Script({})).run("nope")
     with pytest.raises(WorkflowError, match=r"workflow 'g' has no parameter\(s\) \['windw'\]; known: window"):
         runner(tmp_path, Script({})).run("g", {"windw": "q1"})
+
+
+def test_whoever_starts_a_run_hears_of_each_task_once_its_state_is_recorded(tmp_path):
+    script = Script({"train": {"values": {"model_uri": "models:/dev.ml.m/7", "version": "7"}}, "validate": {"code": 1}})
+    told = []
+
+    def on_task_end(task_run):
+        recorded = load_run(run_id_of(tmp_path), tmp_path).tasks[task_run.task_key].status
+        told.append((task_run.task_key, task_run.status, recorded))
+
+    run = runner(tmp_path, script).run("g", {}, on_task_end=on_task_end)
+    assert run.status == "FAILED"
+    assert told == [
+        ("train", "SUCCESS", "SUCCESS"),
+        ("validate", "FAILED", "FAILED"),
+        ("passed", "UPSTREAM_FAILED", "UPSTREAM_FAILED"),
+        ("deploy", "UPSTREAM_FAILED", "UPSTREAM_FAILED"),
+        ("report", "SUCCESS", "SUCCESS"),
+    ]
+
+
+def run_id_of(home) -> str:
+    (run_dir,) = [path for path in home.iterdir() if (path / "run.json").exists()]
+    return run_dir.name

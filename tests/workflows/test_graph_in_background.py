@@ -1,0 +1,82 @@
+"""The replay's batch job on a thread of its own (``local.demo.loop.GraphInBackground``): the week goes on once its
+rows are scored, while the publish runs; a failure on either side is the replay's error, never lost. Entry points
+are played by an executor, as in test_runner.py."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from types import MappingProxyType
+
+import pytest
+
+from local.demo import ReplayError
+from local.demo.loop import GraphInBackground
+from local.runner import LocalRunner
+from spec.config import ENVIRONMENTS
+from spec.workflows import Dependency, JobGraph, Task, WheelTask
+
+WEEK = date(2013, 3, 4)
+BATCH = JobGraph(
+    name="batch",
+    description="",
+    tasks=(
+        Task("score", WheelTask("score")),
+        Task("publish", WheelTask("publish"), depends_on=(Dependency("score"),)),
+    ),
+    parameters=MappingProxyType({}),
+)
+
+
+class Publishing:
+    """Scores at once; publishes once the test lets it (``release``), failing with ``publish_code``."""
+
+    def __init__(self, score_code: int = 0, publish_code: int = 0) -> None:
+        self.score_code, self.publish_code = score_code, publish_code
+        self.release = threading.Event()
+        self.published = threading.Event()
+
+    def __call__(self, entry_point: str, argv: list[str]) -> int:
+        if entry_point == "score":
+            return self.score_code
+        assert self.release.wait(10), "the test never let the publish go on"
+        self.published.set()
+        return self.publish_code
+
+
+def start(tmp_path, executor, graphs=None) -> GraphInBackground:
+    runner = LocalRunner(ENVIRONMENTS["dev"], graphs=graphs or {"batch": BATCH}, executor=executor, home=tmp_path)
+    return GraphInBackground(runner, "batch", {}, WEEK)
+
+
+def test_the_scored_task_is_told_while_the_publish_still_runs_then_the_run_once_it_has_ended(tmp_path):
+    executor = Publishing()
+    batch = start(tmp_path, executor)
+    assert batch.task_run("score").status == "SUCCESS"
+    assert not executor.published.is_set()  # the week goes on beside the publish
+    executor.release.set()
+    run = batch.result()
+    assert run.status == "SUCCESS" and run.tasks["publish"].status == "SUCCESS"
+
+
+def test_a_failed_score_is_the_replay_s_error_once_the_run_has_ended(tmp_path):
+    batch = start(tmp_path, Publishing(score_code=3))
+    with pytest.raises(
+        ReplayError, match=r"week of 2013-03-04: the batch run failed at score: score exited with code 3"
+    ):
+        batch.task_run("score")
+
+
+def test_a_failed_publish_is_the_replay_s_error_when_the_week_ends(tmp_path):
+    executor = Publishing(publish_code=1)
+    batch = start(tmp_path, executor)
+    batch.task_run("score")
+    executor.release.set()
+    with pytest.raises(ReplayError, match=r"the batch run failed at publish: publish exited with code 1"):
+        batch.result()
+
+
+def test_a_run_that_crashes_is_the_replay_s_error_naming_the_graph(tmp_path):
+    batch = start(tmp_path, Publishing(), graphs={"other": BATCH})
+    with pytest.raises(ReplayError, match=r"the batch run crashed: unknown workflow 'batch'"):
+        batch.task_run("score")
