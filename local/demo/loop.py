@@ -8,7 +8,9 @@ window, a week at a time, with the environment's own job graphs on the local run
 runs):
 
 1. the week's rows of the model's streamed source land, a file per day; the streaming job scores the first six days,
-   the batch job the seventh, and publishes to the online store (dynalite);
+   the batch job the seventh, and publishes to the online store (dynalite). The publish needs nothing of what
+   follows and nothing that follows needs it, so it goes on beside steps 3 to 6 on a thread of its own
+   (``GraphInBackground``), as jobs on their own schedules would; the week ends once it has;
 2. live requests for a sample of the week's rows reach the serving gateway (Champion/Challenger split), as the
    model's replay says a client sends them;
 3. the week's labels become known: the labels job joins them into the predictions and the served requests;
@@ -212,12 +214,16 @@ class Replay:
             # no lookback (its default, two hours of wall clock, would re-read the whole compressed year each week).
             day = days[6].isoformat()
             params = {"start_date": day, "end_date": day, "publish_lookback_minutes": "0"}
-            batch = self.start_graph("batch-inference", params, week, until="score")
+            batch = self.start_graph("batch-inference", params, week, hold_after="score")
         try:
             score = batch.task_run("score")
             record.scored_batch = int(score.values.get("scored_rows", 0))
             record.rejected += int(score.values.get("rejected_rows", 0))
-            self.week_after_batch(week, record)
+            self.serve(week, record)
+            # The publish goes on beside the rest of the week; it waited for the live requests, whose latencies are
+            # the gateway's alone then.
+            batch.go_on()
+            self.week_after_serving(week, record)
         except BaseException:
             batch.join()  # the replay stops: its publish must not outlive it (a failure of its own is in its run)
             raise
@@ -233,18 +239,20 @@ class Replay:
         logger.info("week of %s took %s", week, record.seconds)
         return record
 
-    def week_after_batch(self, week: date, record: WeekRecord) -> None:
-        """The week's jobs once its rows are scored: live requests, labels, monitors, alerts, the online decision and
-        retraining, one after another (each needs the one before)."""
-        from local.alerts import evaluate_alerts
-        from spec.monitoring import monitored_tables
-
+    def serve(self, week: date, record: WeekRecord) -> None:
         with record.step("serving"):
             served = self.traffic.serve_week(week)
         record.served_requests, record.served_errors = served.requests, served.errors
         record.served_p50_ms, record.served_p95_ms = served.p50_ms, served.p95_ms
         if served.errors:
             self.event(week, "serving", f"{served.errors} of {served.requests} requests failed")
+
+    def week_after_serving(self, week: date, record: WeekRecord) -> None:
+        """The week's jobs once its live requests are served: labels, monitors, alerts, the online decision and
+        retraining, one after another (each needs the one before)."""
+        from local.alerts import evaluate_alerts
+        from spec.monitoring import monitored_tables
+
         with record.step("labels"):
             self.run_graph("labels", {"as_of": (week + timedelta(days=7)).isoformat()}, week)
         with record.step("monitor"):
@@ -365,11 +373,11 @@ class Replay:
             raise ReplayError(f"week of {week}: the {name} run failed at {self._failure(run)}")
         return run
 
-    def start_graph(self, name: str, params: dict[str, str], week: date, *, until: str) -> GraphInBackground:
-        """A run of the graph on a thread of its own, once its task ``until`` has succeeded (a ReplayError when it did
-        not): the replay goes on while the rest of the run does."""
-        run = GraphInBackground(self.runner, name, params, week)
-        run.task_run(until)
+    def start_graph(self, name: str, params: dict[str, str], week: date, *, hold_after: str) -> GraphInBackground:
+        """A run of the graph on a thread of its own, once its task ``hold_after`` has succeeded (a ReplayError when it
+        did not); the rest of the run waits for ``go_on``."""
+        run = GraphInBackground(self.runner, name, params, week, hold_after=hold_after)
+        run.task_run(hold_after)
         return run
 
     def run_task(self, entry_point: str, args: list[str], week: date) -> dict[str, Any]:
@@ -404,10 +412,14 @@ class Replay:
 
 class GraphInBackground:
     """A run of a job graph on a thread of its own, as a job on a schedule of its own runs beside the others: its tasks
-    are told as they end (``task_run``), its run once it has (``result``)."""
+    are told as they end (``task_run``), its run once it has (``result``). With ``hold_after``, the run waits once that
+    task has succeeded until told to go on (``go_on``; ``join`` and ``result`` tell it too)."""
 
-    def __init__(self, runner: LocalRunner, name: str, params: dict[str, str], week: date) -> None:
-        self.name, self.week = name, week
+    def __init__(
+        self, runner: LocalRunner, name: str, params: dict[str, str], week: date, *, hold_after: str | None = None
+    ) -> None:
+        self.name, self.week, self.hold_after = name, week, hold_after
+        self._go = threading.Event()
         self._changed = threading.Condition()
         self._ended: dict[str, TaskRun] = {}
         self._run: WorkflowRun | None = None
@@ -433,6 +445,11 @@ class GraphInBackground:
         with self._changed:
             self._ended[task_run.task_key] = task_run
             self._changed.notify_all()
+        if task_run.task_key == self.hold_after and task_run.status == SUCCESS:
+            self._go.wait()
+
+    def go_on(self) -> None:
+        self._go.set()
 
     def task_run(self, key: str) -> TaskRun:
         """The task's run once it has ended; a ReplayError, once the whole run has ended, when it did not succeed."""
@@ -445,6 +462,7 @@ class GraphInBackground:
         return task
 
     def join(self) -> None:
+        self.go_on()
         self._thread.join()
 
     def result(self) -> WorkflowRun:

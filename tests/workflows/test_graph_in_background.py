@@ -35,18 +35,23 @@ class Publishing:
         self.score_code, self.publish_code = score_code, publish_code
         self.release = threading.Event()
         self.published = threading.Event()
+        self.calls = threading.Event()  # the publish was called
 
     def __call__(self, entry_point: str, argv: list[str]) -> int:
         if entry_point == "score":
             return self.score_code
+        self.calls.set()
         assert self.release.wait(10), "the test never let the publish go on"
         self.published.set()
         return self.publish_code
 
+    def called(self) -> bool:
+        return self.calls.wait(0.5)
 
-def start(tmp_path, executor, graphs=None) -> GraphInBackground:
+
+def start(tmp_path, executor, graphs=None, hold_after=None) -> GraphInBackground:
     runner = LocalRunner(ENVIRONMENTS["dev"], graphs=graphs or {"batch": BATCH}, executor=executor, home=tmp_path)
-    return GraphInBackground(runner, "batch", {}, WEEK)
+    return GraphInBackground(runner, "batch", {}, WEEK, hold_after=hold_after)
 
 
 def test_the_scored_task_is_told_while_the_publish_still_runs_then_the_run_once_it_has_ended(tmp_path):
@@ -80,3 +85,22 @@ def test_a_run_that_crashes_is_the_replay_s_error_naming_the_graph(tmp_path):
     batch = start(tmp_path, Publishing(), graphs={"other": BATCH})
     with pytest.raises(ReplayError, match=r"the batch run crashed: unknown workflow 'batch'"):
         batch.task_run("score")
+
+
+def test_a_run_held_after_its_score_publishes_only_once_told_to_go_on(tmp_path):
+    executor = Publishing()
+    executor.release.set()
+    batch = start(tmp_path, executor, hold_after="score")
+    assert batch.task_run("score").status == "SUCCESS"
+    assert not executor.called()  # held: the live requests are served first
+    batch.go_on()
+    assert batch.result().tasks["publish"].status == "SUCCESS"
+
+
+def test_a_held_run_is_let_go_on_when_the_replay_stops(tmp_path):
+    executor = Publishing()
+    executor.release.set()
+    batch = start(tmp_path, executor, hold_after="score")
+    batch.task_run("score")
+    batch.join()  # what the replay does when a later step fails: nothing waits forever, nothing is left running
+    assert executor.published.is_set()
