@@ -18,6 +18,9 @@ logger = logging.getLogger(__name__)
 
 LOCAL_MASTER = "local[2]"
 LOCAL_SHUFFLE_PARTITIONS = 4
+# The throughput collector: the local jobs keep the two CPUs busy, and G1's concurrent work (Java 17's default)
+# competed with them: 5% longer in a short demo (docs/BENCHMARKS.md, "the Spark JVM's garbage collector").
+DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 
 _lock = threading.Lock()
 _session: SparkSession | None = None
@@ -51,6 +54,7 @@ def _start() -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "2g")
+        .config("spark.driver.extraJavaOptions", DRIVER_JAVA_OPTIONS)
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
