@@ -209,14 +209,15 @@ class Replay:
             stream = self.run_task("mlops-score-stream", ["--trigger", "available-now"], week)
         record.scored_stream = int(stream.get("scored_rows", 0))
         record.rejected += int(stream.get("rejected_rows", 0))
-        with record.step("batch"):
-            # The scoring runs of the replay commit one after another, so none commits behind the publish watermark:
-            # no lookback (its default, two hours of wall clock, would re-read the whole compressed year each week).
-            day = days[6].isoformat()
-            params = {"start_date": day, "end_date": day, "publish_lookback_minutes": "0"}
-            batch = self.start_graph("batch-inference", params, week, hold_after="score")
+        # The scoring runs of the replay commit one after another, so none commits behind the publish watermark: no
+        # lookback (its default, two hours of wall clock, would re-read the whole compressed year each week).
+        day = days[6].isoformat()
+        params = {"start_date": day, "end_date": day, "publish_lookback_minutes": "0"}
+        # The batch job on a thread of its own: the week goes on once it has scored, its publish once told to.
+        batch = GraphInBackground(self.runner, "batch-inference", params, week, hold_after="score")
         try:
-            score = batch.task_run("score")
+            with record.step("batch"):
+                score = batch.task_run("score")
             record.scored_batch = int(score.values.get("scored_rows", 0))
             record.rejected += int(score.values.get("rejected_rows", 0))
             self.serve(week, record)
@@ -371,13 +372,6 @@ class Replay:
         run = self.runner.run(name, params)
         if run.status != "SUCCESS":
             raise ReplayError(f"week of {week}: the {name} run failed at {self._failure(run)}")
-        return run
-
-    def start_graph(self, name: str, params: dict[str, str], week: date, *, hold_after: str) -> GraphInBackground:
-        """A run of the graph on a thread of its own, once its task ``hold_after`` has succeeded (a ReplayError when it
-        did not); the rest of the run waits for ``go_on``."""
-        run = GraphInBackground(self.runner, name, params, week, hold_after=hold_after)
-        run.task_run(hold_after)
         return run
 
     def run_task(self, entry_point: str, args: list[str], week: date) -> dict[str, Any]:
