@@ -41,7 +41,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobs.platform import build_platform
 from jobs.platform.registry import CHALLENGER, CHAMPION
@@ -51,12 +51,9 @@ from local.demo.records import Event, OnEvent, Progress, ReplayResult, WeekRecor
 from local.demo.references import ReferenceProcess, References, score_loop
 from local.demo.traffic import Traffic
 from local.paths import mlflow_tracking_uri, mlops_home, table_path, warehouse_dir
-from local.runner import SUCCESS
+from local.runner import SUCCESS, LocalRunner, TaskRun, WorkflowRun, load_run, run_entry_point
 from spec.config import ENVIRONMENTS, Environment
 from spec.monitoring import describe_alert_row
-
-if TYPE_CHECKING:
-    from local.runner import LocalRunner, TaskRun, WorkflowRun
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +73,6 @@ class Replay:
         on_spawn: Callable[[str, int], None] = lambda name, pid: None,
         env_name: str = DEMO_ENV,
     ) -> None:
-        from local.runner import LocalRunner
-
         self.config = config
         self.env: Environment = ENVIRONMENTS[env_name]
         if config.model != self.env.model_name:
@@ -116,8 +111,6 @@ class Replay:
 
     def initial_training(self) -> None:
         """The model workflow in dev and staging (the code's way to prod), then prod's first champion."""
-        from local.runner import LocalRunner
-
         c = self.config
         training_start, initial_end = c.training_window
         # dev and staging: the integration slice CI runs too (a quarter, 15,000 rows), from the first champion's
@@ -309,7 +302,7 @@ class Replay:
         check = run.tasks["check"].values if "check" in run.tasks else {}
         if check.get("retrain") != "true":
             if run.status != "SUCCESS":
-                raise ReplayError(f"week of {week}: the retraining check failed: {self._failure(run)}")
+                raise ReplayError(f"week of {week}: the retraining check failed: {_failure(run)}")
             return
         record.retrained, record.retrain_reason = True, str(check.get("reason", ""))
         self.event(
@@ -326,7 +319,7 @@ class Replay:
             # Anything else (a crash in train or validate, say) stops the replay.
             failed = child.failed_task if child is not None else None
             if failed is None or failed.task_key != "validation_failed":
-                raise ReplayError(f"week of {week}: the retraining run failed: {self._failure(child or run)}")
+                raise ReplayError(f"week of {week}: the retraining run failed: {_failure(child or run)}")
             self.event(
                 week, "validation_failed", f"version {record.new_version} FAILED validation: the champion keeps serving"
             )
@@ -357,28 +350,17 @@ class Replay:
         self.run_graph("model-deployment", {"model_version": version}, when)
 
     def runner_child(self, run):
-        from local.runner import load_run
-
         retrain = run.tasks.get("retrain")
         child_id = retrain.child_run_id if retrain is not None else None
         return load_run(child_id, self.runner.home) if child_id else None
 
-    @staticmethod
-    def _failure(run) -> str:
-        failed = run.failed_task
-        return f"{failed.task_key}: {failed.error}" if failed else run.status
-
     def run_graph(self, name: str, params: dict[str, str], week: date):
-        run = self.runner.run(name, params)
-        if run.status != "SUCCESS":
-            raise ReplayError(f"week of {week}: the {name} run failed at {self._failure(run)}")
-        return run
+        return succeeded(self.runner.run(name, params), week)
 
     def run_task(self, entry_point: str, args: list[str], week: date) -> dict[str, Any]:
         """One job entry point outside a graph (the streaming job: its graph's publish step runs with the batch), as
         a task of its own: its task values go to a file of its own (``TaskContext``), not through the environment."""
         from local.adapters import TaskContext, task_context
-        from local.runner import run_entry_point
 
         with tempfile.TemporaryDirectory(prefix="task-values-") as folder:
             task = TaskContext(f"replay-{entry_point}-{week}-{uuid.uuid4().hex[:8]}", "task", Path(folder))
@@ -464,8 +446,17 @@ class GraphInBackground:
         self.join()
         if self._error is not None:
             raise ReplayError(f"week of {self.week}: the {self.name} run crashed: {self._error}") from self._error
-        run = self._run
-        assert run is not None  # the thread ended without an error: it set the run
-        if run.status != SUCCESS:
-            raise ReplayError(f"week of {self.week}: the {self.name} run failed at {Replay._failure(run)}")
-        return run
+        assert self._run is not None  # the thread ended without an error: it set the run
+        return succeeded(self._run, self.week)
+
+
+def _failure(run: WorkflowRun) -> str:
+    failed = run.failed_task
+    return f"{failed.task_key}: {failed.error}" if failed else run.status
+
+
+def succeeded(run: WorkflowRun, week: date | str) -> WorkflowRun:
+    """The run when it succeeded; a ReplayError that says where it failed otherwise."""
+    if run.status != SUCCESS:
+        raise ReplayError(f"week of {week}: the {run.graph} run failed at {_failure(run)}")
+    return run
