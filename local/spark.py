@@ -21,6 +21,14 @@ LOCAL_SHUFFLE_PARTITIONS = 4
 # The throughput collector: the local jobs keep the two CPUs busy, and G1's concurrent work (Java 17's default)
 # competed with them: 5% longer in a short demo (docs/BENCHMARKS.md, "the Spark JVM's garbage collector").
 DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
+# Spark's code generation off: whole-stage codegen, and the generated projections and predicates (Spark's internal
+# ``spark.sql.codegen.factoryMode``; NO_CODEGEN takes the interpreted path Spark falls back to when codegen fails). The
+# local jobs run many small queries, each with classes of its own (a date literal is part of the generated code),
+# which Janino compiles and the JIT then compiles again; the interpreted evaluators are Spark's own classes, compiled
+# once. In a short demo the JIT's compiler threads took more than half of the JVM's CPU, and the weeks took 7% less
+# without codegen (docs/BENCHMARKS.md, "Spark's code generation"). Databricks computes keep their defaults: this is
+# the local session only.
+LOCAL_CODEGEN = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 _lock = threading.Lock()
 _session: SparkSession | None = None
@@ -55,6 +63,7 @@ def _start() -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "2g")
         .config("spark.driver.extraJavaOptions", DRIVER_JAVA_OPTIONS)
+        .config(map=LOCAL_CODEGEN)
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()

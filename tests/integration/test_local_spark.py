@@ -1,7 +1,10 @@
 """The process's local Spark session (``local.spark``): two cores, loopback only, few shuffle partitions, and the
-JVM's throughput garbage collector (docs/BENCHMARKS.md: G1 cost the short demo 5%)."""
+JVM's throughput garbage collector (docs/BENCHMARKS.md: G1 cost the short demo 5%), and no generated code (its
+compilation was more than half of the JVM's CPU in a short demo)."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import pytest
 
@@ -16,3 +19,18 @@ def test_the_local_session_runs_on_loopback_with_the_throughput_collector(spark)
     management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
     collectors = sorted(str(bean.getName()) for bean in management.getGarbageCollectorMXBeans())
     assert collectors == ["PS MarkSweep", "PS Scavenge"]  # ParallelGC's two collectors, not G1's
+
+
+def test_the_local_session_evaluates_queries_without_generating_code(spark):
+    from pyspark.sql import functions as F
+
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    frame = spark.createDataFrame([(1, "2013-01-01"), (2, "2013-01-09"), (3, None)], "n int, day string")
+    query = (
+        frame.withColumn("day", F.to_date("day"))
+        .where(F.col("day") >= F.lit("2013-01-02").cast("date"))
+        .select((F.col("n") * 10).alias("n10"), F.date_add("day", 1).alias("next"))
+    )
+    plan = query._jdf.queryExecution().executedPlan().toString()
+    assert "WholeStageCodegen" not in plan and "*(" not in plan, plan
+    assert [tuple(row) for row in query.collect()] == [(20, date(2013, 1, 10))]
