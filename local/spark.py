@@ -25,9 +25,9 @@ DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 # ``spark.sql.codegen.factoryMode``; NO_CODEGEN takes the interpreted path Spark falls back to when codegen fails). The
 # local jobs run many small queries, each with classes of its own (a date literal is part of the generated code),
 # which Janino compiles and the JIT then compiles again; the interpreted evaluators are Spark's own classes, compiled
-# once. In a short demo the JIT's compiler threads took more than half of the JVM's CPU, and the weeks took 7% less
-# without codegen (docs/BENCHMARKS.md, "Spark's code generation"). Databricks computes keep their defaults: this is
-# the local session only.
+# once. The JIT's compiler threads were the JVM's largest consumer of CPU in a short demo; without code generation a
+# short demo's weeks took 7% less and the year 6% less (docs/BENCHMARKS.md, "Spark without generated code").
+# Databricks computes keep their defaults: this is the local session only.
 LOCAL_CODEGEN = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 _lock = threading.Lock()

@@ -1,6 +1,6 @@
 """The process's local Spark session (``local.spark``): two cores, loopback only, few shuffle partitions, and the
-JVM's throughput garbage collector (docs/BENCHMARKS.md: G1 cost the short demo 5%), and no generated code (its
-compilation was more than half of the JVM's CPU in a short demo)."""
+JVM's throughput garbage collector (docs/BENCHMARKS.md: G1 cost the short demo 5%), and no generated code (compiling
+each small query's classes cost the short demo 7%)."""
 
 from __future__ import annotations
 
