@@ -22,7 +22,9 @@ Writes (``put_latest``), by chunks of at most 100 items of distinct keys (BatchG
 
 1. One strongly consistent BatchGetItem reads the ``scored_at_ms`` the table holds for the chunk's keys (keys it
    leaves unprocessed are read one by one with GetItem, which botocore retries and backs off).
-2. A key the table does not hold is written by ``Table.batch_writer()`` (BatchWriteItem, 25 items a request).
+2. A key the table does not hold is written by BatchWriteItem (25 items a request). Items a request leaves
+   unprocessed (DynamoDB throttled part of it) are sent again after an exponential back-off with jitter, the request
+   counted as one of ``online_store.max_attempts``; what is still unprocessed then is an OnlineStoreError.
 3. A key whose stored item is older is written by a conditional PutItem,
    ``attribute_not_exists(<key_name>) OR scored_at_ms < :new``, a few at a time; a ConditionalCheckFailed (another
    writer got there first with a newer prediction) counts as kept newer.
@@ -34,15 +36,16 @@ the condition of step 3 atomically), and predictions of the same millisecond nev
 one published stays). What remains: BatchWriteItem carries no condition, so when two publishers write the same *new*
 key in the milliseconds between one's BatchGetItem and its BatchWriteItem, the older prediction can win. Only two
 publish runs overlapping on the same key can do that (the batch and the streaming jobs both publish); the next
-publish whose lookback window still covers that key's newest prediction repairs it (step 3). Partly throttled
-batch writes come back as unprocessed items, which ``batch_writer`` resends at once: botocore backs off only on
-throttling *errors*.
+publish whose lookback window still covers that key's newest prediction repairs it (step 3). botocore retries and
+backs off on throttling *errors* only; a partly throttled batch write is a success to it, hence step 2's own resend.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -76,6 +79,11 @@ NEWER_CONDITION = f"attribute_not_exists({KEY_PLACEHOLDER}) OR {VERSION} < :new"
 PUT_WORKERS = 8
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 30
+# BatchWriteItem writes at most 25 items a request.
+BATCH_WRITE_SIZE = 25
+# The back-off before resending unprocessed items: full jitter up to base * 2^(attempt - 1), at most the cap.
+RESEND_BASE_SECONDS = 0.05
+RESEND_CAP_SECONDS = 5.0
 # DynamoDB creates an on-demand table in seconds; dynalite in half a second.
 TABLE_WAITER = {"Delay": 1, "MaxAttempts": 120}
 SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key")
@@ -334,9 +342,9 @@ class DynamoDBOnlineStore:
         self.partition_key = partition_key
         self.settings = settings
         self.where = where
-        self._table = resource.Table(table_name)
         # The resource's client applies boto3's DynamoDB type conversions and, unlike resources, is thread-safe.
         self.client = resource.meta.client
+        self.sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def connect(
@@ -425,9 +433,8 @@ class DynamoDBOnlineStore:
         inserts = [item for item, action in zip(chunk, actions, strict=True) if action == "insert"]
         replaces = [item for item, action in zip(chunk, actions, strict=True) if action == "replace"]
         with self._failures("writing new items (BatchWriteItem)"):
-            with self._table.batch_writer() as writer:
-                for item in inserts:
-                    writer.put_item(Item=item)
+            for start in range(0, len(inserts), BATCH_WRITE_SIZE):
+                self._write_batch(inserts[start : start + BATCH_WRITE_SIZE])
         with self._failures("replacing older items (conditional PutItem)"):
             replaced = sum(pool.map(self._put_if_newer, replaces))
         return WriteCounts(
@@ -435,6 +442,23 @@ class DynamoDBOnlineStore:
             replaced=replaced,
             kept_newer=actions.count("kept_newer") + len(replaces) - replaced,
             unchanged=actions.count("unchanged"),
+        )
+
+    def _write_batch(self, items: list[Item]) -> None:
+        """One BatchWriteItem of ``items``; what it leaves unprocessed is sent again after a jittered exponential
+        back-off, up to ``max_attempts`` requests in all, then an OnlineStoreError saying how many were not written."""
+        requests = [{"PutRequest": {"Item": item}} for item in items]
+        for attempt in range(1, self.settings.max_attempts + 1):
+            response = self.client.batch_write_item(RequestItems={self.table_name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if not requests:
+                return
+            if attempt < self.settings.max_attempts:
+                self.sleep(random.uniform(0, min(RESEND_CAP_SECONDS, RESEND_BASE_SECONDS * 2 ** (attempt - 1))))
+        raise OnlineStoreError(
+            f"DynamoDB table {self.table_name!r} ({self.where}): {len(requests)} of {len(items)} items were left "
+            f"unprocessed (throttled) by {self.settings.max_attempts} BatchWriteItem requests "
+            "(online_store.max_attempts); the others are written, and publishing again writes the rest"
         )
 
     def _stored_versions(self, keys: list[str]) -> dict[str, int]:

@@ -599,3 +599,54 @@ def test_dynalite_persists_its_tables_and_stops_for_good(tmp_path):
         assert local_store_at(second.endpoint_url, "persisted", partition_key="flight_key").get(
             "2013-03-04#UA#1545#EWR"
         ) == expected_item(1545, T1)
+
+
+def throttle_batch_writes(store: DynamoDBOnlineStore, times: int) -> list[int]:
+    """DynamoDB leaving every item of the next ``times`` BatchWriteItem requests unprocessed, as it does under
+    throttling (dynalite never throttles): the request's own items come back as UnprocessedItems, nothing is written.
+    The list counts the requests sent."""
+    from botocore.awsrequest import AWSResponse
+
+    sent: list[int] = []
+
+    def throttled(params, **_):
+        sent.append(1)
+        if len(sent) > times:
+            return None
+        return AWSResponse("http://dynalite", 200, {}, None), {
+            "UnprocessedItems": json.loads(params["body"])["RequestItems"]
+        }
+
+    store.client.meta.events.register("before-call.dynamodb.BatchWriteItem", throttled)
+    return sent
+
+
+def test_unprocessed_batch_writes_are_sent_again_after_a_growing_back_off(dynalite):
+    env = isolated("online_throttled")
+    store = local_online_store(env)
+    store.ensure_table()
+    waits: list[float] = []
+    store.sleep = waits.append
+    sent = throttle_batch_writes(store, times=3)
+    items = [publish_item(1500 + n, T1) for n in range(30)]  # two requests: 25 items, then 5
+
+    assert store.put_latest(items) == WriteCounts(inserted=30)
+    assert store.count() == 30 and store.get(items[-1]["flight_key"]) == expected_item(1529, T1)
+    # the first request three times throttled, then written; the second written at once
+    assert len(sent) == 5
+    assert len(waits) == 3 and all(0 <= wait <= 0.05 * 2**n for n, wait in enumerate(waits))
+
+
+def test_items_still_unprocessed_after_the_last_attempt_are_a_clear_error(dynalite):
+    env = isolated("online_throttled_out", max_attempts=3)
+    store = local_online_store(env)
+    store.ensure_table()
+    waits: list[float] = []
+    store.sleep = waits.append
+    sent = throttle_batch_writes(store, times=100)
+
+    reason = r"online-throttled-out.*2 of 2 items were left unprocessed.*3 BatchWriteItem requests"
+    with pytest.raises(OnlineStoreError, match=reason):
+        store.put_latest([publish_item(1545, T1), publish_item(1546, T1)])
+    assert len(sent) == 3 and len(waits) == 2
+    assert store.count() == 0
