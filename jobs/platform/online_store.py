@@ -5,7 +5,8 @@ kept in the environment's secret scope (``online_store.secret_scope``, keys ``aw
 ``aws_secret_access_key``), read through ``dbutils.secrets`` when the job first needs the store. Locally
 (``local.dynalite``) it talks to dynalite, a DynamoDB server on a loopback port, with dummy credentials. Retries and
 back-off are botocore's: ``online_store.retry_mode`` ("adaptive" adds client-side rate limiting to "standard") and
-``online_store.max_attempts``; this module has no retry loop of its own.
+``online_store.max_attempts``. The one loop of this module's own resends what a BatchWriteItem leaves unprocessed,
+which botocore counts as a success (step 2 below), bounded by the same ``max_attempts``.
 
 Items (partition key ``<key_name>`` of the model's declaration, a string; see ``to_item``)::
 

@@ -356,6 +356,7 @@ class OnlineStore(ConfigModel):
     create_table: bool = False
     secret_scope: NonEmpty = "mlops-online-store"
     # botocore retries: "adaptive" adds client-side rate limiting to "standard"'s back-off on throttling.
+    # max_attempts also bounds the publish's resends of the items a BatchWriteItem leaves unprocessed.
     retry_mode: Literal["standard", "adaptive"] = "adaptive"
     max_attempts: Annotated[int, Field(ge=1)] = 8
 
