@@ -20,6 +20,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,18 +91,29 @@ def resolve_challenger(platform: Platform, champion: ModelRef) -> ModelRef | Non
 
 def stage_model(platform: Platform, ref: ModelRef) -> str:
     """The version's artifacts in ``<work_dir>/models/<name>/<version>``, downloaded once (a model version is
-    immutable); the folder every worker loads the model from."""
+    immutable); the folder every worker loads the model from. Jobs that stage the same version at once (the
+    streaming and the batch job sharing a work folder) each download into a folder of their own; the first rename
+    wins and the others drop their copy."""
     import mlflow
 
     target = Path(platform.work_dir) / "models" / ref.name / ref.version
     if (target / "MLmodel").exists():
         return str(target)
-    staging = target.with_name(f".{ref.version}.staging")
-    staging.mkdir(parents=True, exist_ok=True)
-    mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(staging))
-    if not (staging / "MLmodel").exists():
-        raise JobError(f"{ref.uri} has no MLmodel file after download to {staging}: is it an MLflow model?")
-    staging.rename(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{ref.version}.staging-", dir=target.parent))
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(staging))
+        if not (staging / "MLmodel").exists():
+            raise JobError(f"{ref.uri} has no MLmodel file after download to {staging}: is it an MLflow model?")
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "MLmodel").exists():
+                raise
+            logger.info("%s was staged in %s by another job meanwhile", ref.uri, target)
+            return str(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once renamed; a failed or losing download's copy
     logger.info("staged %s in %s", ref.uri, target)
     return str(target)
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -126,6 +127,48 @@ def test_a_new_champion_is_used_by_the_next_run_without_a_code_change(champion):
     after = set(rows_of(ENV.predictions_table, "batch_id", "batch-2013-03-07-2013-03-07")["model_version"].to_pylist())
     assert before == {champion} and after == {newer} and newer != champion
     build_platform(ENV).registry.set_alias(CHAMPION, champion)  # the other tests score with the first champion
+
+
+def test_two_jobs_staging_one_version_at_once_both_get_it_and_leave_no_partial_copy(champion, monkeypatch):
+    import shutil
+    import threading
+
+    import mlflow
+
+    from jobs.scoring import stage_model
+
+    platform = build_platform(ENV)
+    ref = ModelRef(MODEL, champion)
+    folder = Path(platform.work_dir) / "models" / MODEL
+    shutil.rmtree(folder / champion, ignore_errors=True)
+    # given: two jobs (the stream and the batch) both downloading the version at the same moment
+    both_downloading = threading.Barrier(2, timeout=30)
+    download = mlflow.artifacts.download_artifacts
+
+    def in_step(**kwargs):
+        both_downloading.wait()
+        return download(**kwargs)
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", in_step)
+    staged, errors = [], []
+
+    def stage() -> None:
+        try:
+            staged.append(stage_model(platform, ref))
+        except Exception as error:  # noqa: BLE001 - the test's assertion shows it
+            errors.append(error)
+
+    threads = [threading.Thread(target=stage) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then: each gets the staged folder, the model in it, and no staging copy is left beside it
+    assert errors == []
+    assert staged == [str(folder / champion)] * 2
+    assert (folder / champion / "MLmodel").exists()
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
 
 
 def test_malformed_flights_are_rejected_with_their_reason_and_the_rest_scored(champion):
