@@ -7,10 +7,10 @@ window, or its first weeks when it starts at the data's first month: ``ReplayCon
 window, a week at a time, with the environment's own job graphs on the local runner (the same graphs Databricks
 runs):
 
-1. the week's rows of the model's streamed source land, a file per day; the streaming job scores the first six days,
-   the batch job the seventh, and publishes to the online store (dynalite). The publish needs nothing of what
-   follows and nothing that follows needs it, so it goes on beside steps 3 to 6 on a thread of its own
-   (``GraphInBackground``), as jobs on their own schedules would; the week ends once it has;
+1. the week's rows of the model's streamed source land, a file per day; the streaming job scores the first six days
+   and, beside it on a thread of its own (``GraphInBackground``), the batch job the seventh, as jobs on their own
+   schedules would. The batch job then publishes to the online store (dynalite): the publish needs nothing of what
+   follows and nothing that follows needs it, so it goes on beside steps 3 to 6; the week ends once it has;
 2. live requests for a sample of the week's rows reach the serving gateway (Champion/Challenger split), as the
    model's replay says a client sends them;
 3. the week's labels become known: the labels job joins them into the predictions and the served requests;
@@ -197,19 +197,21 @@ class Replay:
         record = WeekRecord(week.isoformat())
         registry = self.platform.registry
         days = [week + timedelta(days=i) for i in range(7)]
-        with record.step("stream"):
-            land_rows(self.env, days[0], days[5])
-            stream = self.run_task("mlops-score-stream", ["--trigger", "available-now"], week)
-        record.scored_stream = int(stream.get("scored_rows", 0))
-        record.rejected += int(stream.get("rejected_rows", 0))
-        # The scoring runs of the replay commit one after another, so none commits behind the publish watermark: no
+        # The publish starts once both scoring jobs have committed, so no row commits behind its watermark: no
         # lookback (its default, two hours of wall clock, would re-read the whole compressed year each week).
         day = days[6].isoformat()
         params = {"start_date": day, "end_date": day, "publish_lookback_minutes": "0"}
-        # The batch job on a thread of its own: the week goes on once it has scored, its publish once told to.
+        # The batch job on a thread of its own, beside the stream, as two jobs on their own schedules run: the week
+        # goes on once both have scored, the batch job's publish once told to.
         batch = GraphInBackground(self.runner, "batch-inference", params, week, hold_after="score")
         try:
+            with record.step("stream"):
+                land_rows(self.env, days[0], days[5])
+                stream = self.run_task("mlops-score-stream", ["--trigger", "available-now"], week)
+            record.scored_stream = int(stream.get("scored_rows", 0))
+            record.rejected += int(stream.get("rejected_rows", 0))
             with record.step("batch"):
+                # What is left of the batch job's scoring once the stream has scored.
                 score = batch.task_run("score")
             record.scored_batch = int(score.values.get("scored_rows", 0))
             record.rejected += int(score.values.get("rejected_rows", 0))
