@@ -15,14 +15,19 @@
    without a label). A row whose label never comes (an event that did not happen) stays unlabelled: null, never 0; after
    the lookback it is not looked up again.
 
+The predictions table is labelled on one thread while the served requests are unpacked and labelled on another: each
+table is written by one of them only.
+
 Task values: ``served_rows``, ``served_rejected``, ``labelled_predictions``, ``labelled_served``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -283,13 +288,24 @@ def label(
     env = platform.env
     now = now or datetime.now(UTC)
     as_of = as_of or now.date()
-    served, rejected = unpack_served(platform, now)
-    result = LabelsResult(
-        served,
-        apply_labels(platform, env.predictions_table, as_of, now, lookback_days),
-        apply_labels(platform, env.served_table, as_of, now, lookback_days),
-        rejected,
-    )
+
+    def served_then_labelled() -> tuple[int, int, int]:
+        unpacked, rejected = unpack_served(platform, now)
+        return unpacked, rejected, apply_labels(platform, env.served_table, as_of, now, lookback_days)
+
+    # Two chains of their own tables, at once (Spark runs the jobs of two threads side by side): the served requests
+    # unpacked then labelled, and the predictions labelled. The platform's writes are fenced by the task it was built
+    # in (the local runner's), from either thread; the served chain runs in a copy of this thread's context too.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="labels-served") as pool:
+        chain = pool.submit(contextvars.copy_context().run, served_then_labelled)
+        try:
+            predictions = apply_labels(platform, env.predictions_table, as_of, now, lookback_days)
+        except BaseException:
+            if (error := chain.exception()) is not None:  # said, not lost behind the error that goes up
+                logger.error("the served requests' chain failed too: %s", error, exc_info=error)
+            raise
+        served, rejected, labelled_served = chain.result()
+    result = LabelsResult(served, predictions, labelled_served, rejected)
     logger.info(
         "labels as of %s: %s served rows unpacked (%s requests rejected), %s predictions and %s served rows labelled",
         as_of,

@@ -523,6 +523,33 @@ def test_served_requests_that_cannot_be_unpacked_are_rejected_once_with_the_reas
     assert not served["batch_id"].isin(list(malformed)).any()
 
 
+def test_a_labels_run_whose_task_ended_writes_nothing_in_either_of_its_two_threads(champion, tmp_path):
+    from jobs import labels
+    from local.adapters import RunEndedError, TaskContext, task_context
+
+    # given: a request to unpack (one that cannot be: its reject is the served chain's write), and the run's task
+    # ended (the runner timed it out)
+    log_inference([{"databricks_request_id": "after-the-end", "request": "{not json", "response": "{}"}])
+    rejects_before = version_of(ENV.served_rejects_table)
+    task = TaskContext("run-ended", "labels", tmp_path)
+    task.end("timed out", wait_seconds=1)
+
+    # when: the labels job runs in that task
+    def run() -> None:
+        labels.label(build_platform(ENV), as_of=date(2013, 3, 9))
+
+    with pytest.raises(RunEndedError, match="timed out"):
+        task_context(task).run(run)
+
+    # then: the thread that unpacks served requests worked for the task too: it was refused, nothing was written
+    assert version_of(ENV.served_rejects_table) == rejects_before
+
+
+def version_of(name: str) -> int | None:
+    path = str(table_path(name))
+    return DeltaTable(path).version() if DeltaTable.is_deltatable(path) else None
+
+
 def test_shadow_rows_only_beside_a_challenger_only_the_champion_published_and_the_decision_recorded(champion):
     from jobs import online_decision, publish
     from jobs.promotion import promote

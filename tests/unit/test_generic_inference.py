@@ -333,3 +333,23 @@ def test_a_served_answer_is_about_the_records_event_time_else_the_keys_instant_e
         {**SALES.model_dump(), "key": [{"name": "day", "type": "DATE"}], "online_key": ["day"]}
     )
     assert served_event_time(no_instant, frame).tolist() == [asked]
+
+
+def test_when_both_of_the_labels_jobs_threads_fail_the_second_failure_is_logged_not_lost(monkeypatch, caplog):
+    import logging
+
+    from jobs import labels
+
+    platform = SimpleNamespace(env=SimpleNamespace(predictions_table="p", served_table="s"))
+
+    def unpack_fails(platform, now):
+        raise RuntimeError("the inference table cannot be read")
+
+    def labels_fail(platform, table, as_of, now, lookback_days):
+        raise RuntimeError(f"cannot label {table}")
+
+    monkeypatch.setattr(labels, "unpack_served", unpack_fails)
+    monkeypatch.setattr(labels, "apply_labels", labels_fail)
+    with caplog.at_level(logging.ERROR, logger="jobs.labels"), pytest.raises(RuntimeError, match="cannot label p"):
+        labels.label(platform, as_of=date(2013, 3, 9))
+    assert "the served requests' chain failed too: the inference table cannot be read" in caplog.text
