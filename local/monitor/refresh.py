@@ -142,7 +142,14 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
         plans[granularity] = plan.plan_windows(new_windows[granularity], before, baseline_changed)
     wanted_versions = {key.model_version for window_plan in plans.values() for key in window_plan.rows}
     baseline = store.read_baseline(baseline_table, needed, wanted_versions, current.select(needed).slice(0, 0))
-    frame = build_frame(current, baseline, slicing, monitored) if wanted_versions else None
+    frame = None
+    if wanted_versions:
+        # Only the rows of the windows the plans read are encoded (a refresh recomputes the recent windows, not the
+        # table's whole history); the arrays indexed by row follow them.
+        taken = _rows_read(light, plans, starts_by, usable)
+        current, usable = current.take(pa.array(taken, type=pa.int64())), usable[taken]
+        starts_by = {granularity: starts[taken] for granularity, starts in starts_by.items()}
+        frame = build_frame(current, baseline, slicing, monitored)
 
     stamp = {"table_version": table_version, "monitor_version": monitor_version}
     work = _Work([], [], set(), set(), [], [], [])
@@ -181,6 +188,18 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
         result.seconds,
     )  # fmt: skip
     return result
+
+
+def _rows_read(
+    light: Frame, plans: dict[str, plan.WindowPlan], starts_by: dict[str, np.ndarray], usable: np.ndarray
+) -> np.ndarray:
+    """The indices of the current rows in a window that some granularity's plan reads (``WindowPlan.rows``)."""
+    version_index = {name: i for i, name in enumerate(light.versions)}
+    read = np.zeros(light.n, dtype=bool)
+    for granularity, window_plan in plans.items():
+        codes = np.asarray(sorted(plan.window_code_set(window_plan.rows, version_index)), dtype=np.int64)
+        read |= usable & np.isin(window_codes(light.version, starts_by[granularity]), codes)
+    return np.flatnonzero(read)
 
 
 def _compute(

@@ -486,8 +486,10 @@ def _metric_rows(full_name: str) -> pd.DataFrame:
     stamps = ["window", "logging_table_commit_version", "monitor_version"]
     frame = _read(full_name)
     frame = frame.drop(columns=[c for c in stamps if c in frame.columns])
-    plain = (str, int, float, pd.Timestamp, type(None))
-    keys = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, plain)).all()]
+    # Ordered by the columns that say which row it is (text, whole numbers, times), not by computed values: a sum
+    # in another order can differ in the last bit and must not move a row.
+    exact = (str, int, pd.Timestamp, type(None))
+    keys = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, exact)).all()]
     return frame.sort_values(keys).reset_index(drop=True)
 
 
@@ -538,6 +540,42 @@ def test_an_incremental_refresh_gives_the_full_refreshs_tables_and_reads_one_bas
     after_full = [_metric_rows(monitored.profile_metrics_table), _metric_rows(monitored.drift_metrics_table)]
     for incremental_rows, full_rows in zip(after_incremental, after_full, strict=True):
         pd.testing.assert_frame_equal(incremental_rows, full_rows)
+
+
+def test_an_incremental_refresh_encodes_only_the_rows_of_the_windows_it_reads(mlops_home, monkeypatch):
+    # Given four weeks of one model version, monitored once, the last week unlabelled
+    env = _env("monrows")
+    weeks = [WEEK1 + timedelta(days=7 * i) for i in range(4)]
+
+    def scored(last_labelled: bool) -> pd.DataFrame:
+        return pd.concat(
+            [_flights(200, w, 7, seed=70 + i, labelled=i < 3 or last_labelled) for i, w in enumerate(weeks)]
+        )
+
+    _write(env.predictions_table, scored(last_labelled=False))
+    _write(env.baseline_table, _flights(400, datetime(2013, 1, 7, tzinfo=UTC), 7, seed=75))
+    _refresh(env)
+
+    # When the last week gets its labels and the monitor refreshes incrementally
+    _write(env.predictions_table, scored(last_labelled=True))
+    from local.monitor import refresh
+
+    encoded = []
+    build_frame = refresh.build_frame
+    monkeypatch.setattr(refresh, "build_frame", lambda current, *a: encoded.append(current) or build_frame(current, *a))
+    monitored = monitored_tables(env)[0]
+    metric_tables = (monitored.profile_metrics_table, monitored.drift_metrics_table)
+    _refresh(env)
+    after_incremental = [_metric_rows(name) for name in metric_tables]
+
+    # Then the frame held the rows of the last week and the week before it (its consecutive drift), not the first two
+    first_read = min(datetime.fromisoformat(str(t)) for t in encoded[0].column("sched_departure").to_pylist())
+    assert first_read >= weeks[2] and encoded[0].num_rows < 800
+    # and the metric tables equal those of a full refresh of the same rows
+    _refresh(env, full=True)
+    assert encoded[-1].num_rows == 800
+    for incremental_rows, name in zip(after_incremental, metric_tables, strict=True):
+        pd.testing.assert_frame_equal(incremental_rows, _metric_rows(name))
 
 
 def _partition_files(full_name: str, model_version: str) -> list[str]:
