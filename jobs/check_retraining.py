@@ -73,14 +73,13 @@ class RetrainingCheck:
 
 
 def latest_labelled_date(platform: Platform) -> date | None:
-    """The latest ``event_date`` of the model's predictions whose label is known (None before any)."""
-    from pyspark.sql import functions as F
-
+    """The latest ``event_date`` of the model's predictions whose label is known (None before any): one aggregate on
+    the SQL engine the alert queries run on, which reads the two columns where they lie."""
     table, event_date = platform.env.predictions_table, platform.env.model.event_date
     if not platform.tables.exists(table):
         return None
-    labelled = platform.tables.read(table, columns=[event_date, LABEL]).where(F.col(LABEL).isNotNull())
-    return labelled.agg(F.max(event_date)).collect()[0][0]
+    rows = platform.sql.query(f"SELECT max(`{event_date}`) AS latest FROM {table} WHERE `{LABEL}` IS NOT NULL")
+    return rows[0]["latest"]
 
 
 def holding_alerts(platform: Platform) -> AlertsSay:
