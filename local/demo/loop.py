@@ -16,8 +16,9 @@ runs):
 3. the week's labels become known: the labels job joins them into the predictions and the served requests;
 4. the quality monitor refreshes its metric tables; the SQL alerts are evaluated (people hear of them through the
    webhook receiver);
-5. the online Champion/Challenger decision runs a paired test on the labelled shadow rows (while there is a
-   Challenger, the streaming and batch jobs score every row with it too), before a retrained version can replace it;
+5. beside step 4 (it reads the labelled shadow rows, not the monitors), the online Champion/Challenger decision runs
+   a paired test on those rows (while there is a Challenger, the streaming and batch jobs score every row with it
+   too), before a retrained version can replace it;
 6. the retraining job runs, as the daily-monitoring job starts it after the alerts: its check runs the same alert
    SQL and the champion's age, and retrains through the model workflow (validation, Champion vs Challenger) if so.
 
@@ -31,6 +32,7 @@ dynalite, the webhook receiver) are ``services``'.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import random
@@ -38,6 +40,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
@@ -244,42 +247,57 @@ class Replay:
             self.event(week, "serving", f"{served.errors} of {served.requests} requests failed")
 
     def week_after_serving(self, week: date, record: WeekRecord) -> None:
-        """The week's jobs once its live requests are served: labels, monitors, alerts, the online decision and
-        retraining, one after another (each needs the one before)."""
+        """The week's jobs once its live requests are served: labels, then the monitors and alerts with the online
+        decision beside them (it reads the labelled shadow rows, not the monitors), then retraining."""
         from local.alerts import evaluate_alerts
         from spec.monitoring import monitored_tables
 
         with record.step("labels"):
             self.run_graph("labels", {"as_of": (week + timedelta(days=7)).isoformat()}, week)
-        with record.step("monitor"):
-            # The daily-monitoring job's refresh: each monitor on its own, both at once, as Lakehouse Monitoring's.
-            self.platform.monitors.refresh([m.table for m in monitored_tables(self.env)])
-        with record.step("alerts"):
-            alerts = evaluate_alerts(self.env, self.platform.sql, webhook_url=self.webhook_url)
+        # The online decision before retraining: a Challenger is judged on the week's labelled shadow rows before a
+        # retrained version can take its place (decided after, it would always be a Challenger of no evidence yet).
+        # Its events are told after the alerts', in the order a run one after the other tells them.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"replay-decision-{week}") as pool:
+            deciding = pool.submit(contextvars.copy_context().run, self.decide_online, week)
+            try:
+                with record.step("monitor"):
+                    # The daily-monitoring job's refresh: each monitor on its own, both at once, as Lakehouse
+                    # Monitoring's.
+                    self.platform.monitors.refresh([m.table for m in monitored_tables(self.env)])
+                with record.step("alerts"):
+                    alerts = evaluate_alerts(self.env, self.platform.sql, webhook_url=self.webhook_url)
+            except BaseException:
+                if (error := deciding.exception()) is not None:  # said, not lost behind the error that goes up
+                    logger.error("week of %s: the online decision failed too: %s", week, error, exc_info=error)
+                raise
+            with record.step("online decision"):
+                # What is left of the decision once the alerts are evaluated.
+                record.online_decision, decided = deciding.result()
         for alert in alerts:
             record.alerts[alert.name] = alert.state
             if alert.state == "TRIGGERED" and alert.previous_state != "TRIGGERED":
                 self.event(week, "alert", f"{alert.name} fired: {describe_alert_row(alert.details)}")
             if alert.state == "ERROR" and alert.previous_state != "ERROR":
                 self.event(week, "alert", f"{alert.name} is in ERROR: {alert.reason}")
-        # The online decision before retraining: a Challenger is judged on the week's labelled shadow rows before a
-        # retrained version can take its place (decided after, it would always be a Challenger of no evidence yet).
-        with record.step("online decision"):
-            self.decide_online(week, record)
+        for event in decided:
+            self.event(event.week_start, event.kind, event.message)
         with record.step("retraining"):
             self.retrain(week, record)
 
-    def decide_online(self, week: date, record: WeekRecord) -> None:
-        """The champion-challenger job; where its "promote" waits for a person (prod's manual approval), the demo plays
-        the approver and runs the job again, which promotes on the same evidence."""
+    def decide_online(self, week: date) -> tuple[str, list[Event]]:
+        """The champion-challenger job's action, and the events to tell of it; where its "promote" waits for a person
+        (prod's manual approval), the demo plays the approver and runs the job again, which promotes on the same
+        evidence."""
+        events: list[Event] = []
         decision = self.run_graph("champion-challenger", {}, week).tasks["decide"].values
         challenger = str(decision.get("challenger_version") or "")
         if decision.get("action") == "wait" and challenger and self.awaiting_approval(challenger):
-            self.approve(week, challenger, "online")
+            events.append(self.approve(week, challenger, "online", tell=False))
             decision = self.run_graph("champion-challenger", {}, week).tasks["decide"].values
-        record.online_decision = str(decision.get("action", "none"))
-        if record.online_decision not in ("none", "wait"):
-            self.event(week, "online", f"challenger {record.online_decision}: {decision.get('reason', '')}")
+        action = str(decision.get("action", "none"))
+        if action not in ("none", "wait"):
+            events.append(Event(week.isoformat(), "online", f"challenger {action}: {decision.get('reason', '')}"))
+        return action, events
 
     def awaiting_approval(self, version: str) -> bool:
         from jobs.approval import AWAITING_APPROVAL
@@ -289,14 +307,18 @@ class Replay:
         tags = self.platform.registry.version_tags(ModelRef(self.env.registered_model, version))
         return tags.get(contract.PROMOTION_DECISION) == AWAITING_APPROVAL and contract.APPROVAL not in tags
 
-    def approve(self, when: date | str, version: str, source: str) -> None:
+    def approve(self, when: date | str, version: str, source: str, *, tell: bool = True) -> Event:
+        """The demo's verdict on ``version`` as the approver; its event, told now unless ``tell`` is false."""
         from jobs.approval import record_verdict
         from jobs.platform.registry import ModelRef
 
         ref = ModelRef(self.env.registered_model, version)
         record_verdict(self.platform, ref, approve=True, reason="the demo plays the approver", by="demo")
         message = f"version {version} waited for approval ({source}): approved (the demo plays the approver)"
-        self.event(when, "approval", message)
+        event = Event(when if isinstance(when, str) else when.isoformat(), "approval", message)
+        if tell:
+            self.event(event.week_start, event.kind, event.message)
+        return event
 
     def retrain(self, week: date, record: WeekRecord) -> None:
         before = self.platform.registry.alias_version(CHAMPION)
