@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 class PinnedTables(Mapping[str, "DataFrame"]):
     """The model's tables by name (its sources or its feature tables), each read when first asked for, at the
-    Delta version current then, narrowed by the model's ``source_filters``.
+    Delta version current then (or the one ``versions`` gives it, by full name), narrowed by the model's
+    ``source_filters``.
 
     What the model's ``examples`` asks for is exactly what its examples come from: ``read`` records each table it
     read with its version (the lineage), and a table the model never asks for is never read."""
@@ -39,9 +40,10 @@ class PinnedTables(Mapping[str, "DataFrame"]):
         job: str,
         filters: Mapping[str, list[tuple[str, str, Any]]],
         read: dict[str, int],
+        versions: Mapping[str, int] | None = None,
     ) -> None:
         self._platform, self._names, self._full_name, self._job = platform, names, full_name, job
-        self._filters, self._read = filters, read
+        self._filters, self._read, self._versions = filters, read, versions or {}
         self._frames: dict[str, DataFrame] = {}
 
     def __getitem__(self, name: str) -> DataFrame:
@@ -51,7 +53,8 @@ class PinnedTables(Mapping[str, "DataFrame"]):
             tables, table = self._platform.tables, self._full_name(name)
             if not tables.exists(table):
                 raise JobError(f"table {table!r} does not exist: run {self._job} --env {self._platform.env.name} first")
-            version = tables.version(table)
+            version = self._versions.get(table)
+            version = tables.version(table) if version is None else version
             self._frames[name] = tables.read(table, version=version, filters=self._filters.get(name))
             self._read[table] = version
         return self._frames[name]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from jobs.platform.job import JobError
 from jobs.platform.tables import (
+    Content,
     Filters,
     TableContent,
     TableWrite,
@@ -113,13 +114,15 @@ class LocalTables:
         )
 
     def write(
-        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: Content | None = None
     ) -> TableWrite:
         from deltalake import CommitProperties, DeltaTable, write_deltalake
 
         mode = check_mode(mode)
         path = self.path(full_name)
         arrow = df.toArrow()
+        if callable(content):
+            content = content(arrow.num_rows)
         properties = None if content is None else CommitProperties(custom_metadata={"userMetadata": content})
         with writing(f"table {full_name} ({mode})", self._task), _write_failures(full_name, path, mode):
             path.parent.mkdir(parents=True, exist_ok=True)

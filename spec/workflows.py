@@ -92,12 +92,13 @@ def feature_pipeline(env: Environment) -> JobGraph:
             ),
             Task(
                 "features",
-                _wheel("mlops-features", env),
+                _wheel("mlops-features", env, "--skip-unchanged"),
                 depends_on=(Dependency("ingest"),),
                 max_retries=retries,
                 min_retry_interval_millis=60_000,
                 timeout_seconds=1800,
-                description="the model's feature tables from its raw tables",
+                description="the model's feature tables from its raw tables (tables already computed from the same "
+                "raw table versions and model code are left as they are)",
             ),
         ),
         tags=MappingProxyType({"environment": env.name, "model": env.model_name, "stage": "features"}),

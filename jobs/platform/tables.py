@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WriteMode = Literal["overwrite", "append"]
+# What a write records as its commit's userMetadata: the text, or a function of the number of rows written.
+Content = str | Callable[[int], str]
 # (column, operator, value) conditions, all of which a row meets: ("event_hour", ">=", datetime(...)). A read may
 # return more rows than they select (they narrow what is loaded); the caller applies its exact condition.
 Filters = Sequence[tuple[str, str, Any]]
@@ -137,10 +139,11 @@ class Tables(Protocol):
         ...
 
     def write(
-        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: Content | None = None
     ) -> TableWrite:
         """Write ``df`` as one Delta commit; the table's new version and the number of rows written. ``content``
-        (``content_metadata``) is recorded as the commit's ``userMetadata``, for ``last_content``."""
+        (``content_metadata``) is recorded as the commit's ``userMetadata``, for ``last_content``; given as a function
+        of the number of rows written, it is called with it (a fingerprint known before the rows are counted)."""
         ...
 
     def last_content(self, full_name: str) -> TableContent | None:
@@ -206,7 +209,7 @@ class DatabricksTables:
         return df.select(*columns) if columns else df
 
     def write(
-        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: Content | None = None
     ) -> TableWrite:
         check_table_name(full_name)
         mode = check_mode(mode)
@@ -214,7 +217,7 @@ class DatabricksTables:
         if mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if content is not None:
-            writer = writer.option("userMetadata", content)
+            writer = writer.option("userMetadata", content(df.count()) if callable(content) else content)
         writer.saveAsTable(full_name)
         return self._last_write(full_name, mode)
 

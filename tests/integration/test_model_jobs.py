@@ -179,6 +179,40 @@ def test_feature_table_has_one_row_per_airport_hour_without_implausible_readings
     assert table["precip"].isna().sum() == 0
 
 
+def test_features_are_not_computed_again_from_the_same_raw_versions_and_model_code(mlops_home, spark, monkeypatch):
+    from datetime import date
+
+    # given: a quarter's raw tables in a catalog of their own, and its feature table computed once
+    platform = build_platform(ENV.replace(catalog="featureskip"))
+    ingest.ingest(platform, date(2013, 1, 1), date(2013, 1, 31))
+    first = features.build_features(platform, skip_unchanged=True)
+
+    # when: computed again from the same raw versions; without the flag; after a new raw version; after a code change
+    again = features.build_features(platform, skip_unchanged=True)
+    forced = features.build_features(platform)
+    ingest.ingest(platform, date(2013, 1, 1), date(2013, 1, 31))  # the same rows, a new version of each raw table
+    new_raw = features.build_features(platform, skip_unchanged=True)
+    monkeypatch.setattr(features, "package_fingerprint", lambda module: "the model's code changed")
+    new_code = features.build_features(platform, skip_unchanged=True)
+
+    # then: only the unchanged inputs were skipped (the same version and rows as the first write)
+    versions = [r.tables["weather_hourly"].version for r in (first, again, forced, new_raw, new_code)]
+    assert versions == [0, 0, 1, 2, 3]
+    assert {r.tables["weather_hourly"].rows for r in (first, again, forced, new_raw, new_code)} == {
+        first.tables["weather_hourly"].rows
+    }
+    assert first.tables["weather_hourly"].rows > 0
+
+
+def test_a_model_packages_fingerprint_is_its_source():
+    import models.airport_delay
+    import models.flight_delay
+
+    flights = features.package_fingerprint(models.flight_delay)
+    assert flights == features.package_fingerprint(models.flight_delay)
+    assert flights != features.package_fingerprint(models.airport_delay)
+
+
 # ---- training -------------------------------------------------------------------------------------------------------
 
 
