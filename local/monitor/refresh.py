@@ -147,8 +147,9 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
         # Only the rows of the windows the plans read are encoded (a refresh recomputes the recent windows, not the
         # table's whole history); the arrays indexed by row follow them.
         taken = _rows_read(light, plans, starts_by, usable)
-        current, usable = current.take(pa.array(taken, type=pa.int64())), usable[taken]
-        starts_by = {granularity: starts[taken] for granularity, starts in starts_by.items()}
+        if len(taken) < current.num_rows:  # a full refresh reads every usable row: no copy then
+            current, usable = current.take(pa.array(taken, type=pa.int64())), usable[taken]
+            starts_by = {granularity: starts[taken] for granularity, starts in starts_by.items()}
         frame = build_frame(current, baseline, slicing, monitored)
 
     stamp = {"table_version": table_version, "monitor_version": monitor_version}
