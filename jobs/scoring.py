@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,8 +99,9 @@ def stage_model(platform: Platform, ref: ModelRef) -> str:
     target = Path(platform.work_dir) / "models" / ref.name / ref.version
     if (target / "MLmodel").exists():
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{ref.version}.staging-", dir=target.parent))
+    # A folder of this call's own, made as the target would be (mkdtemp's would be private to the driver's user).
+    staging = target.with_name(f".{ref.version}.staging-{uuid.uuid4().hex}")
+    staging.mkdir(parents=True)
     try:
         mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(staging))
         if not (staging / "MLmodel").exists():

@@ -131,6 +131,7 @@ def test_a_new_champion_is_used_by_the_next_run_without_a_code_change(champion):
 
 def test_two_jobs_staging_one_version_at_once_both_get_it_and_leave_no_partial_copy(champion, monkeypatch):
     import shutil
+    import stat
     import threading
 
     import mlflow
@@ -169,6 +170,8 @@ def test_two_jobs_staging_one_version_at_once_both_get_it_and_leave_no_partial_c
     assert staged == [str(folder / champion)] * 2
     assert (folder / champion / "MLmodel").exists()
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+    # and the folder is made as its parent was (readable by whoever reads the work folder), not private to one user
+    assert stat.S_IMODE((folder / champion).stat().st_mode) == stat.S_IMODE(folder.stat().st_mode)
 
 
 def test_malformed_flights_are_rejected_with_their_reason_and_the_rest_scored(champion):
