@@ -224,7 +224,7 @@ class Replay:
             batch.go_on()
             self.week_after_serving(week, record)
         except BaseException:
-            batch.join()  # the replay stops: its publish must not outlive it (a failure of its own is in its run)
+            batch.join_after_failure()  # the replay stops: its publish must not outlive it
             raise
         with record.step("publish"):
             # The batch job's publish went on beside the week's other jobs; the week ends once it has.
@@ -257,8 +257,11 @@ class Replay:
         # The online decision before retraining: a Challenger is judged on the week's labelled shadow rows before a
         # retrained version can take its place (decided after, it would always be a Challenger of no evidence yet).
         # Its events are told after the alerts', in the order a run one after the other tells them.
+        # The decision's events are collected as they happen and told here, whether it ends or fails: an approval it
+        # recorded is told even when its second run fails.
+        decided: list[Event] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"replay-decision-{week}") as pool:
-            deciding = pool.submit(contextvars.copy_context().run, self.decide_online, week)
+            deciding = pool.submit(contextvars.copy_context().run, self.decide_online, week, decided)
             try:
                 with record.step("monitor"):
                     # The daily-monitoring job's refresh: each monitor on its own, both at once, as Lakehouse
@@ -269,26 +272,31 @@ class Replay:
             except BaseException:
                 if (error := deciding.exception()) is not None:  # said, not lost behind the error that goes up
                     logger.error("week of %s: the online decision failed too: %s", week, error, exc_info=error)
+                self.tell(decided)
                 raise
+            for alert in alerts:
+                record.alerts[alert.name] = alert.state
+                if alert.state == "TRIGGERED" and alert.previous_state != "TRIGGERED":
+                    self.event(week, "alert", f"{alert.name} fired: {describe_alert_row(alert.details)}")
+                if alert.state == "ERROR" and alert.previous_state != "ERROR":
+                    self.event(week, "alert", f"{alert.name} is in ERROR: {alert.reason}")
             with record.step("online decision"):
                 # What is left of the decision once the alerts are evaluated.
-                record.online_decision, decided = deciding.result()
-        for alert in alerts:
-            record.alerts[alert.name] = alert.state
-            if alert.state == "TRIGGERED" and alert.previous_state != "TRIGGERED":
-                self.event(week, "alert", f"{alert.name} fired: {describe_alert_row(alert.details)}")
-            if alert.state == "ERROR" and alert.previous_state != "ERROR":
-                self.event(week, "alert", f"{alert.name} is in ERROR: {alert.reason}")
-        for event in decided:
-            self.event(event.week_start, event.kind, event.message)
+                try:
+                    record.online_decision = deciding.result()
+                finally:
+                    self.tell(decided)
         with record.step("retraining"):
             self.retrain(week, record)
 
-    def decide_online(self, week: date) -> tuple[str, list[Event]]:
-        """The champion-challenger job's action, and the events to tell of it; where its "promote" waits for a person
-        (prod's manual approval), the demo plays the approver and runs the job again, which promotes on the same
-        evidence."""
-        events: list[Event] = []
+    def tell(self, events: list[Event]) -> None:
+        for event in events:
+            self.event(event.week_start, event.kind, event.message)
+
+    def decide_online(self, week: date, events: list[Event]) -> str:
+        """The champion-challenger job's action; the events to tell of it are added to ``events`` as they happen.
+        Where its "promote" waits for a person (prod's manual approval), the demo plays the approver and runs the job
+        again, which promotes on the same evidence."""
         decision = self.run_graph("champion-challenger", {}, week).tasks["decide"].values
         challenger = str(decision.get("challenger_version") or "")
         if decision.get("action") == "wait" and challenger and self.awaiting_approval(challenger):
@@ -297,7 +305,7 @@ class Replay:
         action = str(decision.get("action", "none"))
         if action not in ("none", "wait"):
             events.append(Event(week.isoformat(), "online", f"challenger {action}: {decision.get('reason', '')}"))
-        return action, events
+        return action
 
     def awaiting_approval(self, version: str) -> bool:
         from jobs.approval import AWAITING_APPROVAL
@@ -464,6 +472,14 @@ class GraphInBackground:
     def join(self) -> None:
         self.go_on()
         self._thread.join()
+
+    def join_after_failure(self) -> None:
+        """The run let go on to its end while the replay stops for a failure of its own; the run's failure, if it
+        has one, is logged, not lost behind the replay's."""
+        try:
+            self.result()
+        except ReplayError as error:
+            logger.error("%s (the replay stops for another failure)", error)
 
     def result(self) -> WorkflowRun:
         """The run once it has ended; a ReplayError that says where when it failed or crashed."""

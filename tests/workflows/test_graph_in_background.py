@@ -4,6 +4,7 @@ are played by an executor, as in test_runner.py."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import date
 from types import MappingProxyType
@@ -104,3 +105,14 @@ def test_a_held_run_is_let_go_on_when_the_replay_stops(tmp_path):
     batch.task_run("score")
     batch.join()  # what the replay does when a later step fails: nothing waits forever, nothing is left running
     assert executor.published.is_set()
+
+
+def test_a_run_that_fails_while_the_replay_stops_for_another_failure_is_logged_not_lost(tmp_path, caplog):
+    executor = Publishing(publish_code=1)
+    executor.release.set()
+    batch = start(tmp_path, executor, hold_after="score")
+    batch.task_run("score")
+    with caplog.at_level(logging.ERROR, logger="local.demo.loop"):
+        batch.join_after_failure()  # what the replay does when its stream fails: the run ends, its failure is said
+    assert executor.published.is_set()
+    assert "the batch run failed at publish: publish exited with code 1 (the replay stops" in caplog.text
