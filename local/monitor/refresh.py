@@ -143,20 +143,22 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
     wanted_versions = {key.model_version for window_plan in plans.values() for key in window_plan.rows}
     baseline = store.read_baseline(baseline_table, needed, wanted_versions, current.select(needed).slice(0, 0))
     frame = None
+    read_by: dict[str, np.ndarray] = {}  # per granularity: which of the frame's current rows its plan reads
     if wanted_versions:
         # Only the rows of the windows the plans read are encoded (a refresh recomputes the recent windows, not the
-        # table's whole history); the arrays indexed by row follow them.
-        taken = _rows_read(light, plans, starts_by, usable)
+        # table's whole history); the masks of the rows read follow them.
+        read_by = _rows_read(light, plans, starts_by, usable)
+        taken = np.flatnonzero(np.logical_or.reduce(list(read_by.values())))
         if len(taken) < current.num_rows:  # a full refresh reads every usable row: no copy then
-            current, usable = current.take(pa.array(taken, type=pa.int64())), usable[taken]
-            starts_by = {granularity: starts[taken] for granularity, starts in starts_by.items()}
+            current = current.take(pa.array(taken, type=pa.int64()))
+            read_by = {granularity: read[taken] for granularity, read in read_by.items()}
         frame = build_frame(current, baseline, slicing, monitored)
 
     stamp = {"table_version": table_version, "monitor_version": monitor_version}
     work = _Work([], [], set(), set(), [], [], [])
     for granularity, window_plan in plans.items():
         recomputed = _compute(monitored, granularity, window_plan, new_windows[granularity], frame,
-                              starts_by[granularity], usable, slicing, stamp, work)  # fmt: skip
+                              read_by.get(granularity), slicing, stamp, work)  # fmt: skip
         # A version's baseline profile rows are rewritten with its recomputed windows, and kept otherwise.
         work.keep_profile |= {store.baseline_partition(granularity, v) for v in current_names - recomputed}
 
@@ -193,14 +195,14 @@ def _refresh(env: Environment, monitored: MonitoredTable, *, full: bool) -> Refr
 
 def _rows_read(
     light: Frame, plans: dict[str, plan.WindowPlan], starts_by: dict[str, np.ndarray], usable: np.ndarray
-) -> np.ndarray:
-    """The indices of the current rows in a window that some granularity's plan reads (``WindowPlan.rows``)."""
+) -> dict[str, np.ndarray]:
+    """Per granularity, which current rows are in a window its plan reads (``WindowPlan.rows``)."""
     version_index = {name: i for i, name in enumerate(light.versions)}
-    read = np.zeros(light.n, dtype=bool)
+    read_by = {}
     for granularity, window_plan in plans.items():
         codes = np.asarray(sorted(plan.window_code_set(window_plan.rows, version_index)), dtype=np.int64)
-        read |= usable & np.isin(window_codes(light.version, starts_by[granularity]), codes)
-    return np.flatnonzero(read)
+        read_by[granularity] = usable & np.isin(window_codes(light.version, starts_by[granularity]), codes)
+    return read_by
 
 
 def _compute(
@@ -209,14 +211,13 @@ def _compute(
     window_plan: plan.WindowPlan,
     fingerprints: plan.Fingerprints,
     frame: Frame | None,
-    starts: np.ndarray,
-    usable: np.ndarray,
+    selected: np.ndarray | None,
     slicing: tuple[str, ...],
     stamp: dict[str, int],
     work: _Work,
 ) -> set[str]:
     """The metric rows ``window_plan`` asks for at ``granularity``, added to ``work``; the model versions whose
-    windows were recomputed."""
+    windows were recomputed. ``selected``: which of ``frame``'s current rows are in the windows the plan reads."""
     work.computed += sorted(window_plan.dirty)
     work.consecutive_only += sorted(window_plan.consecutive - window_plan.dirty)
     work.removed += sorted(window_plan.removed)
@@ -226,7 +227,8 @@ def _compute(
     work.keep_drift |= store.partitions(fingerprints.keys() - window_plan.consecutive, CONSECUTIVE)
     recomputed: set[str] = set()
     if window_plan.consecutive:
-        if frame is None:  # window_plan.rows holds window_plan.consecutive, so their rows were read: a planner bug
+        # window_plan.rows holds window_plan.consecutive, so their rows were read: none read is a planner bug
+        if frame is None or selected is None:
             first = min(window_plan.consecutive)
             raise RuntimeError(
                 f"{monitored.table} {granularity}: {len(window_plan.consecutive)} windows are to be recomputed (the "
@@ -237,8 +239,6 @@ def _compute(
         version_index = {name: i for i, name in enumerate(frame.versions)}
         n_current = frame.n_current
         base_rows = np.arange(n_current, frame.n)
-        codes = np.asarray(sorted(plan.window_code_set(window_plan.rows, version_index)), dtype=np.int64)
-        selected = usable & np.isin(window_codes(frame.version[:n_current], starts), codes)
         versions_used = np.unique(frame.version[:n_current][selected])
         recomputed = {frame.versions[v] for v in versions_used}
         rows = np.concatenate([np.flatnonzero(selected), base_rows[np.isin(frame.version[base_rows], versions_used)]])
