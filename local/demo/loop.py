@@ -256,9 +256,8 @@ class Replay:
             self.run_graph("labels", {"as_of": (week + timedelta(days=7)).isoformat()}, week)
         # The online decision before retraining: a Challenger is judged on the week's labelled shadow rows before a
         # retrained version can take its place (decided after, it would always be a Challenger of no evidence yet).
-        # Its events are told after the alerts', in the order a run one after the other tells them.
-        # The decision's events are collected as they happen and told here, whether it ends or fails: an approval it
-        # recorded is told even when its second run fails.
+        # Its events are collected as they happen and told after the alerts', in the order a run one after the other
+        # tells them, whether it ends or fails (an approval it recorded is told even when its second run fails).
         decided: list[Event] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"replay-decision-{week}") as pool:
             deciding = pool.submit(contextvars.copy_context().run, self.decide_online, week, decided)
