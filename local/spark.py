@@ -29,6 +29,12 @@ DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 # short demo's weeks took 7% less and the year 6% less (docs/BENCHMARKS.md, "Spark without generated code").
 # Databricks computes keep their defaults: this is the local session only.
 LOCAL_CODEGEN = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+# PySpark's DataFrame call-site capture off. On, every call of a PySpark function or Column method (``F.col``,
+# ``Column.alias``...) first makes about five round trips to the JVM: the active session, the capture's depth, the
+# class that keeps the call site, then setting the Python call site (shown under "== DataFrame ==" in Spark's error
+# messages) and clearing it. The jobs build their queries of many such calls every run. Without it an error still
+# names the query and its plan, and the Python traceback the line that ran it. Local session only.
+LOCAL_CALL_SITES = {"spark.python.sql.dataFrameDebugging.enabled": "false"}
 
 _lock = threading.Lock()
 _session: SparkSession | None = None
@@ -64,6 +70,7 @@ def _start() -> SparkSession:
         .config("spark.driver.memory", "2g")
         .config("spark.driver.extraJavaOptions", DRIVER_JAVA_OPTIONS)
         .config(map=LOCAL_CODEGEN)
+        .config(map=LOCAL_CALL_SITES)
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()

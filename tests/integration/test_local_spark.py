@@ -1,6 +1,7 @@
 """The process's local Spark session (``local.spark``): two cores, loopback only, few shuffle partitions, and the
-JVM's throughput garbage collector (docs/BENCHMARKS.md: G1 cost the short demo 5%), and no generated code (compiling
-each small query's classes cost the short demo 7%)."""
+JVM's throughput garbage collector (docs/BENCHMARKS.md: G1 cost the short demo 5%), no generated code (compiling
+each small query's classes cost the short demo 7%), and no capture of Python call sites (JVM round trips on every
+PySpark call)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ def test_the_local_session_evaluates_queries_without_generating_code(spark):
     plan = query._jdf.queryExecution().executedPlan().toString()
     assert "WholeStageCodegen" not in plan and "*(" not in plan, plan
     assert [tuple(row) for row in query.collect()] == [(20, date(2013, 1, 10))]
+
+
+def test_the_local_session_does_not_capture_python_call_sites(spark, monkeypatch):
+    """PySpark's DataFrame call-site capture is off: a PySpark call makes no round trips to the JVM for it."""
+    from pyspark.errors import utils
+
+    assert spark.conf.get("spark.python.sql.dataFrameDebugging.enabled") == "false"
+    # PySpark reads the setting from the active session once and keeps it: read it again here.
+    monkeypatch.setattr(utils, "_enable_debugging_cache", None)
+    assert utils.is_debugging_enabled() is False
