@@ -227,14 +227,23 @@ def _week_of(days: pd.Series) -> pd.Series:
     return pd.to_datetime(days).dt.to_period("W-SUN").dt.start_time.dt.date
 
 
+def lowest_priority() -> None:
+    """The replay beside this process keeps the CPU it needs; this process takes what it leaves idle. Linux's idle
+    scheduling class where there is one (it runs only when no other process wants the CPU), nice 19 elsewhere."""
+    os.nice(19)
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError) as e:
+        logger.info("the idle scheduling class is not available here (%s): nice 19 only", e)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m local.demo.references SPEC.json", file=sys.stderr)
         return 2
-    # The lowest priority: the replay beside it keeps the CPU it needs, this process takes what it leaves idle.
-    os.nice(19)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lowest_priority()
     spec = ReferenceSpec(**json.loads(Path(args[0]).read_text()))
     started, cpu = time.perf_counter(), time.process_time()
     values = weekly_reference(spec)
