@@ -22,10 +22,11 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,10 @@ def scored_schema(spec: ModelSpec) -> str:
     types = dict(spec.prediction_column_types)
     return ", ".join(f"{c} {SPARK_TYPES[types[c]]}" for c in scored_columns(spec))
 
+
+# A staging folder older than this was left by a download that was killed (its job's task timed out or its process
+# was stopped, so its ``finally`` never ran): a live download ends within its task's timeout, at most an hour.
+STALE_STAGING = timedelta(hours=2)
 
 # Per Python worker: the models it has loaded, by staged path (Spark reuses its Python workers across tasks).
 _loaded: dict[str, object] = {}
@@ -93,12 +98,14 @@ def stage_model(platform: Platform, ref: ModelRef) -> str:
     """The version's artifacts in ``<work_dir>/models/<name>/<version>``, downloaded once (a model version is
     immutable); the folder every worker loads the model from. Jobs that stage the same version at once (the
     streaming and the batch job sharing a work folder) each download into a folder of their own; the first rename
-    wins and the others drop their copy."""
+    wins and the others drop their copy. Staging folders of the model's killed downloads are removed first
+    (``remove_stale_staging``)."""
     import mlflow
 
     target = Path(platform.work_dir) / "models" / ref.name / ref.version
     if (target / "MLmodel").exists():
         return str(target)
+    remove_stale_staging(target.parent)
     # A folder of this call's own, made as the target would be (mkdtemp's would be private to the driver's user).
     staging = target.with_name(f".{ref.version}.staging-{uuid.uuid4().hex}")
     staging.mkdir(parents=True)
@@ -117,6 +124,30 @@ def stage_model(platform: Platform, ref: ModelRef) -> str:
         shutil.rmtree(staging, ignore_errors=True)  # gone once renamed; a failed or losing download's copy
     logger.info("staged %s in %s", ref.uri, target)
     return str(target)
+
+
+def remove_stale_staging(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove the staging folders in ``folder`` (a model's staged versions) last changed more than ``STALE_STAGING``
+    ago; the ones removed. A newer one may be a download under way and is left alone."""
+    if not folder.is_dir():
+        return []
+    oldest = (time.time() if now is None else now) - STALE_STAGING.total_seconds()
+    removed = []
+    for staging in sorted(folder.glob(".*.staging-*")):
+        try:
+            stale = staging.stat().st_mtime < oldest
+        except FileNotFoundError:  # removed meanwhile by the download that made it
+            continue
+        if stale:
+            try:
+                shutil.rmtree(staging)
+            except OSError as e:  # the download goes on; the folder stays, and is said
+                logger.warning("could not remove the staging folder %s of a killed download: %s", staging, e)
+                continue
+            removed.append(staging)
+    if removed:
+        logger.info("removed %s staging folders of killed downloads in %s", len(removed), folder)
+    return removed
 
 
 def _model(path: str):

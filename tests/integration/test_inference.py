@@ -632,3 +632,32 @@ def register_challenger(platform) -> str:
     ok(validate.main, "--model-uri", result.model.uri, "--run-mode", "disabled")
     assert platform.registry.alias_version("challenger") == result.model.version
     return result.model.version
+
+
+def test_staging_folders_of_killed_downloads_are_removed_when_a_version_is_staged(champion):
+    """A download killed with its task leaves its staging folder (its ``finally`` never ran): the next staging of a
+    version of the model removes those older than ``STALE_STAGING``, and leaves a newer one, maybe a download under
+    way, alone."""
+    import os
+    import shutil
+    import time
+
+    from jobs.scoring import STALE_STAGING, stage_model
+
+    platform = build_platform(ENV)
+    folder = Path(platform.work_dir) / "models" / MODEL
+    shutil.rmtree(folder / champion, ignore_errors=True)
+    # given: a killed download's folder, old enough, and one under way
+    killed = folder / f".{champion}.staging-killed"
+    (killed / "artifacts").mkdir(parents=True)
+    (killed / "artifacts" / "model.pkl").write_bytes(b"half of a model")
+    old = time.time() - STALE_STAGING.total_seconds() - 60
+    os.utime(killed, (old, old))
+    under_way = folder / f".{champion}.staging-under-way"
+    under_way.mkdir()
+
+    staged = stage_model(platform, ModelRef(MODEL, champion))
+
+    assert (Path(staged) / "MLmodel").exists()
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [under_way.name]
+    shutil.rmtree(under_way)
