@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import logging
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -111,7 +110,7 @@ def build_features(platform: Platform, skip_unchanged: bool = False) -> Features
     written: dict[str, FeatureTableWrite] = {}
     for name in model.spec.feature_tables:
         target = env.feature_table(name)
-        content = None if inputs is None else partial(content_metadata, inputs[0])
+        content = None if inputs is None else content_metadata(inputs[0])
         result = platform.tables.write(computed[name], target, content=content)
         written[name] = FeatureTableWrite(target, result.version, result.rows)
         logger.info(

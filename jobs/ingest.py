@@ -68,7 +68,7 @@ def ingest(platform: Platform, start: date | None, end: date | None, skip_unchan
             logger.info("%s already holds these %s rows of %s (version %s): not written again", table, held.rows,
                         source, held.version)  # fmt: skip
             continue
-        content = None if digest is None else content_metadata(digest, len(frame))
+        content = None if digest is None else content_metadata(digest)
         result = platform.tables.write(spark.createDataFrame(frame), table, content=content)
         written[source] = SourceWrite(table, result.rows, result.version)
         logger.info("ingested %s rows of %s into %s (version %s)", result.rows, source, table, result.version)

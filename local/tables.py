@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from jobs.platform.job import JobError
 from jobs.platform.tables import (
-    Content,
     Filters,
     TableContent,
     TableWrite,
@@ -114,15 +113,13 @@ class LocalTables:
         )
 
     def write(
-        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: Content | None = None
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
     ) -> TableWrite:
         from deltalake import CommitProperties, DeltaTable, write_deltalake
 
         mode = check_mode(mode)
         path = self.path(full_name)
         arrow = df.toArrow()
-        if callable(content):
-            content = content(arrow.num_rows)
         properties = None if content is None else CommitProperties(custom_metadata={"userMetadata": content})
         with writing(f"table {full_name} ({mode})", self._task), _write_failures(full_name, path, mode):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +227,9 @@ class LocalTables:
         if not self.exists(full_name):
             return None
         table = DeltaTable(str(self.path(full_name)))
-        return parse_content(table.history(limit=1)[0].get("userMetadata"), table.version())
+        last = table.history(limit=1)[0]
+        rows = int((last.get("operationMetrics") or {}).get("num_added_rows", 0))
+        return parse_content(last.get("userMetadata"), table.version(), rows)
 
     def version(self, full_name: str) -> int:
         from deltalake import DeltaTable

@@ -21,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 WriteMode = Literal["overwrite", "append"]
 # What a write records as its commit's userMetadata: the text, or a function of the number of rows written.
-Content = str | Callable[[int], str]
 # (column, operator, value) conditions, all of which a row meets: ("event_hour", ">=", datetime(...)). A read may
 # return more rows than they select (they narrow what is loaded); the caller applies its exact condition.
 Filters = Sequence[tuple[str, str, Any]]
@@ -87,32 +86,36 @@ def appended_by(commits: Sequence[tuple[str | None, int]], app_id: str) -> dict[
     return rows
 
 
-# What a ``write`` with ``content`` records on its commit (Delta's ``userMetadata``): a fingerprint of the rows the
-# writer computed and their number, so that a writer can tell from the history alone that the table already holds
-# exactly these rows: ``mlops-content <fingerprint> <rows>``.
-_CONTENT_METADATA = re.compile(r"^mlops-content ([0-9a-f]+) ([0-9]+)$")
+# What a ``write`` with ``content`` records on its commit (Delta's ``userMetadata``): a fingerprint of what the writer
+# computed its rows from, so that a writer can tell from the history alone that the table already holds exactly these
+# rows: ``mlops-content <fingerprint>``; their number is the commit's own metric. Commits of an earlier version
+# recorded the number after the fingerprint.
+_CONTENT_METADATA = re.compile(r"^mlops-content ([0-9a-f]+)(?: [0-9]+)?$")
 
 
 @dataclass(frozen=True)
 class TableContent:
-    """What an overwrite with ``content`` recorded: the fingerprint of its rows, their number, its Delta version."""
+    """What an overwrite with ``content`` recorded: the fingerprint of its rows, their number (the commit's metric), its
+    Delta version."""
 
     fingerprint: str
     rows: int
     version: int
 
 
-def content_metadata(fingerprint: str, rows: int) -> str:
-    """The commit's ``userMetadata`` of a ``write`` whose rows have ``fingerprint`` (lowercase hex)."""
-    if not re.fullmatch(r"[0-9a-f]+", fingerprint) or rows < 0:
-        raise ValueError(f"content needs a hex fingerprint and a row count >= 0, got {fingerprint!r} and {rows}")
-    return f"mlops-content {fingerprint} {rows}"
+def content_metadata(fingerprint: str) -> str:
+    """The commit's ``userMetadata`` of a ``write`` whose rows have ``fingerprint`` (lowercase hex). The writer needs
+    no count of its rows (on Databricks, counting a DataFrame computes it once more): the commit counts them."""
+    if not re.fullmatch(r"[0-9a-f]+", fingerprint):
+        raise ValueError(f"content needs a lowercase hex fingerprint, got {fingerprint!r}")
+    return f"mlops-content {fingerprint}"
 
 
-def parse_content(metadata: str | None, version: int) -> TableContent | None:
-    """The content a commit's ``userMetadata`` records; None for any other commit (no content recorded)."""
+def parse_content(metadata: str | None, version: int, rows: int) -> TableContent | None:
+    """The content a commit's ``userMetadata`` records, with the rows the commit wrote; None for any other commit (no
+    content recorded)."""
     match = _CONTENT_METADATA.match(metadata or "")
-    return TableContent(match.group(1), int(match.group(2)), version) if match else None
+    return TableContent(match.group(1), rows, version) if match else None
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,10 @@ class Tables(Protocol):
         ...
 
     def write(
-        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: Content | None = None
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
     ) -> TableWrite:
         """Write ``df`` as one Delta commit; the table's new version and the number of rows written. ``content``
-        (``content_metadata``) is recorded as the commit's ``userMetadata``, for ``last_content``; given as a function
-        of the number of rows written, it is called with it (a fingerprint known before the rows are counted)."""
+        (``content_metadata``) is recorded as the commit's ``userMetadata``, for ``last_content``."""
         ...
 
     def last_content(self, full_name: str) -> TableContent | None:
@@ -209,7 +211,7 @@ class DatabricksTables:
         return df.select(*columns) if columns else df
 
     def write(
-        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: Content | None = None
+        self, df: DataFrame, full_name: str, mode: WriteMode = "overwrite", content: str | None = None
     ) -> TableWrite:
         check_table_name(full_name)
         mode = check_mode(mode)
@@ -217,7 +219,7 @@ class DatabricksTables:
         if mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if content is not None:
-            writer = writer.option("userMetadata", content(df.count()) if callable(content) else content)
+            writer = writer.option("userMetadata", content)
         writer.saveAsTable(full_name)
         return self._last_write(full_name, mode)
 
@@ -289,7 +291,8 @@ class DatabricksTables:
         if not self.exists(full_name):
             return None
         last = self._latest_commit(full_name)
-        return parse_content(last["userMetadata"], int(last["version"]))
+        rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
+        return parse_content(last["userMetadata"], int(last["version"]), rows)
 
     def version(self, full_name: str) -> int:
         return int(self._latest_commit(full_name)["version"])

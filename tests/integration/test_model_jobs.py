@@ -500,7 +500,7 @@ def test_tables_record_the_content_of_a_write_until_the_next_commit(mlops_home, 
     name = ENV.table("raw", "content")
     assert tables.last_content(name) is None
 
-    tables.write(spark.createDataFrame([(1,), (2,)], "x long"), name, content=content_metadata("ab12", 2))
+    tables.write(spark.createDataFrame([(1,), (2,)], "x long"), name, content=content_metadata("ab12"))
     held = tables.last_content(name)
     tables.write(spark.createDataFrame([(3,)], "x long"), name, "append")
 

@@ -1,4 +1,5 @@
-"""What an overwrite records of its rows (``content_metadata``) and the fingerprint ingest compares with it."""
+"""What an overwrite records of its rows (``content_metadata``: a fingerprint; the commit counts the rows) and the
+fingerprint ingest compares with it."""
 
 from __future__ import annotations
 
@@ -12,20 +13,24 @@ from jobs.platform.tables import TableContent, content_metadata, parse_content
 FRAME = pd.DataFrame({"carrier": ["UA", "AA", None], "dep_delay": [1.0, np.nan, -3.0], "flight": [1, 2, 3]})
 
 
-def test_the_content_a_commit_records_is_read_back_from_its_metadata():
-    assert content_metadata("0f3a", 12) == "mlops-content 0f3a 12"
-    assert parse_content("mlops-content 0f3a 12", 4) == TableContent("0f3a", 12, 4)
+def test_the_content_a_commit_records_is_read_back_from_its_metadata_with_the_rows_it_wrote():
+    assert content_metadata("0f3a") == "mlops-content 0f3a"
+    assert parse_content("mlops-content 0f3a", 4, 12) == TableContent("0f3a", 12, 4)
+    # a commit of the earlier format, the count after the fingerprint: the commit's own count is taken
+    assert parse_content("mlops-content 0f3a 12", 4, 12) == TableContent("0f3a", 12, 4)
 
 
-@pytest.mark.parametrize("metadata", [None, "", "mlops-append score 3", "mlops-content 0f3a", "mlops-content XY 1"])
+@pytest.mark.parametrize(
+    "metadata", [None, "", "mlops-append score 3", "mlops-content", "mlops-content XY", "mlops-content 0f3a x"]
+)
 def test_a_commit_that_recorded_no_content_has_none(metadata):
-    assert parse_content(metadata, 1) is None
+    assert parse_content(metadata, 1, 5) is None
 
 
-@pytest.mark.parametrize(("digest", "rows"), [("", 1), ("0F3A", 1), ("0f 3a", 1), ("0f3a", -1)])
-def test_content_needs_a_lowercase_hex_fingerprint_and_a_count(digest, rows):
+@pytest.mark.parametrize("digest", ["", "0F3A", "0f 3a", "0f3a 12"])
+def test_content_needs_a_lowercase_hex_fingerprint(digest):
     with pytest.raises(ValueError, match="hex fingerprint"):
-        content_metadata(digest, rows)
+        content_metadata(digest)
 
 
 def test_the_same_rows_have_the_same_fingerprint_whatever_the_index():
