@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -59,9 +60,12 @@ def scored_schema(spec: ModelSpec) -> str:
     return ", ".join(f"{c} {SPARK_TYPES[types[c]]}" for c in scored_columns(spec))
 
 
-# A staging folder older than this was left by a download that was killed (its job's task timed out or its process
-# was stopped, so its ``finally`` never ran): a live download ends within its task's timeout, at most an hour.
+# A staging folder's name says when it was made: ``.<version>.staging-<epoch seconds>-<hex>`` (a file system's folder
+# times may not be kept, on a volume for one). One made more than STALE_STAGING ago was left by a download that was
+# killed (its task timed out or its process was stopped, so its ``finally`` never ran): a job stages its model when it
+# starts, and a download takes minutes. Folders named before the time was in the name are judged by their mtime.
 STALE_STAGING = timedelta(hours=2)
+_STAGING = re.compile(r"^\.[^.]+\.staging-(?:(\d+)-)?[0-9a-f]+(\.removing)?$")
 
 # Per Python worker: the models it has loaded, by staged path (Spark reuses its Python workers across tasks).
 _loaded: dict[str, object] = {}
@@ -107,7 +111,7 @@ def stage_model(platform: Platform, ref: ModelRef) -> str:
         return str(target)
     remove_stale_staging(target.parent)
     # A folder of this call's own, made as the target would be (mkdtemp's would be private to the driver's user).
-    staging = target.with_name(f".{ref.version}.staging-{uuid.uuid4().hex}")
+    staging = target.with_name(f".{ref.version}.staging-{int(time.time())}-{uuid.uuid4().hex}")
     staging.mkdir(parents=True)
     try:
         mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(staging))
@@ -127,24 +131,32 @@ def stage_model(platform: Platform, ref: ModelRef) -> str:
 
 
 def remove_stale_staging(folder: Path, now: float | None = None) -> list[Path]:
-    """Remove the staging folders in ``folder`` (a model's staged versions) last changed more than ``STALE_STAGING``
-    ago; the ones removed. A newer one may be a download under way and is left alone."""
-    if not folder.is_dir():
-        return []
-    oldest = (time.time() if now is None else now) - STALE_STAGING.total_seconds()
+    """Remove the staging folders in ``folder`` (a model's staged versions) made more than ``STALE_STAGING`` ago; the
+    ones removed. A newer one may be a download under way and is left alone. Each is renamed away before it is
+    removed: a download still writing into it could then no longer rename it into place (its job fails and says so)
+    rather than leave a partial copy as the version's folder. Removing is best effort: what fails is a warning."""
+    now = time.time() if now is None else now
     removed = []
-    for staging in sorted(folder.glob(".*.staging-*")):
+    try:
+        found = sorted(p for p in folder.glob(".*.staging-*") if _STAGING.match(p.name)) if folder.is_dir() else []
+    except OSError as e:
+        logger.warning("could not look for staging folders of killed downloads in %s: %s", folder, e)
+        return []
+    for staging in found:
         try:
-            stale = staging.stat().st_mtime < oldest
-        except FileNotFoundError:  # removed meanwhile by the download that made it
-            continue
-        if stale:
-            try:
-                shutil.rmtree(staging)
-            except OSError as e:  # the download goes on; the folder stays, and is said
-                logger.warning("could not remove the staging folder %s of a killed download: %s", staging, e)
+            match = _STAGING.match(staging.name)
+            made = int(match.group(1)) if match and match.group(1) else staging.stat().st_mtime
+            if now - made <= STALE_STAGING.total_seconds():
                 continue
-            removed.append(staging)
+            removing = staging if staging.name.endswith(".removing") else staging.with_name(staging.name + ".removing")
+            staging.rename(removing)
+            shutil.rmtree(removing)
+        except FileNotFoundError:  # renamed into place, or removed by another job's cleanup, meanwhile
+            continue
+        except OSError as e:
+            logger.warning("could not remove the staging folder %s of a killed download: %s", staging, e)
+            continue
+        removed.append(staging)
     if removed:
         logger.info("removed %s staging folders of killed downloads in %s", len(removed), folder)
     return removed

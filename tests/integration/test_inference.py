@@ -636,8 +636,8 @@ def register_challenger(platform) -> str:
 
 def test_staging_folders_of_killed_downloads_are_removed_when_a_version_is_staged(champion):
     """A download killed with its task leaves its staging folder (its ``finally`` never ran): the next staging of a
-    version of the model removes those older than ``STALE_STAGING``, and leaves a newer one, maybe a download under
-    way, alone."""
+    version of the model removes those made more than ``STALE_STAGING`` ago, and leaves a newer one, maybe a download
+    under way, alone."""
     import os
     import shutil
     import time
@@ -647,13 +647,16 @@ def test_staging_folders_of_killed_downloads_are_removed_when_a_version_is_stage
     platform = build_platform(ENV)
     folder = Path(platform.work_dir) / "models" / MODEL
     shutil.rmtree(folder / champion, ignore_errors=True)
-    # given: a killed download's folder, old enough, and one under way
-    killed = folder / f".{champion}.staging-killed"
+    # given: a killed download's folder, made long enough ago (the time is in its name; its mtime is now), another
+    # named before the time was in the name (judged by its mtime), and one under way
+    old = int(time.time() - STALE_STAGING.total_seconds() - 60)
+    killed = folder / f".{champion}.staging-{old}-{'a' * 32}"
     (killed / "artifacts").mkdir(parents=True)
     (killed / "artifacts" / "model.pkl").write_bytes(b"half of a model")
-    old = time.time() - STALE_STAGING.total_seconds() - 60
-    os.utime(killed, (old, old))
-    under_way = folder / f".{champion}.staging-under-way"
+    killed_before = folder / f".{champion}.staging-{'b' * 32}"
+    killed_before.mkdir()
+    os.utime(killed_before, (old, old))
+    under_way = folder / f".{champion}.staging-{int(time.time()) - 60}-{'c' * 32}"
     under_way.mkdir()
 
     staged = stage_model(platform, ModelRef(MODEL, champion))
