@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WriteMode = Literal["overwrite", "append"]
-# What a write records as its commit's userMetadata: the text, or a function of the number of rows written.
 # (column, operator, value) conditions, all of which a row meets: ("event_hour", ">=", datetime(...)). A read may
 # return more rows than they select (they narrow what is loaded); the caller applies its exact condition.
 Filters = Sequence[tuple[str, str, Any]]
@@ -89,8 +88,8 @@ def appended_by(commits: Sequence[tuple[str | None, int]], app_id: str) -> dict[
 # What a ``write`` with ``content`` records on its commit (Delta's ``userMetadata``): a fingerprint of what the writer
 # computed its rows from, so that a writer can tell from the history alone that the table already holds exactly these
 # rows: ``mlops-content <fingerprint>``; their number is the commit's own metric. Commits of an earlier version
-# recorded the number after the fingerprint.
-_CONTENT_METADATA = re.compile(r"^mlops-content ([0-9a-f]+)(?: [0-9]+)?$")
+# recorded the number after the fingerprint, which is taken for them.
+_CONTENT_METADATA = re.compile(r"^mlops-content ([0-9a-f]+)(?: ([0-9]+))?$")
 
 
 @dataclass(frozen=True)
@@ -112,10 +111,12 @@ def content_metadata(fingerprint: str) -> str:
 
 
 def parse_content(metadata: str | None, version: int, rows: int) -> TableContent | None:
-    """The content a commit's ``userMetadata`` records, with the rows the commit wrote; None for any other commit (no
-    content recorded)."""
+    """The content a commit's ``userMetadata`` records, with the rows the commit wrote (``rows``, its metric, unless
+    the metadata recorded them); None for any other commit (no content recorded)."""
     match = _CONTENT_METADATA.match(metadata or "")
-    return TableContent(match.group(1), rows, version) if match else None
+    if not match:
+        return None
+    return TableContent(match.group(1), rows if match.group(2) is None else int(match.group(2)), version)
 
 
 @dataclass(frozen=True)

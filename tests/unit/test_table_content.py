@@ -16,8 +16,8 @@ FRAME = pd.DataFrame({"carrier": ["UA", "AA", None], "dep_delay": [1.0, np.nan, 
 def test_the_content_a_commit_records_is_read_back_from_its_metadata_with_the_rows_it_wrote():
     assert content_metadata("0f3a") == "mlops-content 0f3a"
     assert parse_content("mlops-content 0f3a", 4, 12) == TableContent("0f3a", 12, 4)
-    # a commit of the earlier format, the count after the fingerprint: the commit's own count is taken
-    assert parse_content("mlops-content 0f3a 12", 4, 12) == TableContent("0f3a", 12, 4)
+    # a commit of the earlier format recorded the count after the fingerprint: that count is taken
+    assert parse_content("mlops-content 0f3a 12", 4, 0) == TableContent("0f3a", 12, 4)
 
 
 @pytest.mark.parametrize(
