@@ -138,14 +138,15 @@ def remove_stale_staging(folder: Path, now: float | None = None) -> list[Path]:
     now = time.time() if now is None else now
     removed = []
     try:
-        found = sorted(p for p in folder.glob(".*.staging-*") if _STAGING.match(p.name)) if folder.is_dir() else []
+        found = sorted(folder.glob(".*.staging-*")) if folder.is_dir() else []
     except OSError as e:
         logger.warning("could not look for staging folders of killed downloads in %s: %s", folder, e)
         return []
     for staging in found:
+        if not (match := _STAGING.match(staging.name)):
+            continue
         try:
-            match = _STAGING.match(staging.name)
-            made = int(match.group(1)) if match and match.group(1) else staging.stat().st_mtime
+            made = int(match.group(1)) if match.group(1) else staging.stat().st_mtime
             if now - made <= STALE_STAGING.total_seconds():
                 continue
             removing = staging if staging.name.endswith(".removing") else staging.with_name(staging.name + ".removing")

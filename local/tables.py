@@ -82,6 +82,11 @@ def _write_failures(full_name: str, path: Path, what: str) -> Iterator[None]:
         raise TableWriteError(f"writing table {full_name} ({what}) failed: {error}; {outcome}") from error
 
 
+def _added_rows(commit: dict) -> int:
+    """The rows a commit of the table's history wrote (delta-rs' ``num_added_rows`` metric; 0 when it has none)."""
+    return int((commit.get("operationMetrics") or {}).get("num_added_rows", 0))
+
+
 class LocalTables:
     """delta-rs tables under the local warehouse; Spark reads and writes them through Arrow. Each commit is made
     only while ``task`` (or else the thread's current runner task) is still running."""
@@ -194,7 +199,7 @@ class LocalTables:
             return {}
         commits = [c for c in table.history(limit=newer) if after is None or int(c["version"]) > after]
         return appended_by(
-            [(c.get("userMetadata"), int((c.get("operationMetrics") or {}).get("num_added_rows", 0))) for c in commits],
+            [(c.get("userMetadata"), _added_rows(c)) for c in commits],
             app_id,
         )
 
@@ -228,8 +233,7 @@ class LocalTables:
             return None
         table = DeltaTable(str(self.path(full_name)))
         last = table.history(limit=1)[0]
-        rows = int((last.get("operationMetrics") or {}).get("num_added_rows", 0))
-        return parse_content(last.get("userMetadata"), table.version(), rows)
+        return parse_content(last.get("userMetadata"), table.version(), _added_rows(last))
 
     def version(self, full_name: str) -> int:
         from deltalake import DeltaTable

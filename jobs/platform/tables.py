@@ -185,6 +185,11 @@ class Tables(Protocol):
     def exists(self, full_name: str) -> bool: ...
 
 
+def _output_rows(commit: Row) -> int:
+    """The rows a commit of ``DESCRIBE HISTORY`` wrote (Delta's ``numOutputRows`` metric; 0 when it has none)."""
+    return int((commit["operationMetrics"] or {}).get("numOutputRows", 0))
+
+
 class DatabricksTables:
     """Unity Catalog tables through the cluster's Spark session."""
 
@@ -283,7 +288,7 @@ class DatabricksTables:
     def _last_write(self, full_name: str, what: str) -> TableWrite:
         """The commit just made: its version, and the rows it wrote from Delta's operation metrics."""
         last = self._latest_commit(full_name)
-        rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
+        rows = _output_rows(last)
         written = TableWrite(full_name, int(last["version"]), rows)
         logger.info("wrote %s rows to %s (%s, version %s)", rows, full_name, what, written.version)
         return written
@@ -292,8 +297,7 @@ class DatabricksTables:
         if not self.exists(full_name):
             return None
         last = self._latest_commit(full_name)
-        rows = int((last["operationMetrics"] or {}).get("numOutputRows", 0))
-        return parse_content(last["userMetadata"], int(last["version"]), rows)
+        return parse_content(last["userMetadata"], int(last["version"]), _output_rows(last))
 
     def version(self, full_name: str) -> int:
         return int(self._latest_commit(full_name)["version"])
